@@ -1,0 +1,370 @@
+//! The line codec: one UTF-8 JSON object per `\n`-terminated line, with a maximum length.
+//!
+//! The decoder's item is `Result<T, LineError>`: a bad line is an *item*, and the decoder's own
+//! `Err` is kept for I/O. `FramedRead` yields `None` after any decoder error, which would end a
+//! `while let Some(..)` loop on the first malformed line (tokio-util `FramedImpl`); reporting
+//! bad lines as items keeps the link alive.
+
+use std::io;
+use std::marker::PhantomData;
+
+use bytes::{Buf, BufMut, BytesMut};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::codec::{Decoder, Encoder};
+
+use crate::error::LineError;
+use crate::message::Message;
+
+/// Default maximum line length: 1 MiB.
+pub const DEFAULT_MAX_LINE_BYTES: usize = 1024 * 1024;
+
+/// How much of a rejected line an error quotes.
+const EXCERPT_CHARS: usize = 120;
+
+/// Decodes `T` lines and encodes any `Serialize` value as one line.
+#[derive(Debug)]
+pub struct JsonLinesCodec<T> {
+    max_line_bytes: usize,
+    /// Bytes of the buffer already searched for a newline, so a long line is scanned once.
+    scanned: usize,
+    /// Inside an oversized line: drop bytes until the next newline.
+    discarding: bool,
+    /// Lines seen so far (including rejected and blank ones).
+    line_no: u64,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<T> JsonLinesCodec<T> {
+    pub fn new() -> Self {
+        Self::with_max_line_bytes(DEFAULT_MAX_LINE_BYTES)
+    }
+
+    pub fn with_max_line_bytes(max_line_bytes: usize) -> Self {
+        Self {
+            max_line_bytes: max_line_bytes.max(1),
+            scanned: 0,
+            discarding: false,
+            line_no: 0,
+            _item: PhantomData,
+        }
+    }
+
+    pub fn max_line_bytes(&self) -> usize {
+        self.max_line_bytes
+    }
+
+    /// Number of lines consumed so far.
+    pub fn lines_seen(&self) -> u64 {
+        self.line_no
+    }
+}
+
+impl<T> Default for JsonLinesCodec<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: DeserializeOwned + Message> JsonLinesCodec<T> {
+    /// Decodes one complete line (without its `\n`), numbering it.
+    fn parse_line(&mut self, raw: &[u8]) -> Option<Result<T, LineError>> {
+        self.line_no += 1;
+        let raw = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if raw.iter().all(u8::is_ascii_whitespace) {
+            return None; // blank lines are keep-alives, not errors
+        }
+        Some(parse_line(raw, self.line_no))
+    }
+}
+
+/// Parses one line; on failure, works out which kind of failure it was.
+pub fn parse_line<T: DeserializeOwned + Message>(raw: &[u8], line: u64) -> Result<T, LineError> {
+    let text = std::str::from_utf8(raw).map_err(|e| LineError::InvalidUtf8 {
+        line,
+        valid_up_to: e.valid_up_to(),
+    })?;
+    serde_json::from_str::<T>(text).map_err(|typed_err| classify::<T>(text, typed_err, line))
+}
+
+/// The slow path, taken only for a line that failed to decode.
+fn classify<T: Message>(text: &str, typed_err: serde_json::Error, line: u64) -> LineError {
+    let value: serde_json::Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            return LineError::NotJson {
+                line,
+                detail: e.to_string(),
+                excerpt: excerpt(text),
+            };
+        }
+    };
+    let Some(object) = value.as_object() else {
+        return LineError::NotAnObject {
+            line,
+            excerpt: excerpt(text),
+        };
+    };
+    match object.get("type").and_then(|t| t.as_str()) {
+        None => LineError::MissingType {
+            line,
+            excerpt: excerpt(text),
+        },
+        Some(t) if !T::TYPES.contains(&t) => LineError::UnknownType {
+            line,
+            type_name: truncate_chars(t, EXCERPT_CHARS),
+        },
+        Some(t) => LineError::InvalidMessage {
+            line,
+            type_name: t.to_owned(),
+            detail: typed_err.to_string(),
+        },
+    }
+}
+
+/// The first characters of a rejected line, for the error message.
+pub fn excerpt(text: &str) -> String {
+    truncate_chars(text, EXCERPT_CHARS)
+}
+
+fn truncate_chars(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+impl<T: DeserializeOwned + Message> Decoder for JsonLinesCodec<T> {
+    type Item = Result<T, LineError>;
+    type Error = io::Error;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
+        loop {
+            // Never look further than one byte past the limit: a line that long is rejected
+            // whatever follows.
+            let search_end = buf.len().min(self.max_line_bytes.saturating_add(1));
+            let newline = buf[self.scanned..search_end]
+                .iter()
+                .position(|b| *b == b'\n')
+                .map(|offset| self.scanned + offset);
+
+            match (self.discarding, newline) {
+                (true, Some(end)) => {
+                    buf.advance(end + 1);
+                    self.scanned = 0;
+                    self.discarding = false;
+                }
+                (true, None) => {
+                    buf.advance(search_end);
+                    self.scanned = 0;
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                }
+                (false, Some(end)) => {
+                    let line = buf.split_to(end + 1);
+                    self.scanned = 0;
+                    if let Some(item) = self.parse_line(&line[..end]) {
+                        return Ok(Some(item));
+                    }
+                }
+                (false, None) if buf.len() > self.max_line_bytes => {
+                    self.line_no += 1;
+                    self.discarding = true;
+                    self.scanned = 0;
+                    return Ok(Some(Err(LineError::TooLong {
+                        line: self.line_no,
+                        limit: self.max_line_bytes,
+                    })));
+                }
+                (false, None) => {
+                    self.scanned = search_end;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> io::Result<Option<Self::Item>> {
+        if let Some(item) = self.decode(buf)? {
+            return Ok(Some(item));
+        }
+        // The peer closed in the middle of a line: decode what it sent.
+        self.scanned = 0;
+        if self.discarding || buf.is_empty() {
+            self.discarding = false;
+            buf.clear();
+            return Ok(None);
+        }
+        let line = buf.split();
+        Ok(self.parse_line(&line))
+    }
+}
+
+impl<T, M: Serialize> Encoder<M> for JsonLinesCodec<T> {
+    type Error = io::Error;
+
+    fn encode(&mut self, item: M, dst: &mut BytesMut) -> io::Result<()> {
+        let start = dst.len();
+        serde_json::to_writer((&mut *dst).writer(), &item)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        let len = dst.len() - start;
+        if len > self.max_line_bytes {
+            dst.truncate(start);
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "encoded line is {len} bytes, over the limit of {} bytes",
+                    self.max_line_bytes
+                ),
+            ));
+        }
+        dst.put_u8(b'\n');
+        Ok(())
+    }
+}
+
+/// Serialises one message as a line (with its `\n`), refusing one over `max_line_bytes`.
+pub fn encode_line<M: Serialize>(item: &M, max_line_bytes: usize) -> Result<Vec<u8>, EncodeError> {
+    let mut out = serde_json::to_vec(item).map_err(|e| EncodeError::Json(e.to_string()))?;
+    if out.len() > max_line_bytes {
+        return Err(EncodeError::TooLong {
+            len: out.len(),
+            limit: max_line_bytes,
+        });
+    }
+    out.push(b'\n');
+    Ok(out)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncodeError {
+    #[error("message is {len} bytes as a line, over the link's limit of {limit} bytes")]
+    TooLong { len: usize, limit: usize },
+    #[error("message cannot be serialised: {0}")]
+    Json(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{ConnectionState, ConnectorEvent};
+
+    type Codec = JsonLinesCodec<ConnectorEvent>;
+
+    fn status_line(reason_len: usize) -> Vec<u8> {
+        let mut line = br#"{"type":"status","state":"open","reason":""#.to_vec();
+        line.extend(std::iter::repeat_n(b'x', reason_len));
+        line.extend_from_slice(b"\"}");
+        line
+    }
+
+    fn drain(codec: &mut Codec, buf: &mut BytesMut) -> Vec<Result<ConnectorEvent, LineError>> {
+        let mut out = Vec::new();
+        while let Some(item) = codec.decode(buf).unwrap() {
+            out.push(item);
+        }
+        out
+    }
+
+    #[test]
+    fn a_line_at_the_limit_decodes_and_one_byte_more_is_rejected() {
+        let at_limit = status_line(10);
+        let limit = at_limit.len();
+        let mut codec = Codec::with_max_line_bytes(limit);
+        let mut buf = BytesMut::new();
+        buf.extend_from_slice(&at_limit);
+        buf.extend_from_slice(b"\n");
+        buf.extend_from_slice(&status_line(11));
+        buf.extend_from_slice(b"\n");
+        buf.extend_from_slice(&status_line(0));
+        buf.extend_from_slice(b"\n");
+        let items = drain(&mut codec, &mut buf);
+        assert_eq!(items.len(), 3, "{items:?}");
+        assert!(items[0].is_ok());
+        assert_eq!(items[1], Err(LineError::TooLong { line: 2, limit }));
+        assert!(matches!(
+            &items[2],
+            Ok(ConnectorEvent::Status(s)) if s.state == ConnectionState::Open
+        ));
+        assert!(buf.is_empty());
+    }
+
+    #[test]
+    fn an_oversized_line_split_across_reads_is_reported_once_and_skipped() {
+        let mut codec = Codec::with_max_line_bytes(16);
+        let mut buf = BytesMut::new();
+        let mut items = Vec::new();
+        // 100 bytes of noise arriving 7 bytes at a time, then a good line.
+        let mut stream = vec![b'a'; 100];
+        stream.push(b'\n');
+        stream.extend_from_slice(b"{\"type\":\"qr\",\n");
+        for chunk in stream.chunks(7) {
+            buf.extend_from_slice(chunk);
+            items.extend(drain(&mut codec, &mut buf));
+            assert!(buf.len() <= 17, "buffer grew to {} bytes", buf.len());
+        }
+        assert_eq!(items.len(), 2, "{items:?}");
+        assert_eq!(items[0], Err(LineError::TooLong { line: 1, limit: 16 }));
+        assert_eq!(items[1].as_ref().unwrap_err().kind(), "not_json");
+        assert_eq!(items[1].as_ref().unwrap_err().line(), 2);
+    }
+
+    #[test]
+    fn a_line_split_across_reads_decodes_once_complete() {
+        let mut codec = Codec::new();
+        let mut buf = BytesMut::new();
+        let line = b"{\"type\":\"link_code\",\"code\":\"ABCD2345\"}\n";
+        for (i, byte) in line.iter().enumerate() {
+            buf.extend_from_slice(&[*byte]);
+            let item = codec.decode(&mut buf).unwrap();
+            assert_eq!(item.is_some(), i == line.len() - 1);
+        }
+    }
+
+    #[test]
+    fn blank_lines_are_skipped_but_counted() {
+        let mut codec = Codec::new();
+        let mut buf = BytesMut::from(&b"\n  \r\n{\"id\":1}\n"[..]);
+        let items = drain(&mut codec, &mut buf);
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].as_ref().unwrap_err().line(), 3);
+    }
+
+    #[test]
+    fn an_unterminated_last_line_is_decoded_at_eof() {
+        let mut codec = Codec::new();
+        let mut buf = BytesMut::from(&b"{\"type\":\"status\",\"state\":\"connecting\"}"[..]);
+        assert!(codec.decode(&mut buf).unwrap().is_none());
+        let item = codec.decode_eof(&mut buf).unwrap().unwrap();
+        assert!(item.is_ok());
+        assert!(codec.decode_eof(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn eof_inside_an_oversized_line_ends_quietly() {
+        let mut codec = Codec::with_max_line_bytes(4);
+        let mut buf = BytesMut::from(&b"0123456789"[..]);
+        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().unwrap_err().kind(), "too_long");
+        assert!(codec.decode_eof(&mut buf).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_encoder_refuses_a_line_over_the_limit_and_writes_nothing() {
+        let mut codec = Codec::with_max_line_bytes(20);
+        let mut dst = BytesMut::new();
+        let event = ConnectorEvent::Qr(crate::message::QrCode {
+            data: "x".repeat(50),
+            expires_in_ms: None,
+        });
+        assert!(codec.encode(&event, &mut dst).is_err());
+        assert!(dst.is_empty());
+        assert_eq!(
+            encode_line(&event, 20),
+            Err(EncodeError::TooLong {
+                len: serde_json::to_vec(&event).unwrap().len(),
+                limit: 20
+            })
+        );
+    }
+}

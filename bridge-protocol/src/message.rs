@@ -1,0 +1,441 @@
+//! The supervisor ↔ connector link: what a connector reports (`ConnectorEvent`) and what the
+//! supervisor asks of it (`ConnectorCommand`). Payload structs are shared with the gateway link
+//! (`crate::gateway`) so a command has one shape on both links.
+//!
+//! Unknown fields are accepted and ignored everywhere (a newer peer may add fields); an unknown
+//! `type` is a typed line error (`LineError::UnknownType`).
+
+use serde::{Deserialize, Serialize};
+
+#[cfg(feature = "schema")]
+use schemars::JsonSchema;
+
+/// A message enum carried one per line; `TYPES` lists every `type` tag it accepts so the codec
+/// can tell an unknown type from a malformed known one.
+pub trait Message {
+    const TYPES: &'static [&'static str];
+}
+
+/// Connector → supervisor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ConnectorEvent {
+    Hello(Hello),
+    Status(ConnectionStatus),
+    Qr(QrCode),
+    LinkCode(LinkCode),
+    Account(Account),
+    LidMapping(LidMapping),
+    Inbound(InboundMessage),
+    Receipt(Receipt),
+    Result(CommandResult),
+}
+
+impl Message for ConnectorEvent {
+    const TYPES: &'static [&'static str] = &[
+        "hello",
+        "status",
+        "qr",
+        "link_code",
+        "account",
+        "lid_mapping",
+        "inbound",
+        "receipt",
+        "result",
+    ];
+}
+
+impl ConnectorEvent {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "hello",
+            Self::Status(_) => "status",
+            Self::Qr(_) => "qr",
+            Self::LinkCode(_) => "link_code",
+            Self::Account(_) => "account",
+            Self::LidMapping(_) => "lid_mapping",
+            Self::Inbound(_) => "inbound",
+            Self::Receipt(_) => "receipt",
+            Self::Result(_) => "result",
+        }
+    }
+}
+
+/// First line a connector writes. The supervisor sends no command before it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Hello {
+    /// Protocol major version the connector speaks; must equal `PROTOCOL_VERSION`.
+    pub protocol: u32,
+    /// Connector kind, e.g. `whatsapp`.
+    pub connector: String,
+    /// The connector's own version string.
+    pub version: String,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionState {
+    Connecting,
+    /// Waiting for the account to be linked (a `qr` event follows).
+    Qr,
+    Open,
+    /// Closed with `code`; the connector exits after reporting it.
+    Closed,
+    /// The account was logged out (WhatsApp 401): re-linking is needed.
+    LoggedOut,
+    /// Another client took over the session (WhatsApp 440).
+    Conflict,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct ConnectionStatus {
+    pub state: ConnectionState,
+    /// The network's disconnect code, when it gave one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct QrCode {
+    /// The raw QR payload, to be rendered by the supervisor.
+    pub data: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct LinkCode {
+    /// The 8-character code the user types on their phone.
+    pub code: String,
+}
+
+/// The linked account's own identity.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Account {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct LidMapping {
+    pub lid: String,
+    pub phone: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Image,
+    Video,
+    Gif,
+    Audio,
+    Voice,
+    Document,
+    Sticker,
+    Location,
+    Contact,
+    Poll,
+    Reaction,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Media {
+    pub kind: MediaKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    /// Absolute path of the downloaded file in the cache dir the supervisor named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Set when the download failed; the message is still reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Quoted {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// One message the connector saw, whoever sent it (connectors do not filter).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct InboundMessage {
+    /// The network's message id.
+    pub id: String,
+    /// Chat id: `<phone>@s.whatsapp.net`, `<lid>@lid`, `<id>@g.us`, `status@broadcast`, …
+    pub chat: String,
+    /// The sender: the participant in a group, else the chat.
+    pub sender: String,
+    /// The sender's other identity when known (the phone JID of a LID sender or the reverse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_alt: Option<String>,
+    #[serde(default)]
+    pub is_group: bool,
+    /// Sent by the linked account itself (own echo or a message typed on the phone).
+    #[serde(default)]
+    pub from_me: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub push_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<Media>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mentions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quoted: Option<Quoted>,
+    /// Unix seconds.
+    pub timestamp: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    /// The network's server acknowledged the message.
+    ServerAck,
+    Delivered,
+    Read,
+    Played,
+    Error,
+}
+
+/// How far a sent message got after its send result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Receipt {
+    pub message_id: String,
+    pub chat: String,
+    pub status: ReceiptStatus,
+}
+
+/// Error body of a failed command, on both links.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct ErrorBody {
+    /// Stable snake_case code (see PROTOCOL.md for the supervisor's own codes).
+    pub code: String,
+    pub message: String,
+    /// True when the command may or may not have taken effect (the connector died after it was
+    /// written): the gateway must not treat it as sent, nor blindly resend it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unconfirmed: bool,
+}
+
+/// The one answer to a command, matched by `id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct CommandResult {
+    pub id: String,
+    pub ok: bool,
+    /// Command-specific answer, e.g. `{"message_ids": [..]}` for sends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+}
+
+impl CommandResult {
+    pub fn ok(id: impl Into<String>, data: Option<serde_json::Value>) -> Self {
+        Self {
+            id: id.into(),
+            ok: true,
+            data,
+            error: None,
+        }
+    }
+
+    pub fn err(id: impl Into<String>, error: ErrorBody) -> Self {
+        Self {
+            id: id.into(),
+            ok: false,
+            data: None,
+            error: Some(error),
+        }
+    }
+}
+
+// ---- commands -------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct SendText {
+    pub chat: String,
+    pub text: String,
+    /// Message id to quote.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct EditText {
+    pub chat: String,
+    pub message_id: String,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct SendMedia {
+    pub chat: String,
+    /// Local file path readable by the connector.
+    pub path: String,
+    pub kind: MediaKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caption: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TypingState {
+    #[default]
+    Composing,
+    Recording,
+    Paused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Typing {
+    pub chat: String,
+    #[serde(default)]
+    pub state: TypingState,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct ReadReceipt {
+    pub chat: String,
+    pub message_ids: Vec<String>,
+    /// The sender in a group chat.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub participant: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct ChatInfo {
+    pub chat: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct LinkByPhone {
+    /// Digits only, with country code.
+    pub phone: String,
+}
+
+/// A command without arguments (`logout`, `shutdown`, `ping`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct NoArgs {}
+
+/// What the supervisor asks a connector to do.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Command {
+    SendText(SendText),
+    Edit(EditText),
+    SendMedia(SendMedia),
+    Typing(Typing),
+    Read(ReadReceipt),
+    ChatInfo(ChatInfo),
+    LinkByPhone(LinkByPhone),
+    Logout(NoArgs),
+    Shutdown(NoArgs),
+    Ping(NoArgs),
+}
+
+pub const COMMAND_TYPES: &[&str] = &[
+    "send_text",
+    "edit",
+    "send_media",
+    "typing",
+    "read",
+    "chat_info",
+    "link_by_phone",
+    "logout",
+    "shutdown",
+    "ping",
+];
+
+impl Command {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Self::SendText(_) => "send_text",
+            Self::Edit(_) => "edit",
+            Self::SendMedia(_) => "send_media",
+            Self::Typing(_) => "typing",
+            Self::Read(_) => "read",
+            Self::ChatInfo(_) => "chat_info",
+            Self::LinkByPhone(_) => "link_by_phone",
+            Self::Logout(_) => "logout",
+            Self::Shutdown(_) => "shutdown",
+            Self::Ping(_) => "ping",
+        }
+    }
+
+    /// The chat a command writes to, if any: what the outbound gate judges.
+    pub fn target_chat(&self) -> Option<&str> {
+        match self {
+            Self::SendText(c) => Some(&c.chat),
+            Self::Edit(c) => Some(&c.chat),
+            Self::SendMedia(c) => Some(&c.chat),
+            Self::Typing(c) => Some(&c.chat),
+            Self::Read(c) => Some(&c.chat),
+            Self::ChatInfo(_)
+            | Self::LinkByPhone(_)
+            | Self::Logout(_)
+            | Self::Shutdown(_)
+            | Self::Ping(_) => None,
+        }
+    }
+}
+
+/// Supervisor → connector: one command with the correlation id its result must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct ConnectorCommand {
+    pub id: String,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+impl Message for ConnectorCommand {
+    const TYPES: &'static [&'static str] = COMMAND_TYPES;
+}

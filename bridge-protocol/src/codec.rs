@@ -345,7 +345,10 @@ mod tests {
     fn eof_inside_an_oversized_line_ends_quietly() {
         let mut codec = Codec::with_max_line_bytes(4);
         let mut buf = BytesMut::from(&b"0123456789"[..]);
-        assert_eq!(codec.decode(&mut buf).unwrap().unwrap().unwrap_err().kind(), "too_long");
+        assert_eq!(
+            codec.decode(&mut buf).unwrap().unwrap().unwrap_err().kind(),
+            "too_long"
+        );
         assert!(codec.decode_eof(&mut buf).unwrap().is_none());
     }
 

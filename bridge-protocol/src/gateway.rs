@@ -93,7 +93,7 @@ pub enum GatewayEvent {
     /// An inbound message the supervisor delivers to the gateway.
     Inbound {
         connector: String,
-        message: InboundMessage,
+        message: Box<InboundMessage>,
     },
     ConnectorState {
         connector: String,

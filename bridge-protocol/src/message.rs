@@ -27,7 +27,7 @@ pub enum ConnectorEvent {
     LinkCode(LinkCode),
     Account(Account),
     LidMapping(LidMapping),
-    Inbound(InboundMessage),
+    Inbound(Box<InboundMessage>),
     Receipt(Receipt),
     Result(CommandResult),
 }

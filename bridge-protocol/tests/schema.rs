@@ -7,7 +7,9 @@ use bridge_protocol::gateway::{GatewayEvent, GatewayRequest};
 use bridge_protocol::message::{ConnectorCommand, ConnectorEvent};
 
 fn check(file: &str, schema: schemars::Schema) {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("schema").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(file);
     let generated = serde_json::to_string_pretty(&schema).unwrap() + "\n";
     if std::env::var_os("UPDATE_SCHEMA").is_some() {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -24,8 +26,20 @@ fn check(file: &str, schema: schemars::Schema) {
 
 #[test]
 fn schemas_match_the_types() {
-    check("connector-event.schema.json", schemars::schema_for!(ConnectorEvent));
-    check("connector-command.schema.json", schemars::schema_for!(ConnectorCommand));
-    check("gateway-request.schema.json", schemars::schema_for!(GatewayRequest));
-    check("gateway-event.schema.json", schemars::schema_for!(GatewayEvent));
+    check(
+        "connector-event.schema.json",
+        schemars::schema_for!(ConnectorEvent),
+    );
+    check(
+        "connector-command.schema.json",
+        schemars::schema_for!(ConnectorCommand),
+    );
+    check(
+        "gateway-request.schema.json",
+        schemars::schema_for!(GatewayRequest),
+    );
+    check(
+        "gateway-event.schema.json",
+        schemars::schema_for!(GatewayEvent),
+    );
 }

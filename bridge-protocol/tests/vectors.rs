@@ -33,7 +33,10 @@ impl Vector {
                 .step_by(2)
                 .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
                 .collect(),
-            _ => panic!("vector {:?} needs exactly one of line / line_hex", self.name),
+            _ => panic!(
+                "vector {:?} needs exactly one of line / line_hex",
+                self.name
+            ),
         }
     }
 
@@ -48,7 +51,9 @@ impl Vector {
 }
 
 fn load(file: &str) -> Vec<Vector> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("vectors").join(file);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("vectors")
+        .join(file);
     let text = std::fs::read_to_string(&path).unwrap();
     let vectors: Vec<Vector> = text
         .lines()
@@ -77,8 +82,16 @@ where
         let mut codec = JsonLinesCodec::<T>::with_max_line_bytes(limit);
         let mut buf = BytesMut::from(&v.bytes()[..]);
         buf.extend_from_slice(b"\n");
-        let item = codec.decode(&mut buf).unwrap().expect("one item per vector");
-        assert_eq!(outcome(&item), v.expected(), "vector {:?} in {file}", v.name);
+        let item = codec
+            .decode(&mut buf)
+            .unwrap()
+            .expect("one item per vector");
+        assert_eq!(
+            outcome(&item),
+            v.expected(),
+            "vector {:?} in {file}",
+            v.name
+        );
         if let Ok(msg) = item {
             let reencoded = serde_json::to_vec(&msg).unwrap();
             let again: T = serde_json::from_slice(&reencoded).unwrap();

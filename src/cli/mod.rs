@@ -1,0 +1,50 @@
+//! Command-line interface: one file per subcommand. `main.rs` parses and dispatches here.
+
+pub mod run;
+pub mod status;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "bridgekeeper",
+    version,
+    about = "Supervisor for chat-network bridges"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Run the daemon: start the configured connectors and speak the gateway link (JSON lines)
+    /// on stdin/stdout. Closing stdin, SIGTERM or SIGINT stops it and its connectors.
+    Run(run::RunArgs),
+    /// Show each connector's state, pid, uptime, restarts, last exit and message ledger.
+    Status(status::StatusArgs),
+}
+
+/// Where to find the daemon's state: from its config file or directly.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct StateDirArgs {
+    /// The config file the daemon runs with.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// The daemon's state directory.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+impl StateDirArgs {
+    pub fn resolve(&self) -> anyhow::Result<PathBuf> {
+        match (&self.state_dir, &self.config) {
+            (Some(dir), _) => Ok(dir.clone()),
+            (None, Some(config)) => Ok(crate::config::SupervisorConfig::load(config)?.state_dir),
+            (None, None) => unreachable!("clap requires one of --config / --state-dir"),
+        }
+    }
+}

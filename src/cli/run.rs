@@ -1,0 +1,47 @@
+//! `bridgekeeper run`: the daemon a gateway starts.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::SupervisorConfig;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Supervisor config file (YAML): state_dir, log, gateway and connectors.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+}
+
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let Some(path) = args.config else {
+        anyhow::bail!(
+            "no config file given: pass --config FILE (see examples/demo.yaml); \
+             starting the WhatsApp connector from $HERMES_HOME alone is not available yet"
+        );
+    };
+    let config = SupervisorConfig::load(&path)?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn(stop_on_signal(shutdown.clone()));
+    crate::daemon::run(config, tokio::io::stdin(), tokio::io::stdout(), shutdown)
+        .await
+        .with_context(|| format!("cannot start with {}", path.display()))
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop bridgekeeper by closing its stdin");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+}

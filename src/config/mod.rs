@@ -1,0 +1,489 @@
+//! The supervisor config file (`bridgekeeper run --config FILE`): where state lives, the log,
+//! the gateway link and the connectors to run. Parsed once into `SupervisorConfig`; every
+//! problem is reported together, each naming its key.
+//!
+//! Relative paths are resolved against the config file's directory, so a config works from any
+//! working directory.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::supervisor::restart::RestartPolicy;
+
+const MIN_LINE_BYTES: usize = 256;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config {path} is not valid: {detail}")]
+    Syntax { path: PathBuf, detail: String },
+    #[error("config {path} has {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid {
+        path: PathBuf,
+        problems: Vec<Problem>,
+    },
+}
+
+fn list(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| format!("  - {p}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// One invalid value: the key (as a path like `connectors[0].restart.jitter`) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+// ---- the file as written -------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: Option<PathBuf>,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default)]
+    gateway: RawGateway,
+    #[serde(default)]
+    connectors: Vec<RawConnector>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    path: Option<PathBuf>,
+    max_bytes: Option<u64>,
+    keep: Option<u32>,
+    debug: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    max_line_bytes: Option<usize>,
+    buffer: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConnector {
+    name: String,
+    command: String,
+    #[serde(default)]
+    args: Vec<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    cwd: Option<PathBuf>,
+    max_line_bytes: Option<usize>,
+    hello_timeout_ms: Option<u64>,
+    #[serde(default)]
+    restart: RawRestart,
+    #[serde(default)]
+    stop: RawStop,
+    #[serde(default)]
+    commands: RawCommands,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRestart {
+    initial_backoff_ms: Option<u64>,
+    max_backoff_ms: Option<u64>,
+    multiplier: Option<f64>,
+    jitter: Option<f64>,
+    healthy_after_ms: Option<u64>,
+    max_restarts: Option<u32>,
+    window_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStop {
+    stdin_grace_ms: Option<u64>,
+    term_grace_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCommands {
+    queue: Option<usize>,
+    timeout_ms: Option<u64>,
+}
+
+// ---- the validated config ------------------------------------------------------------------
+
+#[derive(Debug, Clone)]
+pub struct SupervisorConfig {
+    /// Holds the lock, `status.json` and (by default) `bridge.log`. Created 0700.
+    pub state_dir: PathBuf,
+    pub log: LogConfig,
+    pub gateway: GatewayConfig,
+    pub connectors: Vec<ConnectorConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub path: PathBuf,
+    /// Rotate when the file would grow past this.
+    pub max_bytes: u64,
+    /// Rotated files kept (`bridge.log.1` … `bridge.log.N`).
+    pub keep: u32,
+    /// Debug mode: identities unmasked and text previews logged.
+    pub debug: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    pub max_line_bytes: usize,
+    /// Events buffered toward a slow gateway before connectors feel backpressure.
+    pub buffer: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ConnectorConfig {
+    pub name: String,
+    /// Resolved executable path (found with `which` when given as a bare name).
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub cwd: Option<PathBuf>,
+    pub max_line_bytes: usize,
+    pub hello_timeout: Duration,
+    pub restart: RestartPolicy,
+    pub stop: StopPolicy,
+    /// Commands held while the connector is not ready, plus those awaiting a result.
+    pub queue_capacity: usize,
+    pub command_timeout: Duration,
+}
+
+/// The stop ladder: close stdin and wait `stdin_grace`, SIGTERM the process group and wait
+/// `term_grace`, then SIGKILL.
+#[derive(Debug, Clone, Copy)]
+pub struct StopPolicy {
+    pub stdin_grace: Duration,
+    pub term_grace: Duration,
+}
+
+impl SupervisorConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let base = if base.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            base
+        };
+        Self::parse(&text, path, base)
+    }
+
+    /// Parses config text; `base` anchors relative paths.
+    pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+        validate(raw, base).map_err(|problems| ConfigError::Invalid {
+            path: path.to_owned(),
+            problems,
+        })
+    }
+}
+
+fn validate(raw: RawConfig, base: &Path) -> Result<SupervisorConfig, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut problem = |key: String, message: String| problems.push(Problem { key, message });
+
+    let state_dir = base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from("state")));
+    let log = LogConfig {
+        path: raw
+            .log
+            .path
+            .map(|p| base.join(p))
+            .unwrap_or_else(|| state_dir.join("bridge.log")),
+        max_bytes: raw.log.max_bytes.unwrap_or(10 * 1024 * 1024),
+        keep: raw.log.keep.unwrap_or(3),
+        debug: raw.log.debug.unwrap_or(false),
+    };
+    if log.max_bytes < 4096 {
+        problem(
+            "log.max_bytes".into(),
+            format!("{} is below the minimum of 4096", log.max_bytes),
+        );
+    }
+    let gateway = GatewayConfig {
+        max_line_bytes: raw
+            .gateway
+            .max_line_bytes
+            .unwrap_or(bridge_protocol::DEFAULT_MAX_LINE_BYTES),
+        buffer: raw.gateway.buffer.unwrap_or(1024),
+    };
+    if gateway.max_line_bytes < MIN_LINE_BYTES {
+        problem(
+            "gateway.max_line_bytes".into(),
+            format!(
+                "{} is below the minimum of {MIN_LINE_BYTES}",
+                gateway.max_line_bytes
+            ),
+        );
+    }
+    if gateway.buffer == 0 {
+        problem("gateway.buffer".into(), "must be at least 1".into());
+    }
+
+    if raw.connectors.is_empty() {
+        problem("connectors".into(), "no connector is configured".into());
+    }
+    let mut connectors = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for (i, c) in raw.connectors.into_iter().enumerate() {
+        let key = |field: &str| format!("connectors[{i}].{field}");
+        if c.name.is_empty()
+            || !c
+                .name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            problem(
+                key("name"),
+                format!("{:?} must be non-empty letters, digits, '-' or '_'", c.name),
+            );
+        } else if !seen.insert(c.name.clone()) {
+            problem(
+                key("name"),
+                format!("{:?} is used by another connector", c.name),
+            );
+        }
+        let cwd = c.cwd.map(|p| base.join(p));
+        if let Some(dir) = &cwd
+            && !dir.is_dir()
+        {
+            problem(key("cwd"), format!("{} is not a directory", dir.display()));
+        }
+        let program = match resolve_program(&c.command, base, cwd.as_deref()) {
+            Ok(p) => p,
+            Err(message) => {
+                problem(key("command"), message);
+                PathBuf::new()
+            }
+        };
+
+        let r = &c.restart;
+        let restart = RestartPolicy {
+            initial_backoff: ms(r.initial_backoff_ms.unwrap_or(500)),
+            max_backoff: ms(r.max_backoff_ms.unwrap_or(30_000)),
+            multiplier: r.multiplier.unwrap_or(2.0),
+            jitter: r.jitter.unwrap_or(0.2),
+            healthy_after: ms(r.healthy_after_ms.unwrap_or(60_000)),
+            max_restarts: r.max_restarts.unwrap_or(5),
+            window: ms(r.window_ms.unwrap_or(60_000)),
+        };
+        if !(1.0..=10.0).contains(&restart.multiplier) {
+            problem(
+                key("restart.multiplier"),
+                format!("{} is outside 1.0..=10.0", restart.multiplier),
+            );
+        }
+        if !(0.0..1.0).contains(&restart.jitter) {
+            problem(
+                key("restart.jitter"),
+                format!("{} is outside 0.0..1.0", restart.jitter),
+            );
+        }
+        if restart.max_backoff < restart.initial_backoff {
+            problem(
+                key("restart.max_backoff_ms"),
+                "is smaller than restart.initial_backoff_ms".into(),
+            );
+        }
+        if restart.max_restarts == 0 {
+            problem(key("restart.max_restarts"), "must be at least 1".into());
+        }
+        if restart.window.is_zero() {
+            problem(key("restart.window_ms"), "must be at least 1".into());
+        }
+        let max_line_bytes = c
+            .max_line_bytes
+            .unwrap_or(bridge_protocol::DEFAULT_MAX_LINE_BYTES);
+        if max_line_bytes < MIN_LINE_BYTES {
+            problem(
+                key("max_line_bytes"),
+                format!("{max_line_bytes} is below the minimum of {MIN_LINE_BYTES}"),
+            );
+        }
+        let queue_capacity = c.commands.queue.unwrap_or(256);
+        if queue_capacity == 0 {
+            problem(key("commands.queue"), "must be at least 1".into());
+        }
+        let command_timeout = ms(c.commands.timeout_ms.unwrap_or(60_000));
+        if command_timeout.is_zero() {
+            problem(key("commands.timeout_ms"), "must be at least 1".into());
+        }
+        connectors.push(ConnectorConfig {
+            name: c.name,
+            program,
+            args: c.args,
+            env: c.env,
+            cwd,
+            max_line_bytes,
+            hello_timeout: ms(c.hello_timeout_ms.unwrap_or(10_000)),
+            restart,
+            stop: StopPolicy {
+                stdin_grace: ms(c.stop.stdin_grace_ms.unwrap_or(5_000)),
+                term_grace: ms(c.stop.term_grace_ms.unwrap_or(3_000)),
+            },
+            queue_capacity,
+            command_timeout,
+        });
+    }
+
+    if problems.is_empty() {
+        Ok(SupervisorConfig {
+            state_dir,
+            log,
+            gateway,
+            connectors,
+        })
+    } else {
+        Err(problems)
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// A bare name (`node`) is looked up on `PATH`; a path is taken relative to the config file.
+fn resolve_program(command: &str, base: &Path, cwd: Option<&Path>) -> Result<PathBuf, String> {
+    if command.is_empty() {
+        return Err("is empty".into());
+    }
+    if command.contains('/') {
+        let path = base.join(command);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{} does not exist", path.display()))
+        };
+    }
+    which::which_in(command, std::env::var_os("PATH"), cwd.unwrap_or(base)).map_err(|_| {
+        let hint = if command == "node" {
+            " (install Node.js 20 or later, e.g. `apt-get install nodejs`, or give its full path)"
+        } else {
+            ""
+        };
+        format!("{command:?} was not found on PATH{hint}")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SupervisorConfig, ConfigError> {
+        SupervisorConfig::parse(text, Path::new("test.yaml"), Path::new("/tmp"))
+    }
+
+    fn problems(text: &str) -> Vec<String> {
+        match parse(text) {
+            Err(ConfigError::Invalid { problems, .. }) => {
+                problems.into_iter().map(|p| p.to_string()).collect()
+            }
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_fill_a_minimal_config() {
+        let cfg = parse("connectors:\n  - name: a\n    command: sh\n").unwrap();
+        assert_eq!(cfg.state_dir, Path::new("/tmp/state"));
+        assert_eq!(cfg.log.path, Path::new("/tmp/state/bridge.log"));
+        let c = &cfg.connectors[0];
+        assert!(c.program.ends_with("sh"));
+        assert_eq!(c.restart.max_restarts, 5);
+        assert_eq!(c.command_timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_its_key() {
+        let found = problems(
+            "connectors:\n  - name: a\n    command: no-such-program-xyz\n    restart: {jitter: 1.5, max_restarts: 0}\n  - name: a\n    command: sh\n    commands: {queue: 0}\n",
+        );
+        assert_eq!(found.len(), 5, "{found:#?}");
+        assert!(
+            found[0].starts_with("connectors[0].command: \"no-such-program-xyz\" was not found")
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("connectors[0].restart.jitter: 1.5"))
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("connectors[0].restart.max_restarts"))
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p == "connectors[1].name: \"a\" is used by another connector")
+        );
+        assert!(
+            found
+                .iter()
+                .any(|p| p.starts_with("connectors[1].commands.queue"))
+        );
+    }
+
+    #[test]
+    fn a_missing_node_names_how_to_fix_it() {
+        let cfg = SupervisorConfig::parse(
+            "connectors:\n  - name: wa\n    command: node\n",
+            Path::new("t.yaml"),
+            Path::new("/nonexistent-dir"),
+        );
+        // Only meaningful where node is absent from PATH; where present it must resolve.
+        match cfg {
+            Ok(c) => assert!(c.connectors[0].program.ends_with("node")),
+            Err(e) => assert!(e.to_string().contains("install Node.js"), "{e}"),
+        }
+    }
+
+    #[test]
+    fn a_misspelt_key_is_an_error_not_a_silent_default() {
+        let err =
+            parse("connectors:\n  - name: a\n    command: sh\n    restrat: {}\n").unwrap_err();
+        assert!(matches!(err, ConfigError::Syntax { .. }));
+        assert!(err.to_string().contains("restrat"), "{err}");
+    }
+
+    #[test]
+    fn no_connector_is_a_problem() {
+        assert_eq!(
+            problems("state_dir: x\n"),
+            vec!["connectors: no connector is configured"]
+        );
+    }
+}

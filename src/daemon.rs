@@ -1,0 +1,145 @@
+//! The daemon as a library function: `run(config, gateway_in, gateway_out, shutdown)`. The
+//! binary passes stdin/stdout; tests pass in-memory pipes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bridge_protocol::gateway::GatewayEvent;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::SupervisorConfig;
+use crate::events::{Event, EventLog};
+use crate::fsutil::{PathError, ensure_private_dir};
+use crate::gateway;
+use crate::lock::{LockError, StateLock};
+use crate::status::StatusBoard;
+use crate::supervisor::ConnectorHandle;
+use crate::supervisor::task::{ConnectorTask, TaskParts};
+
+const LOG_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
+pub const STATUS_FILE: &str = "status.json";
+
+/// Errors that stop the daemon before it serves anything.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    StateDir(PathError),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+    #[error(transparent)]
+    Log(PathError),
+}
+
+pub async fn run<R, W>(
+    config: SupervisorConfig,
+    gateway_in: R,
+    gateway_out: W,
+    shutdown: CancellationToken,
+) -> Result<(), StartError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    ensure_private_dir(&config.state_dir).map_err(StartError::StateDir)?;
+    let _lock = StateLock::acquire(&config.state_dir)?;
+    let names: Vec<String> = config.connectors.iter().map(|c| c.name.clone()).collect();
+    let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let board = StatusBoard::new(config.state_dir.join(STATUS_FILE), &name_refs);
+    let log = EventLog::open(&config.log, board.clone()).map_err(StartError::Log)?;
+    log.emit(
+        None,
+        &Event::SupervisorStarted {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION"),
+            connectors: name_refs.clone(),
+            debug: log.debug(),
+        },
+    );
+
+    let (events_tx, events_rx) = mpsc::channel(config.gateway.buffer);
+    let ready = GatewayEvent::Ready {
+        protocol: bridge_protocol::PROTOCOL_VERSION,
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        connectors: names.clone(),
+    };
+    let _ = events_tx.send(ready).await;
+    let writer = tokio::spawn(gateway::write_events(
+        gateway_out,
+        events_rx,
+        config.gateway.max_line_bytes,
+        log.clone(),
+        names.clone(),
+        shutdown.clone(),
+    ));
+
+    let connectors = TaskTracker::new();
+    let mut handles = HashMap::new();
+    for (index, cfg) in config.connectors.iter().enumerate() {
+        let (control_tx, control_rx) = mpsc::channel(cfg.queue_capacity);
+        handles.insert(
+            cfg.name.clone(),
+            ConnectorHandle::new(&cfg.name, index, control_tx),
+        );
+        let task = ConnectorTask::new(TaskParts {
+            index,
+            cfg: Arc::new(cfg.clone()),
+            state_dir: config.state_dir.clone(),
+            log: log.clone(),
+            gateway: events_tx.clone(),
+            control: control_rx,
+            shutdown: shutdown.child_token(),
+        });
+        connectors.spawn(task.run());
+    }
+    connectors.close();
+
+    let housekeeping = CancellationToken::new();
+    let status_writer = tokio::spawn(board.clone().write_loop(housekeeping.clone()));
+    let flusher = tokio::spawn(flush_log(log.clone(), housekeeping.clone()));
+    let reader = gateway::Reader {
+        handles,
+        events: events_tx.clone(),
+        log: log.clone(),
+        max_line_bytes: config.gateway.max_line_bytes,
+    };
+    let reader = tokio::spawn(reader.run(gateway_in, shutdown.clone()));
+    drop(events_tx);
+
+    shutdown.cancelled().await;
+    log.emit(
+        None,
+        &Event::SupervisorStopping {
+            reason: "shutdown requested",
+        },
+    );
+    connectors.wait().await;
+    // The reader may be parked on a blocking stdin read; it holds the last event sender.
+    reader.abort();
+    let _ = reader.await;
+    let _ = writer.await;
+
+    housekeeping.cancel();
+    let _ = status_writer.await;
+    let _ = flusher.await;
+    board.mark_stopped();
+    if let Err(e) = board.write_now() {
+        tracing::warn!(error = %e, "cannot write final status");
+    }
+    log.emit(None, &Event::SupervisorStopped);
+    log.flush();
+    Ok(())
+}
+
+async fn flush_log(log: EventLog, stop: CancellationToken) {
+    let mut tick = tokio::time::interval(LOG_FLUSH_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tick.tick() => log.flush(),
+        }
+    }
+}

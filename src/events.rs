@@ -1,0 +1,463 @@
+//! `bridge.log`: one JSON object per line — `ts`, `event`, `connector`, then the event's
+//! fields. Every event the daemon records is a variant of `Event`, so the set of event names is
+//! closed and documented here. Decisions about inbound messages are logged and counted in the
+//! ledger by one call (`EventLog::decision`), so `status` and the log cannot disagree.
+//!
+//! Outside debug mode identities are masked to their last 4 digits and message text is never
+//! written; QR payloads and link codes are never written at all (they grant account access).
+
+use std::fs::{File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use bridge_protocol::gateway::{ConnectorStateName, Severity};
+use bridge_protocol::message::{ConnectionState, InboundMessage};
+use serde::Serialize;
+
+use crate::config::LogConfig;
+use crate::fsutil::{PathError, ensure_private_dir};
+use crate::ledger::Outcome;
+use crate::mask::{mask_digit_runs, mask_id};
+use crate::status::StatusBoard;
+
+/// Characters of message text shown in debug mode.
+const PREVIEW_CHARS: usize = 80;
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event<'a> {
+    SupervisorStarted {
+        pid: u32,
+        version: &'a str,
+        connectors: Vec<&'a str>,
+        debug: bool,
+    },
+    SupervisorStopping {
+        reason: &'a str,
+    },
+    SupervisorStopped,
+    ConnectorSpawned {
+        pid: u32,
+        program: String,
+    },
+    ConnectorSpawnFailed {
+        program: String,
+        error: String,
+    },
+    ConnectorReady {
+        pid: u32,
+        connector_kind: &'a str,
+        version: &'a str,
+        capabilities: &'a [String],
+    },
+    ProtocolMismatch {
+        expected: u32,
+        got: u32,
+    },
+    HelloTimeout {
+        pid: u32,
+        waited_ms: u64,
+    },
+    ConnectorExited {
+        pid: u32,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<i32>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        signal: Option<i32>,
+        reason: &'a str,
+        uptime_ms: u64,
+    },
+    ConnectorState {
+        state: ConnectorStateName,
+        restarts: u32,
+    },
+    RestartScheduled {
+        after_ms: u64,
+        restart: u32,
+    },
+    /// One rung of the stop ladder: `stdin_closed`, `sigterm`, `sigkill`, `exited`, `reaped_group`.
+    StopStep {
+        step: &'a str,
+        pid: u32,
+    },
+    Alert {
+        severity: Severity,
+        code: &'a str,
+        message: &'a str,
+    },
+    /// A line the connector wrote to stderr (digit runs masked outside debug mode).
+    ConnectorStderr {
+        line: String,
+        truncated: bool,
+    },
+    /// A connector stdout line that is not a valid protocol message.
+    ConnectorLineError {
+        kind: &'static str,
+        line: u64,
+        message: String,
+    },
+    GatewayLineError {
+        kind: &'static str,
+        line: u64,
+        message: String,
+    },
+    Connection {
+        state: ConnectionState,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        code: Option<u16>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+    },
+    QrReceived,
+    LinkCodeReceived,
+    Account {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        phone: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        lid: Option<String>,
+    },
+    LidMapping {
+        lid: String,
+        phone: String,
+    },
+    /// The recorded end of one inbound message.
+    Decision {
+        message_id: &'a str,
+        chat: String,
+        sender: String,
+        outcome: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'static str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        preview: Option<String>,
+    },
+    /// A delivered message that could not be handed to the gateway after all.
+    DeliveryRetracted {
+        message_id: &'a str,
+        reason: &'static str,
+    },
+    CommandWritten {
+        id: &'a str,
+        command: &'static str,
+    },
+    CommandResult {
+        id: &'a str,
+        command: &'static str,
+        ok: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<&'a str>,
+    },
+    /// A result for a command that already had its answer (timed out, or a duplicate).
+    LateResult {
+        id: &'a str,
+    },
+    GatewayWriteFailed {
+        error: String,
+    },
+}
+
+impl Event<'_> {
+    /// Events emitted once per message or command: written in batches.
+    fn is_per_message(&self) -> bool {
+        matches!(
+            self,
+            Self::Decision { .. }
+                | Self::CommandWritten { .. }
+                | Self::CommandResult { .. }
+                | Self::ConnectorStderr { .. }
+                | Self::ConnectorLineError { .. }
+        )
+    }
+}
+
+#[derive(Serialize)]
+struct Line<'a> {
+    ts: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    connector: Option<&'a str>,
+    #[serde(flatten)]
+    event: &'a Event<'a>,
+}
+
+struct LogFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    size: u64,
+    max_bytes: u64,
+    keep: u32,
+    /// Write failures so far (disk full, file removed…): reported on stderr, never fatal.
+    write_errors: u64,
+}
+
+impl LogFile {
+    fn open(path: &Path, max_bytes: u64, keep: u32) -> Result<Self, PathError> {
+        let file = open_append(path)?;
+        let size = file
+            .metadata()
+            .map_err(|e| PathError::new("cannot inspect", path, e))?
+            .len();
+        Ok(Self {
+            path: path.to_owned(),
+            out: BufWriter::with_capacity(64 * 1024, file),
+            size,
+            max_bytes,
+            keep,
+            write_errors: 0,
+        })
+    }
+
+    fn write_line(&mut self, line: &[u8]) {
+        if self.size + line.len() as u64 > self.max_bytes
+            && self.size > 0
+            && let Err(e) = self.rotate()
+        {
+            self.report(&e.to_string());
+        }
+        match self.out.write_all(line) {
+            Ok(()) => self.size += line.len() as u64,
+            Err(e) => self.report(&format!("cannot write {}: {e}", self.path.display())),
+        }
+    }
+
+    /// `bridge.log` → `bridge.log.1` → … → `bridge.log.<keep>` (the oldest is dropped).
+    fn rotate(&mut self) -> Result<(), PathError> {
+        self.out
+            .flush()
+            .map_err(|e| PathError::new("cannot flush", &self.path, e))?;
+        let numbered = |n: u32| PathBuf::from(format!("{}.{n}", self.path.display()));
+        if self.keep == 0 {
+            let _ = std::fs::remove_file(&self.path);
+        } else {
+            for n in (1..self.keep).rev() {
+                let _ = std::fs::rename(numbered(n), numbered(n + 1));
+            }
+            std::fs::rename(&self.path, numbered(1))
+                .map_err(|e| PathError::new("cannot rotate", &self.path, e))?;
+        }
+        self.out = BufWriter::with_capacity(64 * 1024, open_append(&self.path)?);
+        self.size = 0;
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if let Err(e) = self.out.flush() {
+            let message = format!("cannot flush {}: {e}", self.path.display());
+            self.report(&message);
+        }
+    }
+
+    fn report(&mut self, message: &str) {
+        self.write_errors += 1;
+        // Power-of-two reporting: the first failures are visible, a full disk does not flood.
+        if self.write_errors.is_power_of_two() {
+            tracing::error!(errors = self.write_errors, "bridge.log: {message}");
+        }
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, PathError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| PathError::new("cannot open log", path, e))
+}
+
+/// The daemon's event sink: `bridge.log` plus the ledger in the status board.
+#[derive(Clone)]
+pub struct EventLog {
+    file: Arc<Mutex<LogFile>>,
+    debug: bool,
+    board: StatusBoard,
+}
+
+impl EventLog {
+    pub fn open(cfg: &LogConfig, board: StatusBoard) -> Result<Self, PathError> {
+        if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            ensure_private_dir(dir)?;
+        }
+        Ok(Self {
+            file: Arc::new(Mutex::new(LogFile::open(
+                &cfg.path,
+                cfg.max_bytes,
+                cfg.keep,
+            )?)),
+            debug: cfg.debug,
+            board,
+        })
+    }
+
+    pub fn debug(&self) -> bool {
+        self.debug
+    }
+
+    pub fn board(&self) -> &StatusBoard {
+        &self.board
+    }
+
+    pub fn emit(&self, connector: Option<&str>, event: &Event<'_>) {
+        let line = Line {
+            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            connector,
+            event,
+        };
+        let mut bytes = match serde_json::to_vec(&line) {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot serialise a bridge.log event");
+                return;
+            }
+        };
+        bytes.push(b'\n');
+        let mut file = self.lock();
+        file.write_line(&bytes);
+        // Rare events reach the file at once (an operator tailing it sees a crash when it
+        // happens); per-message events wait for the periodic flush.
+        if !event.is_per_message() {
+            file.flush();
+        }
+    }
+
+    /// Records the end of one inbound message: the ledger and `bridge.log` in one call.
+    pub fn decision(&self, index: usize, connector: &str, msg: &InboundMessage, outcome: Outcome) {
+        self.board.record(index, outcome);
+        let preview = if self.debug {
+            msg.text
+                .as_deref()
+                .map(|t| t.chars().take(PREVIEW_CHARS).collect())
+        } else {
+            None
+        };
+        self.emit(
+            Some(connector),
+            &Event::Decision {
+                message_id: &msg.id,
+                chat: self.id(&msg.chat),
+                sender: self.id(&msg.sender),
+                outcome: outcome.name(),
+                reason: outcome.reason(),
+                preview,
+            },
+        );
+    }
+
+    /// An identity as it may appear in the log.
+    pub fn id(&self, id: &str) -> String {
+        if self.debug {
+            id.to_owned()
+        } else {
+            mask_id(id)
+        }
+    }
+
+    /// Free text (stderr, excerpts) as it may appear in the log.
+    pub fn text(&self, text: &str) -> String {
+        if self.debug {
+            text.to_owned()
+        } else {
+            mask_digit_runs(text)
+        }
+    }
+
+    pub fn flush(&self) {
+        self.lock().flush();
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, LogFile> {
+        // A panic while holding the lock leaves a usable file; keep logging.
+        self.file.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn log_in(dir: &Path, max_bytes: u64, debug: bool) -> EventLog {
+        let cfg = LogConfig {
+            path: dir.join("logs/bridge.log"),
+            max_bytes,
+            keep: 2,
+            debug,
+        };
+        EventLog::open(&cfg, StatusBoard::new(dir.join("status.json"), &["wa"])).unwrap()
+    }
+
+    fn inbound() -> InboundMessage {
+        serde_json::from_value(serde_json::json!({
+            "id": "M1", "chat": "15551234567@s.whatsapp.net",
+            "sender": "15551234567@s.whatsapp.net", "text": "secret text", "timestamp": 1
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn decisions_are_masked_and_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_in(dir.path(), 1 << 20, false);
+        log.decision(0, "wa", &inbound(), Outcome::Delivered);
+        log.flush();
+        let text = std::fs::read_to_string(dir.path().join("logs/bridge.log")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(v["event"], "decision");
+        assert_eq!(v["connector"], "wa");
+        assert_eq!(v["chat"], "…4567@s.whatsapp.net");
+        assert_eq!(v["outcome"], "delivered");
+        assert!(v["ts"].as_str().unwrap().ends_with('Z'));
+        assert!(!text.contains("secret text") && !text.contains("15551234567"));
+        let ledger = log.board().snapshot().connectors[0].ledger.clone();
+        assert_eq!((ledger.received, ledger.delivered), (1, 1));
+        let mode = std::fs::metadata(dir.path().join("logs"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let mode = std::fs::metadata(dir.path().join("logs/bridge.log"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn debug_mode_keeps_identities_and_a_preview() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_in(dir.path(), 1 << 20, true);
+        log.decision(0, "wa", &inbound(), Outcome::Delivered);
+        log.flush();
+        let text = std::fs::read_to_string(dir.path().join("logs/bridge.log")).unwrap();
+        assert!(text.contains("15551234567@s.whatsapp.net") && text.contains("secret text"));
+    }
+
+    #[test]
+    fn the_log_rotates_by_size_and_keeps_the_configured_number() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = log_in(dir.path(), 4096, false);
+        for _ in 0..200 {
+            log.emit(Some("wa"), &Event::QrReceived);
+        }
+        log.flush();
+        let base = dir.path().join("logs/bridge.log");
+        for p in [
+            base.clone(),
+            base.with_extension("log.1"),
+            base.with_extension("log.2"),
+        ] {
+            let len = std::fs::metadata(&p).unwrap().len();
+            assert!(len > 0 && len <= 4096, "{} is {len} bytes", p.display());
+        }
+        assert!(!base.with_extension("log.3").exists());
+        // Every rotated line is whole JSON.
+        for line in std::fs::read_to_string(base.with_extension("log.1"))
+            .unwrap()
+            .lines()
+        {
+            serde_json::from_str::<serde_json::Value>(line).unwrap();
+        }
+    }
+}

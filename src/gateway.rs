@@ -1,0 +1,213 @@
+//! The gateway link: requests read from the gateway (the daemon's stdin) and events written to
+//! it (the daemon's stdout), one JSON line each. The reader routes connector commands to their
+//! tasks and answers supervisor queries; the writer is the only writer of stdout.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bridge_protocol::gateway::{GatewayEvent, GatewayRequest, Route};
+use bridge_protocol::message::{CommandResult, ErrorBody};
+use bridge_protocol::{JsonLinesCodec, LineError};
+use bytes::BytesMut;
+use futures_util::StreamExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_util::codec::{Encoder, FramedRead};
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, EventLog};
+use crate::ledger::FailReason;
+use crate::supervisor::{ConnectorHandle, ErrorCode, Rejected};
+
+/// Bytes of encoded events gathered before one write to the gateway.
+const WRITE_BATCH_BYTES: usize = 64 * 1024;
+
+pub struct Reader {
+    pub handles: HashMap<String, ConnectorHandle>,
+    pub events: mpsc::Sender<GatewayEvent>,
+    pub log: EventLog,
+    pub max_line_bytes: usize,
+}
+
+impl Reader {
+    /// Reads requests until the gateway closes its end (which starts the daemon's shutdown) or
+    /// `shutdown` is cancelled.
+    pub async fn run<R: AsyncRead + Unpin>(self, input: R, shutdown: CancellationToken) {
+        let mut lines = FramedRead::new(
+            input,
+            JsonLinesCodec::<GatewayRequest>::with_max_line_bytes(self.max_line_bytes),
+        );
+        loop {
+            let item = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                item = lines.next() => item,
+            };
+            match item {
+                None => {
+                    shutdown.cancel();
+                    return;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "reading the gateway link failed");
+                    shutdown.cancel();
+                    return;
+                }
+                Some(Ok(Err(error))) => self.on_line_error(error).await,
+                Some(Ok(Ok(request))) => self.on_request(request).await,
+            }
+        }
+    }
+
+    async fn on_line_error(&self, error: LineError) {
+        let message = self.log.text(&error.to_string());
+        self.log.emit(
+            None,
+            &Event::GatewayLineError {
+                kind: error.kind(),
+                line: error.line(),
+                message: message.clone(),
+            },
+        );
+        self.send(GatewayEvent::LineError {
+            line: error.line(),
+            kind: error.kind().to_owned(),
+            message,
+        })
+        .await;
+    }
+
+    async fn on_request(&self, request: GatewayRequest) {
+        let GatewayRequest {
+            id,
+            connector,
+            timeout_ms,
+            command,
+        } = request;
+        match command.route(connector.is_some()) {
+            Route::SupervisorPing => {
+                let data = serde_json::json!({"version": env!("CARGO_PKG_VERSION")});
+                self.send(GatewayEvent::Result(CommandResult::ok(id, Some(data))))
+                    .await;
+            }
+            Route::SupervisorStatus => {
+                let data = serde_json::to_value(self.log.board().snapshot()).ok();
+                self.send(GatewayEvent::Result(CommandResult::ok(id, data)))
+                    .await;
+            }
+            Route::Connector(command) => {
+                let Some(name) = connector else {
+                    return self.refuse(id, ErrorCode::ConnectorRequired, "").await;
+                };
+                let Some(handle) = self.handles.get(&name) else {
+                    return self.refuse(id, ErrorCode::UnknownConnector, &name).await;
+                };
+                let timeout = timeout_ms.map(Duration::from_millis);
+                if let Err((rejected, id)) = handle.try_command(id, command, timeout) {
+                    self.log
+                        .board()
+                        .update(handle.index, |c| c.commands.rejected += 1);
+                    let code = match rejected {
+                        Rejected::QueueFull => ErrorCode::QueueFull,
+                        Rejected::ShuttingDown => ErrorCode::ShuttingDown,
+                    };
+                    self.refuse(id, code, &name).await;
+                }
+            }
+        }
+    }
+
+    async fn refuse(&self, id: String, code: ErrorCode, connector: &str) {
+        let body = ErrorBody {
+            code: code.as_str().into(),
+            message: code.message(
+                connector,
+                bridge_protocol::gateway::ConnectorStateName::Running,
+            ),
+            unconfirmed: false,
+        };
+        self.send(GatewayEvent::Result(CommandResult::err(id, body)))
+            .await;
+    }
+
+    async fn send(&self, event: GatewayEvent) {
+        // Waiting here is the backpressure on a gateway that writes but does not read.
+        let _ = self.events.send(event).await;
+    }
+}
+
+/// Writes events to the gateway in batches until every sender is gone. If the gateway stops
+/// reading (broken pipe), the daemon shuts down, and inbound messages still queued are moved
+/// from delivered to failed in the ledger.
+pub async fn write_events<W: AsyncWrite + Unpin>(
+    mut output: W,
+    mut events: mpsc::Receiver<GatewayEvent>,
+    max_line_bytes: usize,
+    log: EventLog,
+    connectors: Vec<String>,
+    shutdown: CancellationToken,
+) {
+    let mut codec = JsonLinesCodec::<GatewayEvent>::with_max_line_bytes(max_line_bytes);
+    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
+    let mut broken = false;
+    let index_of = |name: &str| connectors.iter().position(|c| c == name);
+    while let Some(first) = events.recv().await {
+        let mut next = Some(first);
+        while let Some(event) = next.take() {
+            if broken {
+                retract_if_inbound(&log, &event, &index_of);
+            } else if let Err(e) = codec.encode(&event, &mut buf) {
+                // Only an event over the gateway's line limit gets here (a huge inbound text).
+                log.emit(
+                    None,
+                    &Event::GatewayWriteFailed {
+                        error: e.to_string(),
+                    },
+                );
+                retract_if_inbound(&log, &event, &index_of);
+            }
+            if buf.len() < WRITE_BATCH_BYTES {
+                next = events.try_recv().ok();
+            }
+        }
+        if broken || buf.is_empty() {
+            buf.clear();
+            continue;
+        }
+        let written = async {
+            output.write_all(&buf).await?;
+            output.flush().await
+        }
+        .await;
+        buf.clear();
+        if let Err(e) = written {
+            log.emit(
+                None,
+                &Event::GatewayWriteFailed {
+                    error: e.to_string(),
+                },
+            );
+            broken = true;
+            shutdown.cancel();
+        }
+    }
+}
+
+fn retract_if_inbound(
+    log: &EventLog,
+    event: &GatewayEvent,
+    index_of: &impl Fn(&str) -> Option<usize>,
+) {
+    if let GatewayEvent::Inbound { connector, message } = event
+        && let Some(index) = index_of(connector)
+    {
+        log.board()
+            .retract_delivery(index, FailReason::GatewayClosed);
+        log.emit(
+            Some(connector),
+            &Event::DeliveryRetracted {
+                message_id: &message.id,
+                reason: FailReason::GatewayClosed.as_str(),
+            },
+        );
+    }
+}

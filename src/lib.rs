@@ -1,0 +1,17 @@
+//! bridgekeeper: a supervisor for chat-network bridges.
+//!
+//! Data flow: connector process → `supervisor::task` (one per connector) → `events`
+//! (`bridge.log` and the ledger) → `gateway` (the gateway link). Commands flow back the same
+//! way. `daemon::run` wires it together; `cli` holds one file per subcommand.
+
+pub mod cli;
+pub mod config;
+pub mod daemon;
+pub mod events;
+pub mod fsutil;
+pub mod gateway;
+pub mod ledger;
+pub mod lock;
+pub mod mask;
+pub mod status;
+pub mod supervisor;

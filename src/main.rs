@@ -1,0 +1,45 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use bridgekeeper::cli::{self, Cli, Commands};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Diagnostics go to stderr: stdout belongs to the gateway link in `run`.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            EnvFilter::try_from_env("BRIDGEKEEPER_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
+        )
+        .init();
+
+    let result = match cli.command {
+        Commands::Run(args) => tokio::runtime::Runtime::new()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| {
+                let result = rt.block_on(cli::run::run(args));
+                // A blocking stdin read cannot be cancelled; do not wait for it.
+                rt.shutdown_timeout(std::time::Duration::from_millis(100));
+                result
+            }),
+        Commands::Status(args) => cli::status::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bridgekeeper: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `bridgekeeper status | head` must not report an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

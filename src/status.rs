@@ -1,0 +1,202 @@
+//! The status board: the live state of every connector (lifecycle, pid, restarts, last exit,
+//! ledger, line errors), shared by the connector tasks, answered to the gateway's `status`
+//! request and written to `<state_dir>/status.json` for `bridgekeeper status`.
+//!
+//! Connector tasks write to it; the file writer reacts to a `Notify` and writes at most every
+//! `WRITE_INTERVAL`, so a message flood costs one file write per interval, not per message.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bridge_protocol::gateway::{ConnectorStateName, ExitInfo};
+use bridge_protocol::message::ConnectionStatus;
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::fsutil::{PathError, write_atomic};
+use crate::ledger::{FailReason, LedgerCounts, Outcome};
+
+const WRITE_INTERVAL: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatusSnapshot {
+    pub pid: u32,
+    pub version: String,
+    /// Unix milliseconds.
+    pub started_at_ms: u64,
+    pub updated_at_ms: u64,
+    /// False once the daemon has stopped (the file then shows its last state).
+    pub running: bool,
+    pub connectors: Vec<ConnectorStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectorStatus {
+    pub name: String,
+    pub state: ConnectorStateName,
+    pub pid: Option<u32>,
+    /// When the current process was spawned (unix ms).
+    pub started_at_ms: Option<u64>,
+    pub restarts: u32,
+    pub last_exit: Option<LastExit>,
+    /// The network connection as the connector last reported it.
+    pub connection: Option<ConnectionStatus>,
+    pub ledger: LedgerCounts,
+    /// Invalid stdout lines by kind (`not_json`, `too_long`, …).
+    pub line_errors: BTreeMap<String, u64>,
+    pub stderr_lines: u64,
+    pub commands: CommandCounts,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastExit {
+    #[serde(flatten)]
+    pub exit: ExitInfo,
+    pub at_ms: u64,
+    pub uptime_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandCounts {
+    pub accepted: u64,
+    pub ok: u64,
+    pub failed: u64,
+    pub timed_out: u64,
+    pub rejected: u64,
+}
+
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
+}
+
+#[derive(Clone)]
+pub struct StatusBoard {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    snapshot: Mutex<StatusSnapshot>,
+    changed: Notify,
+    path: PathBuf,
+}
+
+impl StatusBoard {
+    pub fn new(path: PathBuf, connectors: &[&str]) -> Self {
+        let now = unix_ms(SystemTime::now());
+        let snapshot = StatusSnapshot {
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            started_at_ms: now,
+            updated_at_ms: now,
+            running: true,
+            connectors: connectors
+                .iter()
+                .map(|name| ConnectorStatus {
+                    name: (*name).to_owned(),
+                    state: ConnectorStateName::Starting,
+                    pid: None,
+                    started_at_ms: None,
+                    restarts: 0,
+                    last_exit: None,
+                    connection: None,
+                    ledger: LedgerCounts::default(),
+                    line_errors: BTreeMap::new(),
+                    stderr_lines: 0,
+                    commands: CommandCounts::default(),
+                })
+                .collect(),
+        };
+        Self {
+            inner: Arc::new(Inner {
+                snapshot: Mutex::new(snapshot),
+                changed: Notify::new(),
+                path,
+            }),
+        }
+    }
+
+    /// Changes one connector's entry and wakes the file writer.
+    pub fn update(&self, index: usize, change: impl FnOnce(&mut ConnectorStatus)) {
+        {
+            let mut snap = self.lock();
+            change(&mut snap.connectors[index]);
+        }
+        self.inner.changed.notify_one();
+    }
+
+    pub fn record(&self, index: usize, outcome: Outcome) {
+        self.update(index, |c| c.ledger.record(outcome));
+    }
+
+    pub fn retract_delivery(&self, index: usize, reason: FailReason) {
+        self.update(index, |c| c.ledger.retract_delivery(reason));
+    }
+
+    pub fn snapshot(&self) -> StatusSnapshot {
+        let mut snap = self.lock().clone();
+        snap.updated_at_ms = unix_ms(SystemTime::now());
+        snap
+    }
+
+    pub fn write_now(&self) -> Result<(), PathError> {
+        let snap = self.snapshot();
+        let mut json = serde_json::to_vec_pretty(&snap).expect("status serialises");
+        json.push(b'\n');
+        write_atomic(&self.inner.path, &json)
+    }
+
+    pub fn mark_stopped(&self) {
+        self.lock().running = false;
+    }
+
+    /// Writes `status.json` after each burst of changes until `stop` is cancelled.
+    pub async fn write_loop(self, stop: CancellationToken) {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = self.inner.changed.notified() => {}
+            }
+            if let Err(e) = self.write_now() {
+                tracing::warn!(error = %e, "cannot write status file");
+            }
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = tokio::time::sleep(WRITE_INTERVAL) => {}
+            }
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, StatusSnapshot> {
+        self.inner
+            .snapshot
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Reads a status file written by a daemon.
+pub fn read_status_file(path: &Path) -> Result<StatusSnapshot, StatusFileError> {
+    let text = std::fs::read(path).map_err(|source| StatusFileError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_slice(&text).map_err(|e| StatusFileError::Corrupt {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StatusFileError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is not a valid status file: {detail}", path.display())]
+    Corrupt { path: PathBuf, detail: String },
+}

@@ -1,0 +1,1069 @@
+//! The task that owns one connector: its process, stdin/stdout, the command queue, deadlines,
+//! restart history and its side of the gateway link. Nothing else touches the child.
+//!
+//! Every `select!` arm in `run` is one method call. Backpressure: stdout is only read while the
+//! outbox toward the gateway is empty, so a slow gateway slows the connector (its stdout pipe
+//! fills) instead of growing memory here.
+
+use std::collections::{HashMap, VecDeque};
+use std::io;
+use std::path::PathBuf;
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use bridge_protocol::gateway::{ConnectorStateName, ExitInfo, GatewayEvent, Severity};
+use bridge_protocol::message::{
+    Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, ErrorBody, Hello,
+};
+use bridge_protocol::{EncodeError, JsonLinesCodec, LineError, PROTOCOL_VERSION, encode_line};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use nix::sys::signal::Signal;
+use std::os::unix::process::ExitStatusExt;
+use tokio::process::{Child, ChildStdout};
+use tokio::sync::mpsc;
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+use tokio_util::time::{DelayQueue, delay_queue};
+
+use super::handle::{Control, ErrorCode};
+use super::restart::{ExitClass, Next, RestartHistory};
+use super::{child, exit_codes};
+use crate::config::ConnectorConfig;
+use crate::events::{Event, EventLog};
+use crate::ledger::{FailReason, Outcome};
+use crate::status::{LastExit, unix_ms};
+
+/// How long to keep reading stdout after the process exited (a grandchild may hold the pipe).
+const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
+/// Lines buffered toward the child's stdin writer.
+const STDIN_BUFFER: usize = 64;
+
+type Stdout = FramedRead<ChildStdout, JsonLinesCodec<ConnectorEvent>>;
+type Frame = Option<Result<Result<ConnectorEvent, LineError>, io::Error>>;
+
+/// The one timer a connector needs at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    Hello,
+    /// Exited, still reading what it wrote.
+    Drain,
+    /// Stop ladder: SIGTERM when this fires.
+    Term,
+    /// Stop ladder: SIGKILL when this fires.
+    Kill,
+    Respawn,
+}
+
+/// Why the supervisor is stopping the current process itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StopCause {
+    Shutdown,
+    /// The connector cannot be used (e.g. protocol mismatch): stop it and do not restart.
+    Fatal(&'static str),
+}
+
+struct Process {
+    child: Child,
+    pid: u32,
+    spawned: Instant,
+    /// `hello` received: commands may be written.
+    ready: bool,
+    exit: Option<ExitStatus>,
+    /// A terminal state the connector reported before exiting.
+    reported: Option<ConnectionState>,
+    hello_timed_out: bool,
+    /// The ladder already sent SIGKILL to the whole group.
+    group_killed: bool,
+}
+
+struct Pending {
+    gateway_id: String,
+    command: Command,
+    deadline: delay_queue::Key,
+    /// Handed to the stdin writer: the connector may have acted on it.
+    written: bool,
+}
+
+enum Outgoing {
+    Event(GatewayEvent),
+    /// An inbound message, already counted as delivered (retracted if it cannot be sent).
+    Inbound(GatewayEvent, String),
+}
+
+pub struct ConnectorTask {
+    index: usize,
+    name: Arc<str>,
+    cfg: Arc<ConnectorConfig>,
+    state_dir: PathBuf,
+    log: EventLog,
+    gateway: mpsc::Sender<GatewayEvent>,
+    gateway_closed: bool,
+    /// Events waiting for room in the gateway channel, in order.
+    outbox: VecDeque<Outgoing>,
+    control: mpsc::Receiver<Control>,
+    control_closed: bool,
+    shutdown: CancellationToken,
+    stopping: Option<StopCause>,
+
+    state: ConnectorStateName,
+    history: RestartHistory,
+    timer: Option<(tokio::time::Instant, Timer)>,
+    process: Option<Process>,
+    stdout: Option<Stdout>,
+    stdin: Option<mpsc::Sender<Bytes>>,
+
+    /// Commands not yet written, oldest first.
+    queue: VecDeque<u64>,
+    /// Every command without its result yet, written or not.
+    pending: HashMap<u64, Pending>,
+    deadlines: DelayQueue<u64>,
+    next_seq: u64,
+}
+
+pub struct TaskParts {
+    pub index: usize,
+    pub cfg: Arc<ConnectorConfig>,
+    pub state_dir: PathBuf,
+    pub log: EventLog,
+    pub gateway: mpsc::Sender<GatewayEvent>,
+    pub control: mpsc::Receiver<Control>,
+    pub shutdown: CancellationToken,
+}
+
+impl ConnectorTask {
+    pub fn new(p: TaskParts) -> Self {
+        Self {
+            index: p.index,
+            name: Arc::from(p.cfg.name.as_str()),
+            cfg: p.cfg,
+            state_dir: p.state_dir,
+            log: p.log,
+            gateway: p.gateway,
+            gateway_closed: false,
+            outbox: VecDeque::new(),
+            control: p.control,
+            control_closed: false,
+            shutdown: p.shutdown,
+            stopping: None,
+            state: ConnectorStateName::Starting,
+            history: RestartHistory::default(),
+            timer: None,
+            process: None,
+            stdout: None,
+            stdin: None,
+            queue: VecDeque::new(),
+            pending: HashMap::new(),
+            deadlines: DelayQueue::new(),
+            next_seq: 1,
+        }
+    }
+
+    pub async fn run(mut self) {
+        self.spawn();
+        loop {
+            if self.stopping == Some(StopCause::Shutdown) && self.process.is_none() {
+                break;
+            }
+            let timer_at = self.timer.map(|(at, _)| at);
+            let outbox_waiting = !self.outbox.is_empty();
+            let read_stdout = self.stdout.is_some() && !outbox_waiting;
+            let running = self.process.as_ref().is_some_and(|p| p.exit.is_none());
+            let can_write = self
+                .process
+                .as_ref()
+                .is_some_and(|p| p.ready && p.exit.is_none())
+                && !self.queue.is_empty();
+            let stdin = self.stdin.clone();
+            let gateway = self.gateway.clone();
+
+            tokio::select! {
+                _ = self.shutdown.cancelled(), if self.stopping != Some(StopCause::Shutdown) => {
+                    self.begin_stop(StopCause::Shutdown);
+                }
+                control = self.control.recv(), if !self.control_closed => self.on_control(control),
+                Some(expired) = self.deadlines.next() => self.on_deadline(expired.into_inner()),
+                permit = gateway.reserve_owned(), if outbox_waiting && !self.gateway_closed => {
+                    self.flush_outbox(permit.ok());
+                }
+                frame = next_frame(&mut self.stdout), if read_stdout => self.on_frame(frame),
+                status = wait_child(&mut self.process), if running => self.on_exit(status),
+                _ = sleep_until(timer_at), if timer_at.is_some() => self.on_timer(),
+                permit = reserve(stdin), if can_write => self.write_next(permit),
+            }
+
+            if self.process.as_ref().is_some_and(|p| p.exit.is_some()) && self.stdout.is_none() {
+                self.finish_exit();
+            }
+        }
+        self.finish().await;
+    }
+
+    // ---- process lifecycle ------------------------------------------------------------------
+
+    fn spawn(&mut self) {
+        self.timer = None;
+        let program = self.cfg.program.display().to_string();
+        let spawned = match child::spawn(&self.cfg, &self.state_dir) {
+            Ok(s) => s,
+            Err(e) => {
+                self.log.emit(
+                    Some(&self.name),
+                    &Event::ConnectorSpawnFailed {
+                        program,
+                        error: e.to_string(),
+                    },
+                );
+                let exit = ExitInfo {
+                    code: None,
+                    signal: None,
+                    reason: "spawn_failed".into(),
+                };
+                self.after_exit(exit, ExitClass::Backoff, Duration::ZERO);
+                return;
+            }
+        };
+        let pid = spawned.pid;
+        self.log
+            .emit(Some(&self.name), &Event::ConnectorSpawned { pid, program });
+        let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_BUFFER);
+        tokio::spawn(child::write_stdin(spawned.stdin, stdin_rx));
+        tokio::spawn(child::pump_stderr(
+            spawned.stderr,
+            self.log.clone(),
+            self.index,
+            self.name.clone(),
+        ));
+        self.stdin = Some(stdin_tx);
+        self.stdout = Some(FramedRead::new(
+            spawned.stdout,
+            JsonLinesCodec::with_max_line_bytes(self.cfg.max_line_bytes),
+        ));
+        self.process = Some(Process {
+            child: spawned.child,
+            pid,
+            spawned: Instant::now(),
+            ready: false,
+            exit: None,
+            reported: None,
+            hello_timed_out: false,
+            group_killed: false,
+        });
+        self.log.board().update(self.index, |c| {
+            c.pid = Some(pid);
+            c.started_at_ms = Some(unix_ms(SystemTime::now()));
+        });
+        self.set_state(ConnectorStateName::Starting, None);
+        self.set_timer(self.cfg.hello_timeout, Timer::Hello);
+    }
+
+    fn on_hello(&mut self, hello: Hello) {
+        let Some(process) = self.process.as_mut() else {
+            return;
+        };
+        if hello.protocol != PROTOCOL_VERSION {
+            self.log.emit(
+                Some(&self.name),
+                &Event::ProtocolMismatch {
+                    expected: PROTOCOL_VERSION,
+                    got: hello.protocol,
+                },
+            );
+            self.begin_stop(StopCause::Fatal("protocol_mismatch"));
+            return;
+        }
+        process.ready = true;
+        let pid = process.pid;
+        self.log.emit(
+            Some(&self.name),
+            &Event::ConnectorReady {
+                pid,
+                connector_kind: &hello.connector,
+                version: &hello.version,
+                capabilities: &hello.capabilities,
+            },
+        );
+        if self.stopping.is_none() {
+            self.timer = None;
+            self.set_state(ConnectorStateName::Running, None);
+        }
+    }
+
+    fn on_exit(&mut self, status: io::Result<ExitStatus>) {
+        let Some(process) = self.process.as_mut() else {
+            return;
+        };
+        // An error from wait() means the child can no longer be observed; treat it as gone.
+        process.exit = Some(status.unwrap_or_else(|_| ExitStatus::from_raw(0xff00)));
+        if self.stdout.is_some() && !matches!(self.timer, Some((_, Timer::Term | Timer::Kill))) {
+            self.set_timer(DRAIN_AFTER_EXIT, Timer::Drain);
+        }
+    }
+
+    /// The process has exited and its stdout is read to the end (or given up on).
+    fn finish_exit(&mut self) {
+        let Some(process) = self.process.take() else {
+            return;
+        };
+        self.stdin = None;
+        self.timer = None;
+        let status = process.exit.expect("finish_exit after exit");
+        let uptime = process.spawned.elapsed();
+        // Stragglers in the group (grandchildren that ignored the stdin contract) must not
+        // outlive their connector: they could keep a session in use.
+        if !process.group_killed
+            && let Ok(true) = child::signal_group(process.pid, Signal::SIGKILL)
+        {
+            self.log.emit(
+                Some(&self.name),
+                &Event::StopStep {
+                    step: "reaped_group",
+                    pid: process.pid,
+                },
+            );
+        }
+        self.fail_written_commands();
+
+        let (class, reason) = self.classify(&process, status);
+        self.log.emit(
+            Some(&self.name),
+            &Event::ConnectorExited {
+                pid: process.pid,
+                code: status.code(),
+                signal: status.signal(),
+                reason,
+                uptime_ms: uptime.as_millis() as u64,
+            },
+        );
+        let exit = ExitInfo {
+            code: status.code(),
+            signal: status.signal(),
+            reason: reason.into(),
+        };
+        match self.stopping {
+            Some(StopCause::Shutdown) => {
+                self.record_exit(&exit, uptime);
+                self.set_state(ConnectorStateName::Stopped, Some(exit));
+            }
+            Some(StopCause::Fatal(_)) => {
+                self.stopping = None;
+                self.after_exit(exit, ExitClass::Fatal, uptime);
+            }
+            None => self.after_exit(exit, class, uptime),
+        }
+    }
+
+    fn classify(&self, process: &Process, status: ExitStatus) -> (ExitClass, &'static str) {
+        if let Some(StopCause::Fatal(reason)) = self.stopping {
+            return (ExitClass::Fatal, reason);
+        }
+        if self.stopping == Some(StopCause::Shutdown) {
+            return (ExitClass::Backoff, "stopped");
+        }
+        match process.reported {
+            Some(ConnectionState::LoggedOut) => return (ExitClass::LoggedOut, "logged_out"),
+            Some(ConnectionState::Conflict) => return (ExitClass::Conflict, "conflict"),
+            _ => {}
+        }
+        if process.hello_timed_out {
+            return (ExitClass::Backoff, "hello_timeout");
+        }
+        match (status.code(), status.signal()) {
+            (Some(exit_codes::RESTART_NOW), _) => (ExitClass::RestartNow, "restart_requested"),
+            (Some(exit_codes::RESTART_BACKOFF), _) => (ExitClass::Backoff, "transient_disconnect"),
+            (Some(exit_codes::LOGGED_OUT), _) => (ExitClass::LoggedOut, "logged_out"),
+            (Some(exit_codes::CONFLICT), _) => (ExitClass::Conflict, "conflict"),
+            (Some(exit_codes::FATAL), _) => (ExitClass::Fatal, "connector_fatal"),
+            (Some(0), _) => (ExitClass::Backoff, "exited_unexpectedly"),
+            (Some(_), _) => (ExitClass::Backoff, "crashed"),
+            (None, Some(_)) => (ExitClass::Backoff, "killed_by_signal"),
+            (None, None) => (ExitClass::Backoff, "crashed"),
+        }
+    }
+
+    fn record_exit(&self, exit: &ExitInfo, uptime: Duration) {
+        let last = LastExit {
+            exit: exit.clone(),
+            at_ms: unix_ms(SystemTime::now()),
+            uptime_ms: uptime.as_millis() as u64,
+        };
+        self.log.board().update(self.index, |c| {
+            c.pid = None;
+            c.last_exit = Some(last);
+        });
+    }
+
+    /// Applies the restart policy to an exit that the supervisor did not ask for.
+    fn after_exit(&mut self, exit: ExitInfo, class: ExitClass, uptime: Duration) {
+        self.record_exit(&exit, uptime);
+        let next = self.cfg.restart.next(
+            &mut self.history,
+            class,
+            uptime,
+            Instant::now(),
+            random_unit(),
+        );
+        let restarts = self.history.total;
+        self.log
+            .board()
+            .update(self.index, |c| c.restarts = restarts);
+        let name = self.name.clone();
+        match next {
+            Next::Restart { after } => {
+                self.log.emit(
+                    Some(&name),
+                    &Event::RestartScheduled {
+                        after_ms: after.as_millis() as u64,
+                        restart: restarts,
+                    },
+                );
+                self.set_state(ConnectorStateName::Backoff, Some(exit));
+                self.set_timer(after, Timer::Respawn);
+            }
+            Next::RestartLimit { restarts, window } => {
+                self.set_state(ConnectorStateName::Failed, Some(exit));
+                self.alert(
+                    Severity::Critical,
+                    "restart_limit",
+                    format!(
+                        "connector {name} was restarted {restarts} times within {} s and exited again; \
+                         it is not restarted any more. Its stderr is in bridge.log \
+                         (`bridgekeeper logs --connector {name}`); fix the cause, then restart bridgekeeper",
+                        window.as_secs()
+                    ),
+                );
+            }
+            Next::NeedsRelink => {
+                self.set_state(ConnectorStateName::NeedsRelink, Some(exit));
+                self.alert(
+                    Severity::Critical,
+                    "logged_out",
+                    format!(
+                        "connector {name}: the account was logged out; link it again \
+                         (`bridgekeeper whatsapp link`), then restart bridgekeeper"
+                    ),
+                );
+            }
+            Next::Conflict => {
+                self.set_state(ConnectorStateName::Conflict, Some(exit));
+                self.alert(
+                    Severity::Critical,
+                    "session_conflict",
+                    format!(
+                        "connector {name}: another client took over this session (connection replaced); \
+                         stop the other bridge using the same session, then restart bridgekeeper"
+                    ),
+                );
+            }
+            Next::Fatal => {
+                let reason = exit.reason.clone();
+                self.set_state(ConnectorStateName::Failed, Some(exit));
+                self.alert(
+                    Severity::Critical,
+                    "connector_fatal",
+                    format!(
+                        "connector {name} cannot be used ({reason}); it is not restarted. \
+                         Details are in bridge.log"
+                    ),
+                );
+            }
+        }
+        if self.state.is_terminal() {
+            self.fail_all_commands(ErrorCode::ConnectorUnavailable);
+        }
+    }
+
+    fn on_timer(&mut self) {
+        let Some((_, timer)) = self.timer.take() else {
+            return;
+        };
+        match timer {
+            Timer::Hello => {
+                let Some(process) = self.process.as_mut() else {
+                    return;
+                };
+                process.hello_timed_out = true;
+                let pid = process.pid;
+                self.log.emit(
+                    Some(&self.name),
+                    &Event::HelloTimeout {
+                        pid,
+                        waited_ms: self.cfg.hello_timeout.as_millis() as u64,
+                    },
+                );
+                self.signal(Signal::SIGKILL, "sigkill");
+            }
+            Timer::Drain => {
+                // A grandchild still holds stdout open; the connector itself is gone.
+                self.stdout = None;
+            }
+            Timer::Term => {
+                self.signal(Signal::SIGTERM, "sigterm");
+                self.set_timer(self.cfg.stop.term_grace, Timer::Kill);
+            }
+            Timer::Kill => {
+                self.signal(Signal::SIGKILL, "sigkill");
+                // After SIGKILL the pipes close with the group; give the drain a bound anyway.
+                self.set_timer(DRAIN_AFTER_EXIT, Timer::Drain);
+            }
+            Timer::Respawn => self.spawn(),
+        }
+    }
+
+    /// The stop ladder, first rung: close stdin and give the connector `stdin_grace` to exit.
+    fn begin_stop(&mut self, cause: StopCause) {
+        // A shutdown overrides a fatal stop in progress; a fatal stop never overrides a shutdown.
+        if cause == StopCause::Shutdown || self.stopping.is_none() {
+            self.stopping = Some(cause);
+        }
+        let Some(process) = self.process.as_ref() else {
+            // Nothing runs (backoff or a terminal state): there is nothing to stop.
+            if cause == StopCause::Shutdown && !self.state.is_terminal() {
+                self.set_state(ConnectorStateName::Stopped, None);
+            }
+            return;
+        };
+        let pid = process.pid;
+        let exited = process.exit.is_some();
+        if cause == StopCause::Shutdown {
+            self.set_state(ConnectorStateName::Stopping, None);
+        }
+        if exited {
+            return; // already gone; its stdout drain is in progress
+        }
+        if self.stdin.take().is_some() {
+            self.log.emit(
+                Some(&self.name),
+                &Event::StopStep {
+                    step: "stdin_closed",
+                    pid,
+                },
+            );
+        }
+        self.set_timer(self.cfg.stop.stdin_grace, Timer::Term);
+    }
+
+    fn signal(&mut self, signal: Signal, step: &'static str) {
+        let Some(process) = self.process.as_mut() else {
+            return;
+        };
+        let pid = process.pid;
+        process.group_killed |= signal == Signal::SIGKILL;
+        match child::signal_group(pid, signal) {
+            Ok(_) => self
+                .log
+                .emit(Some(&self.name), &Event::StopStep { step, pid }),
+            Err(e) => tracing::warn!(connector = %self.name, error = %e, "cannot signal connector"),
+        }
+    }
+
+    // ---- stdout -----------------------------------------------------------------------------
+
+    fn on_frame(&mut self, frame: Frame) {
+        match frame {
+            None => self.stdout = None,
+            Some(Err(e)) => {
+                tracing::warn!(connector = %self.name, error = %e, "reading connector stdout failed");
+                self.stdout = None;
+            }
+            Some(Ok(Err(line_error))) => self.on_line_error(line_error),
+            Some(Ok(Ok(event))) => self.on_event(event),
+        }
+    }
+
+    fn on_line_error(&mut self, error: LineError) {
+        let kind = error.kind();
+        self.log.board().update(self.index, |c| {
+            *c.line_errors.entry(kind.to_owned()).or_default() += 1;
+        });
+        self.log.emit(
+            Some(&self.name),
+            &Event::ConnectorLineError {
+                kind,
+                line: error.line(),
+                message: self.log.text(&error.to_string()),
+            },
+        );
+    }
+
+    fn on_event(&mut self, event: ConnectorEvent) {
+        let connector = self.name.to_string();
+        match event {
+            ConnectorEvent::Hello(hello) => self.on_hello(hello),
+            ConnectorEvent::Status(status) => {
+                self.log.emit(
+                    Some(&self.name),
+                    &Event::Connection {
+                        state: status.state,
+                        code: status.code,
+                        reason: status.reason.as_deref(),
+                    },
+                );
+                if let Some(p) = self.process.as_mut()
+                    && matches!(
+                        status.state,
+                        ConnectionState::LoggedOut | ConnectionState::Conflict
+                    )
+                {
+                    p.reported = Some(status.state);
+                }
+                let copy = status.clone();
+                self.log
+                    .board()
+                    .update(self.index, |c| c.connection = Some(copy));
+                self.push(Outgoing::Event(GatewayEvent::Connection {
+                    connector,
+                    status,
+                }));
+            }
+            ConnectorEvent::Qr(qr) => {
+                self.log.emit(Some(&self.name), &Event::QrReceived);
+                self.push(Outgoing::Event(GatewayEvent::Qr {
+                    connector,
+                    data: qr.data,
+                    expires_in_ms: qr.expires_in_ms,
+                }));
+            }
+            ConnectorEvent::LinkCode(code) => {
+                self.log.emit(Some(&self.name), &Event::LinkCodeReceived);
+                self.push(Outgoing::Event(GatewayEvent::LinkCode {
+                    connector,
+                    code: code.code,
+                }));
+            }
+            ConnectorEvent::Account(account) => {
+                self.log.emit(
+                    Some(&self.name),
+                    &Event::Account {
+                        phone: account.phone.as_deref().map(|p| self.log.id(p)),
+                        lid: account.lid.as_deref().map(|l| self.log.id(l)),
+                    },
+                );
+                self.push(Outgoing::Event(GatewayEvent::Account {
+                    connector,
+                    account,
+                }));
+            }
+            ConnectorEvent::LidMapping(mapping) => {
+                self.log.emit(
+                    Some(&self.name),
+                    &Event::LidMapping {
+                        lid: self.log.id(&mapping.lid),
+                        phone: self.log.id(&mapping.phone),
+                    },
+                );
+            }
+            ConnectorEvent::Inbound(message) => {
+                if self.gateway_closed {
+                    let outcome = Outcome::Failed(FailReason::GatewayClosed);
+                    self.log.decision(self.index, &self.name, &message, outcome);
+                    return;
+                }
+                self.log
+                    .decision(self.index, &self.name, &message, Outcome::Delivered);
+                let id = message.id.clone();
+                self.push(Outgoing::Inbound(
+                    GatewayEvent::Inbound { connector, message },
+                    id,
+                ));
+            }
+            ConnectorEvent::Receipt(receipt) => {
+                self.push(Outgoing::Event(GatewayEvent::Receipt {
+                    connector,
+                    receipt,
+                }));
+            }
+            ConnectorEvent::Result(result) => self.on_result(result),
+        }
+    }
+
+    // ---- commands ---------------------------------------------------------------------------
+
+    fn on_control(&mut self, control: Option<Control>) {
+        let Some(Control::Command {
+            gateway_id,
+            command,
+            timeout,
+        }) = control
+        else {
+            self.control_closed = true;
+            return;
+        };
+        let refusal = if self.stopping == Some(StopCause::Shutdown) {
+            Some(ErrorCode::ShuttingDown)
+        } else if self.state.is_terminal() {
+            Some(ErrorCode::ConnectorUnavailable)
+        } else if self.pending.len() >= self.cfg.queue_capacity {
+            Some(ErrorCode::QueueFull)
+        } else {
+            None
+        };
+        if let Some(code) = refusal {
+            self.log
+                .board()
+                .update(self.index, |c| c.commands.rejected += 1);
+            let error = self.error_body(code, false);
+            self.push(Outgoing::Event(GatewayEvent::Result(CommandResult::err(
+                gateway_id, error,
+            ))));
+            return;
+        }
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let deadline = self
+            .deadlines
+            .insert(seq, timeout.unwrap_or(self.cfg.command_timeout));
+        self.pending.insert(
+            seq,
+            Pending {
+                gateway_id,
+                command,
+                deadline,
+                written: false,
+            },
+        );
+        self.queue.push_back(seq);
+        self.log
+            .board()
+            .update(self.index, |c| c.commands.accepted += 1);
+    }
+
+    fn write_next(&mut self, permit: Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>) {
+        let Ok(permit) = permit else { return }; // stdin writer gone: the exit follows
+        let Some(seq) = self.queue.pop_front() else {
+            return;
+        };
+        let Some(pending) = self.pending.get_mut(&seq) else {
+            return;
+        };
+        let line = ConnectorCommand {
+            id: seq.to_string(),
+            command: pending.command.clone(),
+        };
+        match encode_line(&line, self.cfg.max_line_bytes) {
+            Ok(bytes) => {
+                pending.written = true;
+                permit.send(Bytes::from(bytes));
+                self.log.emit(
+                    Some(&self.name),
+                    &Event::CommandWritten {
+                        id: &line.id,
+                        command: line.command.type_name(),
+                    },
+                );
+            }
+            Err(e) => {
+                let code = match e {
+                    EncodeError::TooLong { .. } => ErrorCode::TooLarge,
+                    EncodeError::Json(_) => ErrorCode::InvalidCommand,
+                };
+                let mut body = self.error_body(code, false);
+                body.message = e.to_string();
+                self.answer(seq, Err(body));
+            }
+        }
+    }
+
+    fn on_result(&mut self, result: CommandResult) {
+        let seq = result
+            .id
+            .parse::<u64>()
+            .ok()
+            .filter(|s| self.pending.contains_key(s));
+        let Some(seq) = seq else {
+            self.log
+                .emit(Some(&self.name), &Event::LateResult { id: &result.id });
+            return;
+        };
+        let outcome = match (result.ok, result.error) {
+            (true, _) => Ok(result.data),
+            (false, Some(error)) => Err(error),
+            (false, None) => Err(ErrorBody {
+                code: "connector_error".into(),
+                message: "the connector reported a failure without details".into(),
+                unconfirmed: false,
+            }),
+        };
+        self.answer(seq, outcome);
+    }
+
+    fn on_deadline(&mut self, seq: u64) {
+        let Some(pending) = self.pending.get(&seq) else {
+            return;
+        };
+        let written = pending.written;
+        self.queue.retain(|s| *s != seq);
+        self.log
+            .board()
+            .update(self.index, |c| c.commands.timed_out += 1);
+        let body = self.error_body(ErrorCode::Timeout, written);
+        self.answer(seq, Err(body));
+    }
+
+    /// Sends the one result of command `seq` to the gateway and forgets the command.
+    fn answer(&mut self, seq: u64, outcome: Result<Option<serde_json::Value>, ErrorBody>) {
+        let Some(pending) = self.pending.remove(&seq) else {
+            return;
+        };
+        self.deadlines.try_remove(&pending.deadline);
+        let ok = outcome.is_ok();
+        let id = seq.to_string();
+        self.log.emit(
+            Some(&self.name),
+            &Event::CommandResult {
+                id: &id,
+                command: pending.command.type_name(),
+                ok,
+                error: outcome.as_ref().err().map(|e| e.code.as_str()),
+            },
+        );
+        self.log.board().update(self.index, |c| {
+            if ok {
+                c.commands.ok += 1
+            } else {
+                c.commands.failed += 1
+            }
+        });
+        let result = match outcome {
+            Ok(data) => CommandResult::ok(pending.gateway_id, data),
+            Err(error) => CommandResult::err(pending.gateway_id, error),
+        };
+        self.push(Outgoing::Event(GatewayEvent::Result(result)));
+    }
+
+    /// The process died: commands it may have acted on get an explicit "unconfirmed" failure;
+    /// unwritten ones stay queued for the next process.
+    fn fail_written_commands(&mut self) {
+        let mut written: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.written)
+            .map(|(s, _)| *s)
+            .collect();
+        written.sort_unstable();
+        for seq in written {
+            let body = self.error_body(ErrorCode::ConnectorExited, true);
+            self.answer(seq, Err(body));
+        }
+    }
+
+    fn fail_all_commands(&mut self, code: ErrorCode) {
+        let mut all: Vec<u64> = self.pending.keys().copied().collect();
+        all.sort_unstable();
+        self.queue.clear();
+        for seq in all {
+            let written = self.pending[&seq].written;
+            let body = self.error_body(code, written);
+            self.answer(seq, Err(body));
+        }
+    }
+
+    fn error_body(&self, code: ErrorCode, unconfirmed: bool) -> ErrorBody {
+        ErrorBody {
+            code: code.as_str().into(),
+            message: code.message(&self.name, self.state),
+            unconfirmed,
+        }
+    }
+
+    // ---- toward the gateway -----------------------------------------------------------------
+
+    fn set_state(&mut self, state: ConnectorStateName, exit: Option<ExitInfo>) {
+        self.state = state;
+        let restarts = self.history.total;
+        let pid = self.process.as_ref().map(|p| p.pid);
+        self.log.board().update(self.index, |c| c.state = state);
+        self.log
+            .emit(Some(&self.name), &Event::ConnectorState { state, restarts });
+        self.push(Outgoing::Event(GatewayEvent::ConnectorState {
+            connector: self.name.to_string(),
+            state,
+            pid,
+            restarts,
+            exit,
+        }));
+    }
+
+    fn alert(&mut self, severity: Severity, code: &str, message: String) {
+        self.log.emit(
+            Some(&self.name),
+            &Event::Alert {
+                severity,
+                code,
+                message: &message,
+            },
+        );
+        self.push(Outgoing::Event(GatewayEvent::Alert {
+            connector: Some(self.name.to_string()),
+            severity,
+            code: code.to_owned(),
+            message,
+        }));
+    }
+
+    fn push(&mut self, item: Outgoing) {
+        if self.gateway_closed {
+            self.drop_undeliverable(item);
+            return;
+        }
+        if self.outbox.is_empty() {
+            let event = match item {
+                Outgoing::Event(e) | Outgoing::Inbound(e, _) => e,
+            };
+            match self.gateway.try_send(event) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.outbox.push_back(rewrap(event));
+                }
+                Err(mpsc::error::TrySendError::Closed(event)) => {
+                    self.on_gateway_closed();
+                    self.drop_undeliverable(rewrap(event));
+                }
+            }
+        } else {
+            self.outbox.push_back(item);
+        }
+    }
+
+    fn flush_outbox(&mut self, permit: Option<mpsc::OwnedPermit<GatewayEvent>>) {
+        let Some(permit) = permit else {
+            self.on_gateway_closed();
+            return;
+        };
+        let Some(first) = self.outbox.pop_front() else {
+            return;
+        };
+        let sender = permit.send(unwrap(first));
+        while let Some(next) = self.outbox.pop_front() {
+            match sender.try_send(unwrap(next)) {
+                Ok(()) => {}
+                Err(mpsc::error::TrySendError::Full(event)) => {
+                    self.outbox.push_front(rewrap(event));
+                    break;
+                }
+                Err(mpsc::error::TrySendError::Closed(event)) => {
+                    self.outbox.push_front(rewrap(event));
+                    self.on_gateway_closed();
+                    break;
+                }
+            }
+        }
+    }
+
+    fn on_gateway_closed(&mut self) {
+        self.gateway_closed = true;
+        while let Some(item) = self.outbox.pop_front() {
+            self.drop_undeliverable(item);
+        }
+    }
+
+    /// An event the gateway can no longer receive: inbound messages move from delivered to
+    /// failed in the ledger; everything else is already in `bridge.log`.
+    fn drop_undeliverable(&mut self, item: Outgoing) {
+        if let Outgoing::Inbound(_, id) = item {
+            self.retract_delivery(&id);
+        }
+    }
+
+    fn retract_delivery(&mut self, message_id: &str) {
+        self.log
+            .board()
+            .retract_delivery(self.index, FailReason::GatewayClosed);
+        self.log.emit(
+            Some(&self.name),
+            &Event::DeliveryRetracted {
+                message_id,
+                reason: FailReason::GatewayClosed.as_str(),
+            },
+        );
+    }
+
+    /// After the process is stopped: answer every command still open and hand the outbox over.
+    async fn finish(mut self) {
+        self.fail_all_commands(ErrorCode::ShuttingDown);
+        self.control.close();
+        while let Ok(control) = self.control.try_recv() {
+            let Control::Command { gateway_id, .. } = control;
+            let error = self.error_body(ErrorCode::ShuttingDown, false);
+            self.push(Outgoing::Event(GatewayEvent::Result(CommandResult::err(
+                gateway_id, error,
+            ))));
+        }
+        while let Some(item) = self.outbox.pop_front() {
+            if self.gateway_closed {
+                self.drop_undeliverable(item);
+                continue;
+            }
+            let (event, id) = match item {
+                Outgoing::Event(e) => (e, None),
+                Outgoing::Inbound(e, id) => (e, Some(id)),
+            };
+            if self.gateway.send(event).await.is_err() {
+                self.gateway_closed = true;
+                if let Some(id) = id {
+                    self.retract_delivery(&id);
+                }
+            }
+        }
+    }
+
+    fn set_timer(&mut self, after: Duration, timer: Timer) {
+        self.timer = Some((tokio::time::Instant::now() + after, timer));
+    }
+}
+
+fn rewrap(event: GatewayEvent) -> Outgoing {
+    match event {
+        GatewayEvent::Inbound { ref message, .. } => {
+            let id = message.id.clone();
+            Outgoing::Inbound(event, id)
+        }
+        other => Outgoing::Event(other),
+    }
+}
+
+fn unwrap(item: Outgoing) -> GatewayEvent {
+    match item {
+        Outgoing::Event(e) | Outgoing::Inbound(e, _) => e,
+    }
+}
+
+async fn next_frame(stdout: &mut Option<Stdout>) -> Frame {
+    match stdout {
+        Some(s) => s.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait_child(process: &mut Option<Process>) -> io::Result<ExitStatus> {
+    match process {
+        Some(p) => p.child.wait().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn reserve(
+    stdin: Option<mpsc::Sender<Bytes>>,
+) -> Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>> {
+    match stdin {
+        Some(tx) => tx.reserve_owned().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Uniform in [0, 1) from the OS random source, for restart jitter.
+fn random_unit() -> f64 {
+    let mut bytes = [0u8; 8];
+    if getrandom::fill(&mut bytes).is_err() {
+        return 0.5;
+    }
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,254 @@
+//! The real `bridgekeeper` binary: `run` on stdin/stdout, `status`, the state-dir lock, startup
+//! errors, and no orphans after the supervisor is SIGKILLed.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use bridge_protocol::gateway::{ConnectorStateName, GatewayEvent};
+
+use crate::support::{BRIDGEKEEPER, PATIENCE, alive, connector, pids, wait_for, write_config};
+
+struct Running {
+    child: Child,
+    events: mpsc::Receiver<GatewayEvent>,
+}
+
+impl Running {
+    fn start(config: &std::path::Path) -> Self {
+        let mut child = Command::new(BRIDGEKEEPER)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let line = line.unwrap();
+                let event: GatewayEvent = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("stdout carried a non-protocol line {line:?}: {e}"));
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, events }
+    }
+
+    fn next(&self) -> GatewayEvent {
+        self.events
+            .recv_timeout(PATIENCE)
+            .expect("a gateway event in time")
+    }
+}
+
+fn status(config: &std::path::Path) -> String {
+    let out = Command::new(BRIDGEKEEPER)
+        .args(["status", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "status failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn run_forwards_inbound_survives_three_crashes_and_status_shows_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("starts");
+    let config = write_config(
+        dir.path(),
+        &[connector(
+            "fake",
+            &[
+                "--emit",
+                "2",
+                "--exit-after-ms",
+                "100",
+                "--crash-first",
+                "3",
+                "--counter",
+                counter.to_str().unwrap(),
+            ],
+            "",
+        )],
+    );
+    let mut run = Running::start(&config);
+    assert!(matches!(run.next(), GatewayEvent::Ready { .. }));
+    let (mut inbound, mut running_after_3) = (0, false);
+    while !(running_after_3 && inbound == 8) {
+        match run.next() {
+            GatewayEvent::Inbound { connector, .. } => {
+                assert_eq!(connector, "fake");
+                inbound += 1;
+            }
+            GatewayEvent::ConnectorState {
+                state: ConnectorStateName::Running,
+                restarts: 3,
+                ..
+            } => running_after_3 = true,
+            _ => {}
+        }
+    }
+    // status.json is written within ~100 ms of a change.
+    let mut text = String::new();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !text.contains("received 8 = delivered 8") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "status never showed the ledger:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+        text = status(&config);
+    }
+    assert!(text.contains("running (pid"), "{text}");
+    let row = text.lines().find(|l| l.starts_with("fake ")).unwrap();
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!((cols[1], cols[4]), ("running", "3"), "{row}");
+    assert!(row.contains("crashed (code 1)"), "{row}");
+
+    drop(run.child.stdin.take()); // the gateway goes away
+    let exit = wait_child(&mut run.child);
+    assert!(exit.success(), "{exit:?}");
+    let text = status(&config);
+    assert!(text.starts_with("bridgekeeper is not running"), "{text}");
+    assert!(text.contains("stopped"), "{text}");
+}
+
+fn wait_child(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "process did not exit");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn no_connector_outlives_a_sigkilled_supervisor() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let config = write_config(
+        dir.path(),
+        &[connector(
+            "fake",
+            &["--grandchild", "--pid-file", pid_file.to_str().unwrap()],
+            "",
+        )],
+    );
+    let mut run = Running::start(&config);
+    wait_for("connector and grandchild pids", || {
+        pids(&pid_file).len() == 2
+    })
+    .await;
+    let all = pids(&pid_file);
+    assert!(all.iter().all(|(_, pid)| alive(*pid)));
+    run.child.kill().unwrap(); // SIGKILL: no cleanup code runs in the supervisor
+    run.child.wait().unwrap();
+    for (role, pid) in all {
+        wait_for(&format!("{role} {pid} to exit"), || !alive(pid)).await;
+    }
+    // State files are intact and the next start takes over.
+    let text = status(&config);
+    assert!(text.starts_with("bridgekeeper is not running"), "{text}");
+    let mut again = Running::start(&config);
+    assert!(matches!(again.next(), GatewayEvent::Ready { .. }));
+    drop(again.child.stdin.take());
+    assert!(wait_child(&mut again.child).success());
+}
+
+#[test]
+fn a_second_supervisor_on_the_same_state_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &[connector("fake", &[], "")]);
+    let mut first = Running::start(&config);
+    assert!(matches!(first.next(), GatewayEvent::Ready { .. }));
+    let second = Command::new(BRIDGEKEEPER)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains(&format!(
+            "another bridgekeeper (pid {}) already runs",
+            first.child.id()
+        )),
+        "{err}"
+    );
+    assert!(
+        second.stdout.is_empty(),
+        "nothing may reach the gateway link"
+    );
+    first.child.stdin.take().unwrap().write_all(b"").unwrap();
+    drop(first.child.stdin.take());
+    assert!(wait_child(&mut first.child).success());
+}
+
+#[test]
+fn startup_errors_say_what_to_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = Command::new(BRIDGEKEEPER)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(!out.status.success());
+        assert!(out.stdout.is_empty());
+        String::from_utf8(out.stderr).unwrap()
+    };
+    assert!(run(&["run"]).contains("pass --config FILE"));
+    let missing = dir.path().join("nope.yaml");
+    assert!(run(&["run", "--config", missing.to_str().unwrap()]).contains("cannot read config"));
+
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, "connectors:\n  - name: x\n    command: definitely-not-installed-xyz\n    restart: {jitter: 2}\n").unwrap();
+    let err = run(&["run", "--config", bad.to_str().unwrap()]);
+    assert!(err.contains("2 problem(s)"), "{err}");
+    assert!(
+        err.contains(
+            "connectors[0].command: \"definitely-not-installed-xyz\" was not found on PATH"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("connectors[0].restart.jitter: 2 is outside 0.0..1.0"),
+        "{err}"
+    );
+
+    let garbage = dir.path().join("garbage.yaml");
+    std::fs::write(&garbage, "connectors: [[[").unwrap();
+    assert!(run(&["run", "--config", garbage.to_str().unwrap()]).contains("is not valid"));
+
+    // A state dir that cannot be created.
+    let blocked = dir.path().join("file");
+    std::fs::write(&blocked, "").unwrap();
+    let cfg = dir.path().join("blocked.yaml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir: file/state\nconnectors:\n  - name: x\n    command: {:?}\n",
+            crate::support::FAKE
+        ),
+    )
+    .unwrap();
+    let err = run(&["run", "--config", cfg.to_str().unwrap()]);
+    assert!(
+        err.contains("cannot create directory") && err.contains("file/state"),
+        "{err}"
+    );
+}

@@ -1,0 +1,293 @@
+//! Test fixtures: a temp dir per test, an in-process daemon driven over in-memory pipes, the
+//! real binary for process-level tests, `wait_for` instead of sleeps, and a dump of the
+//! `bridge.log` tail when a test fails.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bridge_protocol::gateway::{ConnectorStateName, GatewayEvent};
+use bridge_protocol::message::CommandResult;
+use bridgekeeper::config::SupervisorConfig;
+use bridgekeeper::daemon::StartError;
+use bridgekeeper::status::StatusSnapshot;
+use serde_json::Value;
+use tempfile::TempDir;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const FAKE: &str = env!("CARGO_BIN_EXE_fake-connector");
+pub const BRIDGEKEEPER: &str = env!("CARGO_BIN_EXE_bridgekeeper");
+
+/// Generous: the machines are shared and builds run beside tests.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// One connector entry for a config: fast restarts and stops unless `extra` overrides them.
+pub fn connector(name: &str, args: &[&str], extra: &str) -> String {
+    let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
+    let mut entry = format!(
+        "  - name: {name}\n    command: {FAKE:?}\n    args: [{}]\n",
+        args.join(", ")
+    );
+    if !extra.contains("restart:") {
+        entry.push_str("    restart: {initial_backoff_ms: 20, max_backoff_ms: 200, jitter: 0.0, max_restarts: 10, window_ms: 60000}\n");
+    }
+    if !extra.contains("stop:") {
+        entry.push_str("    stop: {stdin_grace_ms: 2000, term_grace_ms: 1000}\n");
+    }
+    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+        entry.push_str("    ");
+        entry.push_str(line.trim_start());
+        entry.push('\n');
+    }
+    entry
+}
+
+pub fn write_config(dir: &Path, connectors: &[String]) -> PathBuf {
+    let path = dir.join("bridgekeeper.yaml");
+    let text = format!(
+        "state_dir: state\nlog: {{max_bytes: 50000000}}\ngateway: {{buffer: 64}}\nconnectors:\n{}",
+        connectors.concat()
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub async fn wait_for<F: FnMut() -> bool>(what: &str, mut condition: F) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
+    tokio::time::timeout(PATIENCE, fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Parsed `bridge.log` events.
+pub fn log_events(state_dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(state_dir.join("bridge.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad log line {l:?}: {e}")))
+        .collect()
+}
+
+pub fn events_named<'a>(events: &'a [Value], name: &str, connector: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["event"] == name && e["connector"] == connector)
+        .collect()
+}
+
+/// Alive and not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().next());
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}
+
+/// `(role, pid)` lines the fake connector wrote with `--pid-file`.
+pub fn pids(file: &Path) -> Vec<(String, u32)> {
+    std::fs::read_to_string(file)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (role, pid) = l.split_once(' ')?;
+            Some((role.to_owned(), pid.parse().ok()?))
+        })
+        .collect()
+}
+
+pub struct TestDaemon {
+    pub dir: TempDir,
+    pub state_dir: PathBuf,
+    gateway_in: Option<DuplexStream>,
+    gateway_out: Lines<BufReader<DuplexStream>>,
+    shutdown: CancellationToken,
+    join: Option<JoinHandle<Result<(), StartError>>>,
+    /// Every event read so far, in order.
+    pub seen: Vec<GatewayEvent>,
+    next_id: u64,
+}
+
+impl TestDaemon {
+    pub async fn start(connectors: &[String]) -> Self {
+        Self::start_with(connectors, 64 * 1024).await
+    }
+
+    /// `pipe_bytes`: how much the gateway-out pipe buffers before the daemon feels it.
+    pub async fn start_with(connectors: &[String], pipe_bytes: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SupervisorConfig::load(&write_config(dir.path(), connectors)).unwrap();
+        let state_dir = config.state_dir.clone();
+        let (gateway_in, daemon_in) = tokio::io::duplex(64 * 1024);
+        let (daemon_out, gateway_out) = tokio::io::duplex(pipe_bytes);
+        let shutdown = CancellationToken::new();
+        let join = tokio::spawn(bridgekeeper::daemon::run(
+            config,
+            daemon_in,
+            daemon_out,
+            shutdown.clone(),
+        ));
+        let mut daemon = Self {
+            dir,
+            state_dir,
+            gateway_in: Some(gateway_in),
+            gateway_out: BufReader::new(gateway_out).lines(),
+            shutdown,
+            join: Some(join),
+            seen: Vec::new(),
+            next_id: 0,
+        };
+        let first = daemon.next_event().await;
+        assert!(
+            matches!(first, GatewayEvent::Ready { .. }),
+            "first event: {first:?}"
+        );
+        daemon
+    }
+
+    pub async fn next_event(&mut self) -> GatewayEvent {
+        self.try_next_event().await.expect("gateway link closed")
+    }
+
+    async fn try_next_event(&mut self) -> Option<GatewayEvent> {
+        let line = within("a gateway event", self.gateway_out.next_line())
+            .await
+            .unwrap()?;
+        let event: GatewayEvent = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("daemon wrote an invalid gateway line {line:?}: {e}"));
+        self.seen.push(event.clone());
+        Some(event)
+    }
+
+    /// Reads events until one matches.
+    pub async fn wait_event(
+        &mut self,
+        what: &str,
+        mut pred: impl FnMut(&GatewayEvent) -> bool,
+    ) -> GatewayEvent {
+        if let Some(e) = self.seen.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        loop {
+            let event = self.next_event().await;
+            if pred(&event) {
+                return event;
+            }
+            let _ = what;
+        }
+    }
+
+    pub async fn wait_state(&mut self, connector: &str, state: ConnectorStateName) -> GatewayEvent {
+        self.wait_event(&format!("{connector} {state:?}"), |e| {
+            matches!(e, GatewayEvent::ConnectorState { connector: c, state: s, .. } if c == connector && *s == state)
+        })
+        .await
+    }
+
+    pub async fn send_line(&mut self, line: &[u8]) {
+        let input = self.gateway_in.as_mut().expect("gateway input open");
+        input.write_all(line).await.unwrap();
+        input.write_all(b"\n").await.unwrap();
+    }
+
+    /// Sends a request (an `id` is added) and returns the id.
+    pub async fn send(&mut self, mut request: Value) -> String {
+        self.next_id += 1;
+        let id = format!("t{}", self.next_id);
+        request["id"] = Value::String(id.clone());
+        self.send_line(request.to_string().as_bytes()).await;
+        id
+    }
+
+    pub async fn result_of(&mut self, id: &str) -> CommandResult {
+        match self
+            .wait_event(
+                "result",
+                |e| matches!(e, GatewayEvent::Result(r) if r.id == id),
+            )
+            .await
+        {
+            GatewayEvent::Result(r) => r,
+            _ => unreachable!(),
+        }
+    }
+
+    pub async fn request(&mut self, request: Value) -> CommandResult {
+        let id = self.send(request).await;
+        self.result_of(&id).await
+    }
+
+    pub async fn status(&mut self) -> StatusSnapshot {
+        let result = self.request(serde_json::json!({"type": "status"})).await;
+        serde_json::from_value(result.data.expect("status data")).unwrap()
+    }
+
+    pub fn inbound_ids(&self) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                GatewayEvent::Inbound { message, .. } => Some(message.id.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn log(&self) -> Vec<Value> {
+        log_events(&self.state_dir)
+    }
+
+    /// Closes the gateway's end like a gateway would, reads the remaining events and waits for
+    /// the daemon to finish.
+    pub async fn stop(&mut self) {
+        self.gateway_in = None;
+        while self.try_next_event().await.is_some() {}
+        let join = self.join.take().unwrap();
+        within("the daemon to stop", join).await.unwrap().unwrap();
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log =
+                std::fs::read_to_string(self.state_dir.join("bridge.log")).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("---- bridge.log tail (newest last) ----");
+            for line in tail.iter().rev() {
+                eprintln!("{line}");
+            }
+            eprintln!("---- last gateway events ----");
+            for e in self
+                .seen
+                .iter()
+                .rev()
+                .take(15)
+                .collect::<Vec<_>>()
+                .iter()
+                .rev()
+            {
+                eprintln!("{e:?}");
+            }
+        }
+        self.shutdown.cancel();
+    }
+}

@@ -553,3 +553,20 @@ impl TestDaemon {
             .received
     }
 }
+
+#[tokio::test]
+async fn commands_sent_just_before_the_gateway_closes_are_still_carried_out() {
+    let mut d = TestDaemon::start(&[connector("slow", &["--answer-delay-ms", "300"], "")]).await;
+    // Not even waiting for the connector to be ready: the request is queued, then the link closes.
+    let id = d
+        .send(json!({"type": "send_text", "connector": "slow", "chat": "1@s.whatsapp.net", "text": "last words"}))
+        .await;
+    d.stop().await;
+    let result = d.seen.iter().find_map(|e| match e {
+        GatewayEvent::Result(r) if r.id == id => Some(r.clone()),
+        _ => None,
+    });
+    let result = result.expect("a result before the link closed");
+    assert!(result.ok, "{result:?}");
+    assert_eq!(steps(&d.log(), "slow"), vec!["stdin_closed"]);
+}

@@ -47,6 +47,8 @@ type Frame = Option<Result<Result<ConnectorEvent, LineError>, io::Error>>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Timer {
     Hello,
+    /// Shutting down: commands accepted before the shutdown may still finish until this fires.
+    Flush,
     /// Exited, still reading what it wrote.
     Drain,
     /// Stop ladder: SIGTERM when this fires.
@@ -179,10 +181,13 @@ impl ConnectorTask {
             let gateway = self.gateway.clone();
 
             tokio::select! {
+                // Control first: a command the gateway sent before closing the link is accepted
+                // before the shutdown that the close triggers.
+                biased;
+                control = self.control.recv(), if !self.control_closed => self.on_control(control),
                 _ = self.shutdown.cancelled(), if self.stopping != Some(StopCause::Shutdown) => {
                     self.begin_stop(StopCause::Shutdown);
                 }
-                control = self.control.recv(), if !self.control_closed => self.on_control(control),
                 Some(expired) = self.deadlines.next() => self.on_deadline(expired.into_inner()),
                 permit = gateway.reserve_owned(), if outbox_waiting && !self.gateway_closed => {
                     self.flush_outbox(permit.ok());
@@ -193,6 +198,9 @@ impl ConnectorTask {
                 permit = reserve(stdin), if can_write => self.write_next(permit),
             }
 
+            if matches!(self.timer, Some((_, Timer::Flush))) && self.pending.is_empty() {
+                self.close_stdin();
+            }
             if self.process.as_ref().is_some_and(|p| p.exit.is_some()) && self.stdout.is_none() {
                 self.finish_exit();
             }
@@ -494,6 +502,7 @@ impl ConnectorTask {
                 );
                 self.signal(Signal::SIGKILL, "sigkill");
             }
+            Timer::Flush => self.close_stdin(),
             Timer::Drain => {
                 // A grandchild still holds stdout open; the connector itself is gone.
                 self.stdout = None;
@@ -511,7 +520,8 @@ impl ConnectorTask {
         }
     }
 
-    /// The stop ladder, first rung: close stdin and give the connector `stdin_grace` to exit.
+    /// Starts stopping the current process. On shutdown, commands already accepted get up to
+    /// `stdin_grace` to finish first; then the ladder starts by closing stdin.
     fn begin_stop(&mut self, cause: StopCause) {
         // A shutdown overrides a fatal stop in progress; a fatal stop never overrides a shutdown.
         if cause == StopCause::Shutdown || self.stopping.is_none() {
@@ -524,7 +534,6 @@ impl ConnectorTask {
             }
             return;
         };
-        let pid = process.pid;
         let exited = process.exit.is_some();
         if cause == StopCause::Shutdown {
             self.set_state(ConnectorStateName::Stopping, None);
@@ -532,6 +541,19 @@ impl ConnectorTask {
         if exited {
             return; // already gone; its stdout drain is in progress
         }
+        if cause == StopCause::Shutdown && !self.pending.is_empty() {
+            self.set_timer(self.cfg.stop.stdin_grace, Timer::Flush);
+        } else {
+            self.close_stdin();
+        }
+    }
+
+    /// The stop ladder, first rung: close stdin and give the connector `stdin_grace` to exit.
+    fn close_stdin(&mut self) {
+        let Some(process) = self.process.as_ref() else {
+            return;
+        };
+        let pid = process.pid;
         if self.stdin.take().is_some() {
             self.log.emit(
                 Some(&self.name),

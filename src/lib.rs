@@ -13,5 +13,8 @@ pub mod gateway;
 pub mod ledger;
 pub mod lock;
 pub mod mask;
+pub mod outbound;
+pub mod pairing;
+pub mod policy;
 pub mod status;
 pub mod supervisor;

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod hermes;
+
 use crate::supervisor::restart::RestartPolicy;
 
 const MIN_LINE_BYTES: usize = 256;

@@ -1,0 +1,716 @@
+//! Resolving a platform's access policy from the places Hermes users already keep it, once,
+//! with a stated precedence (first source that has a key wins):
+//!
+//! 1. CLI: `--set KEY=VALUE` (environment-style keys, e.g. `WHATSAPP_MODE=bot`)
+//! 2. the bridgekeeper config file: `connectors[].policy` (canonical keys, e.g. `mode: bot`)
+//! 3. the process environment
+//! 4. `$HERMES_HOME/.env`
+//! 5. `$HERMES_HOME/config.yaml`: `platforms.<p>.<key>`, then `platforms.<p>.extra.<key>`, then
+//!    `<p>.<key>`, and for `unauthorized_dm_behavior` also the global top-level key
+//! 6. the default
+//!
+//! Every value keeps its origin for `config --explain`. Invalid values are reported together,
+//! each with key, source and the allowed values. Contradictions become warnings.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde_yaml_ng::Value as Yaml;
+
+use crate::policy::{AccessPolicy, DmPolicy, GroupPolicy, Mode, UnauthorizedDm, normalize};
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Cli { key: String },
+    ConfigFile { path: PathBuf, key: String },
+    Env { key: String },
+    DotEnv { path: PathBuf, key: String },
+    ConfigYaml { path: PathBuf, key: String },
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Cli { key } => write!(f, "command line (--set {key})"),
+            Self::ConfigFile { path, key } => write!(f, "{} ({key})", path.display()),
+            Self::Env { key } => write!(f, "environment ({key})"),
+            Self::DotEnv { path, key } => write!(f, "{} ({key})", path.display()),
+            Self::ConfigYaml { path, key } => write!(f, "{} ({key})", path.display()),
+            Self::Default => write!(f, "default"),
+        }
+    }
+}
+
+/// A raw value as a source holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Raw {
+    Text(String),
+    List(Vec<String>),
+    Bool(bool),
+}
+
+impl fmt::Display for Raw {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(s) => write!(f, "{s}"),
+            Self::List(l) => write!(f, "{}", l.join(",")),
+            Self::Bool(b) => write!(f, "{b}"),
+        }
+    }
+}
+
+/// Everything resolution reads, gathered first so resolution itself is a pure function.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub hermes_home: PathBuf,
+    pub cli: BTreeMap<String, String>,
+    pub file: Option<(PathBuf, BTreeMap<String, Raw>)>,
+    pub env: BTreeMap<String, String>,
+    pub dotenv: Option<(PathBuf, BTreeMap<String, String>)>,
+    pub yaml: Option<(PathBuf, Yaml)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {}: {detail}", path.display())]
+    DotEnv { path: PathBuf, detail: String },
+    #[error("{} is not valid YAML: {detail}", path.display())]
+    Yaml { path: PathBuf, detail: String },
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Sources {
+    /// Reads `.env` and `config.yaml` under `hermes_home` (missing files are fine) and takes a
+    /// copy of the process environment.
+    pub fn gather(hermes_home: &Path, cli: BTreeMap<String, String>) -> Result<Self, SourceError> {
+        let dotenv_path = hermes_home.join(".env");
+        let dotenv = if dotenv_path.exists() {
+            let iter = dotenvy::from_path_iter(&dotenv_path).map_err(|e| SourceError::DotEnv {
+                path: dotenv_path.clone(),
+                detail: e.to_string(),
+            })?;
+            let mut vars = BTreeMap::new();
+            for item in iter {
+                let (k, v) = item.map_err(|e| SourceError::DotEnv {
+                    path: dotenv_path.clone(),
+                    detail: e.to_string(),
+                })?;
+                vars.insert(k, v);
+            }
+            Some((dotenv_path, vars))
+        } else {
+            None
+        };
+        let yaml_path = hermes_home.join("config.yaml");
+        let yaml = match std::fs::read_to_string(&yaml_path) {
+            Ok(text) => {
+                let value: Yaml =
+                    serde_yaml_ng::from_str(&text).map_err(|e| SourceError::Yaml {
+                        path: yaml_path.clone(),
+                        detail: e.to_string(),
+                    })?;
+                Some((yaml_path, value))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(SourceError::Read {
+                    path: yaml_path,
+                    source,
+                });
+            }
+        };
+        Ok(Self {
+            hermes_home: hermes_home.to_owned(),
+            cli,
+            file: None,
+            env: std::env::vars().collect(),
+            dotenv,
+            yaml,
+        })
+    }
+}
+
+/// `$HERMES_HOME`, else `~/.hermes`.
+pub fn default_hermes_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("HERMES_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".hermes")
+}
+
+/// One setting: canonical name, its environment key suffix, and its config.yaml key names.
+struct Key {
+    name: &'static str,
+    env: &'static str,
+    yaml: &'static [&'static str],
+    allowed: &'static str,
+}
+
+const KEYS: &[Key] = &[
+    Key {
+        name: "mode",
+        env: "MODE",
+        yaml: &["mode"],
+        allowed: "self-chat, bot",
+    },
+    Key {
+        name: "dm_policy",
+        env: "DM_POLICY",
+        yaml: &["dm_policy"],
+        allowed: "pairing, allowlist, open, disabled",
+    },
+    Key {
+        name: "allow_from",
+        env: "ALLOWED_USERS",
+        yaml: &["allow_from", "allowed_users"],
+        allowed: "comma-separated numbers, or *",
+    },
+    Key {
+        name: "allow_all_users",
+        env: "ALLOW_ALL_USERS",
+        yaml: &["allow_all_users"],
+        allowed: "true, false",
+    },
+    Key {
+        name: "group_policy",
+        env: "GROUP_POLICY",
+        yaml: &["group_policy"],
+        allowed: "open, allowlist, disabled",
+    },
+    Key {
+        name: "group_allow_from",
+        env: "GROUP_ALLOWED_USERS",
+        yaml: &["group_allow_from", "group_allowed_users"],
+        allowed: "comma-separated numbers or group ids, or *",
+    },
+    Key {
+        name: "require_mention",
+        env: "REQUIRE_MENTION",
+        yaml: &["require_mention"],
+        allowed: "true, false",
+    },
+    Key {
+        name: "free_response_chats",
+        env: "FREE_RESPONSE_CHATS",
+        yaml: &["free_response_chats"],
+        allowed: "comma-separated group ids",
+    },
+    Key {
+        name: "unauthorized_dm_behavior",
+        env: "UNAUTHORIZED_DM_BEHAVIOR",
+        yaml: &["unauthorized_dm_behavior"],
+        allowed: "pair, ignore",
+    },
+    Key {
+        name: "debug",
+        env: "DEBUG",
+        yaml: &["debug"],
+        allowed: "true, false",
+    },
+];
+
+/// Gateway-wide keys that apply to every platform.
+const GATEWAY_ALLOWED: &str = "GATEWAY_ALLOWED_USERS";
+const GATEWAY_ALLOW_ALL: &str = "GATEWAY_ALLOW_ALL_USERS";
+
+/// An effective value and its origin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Setting {
+    pub name: &'static str,
+    pub value: Raw,
+    pub origin: Origin,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidValue {
+    pub key: String,
+    pub origin: String,
+    pub value: String,
+    pub allowed: &'static str,
+}
+
+impl fmt::Display for InvalidValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} = {:?} from {} is not valid; allowed: {}",
+            self.key, self.value, self.origin, self.allowed
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid policy settings for {platform}:\n{}", problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+pub struct PolicyError {
+    pub platform: String,
+    pub problems: Vec<InvalidValue>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub platform: String,
+    pub policy: AccessPolicy,
+    pub debug: bool,
+    /// Every setting with its origin, in `KEYS` order, then the gateway-wide ones.
+    pub settings: Vec<Setting>,
+    pub warnings: Vec<String>,
+}
+
+fn env_key(platform: &str, suffix: &str) -> String {
+    format!("{}_{suffix}", platform.to_uppercase().replace('-', "_"))
+}
+
+fn yaml_get<'a>(yaml: &'a Yaml, path: &[&str]) -> Option<&'a Yaml> {
+    path.iter().try_fold(yaml, |v, key| v.get(*key))
+}
+
+fn yaml_raw(v: &Yaml) -> Option<Raw> {
+    match v {
+        Yaml::Bool(b) => Some(Raw::Bool(*b)),
+        Yaml::String(s) => Some(Raw::Text(s.clone())),
+        Yaml::Number(n) => Some(Raw::Text(n.to_string())),
+        Yaml::Sequence(items) => Some(Raw::List(
+            items
+                .iter()
+                .filter_map(|i| match i {
+                    Yaml::String(s) => Some(s.clone()),
+                    Yaml::Number(n) => Some(n.to_string()),
+                    _ => None,
+                })
+                .collect(),
+        )),
+        _ => None,
+    }
+}
+
+/// Every place in config.yaml that sets `key`, in precedence order.
+fn yaml_hits(sources: &Sources, platform: &str, key: &Key) -> Vec<(Raw, Origin)> {
+    let Some((path, yaml)) = &sources.yaml else {
+        return Vec::new();
+    };
+    let mut hits = Vec::new();
+    let mut places: Vec<Vec<&str>> = Vec::new();
+    for name in key.yaml {
+        places.push(vec!["platforms", platform, name]);
+        places.push(vec!["platforms", platform, "extra", name]);
+        places.push(vec![platform, name]);
+    }
+    if key.name == "unauthorized_dm_behavior" {
+        places.push(vec!["unauthorized_dm_behavior"]);
+    }
+    // Precedence is by place first, then by alternative name.
+    places.sort_by_key(|p| match (p.first(), p.get(2)) {
+        (Some(&"platforms"), Some(&"extra")) => 1,
+        (Some(&"platforms"), _) => 0,
+        _ if p.len() == 1 => 3,
+        _ => 2,
+    });
+    for place in places {
+        if let Some(raw) = yaml_get(yaml, &place).and_then(yaml_raw) {
+            hits.push((
+                raw,
+                Origin::ConfigYaml {
+                    path: path.clone(),
+                    key: place.join("."),
+                },
+            ));
+        }
+    }
+    hits
+}
+
+/// Every source that sets `key`, highest precedence first.
+fn hits(sources: &Sources, platform: &str, key: &Key) -> Vec<(Raw, Origin)> {
+    let env = env_key(platform, key.env);
+    let mut out = Vec::new();
+    if let Some(v) = sources.cli.get(&env) {
+        out.push((Raw::Text(v.clone()), Origin::Cli { key: env.clone() }));
+    }
+    if let Some((path, map)) = &sources.file
+        && let Some(v) = map.get(key.name)
+    {
+        out.push((
+            v.clone(),
+            Origin::ConfigFile {
+                path: path.clone(),
+                key: format!("policy.{}", key.name),
+            },
+        ));
+    }
+    if let Some(v) = sources.env.get(&env) {
+        out.push((Raw::Text(v.clone()), Origin::Env { key: env.clone() }));
+    }
+    if let Some((path, vars)) = &sources.dotenv
+        && let Some(v) = vars.get(&env)
+    {
+        out.push((
+            Raw::Text(v.clone()),
+            Origin::DotEnv {
+                path: path.clone(),
+                key: env.clone(),
+            },
+        ));
+    }
+    out.extend(yaml_hits(sources, platform, key));
+    out
+}
+
+fn gateway_hits(sources: &Sources, env: &str) -> Vec<(Raw, Origin)> {
+    let mut out = Vec::new();
+    if let Some(v) = sources.cli.get(env) {
+        out.push((Raw::Text(v.clone()), Origin::Cli { key: env.into() }));
+    }
+    if let Some(v) = sources.env.get(env) {
+        out.push((Raw::Text(v.clone()), Origin::Env { key: env.into() }));
+    }
+    if let Some((path, vars)) = &sources.dotenv
+        && let Some(v) = vars.get(env)
+    {
+        out.push((
+            Raw::Text(v.clone()),
+            Origin::DotEnv {
+                path: path.clone(),
+                key: env.into(),
+            },
+        ));
+    }
+    out
+}
+
+fn parse_bool(raw: &Raw) -> Option<bool> {
+    match raw {
+        Raw::Bool(b) => Some(*b),
+        Raw::Text(s) => match s.trim().to_lowercase().as_str() {
+            "1" | "true" | "yes" | "on" => Some(true),
+            "0" | "false" | "no" | "off" | "" => Some(false),
+            _ => None,
+        },
+        Raw::List(_) => None,
+    }
+}
+
+fn parse_list(raw: &Raw) -> Option<BTreeSet<String>> {
+    let items: Vec<String> = match raw {
+        Raw::Text(s) => s.split(',').map(str::to_owned).collect(),
+        Raw::List(l) => l.clone(),
+        Raw::Bool(_) => return None,
+    };
+    Some(
+        items
+            .iter()
+            .map(|i| i.trim())
+            .filter(|i| !i.is_empty())
+            .map(|i| {
+                if i == "*" {
+                    "*".to_owned()
+                } else {
+                    normalize(i)
+                }
+            })
+            .collect(),
+    )
+}
+
+/// The value among `choices` that `raw` names (case-insensitive, `_` taken as `-`).
+fn one_of<T: Copy>(raw: &Raw, choices: &[(&str, T)]) -> Option<T> {
+    let Raw::Text(s) = raw else { return None };
+    let word = s.trim().to_lowercase().replace('_', "-");
+    choices
+        .iter()
+        .find(|(name, _)| *name == word)
+        .map(|(_, v)| *v)
+}
+
+/// Stores a parsed value; false when it did not parse.
+fn assign<T>(slot: &mut T, value: Option<T>) -> bool {
+    value.map(|v| *slot = v).is_some()
+}
+
+fn extend(list: &mut BTreeSet<String>, items: Option<BTreeSet<String>>) -> bool {
+    items.map(|items| list.extend(items)).is_some()
+}
+
+/// `*_ALLOW_ALL_USERS=true` is a `*` in the allowlist.
+fn star_if(list: &mut BTreeSet<String>, yes: Option<bool>) -> bool {
+    yes.map(|yes| {
+        if yes {
+            list.insert("*".into());
+        }
+    })
+    .is_some()
+}
+
+/// Resolves the policy of `platform`. Pure: reads only `sources`.
+pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyError> {
+    let mut policy = AccessPolicy::default();
+    let mut debug = false;
+    let mut settings = Vec::new();
+    let mut problems = Vec::new();
+    let mut warnings = Vec::new();
+
+    for key in KEYS {
+        let found = hits(sources, platform, key);
+        warn_about_shadowing(&found, key.name, &mut warnings);
+        let Some((raw, origin)) = found.into_iter().next() else {
+            settings.push(Setting {
+                name: key.name,
+                value: default_raw(key.name, &policy),
+                origin: Origin::Default,
+            });
+            continue;
+        };
+        let invalid = |problems: &mut Vec<InvalidValue>| {
+            problems.push(InvalidValue {
+                key: key.name.into(),
+                origin: origin.to_string(),
+                value: raw.to_string(),
+                allowed: key.allowed,
+            })
+        };
+        let valid = match key.name {
+            "mode" => assign(
+                &mut policy.mode,
+                one_of(
+                    &raw,
+                    &[
+                        ("self-chat", Mode::SelfChat),
+                        ("selfchat", Mode::SelfChat),
+                        ("self", Mode::SelfChat),
+                        ("bot", Mode::Bot),
+                    ],
+                ),
+            ),
+            "dm_policy" => assign(
+                &mut policy.dm_policy,
+                one_of(
+                    &raw,
+                    &[
+                        ("pairing", DmPolicy::Pairing),
+                        ("allowlist", DmPolicy::Allowlist),
+                        ("open", DmPolicy::Open),
+                        ("disabled", DmPolicy::Disabled),
+                    ],
+                ),
+            ),
+            "group_policy" => assign(
+                &mut policy.group_policy,
+                one_of(
+                    &raw,
+                    &[
+                        ("open", GroupPolicy::Open),
+                        ("allowlist", GroupPolicy::Allowlist),
+                        ("disabled", GroupPolicy::Disabled),
+                    ],
+                ),
+            ),
+            "unauthorized_dm_behavior" => assign(
+                &mut policy.unauthorized_dm,
+                one_of(
+                    &raw,
+                    &[
+                        ("pair", UnauthorizedDm::Pair),
+                        ("ignore", UnauthorizedDm::Ignore),
+                    ],
+                ),
+            ),
+            "allow_from" => extend(&mut policy.allow_from, parse_list(&raw)),
+            "group_allow_from" => assign(&mut policy.group_allow_from, parse_list(&raw)),
+            "free_response_chats" => assign(&mut policy.free_response_chats, parse_list(&raw)),
+            "allow_all_users" => star_if(&mut policy.allow_from, parse_bool(&raw)),
+            "require_mention" => assign(&mut policy.require_mention, parse_bool(&raw)),
+            "debug" => assign(&mut debug, parse_bool(&raw)),
+            _ => unreachable!("every key is handled"),
+        };
+        if !valid {
+            invalid(&mut problems);
+        }
+        settings.push(Setting {
+            name: key.name,
+            value: raw,
+            origin,
+        });
+    }
+
+    for (env, name) in [
+        (GATEWAY_ALLOWED, "gateway_allowed_users"),
+        (GATEWAY_ALLOW_ALL, "gateway_allow_all_users"),
+    ] {
+        let Some((raw, origin)) = gateway_hits(sources, env).into_iter().next() else {
+            continue;
+        };
+        let valid = if env == GATEWAY_ALLOWED {
+            extend(&mut policy.allow_from, parse_list(&raw))
+        } else {
+            star_if(&mut policy.allow_from, parse_bool(&raw))
+        };
+        if !valid {
+            problems.push(InvalidValue {
+                key: env.into(),
+                origin: origin.to_string(),
+                value: raw.to_string(),
+                allowed: if env == GATEWAY_ALLOWED {
+                    "comma-separated numbers, or *"
+                } else {
+                    "true, false"
+                },
+            });
+        }
+        settings.push(Setting {
+            name,
+            value: raw,
+            origin,
+        });
+    }
+
+    if !problems.is_empty() {
+        return Err(PolicyError {
+            platform: platform.to_owned(),
+            problems,
+        });
+    }
+    warn_about_contradictions(platform, &policy, &settings, &mut warnings);
+    warn_about_legacy_dirs(&sources.hermes_home, platform, &mut warnings);
+    Ok(Resolved {
+        platform: platform.to_owned(),
+        policy,
+        debug,
+        settings,
+        warnings,
+    })
+}
+
+fn default_raw(name: &str, p: &AccessPolicy) -> Raw {
+    match name {
+        "mode" => Raw::Text("self-chat".into()),
+        "dm_policy" => Raw::Text("pairing".into()),
+        "group_policy" => Raw::Text("allowlist".into()),
+        "unauthorized_dm_behavior" => Raw::Text("pair".into()),
+        "require_mention" => Raw::Bool(p.require_mention),
+        "allow_all_users" | "debug" => Raw::Bool(false),
+        _ => Raw::List(Vec::new()),
+    }
+}
+
+/// Two sources disagreeing is worth knowing about: the one that loses is easy to mistake for
+/// the one in force.
+fn warn_about_shadowing(found: &[(Raw, Origin)], name: &str, warnings: &mut Vec<String>) {
+    let Some((winner, won_from)) = found.first() else {
+        return;
+    };
+    for (raw, origin) in &found[1..] {
+        if raw.to_string().trim() != winner.to_string().trim() {
+            warnings.push(format!(
+                "{name}: {origin} says {raw:?} but {won_from} says {winner:?}, which wins",
+                raw = raw.to_string(),
+                winner = winner.to_string(),
+            ));
+        }
+    }
+}
+
+fn warn_about_contradictions(
+    platform: &str,
+    policy: &AccessPolicy,
+    settings: &[Setting],
+    warnings: &mut Vec<String>,
+) {
+    let origin_of = |name: &str| {
+        settings
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.origin.to_string())
+            .unwrap_or_default()
+    };
+    let upper = platform.to_uppercase();
+    if policy.dm_policy == DmPolicy::Pairing && policy.allow_from.contains("*") {
+        warnings.push(format!(
+            "dm_policy is pairing ({}) but the allowlist contains * ({}): under pairing, * lets \
+             nobody in without a code. To let everyone in, set {upper}_DM_POLICY=open; to require \
+             approval, remove the *",
+            origin_of("dm_policy"),
+            [
+                "allow_from",
+                "allow_all_users",
+                "gateway_allowed_users",
+                "gateway_allow_all_users"
+            ]
+            .iter()
+            .map(|n| origin_of(n))
+            .filter(|o| !o.is_empty() && o != "default")
+            .collect::<Vec<_>>()
+            .join(", ")
+        ));
+    }
+    let others = policy.allow_from.iter().filter(|a| *a != "*").count();
+    if policy.mode == Mode::SelfChat && others > 0 {
+        warnings.push(format!(
+            "mode is self-chat ({}), which answers only your own chat, but the allowlist names {others} \
+             other number(s): they will be ignored. To let them talk to the assistant, set {upper}_MODE=bot",
+            origin_of("mode")
+        ));
+    }
+    if policy.group_policy == GroupPolicy::Allowlist
+        && policy.group_allow_from.is_empty()
+        && settings
+            .iter()
+            .any(|s| s.name == "group_policy" && s.origin != Origin::Default)
+    {
+        warnings.push(format!(
+            "group_policy is allowlist ({}) but group_allow_from is empty: no group will be answered",
+            origin_of("group_policy")
+        ));
+    }
+}
+
+fn warn_about_legacy_dirs(home: &Path, platform: &str, warnings: &mut Vec<String>) {
+    let pairs = [
+        (
+            home.join("pairing"),
+            home.join("platforms/pairing"),
+            "pairing files",
+        ),
+        (
+            home.join(platform).join("session"),
+            home.join("platforms").join(platform).join("session"),
+            "session",
+        ),
+    ];
+    for (legacy, current, what) in pairs {
+        if legacy.is_dir() && current.is_dir() {
+            let used = if what == "session" { &legacy } else { &current };
+            warnings.push(format!(
+                "both {} and {} exist for the {what}; {} is used. Merge or remove the other one",
+                legacy.display(),
+                current.display(),
+                used.display()
+            ));
+        }
+    }
+}
+
+/// `--set KEY=VALUE` pairs.
+pub fn parse_cli_sets(pairs: &[String]) -> Result<BTreeMap<String, String>, String> {
+    pairs
+        .iter()
+        .map(|p| {
+            p.split_once('=')
+                .map(|(k, v)| (k.trim().to_owned(), v.to_owned()))
+                .filter(|(k, _)| !k.is_empty())
+                .ok_or_else(|| format!("--set {p:?}: expected KEY=VALUE"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,269 @@
+use super::*;
+use std::path::Path;
+
+const NOW: f64 = 1_800_000_100.0;
+const WA: &str = "whatsapp";
+
+fn store() -> (tempfile::TempDir, PairingStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = PairingStore::new(dir.path().join("platforms/pairing"));
+    (dir, store)
+}
+
+fn copy_fixture(name: &str) -> (tempfile::TempDir, PairingStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let dst = dir.path().join("pairing");
+    std::fs::create_dir_all(&dst).unwrap();
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dst.join(entry.file_name())).unwrap();
+    }
+    let store = PairingStore::new(dst);
+    (dir, store)
+}
+
+#[test]
+fn a_code_approves_in_any_case_and_spacing() {
+    let (_d, s) = store();
+    let issued = s.issue(WA, "+1 555 765 4321", "Stranger", NOW).unwrap();
+    assert!(code::looks_like_code(&issued.code));
+    let typed = format!(
+        " {} {} ",
+        issued.code[..4].to_lowercase(),
+        &issued.code[4..]
+    );
+    let approved = s.approve(WA, &typed, NOW + 5.0).unwrap();
+    assert_eq!(approved.user_id, "15557654321");
+    let snap = s.snapshot(WA, NOW + 6.0).unwrap();
+    assert!(snap.approved.contains("15557654321"));
+    assert_eq!(snap.pending_total, 0);
+    // The code is stored only as a hash.
+    let text = std::fs::read_to_string(s.dir().join("whatsapp-pending.json")).unwrap();
+    assert!(!text.contains(&issued.code));
+}
+
+#[test]
+fn what_list_shows_is_what_approve_accepts() {
+    let (_d, s) = store();
+    let issued = s.issue(WA, "15557654321", "Stranger", NOW).unwrap();
+    let listing = s.list(Some(WA), NOW).unwrap();
+    let pending = &listing.platforms[0].pending;
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].approve_with, issued.request_id);
+    s.approve(WA, &pending[0].approve_with.to_uppercase(), NOW)
+        .unwrap();
+}
+
+#[test]
+fn five_wrong_codes_lock_the_platform_and_a_success_resets_the_count() {
+    let (_d, s) = store();
+    let issued = s.issue(WA, "15557654321", "Stranger", NOW).unwrap();
+    for i in 0..2 {
+        match s.approve(WA, "AAAAAAAA", NOW) {
+            Err(ApproveError::NoMatch { remaining, .. }) => assert_eq!(remaining, 4 - i),
+            other => panic!("{other:?}"),
+        }
+    }
+    s.approve(WA, &issued.code, NOW).unwrap();
+    let again = s.issue(WA, "15550009999", "Other", NOW).unwrap();
+    for _ in 0..4 {
+        assert!(matches!(
+            s.approve(WA, "AAAAAAAA", NOW),
+            Err(ApproveError::NoMatch { .. })
+        ));
+    }
+    let err = s.approve(WA, "AAAAAAAA", NOW).unwrap_err();
+    assert!(matches!(err, ApproveError::LockedOut { .. }), "{err:?}");
+    assert!(err.to_string().contains("locked"), "{err}");
+    // Locked: even the right code is refused, and nothing is counted.
+    assert!(matches!(
+        s.approve(WA, &again.code, NOW + 10.0),
+        Err(ApproveError::LockedOut { .. })
+    ));
+    assert_eq!(
+        s.snapshot(WA, NOW).unwrap().locked_until,
+        Some(NOW + LOCKOUT_SECS)
+    );
+    // After the hour, approvals work again.
+    s.approve(WA, &again.code, NOW + LOCKOUT_SECS - 1.0)
+        .unwrap_err();
+    assert!(
+        s.approve(WA, &again.code, NOW + LOCKOUT_SECS + 1.0)
+            .is_err(),
+        "code expired by then"
+    );
+}
+
+#[test]
+fn revoke_clears_approval_pending_codes_and_the_rate_limit() {
+    let (_d, s) = store();
+    let first = s.issue(WA, "15557654321", "Stranger", NOW).unwrap();
+    s.approve(WA, &first.code, NOW).unwrap();
+    // A second code requested later is still pending when the user is revoked.
+    let second = s
+        .issue(WA, "15557654321", "Stranger", NOW + RATE_LIMIT_SECS)
+        .unwrap();
+    let revoked = s.revoke(WA, "15557654321@s.whatsapp.net").unwrap();
+    assert_eq!(
+        revoked,
+        Revoked {
+            was_approved: true,
+            pending_removed: 1,
+            rate_limit_removed: true
+        }
+    );
+    assert!(
+        s.approve(WA, &second.code, NOW + RATE_LIMIT_SECS + 1.0)
+            .is_err()
+    );
+    let snap = s.snapshot(WA, NOW + RATE_LIMIT_SECS + 2.0).unwrap();
+    assert!(!snap.approved.contains("15557654321"));
+    assert!(!snap.last_request.contains_key("15557654321"));
+    // Asks again at once: a fresh code, immediately.
+    s.issue(WA, "15557654321", "Stranger", NOW + RATE_LIMIT_SECS + 3.0)
+        .unwrap();
+}
+
+#[test]
+fn rate_limit_pending_cap_and_expiry() {
+    let (_d, s) = store();
+    s.issue(WA, "1", "", NOW).unwrap();
+    assert!(matches!(
+        s.issue(WA, "1", "", NOW + 599.0),
+        Err(IssueError::RateLimited)
+    ));
+    // A second request replaces the user's first pending code.
+    s.issue(WA, "1", "", NOW + 600.0).unwrap();
+    assert_eq!(s.snapshot(WA, NOW + 600.0).unwrap().pending_total, 1);
+    s.issue(WA, "2", "", NOW).unwrap();
+    s.issue(WA, "3", "", NOW).unwrap();
+    assert!(matches!(
+        s.issue(WA, "4", "", NOW + 601.0),
+        Err(IssueError::QueueFull)
+    ));
+    // An hour later the old ones have expired.
+    s.issue(WA, "4", "", NOW + CODE_TTL_SECS + 1.0).unwrap();
+}
+
+#[test]
+fn files_written_by_hermes_load_and_approve() {
+    let (_d, s) = copy_fixture("hermes-pairing");
+    let now = 1_800_000_100.0;
+    let snap = s.snapshot(WA, now).unwrap();
+    assert!(
+        snap.approved.contains("15551234567"),
+        "BOM-prefixed approved file"
+    );
+    assert_eq!(snap.pending_total, 1);
+    assert_eq!(snap.last_request.get("15557654321"), Some(&1_800_000_000.5));
+    let approved = s.approve(WA, "abcd 2345", now).unwrap();
+    assert_eq!(approved.user_name, "Stranger");
+    // The failure count Hermes recorded was reset by the success; other keys survive.
+    let rates: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(s.dir().join("_rate_limits.json")).unwrap())
+            .unwrap();
+    assert!(rates.get("_failures:whatsapp").is_none());
+    assert_eq!(rates["whatsapp:15557654321"], 1_800_000_000.5);
+}
+
+#[test]
+fn the_old_plain_code_layout_is_read_listed_and_upgraded() {
+    let (_d, s) = copy_fixture("hermes-pairing-legacy");
+    let now = 1_800_000_100.0;
+    let listing = s.list(Some(WA), now).unwrap();
+    assert_eq!(listing.platforms[0].pending[0].approve_with, "XYZW6789");
+    // Any write rewrites the file in the hashed layout only.
+    s.issue(WA, "15550000000", "New", now).unwrap();
+    let text = std::fs::read_to_string(s.dir().join("whatsapp-pending.json")).unwrap();
+    assert!(!text.contains("XYZW6789"), "{text}");
+    assert_eq!(
+        s.approve(WA, "xyzw6789", now).unwrap().user_id,
+        "15553334444"
+    );
+}
+
+#[test]
+fn corrupt_empty_and_unreadable_files_are_errors_that_name_the_file() {
+    let (_d, s) = store();
+    std::fs::create_dir_all(s.dir()).unwrap();
+    let path = s.dir().join("whatsapp-approved.json");
+    for (content, detail) in [
+        (&b"{\"15551234567\": "[..], "EOF"),
+        (&b""[..], "empty"),
+        (&b"\xff\xfe"[..], "UTF-8"),
+    ] {
+        std::fs::write(&path, content).unwrap();
+        let err = s.snapshot(WA, NOW).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("whatsapp-approved.json") && text.contains("corrupt"),
+            "{text}"
+        );
+        assert!(text.contains(detail), "{text}");
+        let StoreError::Corrupt { copy, .. } = err else {
+            panic!()
+        };
+        assert_eq!(std::fs::read(&copy).unwrap(), content, "a copy is kept");
+        assert_eq!(std::fs::read(&path).unwrap(), content, "never reset");
+        // Writes refuse too, rather than replacing what they cannot read.
+        assert!(matches!(s.revoke(WA, "1"), Err(StoreError::Corrupt { .. })));
+    }
+    // A directory where a file should be: a read error naming it.
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let err = s.snapshot(WA, NOW).unwrap_err();
+    assert!(matches!(err, StoreError::Read { .. }), "{err:?}");
+    assert!(err.to_string().contains("whatsapp-approved.json"));
+}
+
+#[test]
+fn files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_d, s) = store();
+    s.issue(WA, "1", "", NOW).unwrap();
+    assert_eq!(
+        std::fs::metadata(s.dir()).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    for f in ["whatsapp-pending.json", "_rate_limits.json"] {
+        let mode = std::fs::metadata(s.dir().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+}
+
+#[test]
+fn concurrent_writers_never_exceed_the_cap() {
+    let (_d, s) = store();
+    let handles: Vec<_> = (0..12)
+        .map(|i| {
+            let s = s.clone();
+            std::thread::spawn(move || s.issue(WA, &format!("1555000{i:04}"), "", NOW).is_ok())
+        })
+        .collect();
+    let ok = handles
+        .into_iter()
+        .filter_map(|h| h.join().ok())
+        .filter(|ok| *ok)
+        .count();
+    assert_eq!(ok, MAX_PENDING_PER_PLATFORM);
+    assert_eq!(
+        s.snapshot(WA, NOW).unwrap().pending_total,
+        MAX_PENDING_PER_PLATFORM
+    );
+}
+
+#[test]
+fn the_legacy_directory_is_used_only_when_it_alone_exists() {
+    let home = tempfile::tempdir().unwrap();
+    assert_eq!(locate(home.path()), home.path().join("platforms/pairing"));
+    std::fs::create_dir(home.path().join("pairing")).unwrap();
+    assert_eq!(locate(home.path()), home.path().join("pairing"));
+    std::fs::create_dir_all(home.path().join("platforms/pairing")).unwrap();
+    assert_eq!(locate(home.path()), home.path().join("platforms/pairing"));
+}

@@ -16,9 +16,12 @@ use crate::events::{Event, EventLog};
 use crate::fsutil::{PathError, ensure_private_dir};
 use crate::gateway;
 use crate::lock::{LockError, StateLock};
+use crate::outbound::OutboundGate;
+use crate::pairing::{self, PairingStore};
 use crate::status::StatusBoard;
-use crate::supervisor::ConnectorHandle;
+use crate::supervisor::inbound::Gatekeeper;
 use crate::supervisor::task::{ConnectorTask, TaskParts};
+use crate::supervisor::{AlertRouter, ConnectorHandle};
 
 const LOG_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 pub const STATUS_FILE: &str = "status.json";
@@ -60,6 +63,10 @@ where
         },
     );
 
+    for (platform, message) in &config.warnings {
+        log.emit(None, &Event::ConfigWarning { platform, message });
+    }
+
     let (events_tx, events_rx) = mpsc::channel(config.gateway.buffer);
     let ready = GatewayEvent::Ready {
         protocol: bridge_protocol::PROTOCOL_VERSION,
@@ -76,21 +83,46 @@ where
         shutdown.clone(),
     ));
 
-    let connectors = TaskTracker::new();
+    // Handles first: the alert router needs every connector's handle before any task runs.
     let mut handles = HashMap::new();
+    let mut receivers = Vec::new();
     for (index, cfg) in config.connectors.iter().enumerate() {
         let (control_tx, control_rx) = mpsc::channel(cfg.queue_capacity);
         handles.insert(
             cfg.name.clone(),
             ConnectorHandle::new(&cfg.name, index, control_tx),
         );
+        receivers.push(control_rx);
+    }
+    let alerts = Arc::new(AlertRouter::new(
+        config
+            .operator_targets
+            .iter()
+            .filter_map(|t| Some((handles.get(&t.connector)?.clone(), t.chat.clone())))
+            .collect(),
+    ));
+    let gate = Arc::new(OutboundGate::new(config.send_policy.clone()));
+    let pairing = PairingStore::new(pairing::locate(&config.hermes_home));
+
+    let connectors = TaskTracker::new();
+    for ((index, cfg), control) in config.connectors.iter().enumerate().zip(receivers) {
+        let gatekeeper = Gatekeeper::new(
+            &cfg.platform,
+            cfg.access.clone(),
+            pairing.clone(),
+            gate.clone(),
+            &config.state_dir.join(format!("{}.seen", cfg.name)),
+        );
         let task = ConnectorTask::new(TaskParts {
             index,
             cfg: Arc::new(cfg.clone()),
             state_dir: config.state_dir.clone(),
             log: log.clone(),
+            gatekeeper,
+            gate: gate.clone(),
+            alerts: alerts.clone(),
             gateway: events_tx.clone(),
-            control: control_rx,
+            control,
             shutdown: shutdown.child_token(),
         });
         connectors.spawn(task.run());

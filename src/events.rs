@@ -129,8 +129,7 @@ pub enum Event<'a> {
         chat: String,
         sender: String,
         outcome: &'static str,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        reason: Option<&'static str>,
+        reason: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
         preview: Option<String>,
     },
@@ -156,6 +155,24 @@ pub enum Event<'a> {
     },
     GatewayWriteFailed {
         error: String,
+    },
+    /// A contradiction or shadowed value found while resolving the config.
+    ConfigWarning {
+        platform: &'a str,
+        message: &'a str,
+    },
+    /// The send policy stopped an outbound message.
+    OutboundDenied {
+        kind: &'static str,
+        chat: String,
+        /// Index of the deciding rule; absent when the default decided.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        rule: Option<usize>,
+    },
+    /// An alert could not be queued for an operator target.
+    AlertUndeliverable {
+        chat: String,
+        error: &'static str,
     },
 }
 
@@ -323,7 +340,15 @@ impl EventLog {
     }
 
     /// Records the end of one inbound message: the ledger and `bridge.log` in one call.
-    pub fn decision(&self, index: usize, connector: &str, msg: &InboundMessage, outcome: Outcome) {
+    /// `reason` is the policy's reason, or the failure's.
+    pub fn decision(
+        &self,
+        index: usize,
+        connector: &str,
+        msg: &InboundMessage,
+        outcome: Outcome,
+        reason: &'static str,
+    ) {
         self.board.record(index, outcome);
         let preview = if self.debug {
             msg.text
@@ -339,7 +364,7 @@ impl EventLog {
                 chat: self.id(&msg.chat),
                 sender: self.id(&msg.sender),
                 outcome: outcome.name(),
-                reason: outcome.reason(),
+                reason,
                 preview,
             },
         );
@@ -400,7 +425,7 @@ mod tests {
     fn decisions_are_masked_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_in(dir.path(), 1 << 20, false);
-        log.decision(0, "wa", &inbound(), Outcome::Delivered);
+        log.decision(0, "wa", &inbound(), Outcome::Delivered, "open_policy");
         log.flush();
         let text = std::fs::read_to_string(dir.path().join("logs/bridge.log")).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
@@ -428,7 +453,7 @@ mod tests {
     fn debug_mode_keeps_identities_and_a_preview() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_in(dir.path(), 1 << 20, true);
-        log.decision(0, "wa", &inbound(), Outcome::Delivered);
+        log.decision(0, "wa", &inbound(), Outcome::Delivered, "open_policy");
         log.flush();
         let text = std::fs::read_to_string(dir.path().join("logs/bridge.log")).unwrap();
         assert!(text.contains("15551234567@s.whatsapp.net") && text.contains("secret text"));

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventLog};
 use crate::ledger::FailReason;
-use crate::supervisor::{ConnectorHandle, ErrorCode, Rejected};
+use crate::supervisor::{ConnectorHandle, ErrorCode, Origin, Rejected};
 
 /// Bytes of encoded events gathered before one write to the gateway.
 const WRITE_BATCH_BYTES: usize = 64 * 1024;
@@ -102,7 +102,10 @@ impl Reader {
                     return self.refuse(id, ErrorCode::UnknownConnector, &name).await;
                 };
                 let timeout = timeout_ms.map(Duration::from_millis);
-                if let Err((rejected, id)) = handle.try_command(id, command, timeout) {
+                let origin = Origin::Gateway(id);
+                if let Err((rejected, Origin::Gateway(id))) =
+                    handle.try_command(origin, command, timeout)
+                {
                     self.log
                         .board()
                         .update(handle.index, |c| c.commands.rejected += 1);

@@ -6,17 +6,28 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-/// Why a message that was received could not be handed on. Closed list; names are stable.
+use crate::policy::Reason;
+
+/// Why a message that was received could not be handled as decided. Closed list; stable names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailReason {
     /// The gateway link closed before the message could be handed to it.
     GatewayClosed,
+    /// The pairing store could not be read or written (see the alert for the file).
+    PairingStore,
+    /// The send policy denies the pairing code or reply this message called for.
+    SendDenied,
+    /// The connector's command queue had no room for the pairing code or reply.
+    SendQueueFull,
 }
 
 impl FailReason {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::GatewayClosed => "gateway_closed",
+            Self::PairingStore => "pairing_store_error",
+            Self::SendDenied => "send_denied",
+            Self::SendQueueFull => "send_queue_full",
         }
     }
 }
@@ -26,6 +37,9 @@ impl FailReason {
 pub enum Outcome {
     /// Handed to the gateway link.
     Delivered,
+    PairingCodeSent,
+    ReplySent,
+    Ignored(Reason),
     Failed(FailReason),
 }
 
@@ -33,14 +47,10 @@ impl Outcome {
     pub fn name(self) -> &'static str {
         match self {
             Self::Delivered => "delivered",
+            Self::PairingCodeSent => "pairing_code_sent",
+            Self::ReplySent => "reply_sent",
+            Self::Ignored(_) => "ignored",
             Self::Failed(_) => "failed",
-        }
-    }
-
-    pub fn reason(self) -> Option<&'static str> {
-        match self {
-            Self::Delivered => None,
-            Self::Failed(r) => Some(r.as_str()),
         }
     }
 }
@@ -64,6 +74,9 @@ impl LedgerCounts {
         self.received += 1;
         match outcome {
             Outcome::Delivered => self.delivered += 1,
+            Outcome::PairingCodeSent => self.paired += 1,
+            Outcome::ReplySent => self.replied += 1,
+            Outcome::Ignored(r) => *self.ignored.entry(r.as_str().to_owned()).or_default() += 1,
             Outcome::Failed(r) => *self.failed.entry(r.as_str().to_owned()).or_default() += 1,
         }
     }
@@ -96,6 +109,39 @@ impl LedgerCounts {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn outcome_strategy() -> impl Strategy<Value = Outcome> {
+        prop_oneof![
+            Just(Outcome::Delivered),
+            Just(Outcome::PairingCodeSent),
+            Just(Outcome::ReplySent),
+            proptest::sample::select(Reason::ALL.to_vec()).prop_map(Outcome::Ignored),
+            proptest::sample::select(vec![
+                FailReason::GatewayClosed,
+                FailReason::PairingStore,
+                FailReason::SendDenied,
+                FailReason::SendQueueFull,
+            ])
+            .prop_map(Outcome::Failed),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn any_sequence_of_outcomes_and_retractions_balances(
+            steps in proptest::collection::vec((outcome_strategy(), any::<bool>()), 0..200)
+        ) {
+            let mut l = LedgerCounts::default();
+            for (outcome, retract) in steps {
+                l.record(outcome);
+                if retract && outcome == Outcome::Delivered {
+                    l.retract_delivery(FailReason::GatewayClosed);
+                }
+                prop_assert_eq!(l.unaccounted(), 0);
+            }
+        }
+    }
 
     #[test]
     fn every_record_keeps_the_ledger_balanced() {

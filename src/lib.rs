@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod dedup;
 pub mod events;
 pub mod fsutil;
 pub mod gateway;

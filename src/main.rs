@@ -25,6 +25,8 @@ fn main() -> ExitCode {
                 result
             }),
         Commands::Status(args) => cli::status::run(args),
+        Commands::Pairing(args) => cli::pairing::run(args),
+        Commands::Config(args) => cli::config::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

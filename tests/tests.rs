@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per capability.
 
 mod cli;
+mod policy;
 mod supervisor;
 mod support;

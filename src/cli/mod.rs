@@ -1,5 +1,7 @@
 //! Command-line interface: one file per subcommand. `main.rs` parses and dispatches here.
 
+pub mod config;
+pub mod pairing;
 pub mod run;
 pub mod status;
 
@@ -25,6 +27,10 @@ pub enum Commands {
     Run(run::RunArgs),
     /// Show each connector's state, pid, uptime, restarts, last exit and message ledger.
     Status(status::StatusArgs),
+    /// Manage DM pairing: list, approve, revoke, clear-pending.
+    Pairing(pairing::PairingArgs),
+    /// Explain the effective access policy: every value, its source, and warnings.
+    Config(config::ConfigArgs),
 }
 
 /// Where to find the daemon's state: from its config file or directly.

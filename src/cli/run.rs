@@ -6,12 +6,24 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SupervisorConfig;
+use crate::config::hermes::parse_cli_sets;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Supervisor config file (YAML): state_dir, log, gateway and connectors.
+    /// Supervisor config file (YAML): state_dir, hermes_home, log, gateway, connectors.
     #[arg(long, short)]
     pub config: Option<PathBuf>,
+    /// Override a policy setting, highest precedence, e.g. `--set WHATSAPP_MODE=bot`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// Loads a config file and resolves every connector's access policy.
+pub fn load(path: &std::path::Path, sets: &[String]) -> anyhow::Result<SupervisorConfig> {
+    let cli = parse_cli_sets(sets).map_err(anyhow::Error::msg)?;
+    let mut config = SupervisorConfig::load(path)?;
+    config.resolve_access(&cli)?;
+    Ok(config)
 }
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
@@ -21,7 +33,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
              starting the WhatsApp connector from $HERMES_HOME alone is not available yet"
         );
     };
-    let config = SupervisorConfig::load(&path)?;
+    let config = load(&path, &args.sets)?;
+    for (platform, warning) in &config.warnings {
+        eprintln!("bridgekeeper: warning: {platform}: {warning}");
+    }
     let shutdown = CancellationToken::new();
     tokio::spawn(stop_on_signal(shutdown.clone()));
     crate::daemon::run(config, tokio::io::stdin(), tokio::io::stdout(), shutdown)

@@ -220,6 +220,14 @@ const KEYS: &[Key] = &[
     },
 ];
 
+pub fn is_policy_key(name: &str) -> bool {
+    KEYS.iter().any(|k| k.name == name)
+}
+
+pub fn policy_keys() -> Vec<&'static str> {
+    KEYS.iter().map(|k| k.name).collect()
+}
+
 /// Gateway-wide keys that apply to every platform.
 const GATEWAY_ALLOWED: &str = "GATEWAY_ALLOWED_USERS";
 const GATEWAY_ALLOW_ALL: &str = "GATEWAY_ALLOW_ALL_USERS";
@@ -275,7 +283,7 @@ fn yaml_get<'a>(yaml: &'a Yaml, path: &[&str]) -> Option<&'a Yaml> {
     path.iter().try_fold(yaml, |v, key| v.get(*key))
 }
 
-fn yaml_raw(v: &Yaml) -> Option<Raw> {
+pub(crate) fn yaml_raw(v: &Yaml) -> Option<Raw> {
     match v {
         Yaml::Bool(b) => Some(Raw::Bool(*b)),
         Yaml::String(s) => Some(Raw::Text(s.clone())),

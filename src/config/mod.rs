@@ -14,6 +14,8 @@ use serde::Deserialize;
 
 pub mod hermes;
 
+use crate::outbound::{OperatorTarget, SendPolicy};
+use crate::policy::AccessPolicy;
 use crate::supervisor::restart::RestartPolicy;
 
 const MIN_LINE_BYTES: usize = 256;
@@ -62,6 +64,11 @@ impl fmt::Display for Problem {
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     state_dir: Option<PathBuf>,
+    hermes_home: Option<PathBuf>,
+    #[serde(default)]
+    send_policy: SendPolicy,
+    #[serde(default)]
+    operator_targets: Vec<OperatorTarget>,
     #[serde(default)]
     log: RawLog,
     #[serde(default)]
@@ -90,6 +97,11 @@ struct RawGateway {
 #[serde(deny_unknown_fields)]
 struct RawConnector {
     name: String,
+    /// Whose access policy applies (`whatsapp` reads WHATSAPP_* and `whatsapp:` settings).
+    platform: Option<String>,
+    /// Policy settings with canonical keys; they override Hermes' sources (see `hermes`).
+    #[serde(default)]
+    policy: BTreeMap<String, serde_yaml_ng::Value>,
     command: String,
     #[serde(default)]
     args: Vec<String>,
@@ -136,8 +148,16 @@ struct RawCommands {
 
 #[derive(Debug, Clone)]
 pub struct SupervisorConfig {
+    /// The file this came from (named as the origin of its policy settings).
+    pub path: PathBuf,
     /// Holds the lock, `status.json` and (by default) `bridge.log`. Created 0700.
     pub state_dir: PathBuf,
+    /// Where Hermes keeps `.env`, `config.yaml` and the pairing files.
+    pub hermes_home: PathBuf,
+    pub send_policy: SendPolicy,
+    pub operator_targets: Vec<OperatorTarget>,
+    /// `(platform, warning)` from policy resolution, logged when the daemon starts.
+    pub warnings: Vec<(String, String)>,
     pub log: LogConfig,
     pub gateway: GatewayConfig,
     pub connectors: Vec<ConnectorConfig>,
@@ -164,6 +184,12 @@ pub struct GatewayConfig {
 #[derive(Debug, Clone)]
 pub struct ConnectorConfig {
     pub name: String,
+    pub platform: String,
+    /// `policy:` from the config file, as raw values keyed by canonical name.
+    pub policy_overrides: BTreeMap<String, hermes::Raw>,
+    /// The resolved access policy (`SupervisorConfig::resolve_access` fills it in; until then
+    /// the safe defaults).
+    pub access: AccessPolicy,
     /// Resolved executable path (found with `which` when given as a bare name).
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -207,14 +233,54 @@ impl SupervisorConfig {
             path: path.to_owned(),
             detail: e.to_string(),
         })?;
-        validate(raw, base).map_err(|problems| ConfigError::Invalid {
+        validate(raw, path, base).map_err(|problems| ConfigError::Invalid {
             path: path.to_owned(),
             problems,
         })
     }
+
+    /// Resolves every connector's access policy from its sources (CLI `--set` pairs, this
+    /// file's `policy:`, the environment, `$HERMES_HOME/.env` and `config.yaml`).
+    pub fn resolve_access(
+        &mut self,
+        cli: &BTreeMap<String, String>,
+    ) -> Result<Vec<hermes::Resolved>, AccessError> {
+        let mut sources = hermes::Sources::gather(&self.hermes_home, cli.clone())?;
+        let mut resolved = Vec::new();
+        let mut errors = Vec::new();
+        for c in &mut self.connectors {
+            sources.file = Some((self.path.clone(), c.policy_overrides.clone()));
+            match hermes::resolve(&sources, &c.platform) {
+                Ok(r) => {
+                    c.access = r.policy.clone();
+                    for w in &r.warnings {
+                        let entry = (r.platform.clone(), w.clone());
+                        if !self.warnings.contains(&entry) {
+                            self.warnings.push(entry);
+                        }
+                    }
+                    resolved.push(r);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(resolved)
+        } else {
+            Err(AccessError::Invalid(errors))
+        }
+    }
 }
 
-fn validate(raw: RawConfig, base: &Path) -> Result<SupervisorConfig, Vec<Problem>> {
+#[derive(Debug, thiserror::Error)]
+pub enum AccessError {
+    #[error(transparent)]
+    Source(#[from] hermes::SourceError),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Invalid(Vec<hermes::PolicyError>),
+}
+
+fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut problem = |key: String, message: String| problems.push(Problem { key, message });
 
@@ -278,6 +344,26 @@ fn validate(raw: RawConfig, base: &Path) -> Result<SupervisorConfig, Vec<Problem
                 format!("{:?} is used by another connector", c.name),
             );
         }
+        let mut policy_overrides = BTreeMap::new();
+        for (k, v) in c.policy {
+            if !hermes::is_policy_key(&k) {
+                problem(
+                    key(&format!("policy.{k}")),
+                    format!(
+                        "unknown policy key; known: {}",
+                        hermes::policy_keys().join(", ")
+                    ),
+                );
+            } else if let Some(raw) = hermes::yaml_raw(&v) {
+                policy_overrides.insert(k, raw);
+            } else {
+                problem(
+                    key(&format!("policy.{k}")),
+                    "must be a string, a boolean or a list".into(),
+                );
+            }
+        }
+        let platform = c.platform.clone().unwrap_or_else(|| c.name.clone());
         let cwd = c.cwd.map(|p| base.join(p));
         if let Some(dir) = &cwd
             && !dir.is_dir()
@@ -345,6 +431,9 @@ fn validate(raw: RawConfig, base: &Path) -> Result<SupervisorConfig, Vec<Problem
         }
         connectors.push(ConnectorConfig {
             name: c.name,
+            platform,
+            policy_overrides,
+            access: AccessPolicy::default(),
             program,
             args: c.args,
             env: c.env,
@@ -361,8 +450,25 @@ fn validate(raw: RawConfig, base: &Path) -> Result<SupervisorConfig, Vec<Problem
         });
     }
 
+    for (i, t) in raw.operator_targets.iter().enumerate() {
+        if !connectors.iter().any(|c| c.name == t.connector) {
+            problem(
+                format!("operator_targets[{i}].connector"),
+                format!("{:?} is not a configured connector", t.connector),
+            );
+        }
+    }
+
     if problems.is_empty() {
         Ok(SupervisorConfig {
+            path: path.to_owned(),
+            hermes_home: raw
+                .hermes_home
+                .map(|h| base.join(h))
+                .unwrap_or_else(hermes::default_hermes_home),
+            send_policy: raw.send_policy,
+            operator_targets: raw.operator_targets,
+            warnings: Vec::new(),
             state_dir,
             log,
             gateway,

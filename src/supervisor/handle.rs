@@ -6,13 +6,34 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bridge_protocol::gateway::ConnectorStateName;
-use bridge_protocol::message::Command;
+use bridge_protocol::message::{Command, SendText};
 use tokio::sync::mpsc;
+
+use crate::events::{Event, EventLog};
+use crate::outbound::SendKind;
+
+/// Who asked for a command, which decides where its result goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// The gateway, with its correlation id: the result goes back on the gateway link.
+    Gateway(String),
+    /// The supervisor itself (pairing codes, policy replies, alerts): the result is logged.
+    Internal(SendKind),
+}
+
+impl Origin {
+    /// The kind of outbound message, for the send policy.
+    pub fn kind(&self) -> SendKind {
+        match self {
+            Self::Gateway(_) => SendKind::Reply,
+            Self::Internal(kind) => *kind,
+        }
+    }
+}
 
 pub enum Control {
     Command {
-        /// The gateway's correlation id, echoed in the result.
-        gateway_id: String,
+        origin: Origin,
         command: Command,
         /// Overrides the connector's default command timeout.
         timeout: Option<Duration>,
@@ -38,6 +59,8 @@ pub enum ErrorCode {
     ShuttingDown,
     /// The command does not fit in one line of the connector link.
     TooLarge,
+    /// The send policy does not allow this message to this chat.
+    SendDenied,
     InvalidCommand,
 }
 
@@ -52,6 +75,7 @@ impl ErrorCode {
             Self::ConnectorRequired => "connector_required",
             Self::ShuttingDown => "shutting_down",
             Self::TooLarge => "too_large",
+            Self::SendDenied => "send_denied",
             Self::InvalidCommand => "invalid_command",
         }
     }
@@ -73,6 +97,9 @@ impl ErrorCode {
             Self::ConnectorRequired => "this command needs a \"connector\" field".into(),
             Self::ShuttingDown => "bridgekeeper is shutting down".into(),
             Self::TooLarge => format!("command too large for connector {connector}"),
+            Self::SendDenied => {
+                format!("the send policy does not allow this message via connector {connector}")
+            }
             Self::InvalidCommand => format!("command cannot be encoded for connector {connector}"),
         }
     }
@@ -104,12 +131,12 @@ impl ConnectorHandle {
     /// Hands a command to the task without waiting; a full channel is an immediate refusal.
     pub fn try_command(
         &self,
-        gateway_id: String,
+        origin: Origin,
         command: Command,
         timeout: Option<Duration>,
-    ) -> Result<(), (Rejected, String)> {
+    ) -> Result<(), (Rejected, Origin)> {
         let control = Control::Command {
-            gateway_id,
+            origin,
             command,
             timeout,
         };
@@ -118,8 +145,46 @@ impl ConnectorHandle {
                 mpsc::error::TrySendError::Full(c) => (Rejected::QueueFull, c),
                 mpsc::error::TrySendError::Closed(c) => (Rejected::ShuttingDown, c),
             };
-            let Control::Command { gateway_id, .. } = control;
-            (rejected, gateway_id)
+            let Control::Command { origin, .. } = control;
+            (rejected, origin)
         })
+    }
+}
+
+/// Delivers operator alerts to the configured operator targets, through each target
+/// connector's task (and so through its outbound gate). With no targets it does nothing: the
+/// alert is then only in `bridge.log` and on the gateway link.
+#[derive(Default)]
+pub struct AlertRouter {
+    targets: Vec<(ConnectorHandle, String)>,
+}
+
+impl AlertRouter {
+    pub fn new(targets: Vec<(ConnectorHandle, String)>) -> Self {
+        Self { targets }
+    }
+
+    pub fn notify(&self, from: &str, text: &str, log: &EventLog) {
+        for (handle, chat) in &self.targets {
+            let command = Command::SendText(SendText {
+                chat: chat.clone(),
+                text: format!("[bridgekeeper] {from}: {text}"),
+                reply_to: None,
+            });
+            if let Err((rejected, _)) =
+                handle.try_command(Origin::Internal(SendKind::Alert), command, None)
+            {
+                log.emit(
+                    Some(&handle.name),
+                    &Event::AlertUndeliverable {
+                        chat: log.id(chat),
+                        error: match rejected {
+                            Rejected::QueueFull => "queue_full",
+                            Rejected::ShuttingDown => "shutting_down",
+                        },
+                    },
+                );
+            }
+        }
     }
 }

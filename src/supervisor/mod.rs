@@ -3,10 +3,11 @@
 
 pub mod child;
 pub mod handle;
+pub mod inbound;
 pub mod restart;
 pub mod task;
 
-pub use handle::{ConnectorHandle, Control, ErrorCode, Rejected};
+pub use handle::{AlertRouter, ConnectorHandle, Control, ErrorCode, Origin, Rejected};
 
 /// Exit codes a connector uses to say what should happen next (see PROTOCOL.md).
 pub mod exit_codes {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bridge_protocol::gateway::{ConnectorStateName, ExitInfo, GatewayEvent, Severity};
 use bridge_protocol::message::{
     Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, ErrorBody, Hello,
+    InboundMessage, SendText,
 };
 use bridge_protocol::{EncodeError, JsonLinesCodec, LineError, PROTOCOL_VERSION, encode_line};
 use bytes::Bytes;
@@ -27,12 +28,14 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
 
-use super::handle::{Control, ErrorCode};
+use super::handle::{AlertRouter, Control, ErrorCode, Origin};
+use super::inbound::Gatekeeper;
 use super::restart::{ExitClass, Next, RestartHistory};
 use super::{child, exit_codes};
 use crate::config::ConnectorConfig;
 use crate::events::{Event, EventLog};
 use crate::ledger::{FailReason, Outcome};
+use crate::outbound::{OutboundGate, Target, Verdict};
 use crate::status::{LastExit, unix_ms};
 
 /// How long to keep reading stdout after the process exited (a grandchild may hold the pipe).
@@ -81,7 +84,7 @@ struct Process {
 }
 
 struct Pending {
-    gateway_id: String,
+    origin: Origin,
     command: Command,
     deadline: delay_queue::Key,
     /// Handed to the stdin writer: the connector may have acted on it.
@@ -100,6 +103,10 @@ pub struct ConnectorTask {
     cfg: Arc<ConnectorConfig>,
     state_dir: PathBuf,
     log: EventLog,
+    /// The access policy's side of inbound messages.
+    gatekeeper: Gatekeeper,
+    gate: Arc<OutboundGate>,
+    alerts: Arc<AlertRouter>,
     gateway: mpsc::Sender<GatewayEvent>,
     gateway_closed: bool,
     /// Events waiting for room in the gateway channel, in order.
@@ -129,6 +136,9 @@ pub struct TaskParts {
     pub cfg: Arc<ConnectorConfig>,
     pub state_dir: PathBuf,
     pub log: EventLog,
+    pub gatekeeper: Gatekeeper,
+    pub gate: Arc<OutboundGate>,
+    pub alerts: Arc<AlertRouter>,
     pub gateway: mpsc::Sender<GatewayEvent>,
     pub control: mpsc::Receiver<Control>,
     pub shutdown: CancellationToken,
@@ -142,6 +152,9 @@ impl ConnectorTask {
             cfg: p.cfg,
             state_dir: p.state_dir,
             log: p.log,
+            gatekeeper: p.gatekeeper,
+            gate: p.gate,
+            alerts: p.alerts,
             gateway: p.gateway,
             gateway_closed: false,
             outbox: VecDeque::new(),
@@ -655,6 +668,7 @@ impl ConnectorTask {
                 }));
             }
             ConnectorEvent::Account(account) => {
+                self.gatekeeper.set_account(&account);
                 self.log.emit(
                     Some(&self.name),
                     &Event::Account {
@@ -668,6 +682,7 @@ impl ConnectorTask {
                 }));
             }
             ConnectorEvent::LidMapping(mapping) => {
+                self.gatekeeper.learn_mapping(&mapping.lid, &mapping.phone);
                 self.log.emit(
                     Some(&self.name),
                     &Event::LidMapping {
@@ -676,20 +691,7 @@ impl ConnectorTask {
                     },
                 );
             }
-            ConnectorEvent::Inbound(message) => {
-                if self.gateway_closed {
-                    let outcome = Outcome::Failed(FailReason::GatewayClosed);
-                    self.log.decision(self.index, &self.name, &message, outcome);
-                    return;
-                }
-                self.log
-                    .decision(self.index, &self.name, &message, Outcome::Delivered);
-                let id = message.id.clone();
-                self.push(Outgoing::Inbound(
-                    GatewayEvent::Inbound { connector, message },
-                    id,
-                ));
-            }
+            ConnectorEvent::Inbound(message) => self.on_inbound(message),
             ConnectorEvent::Receipt(receipt) => {
                 self.push(Outgoing::Event(GatewayEvent::Receipt {
                     connector,
@@ -704,7 +706,7 @@ impl ConnectorTask {
 
     fn on_control(&mut self, control: Option<Control>) {
         let Some(Control::Command {
-            gateway_id,
+            origin,
             command,
             timeout,
         }) = control
@@ -712,24 +714,47 @@ impl ConnectorTask {
             self.control_closed = true;
             return;
         };
-        let refusal = if self.stopping == Some(StopCause::Shutdown) {
-            Some(ErrorCode::ShuttingDown)
-        } else if self.state.is_terminal() {
-            Some(ErrorCode::ConnectorUnavailable)
-        } else if self.pending.len() >= self.cfg.queue_capacity {
-            Some(ErrorCode::QueueFull)
-        } else {
-            None
-        };
-        if let Some(code) = refusal {
-            self.log
-                .board()
-                .update(self.index, |c| c.commands.rejected += 1);
-            let error = self.error_body(code, false);
-            self.push(Outgoing::Event(GatewayEvent::Result(CommandResult::err(
-                gateway_id, error,
-            ))));
-            return;
+        if let Err(code) = self.enqueue(origin.clone(), command, timeout) {
+            self.refuse(origin, code);
+        }
+    }
+
+    /// Every command, from the gateway or from the supervisor itself, enters here: refused when
+    /// the connector cannot take it or the send policy forbids it, else queued with a deadline.
+    fn enqueue(
+        &mut self,
+        origin: Origin,
+        command: Command,
+        timeout: Option<Duration>,
+    ) -> Result<(), ErrorCode> {
+        if self.stopping == Some(StopCause::Shutdown) {
+            return Err(ErrorCode::ShuttingDown);
+        }
+        if self.state.is_terminal() {
+            return Err(ErrorCode::ConnectorUnavailable);
+        }
+        if self.pending.len() >= self.cfg.queue_capacity {
+            return Err(ErrorCode::QueueFull);
+        }
+        if let Some(chat) = command.target_chat() {
+            let kind = origin.kind();
+            let target = Target {
+                platform: self.gatekeeper.platform(),
+                chat,
+                is_self: self.gatekeeper.is_own_chat(chat),
+                kind,
+            };
+            if let Verdict::Deny { rule } = self.gate.check(target) {
+                self.log.emit(
+                    Some(&self.name),
+                    &Event::OutboundDenied {
+                        kind: kind.as_str(),
+                        chat: self.log.id(chat),
+                        rule,
+                    },
+                );
+                return Err(ErrorCode::SendDenied);
+            }
         }
         let seq = self.next_seq;
         self.next_seq += 1;
@@ -739,7 +764,7 @@ impl ConnectorTask {
         self.pending.insert(
             seq,
             Pending {
-                gateway_id,
+                origin,
                 command,
                 deadline,
                 written: false,
@@ -749,6 +774,60 @@ impl ConnectorTask {
         self.log
             .board()
             .update(self.index, |c| c.commands.accepted += 1);
+        Ok(())
+    }
+
+    /// The one result of a command that was never queued.
+    fn refuse(&mut self, origin: Origin, code: ErrorCode) {
+        self.log
+            .board()
+            .update(self.index, |c| c.commands.rejected += 1);
+        if let Origin::Gateway(id) = origin {
+            let error = self.error_body(code, false);
+            self.push(Outgoing::Event(GatewayEvent::Result(CommandResult::err(
+                id, error,
+            ))));
+        }
+    }
+
+    fn on_inbound(&mut self, message: Box<InboundMessage>) {
+        let now = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let admission = self.gatekeeper.admit(&message, now);
+        let (mut outcome, mut reason) = (admission.outcome, admission.reason);
+        if let Some((kind, text)) = admission.send {
+            let command = Command::SendText(SendText {
+                chat: message.chat.clone(),
+                text,
+                reply_to: None,
+            });
+            if let Err(code) = self.enqueue(Origin::Internal(kind), command, None) {
+                let failure = match code {
+                    ErrorCode::SendDenied => FailReason::SendDenied,
+                    _ => FailReason::SendQueueFull,
+                };
+                (outcome, reason) = (Outcome::Failed(failure), failure.as_str());
+            }
+        }
+        if outcome == Outcome::Delivered && self.gateway_closed {
+            let failure = FailReason::GatewayClosed;
+            (outcome, reason) = (Outcome::Failed(failure), failure.as_str());
+        }
+        self.log
+            .decision(self.index, &self.name, &message, outcome, reason);
+        if outcome == Outcome::Delivered {
+            let id = message.id.clone();
+            let connector = self.name.to_string();
+            self.push(Outgoing::Inbound(
+                GatewayEvent::Inbound { connector, message },
+                id,
+            ));
+        }
+        if let Some((code, text)) = admission.alert {
+            self.alert(Severity::Warning, code, text);
+        }
     }
 
     fn write_next(&mut self, permit: Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>) {
@@ -847,9 +926,18 @@ impl ConnectorTask {
                 c.commands.failed += 1
             }
         });
+        if let Ok(Some(data)) = &outcome
+            && let Some(ids) = data.get("message_ids").and_then(|v| v.as_array())
+        {
+            let ids = ids.iter().filter_map(|v| v.as_str().map(str::to_owned));
+            self.gatekeeper.note_sent(ids);
+        }
+        let Origin::Gateway(id) = pending.origin else {
+            return;
+        };
         let result = match outcome {
-            Ok(data) => CommandResult::ok(pending.gateway_id, data),
-            Err(error) => CommandResult::err(pending.gateway_id, error),
+            Ok(data) => CommandResult::ok(id, data),
+            Err(error) => CommandResult::err(id, error),
         };
         self.push(Outgoing::Event(GatewayEvent::Result(result)));
     }
@@ -908,6 +996,7 @@ impl ConnectorTask {
     }
 
     fn alert(&mut self, severity: Severity, code: &str, message: String) {
+        self.alerts.notify(&self.name, &message, &self.log);
         self.log.emit(
             Some(&self.name),
             &Event::Alert {
@@ -1006,11 +1095,8 @@ impl ConnectorTask {
         self.fail_all_commands(ErrorCode::ShuttingDown);
         self.control.close();
         while let Ok(control) = self.control.try_recv() {
-            let Control::Command { gateway_id, .. } = control;
-            let error = self.error_body(ErrorCode::ShuttingDown, false);
-            self.push(Outgoing::Event(GatewayEvent::Result(CommandResult::err(
-                gateway_id, error,
-            ))));
+            let Control::Command { origin, .. } = control;
+            self.refuse(origin, ErrorCode::ShuttingDown);
         }
         while let Some(item) = self.outbox.pop_front() {
             if self.gateway_closed {

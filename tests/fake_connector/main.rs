@@ -77,6 +77,16 @@ struct Args {
     /// Write a stderr line at start (to test stderr capture).
     #[arg(long)]
     stderr_line: Option<String>,
+    /// Emit every line appended to this file: a JSON connector event (with `type`) as it is,
+    /// or a partial inbound message (`sender`, `text`, …; the rest is filled in).
+    #[arg(long)]
+    inbound_file: Option<PathBuf>,
+    /// Report this account identity at start: `PHONE` or `PHONE:LID`.
+    #[arg(long)]
+    account: Option<String>,
+    /// Append every command line received to this file.
+    #[arg(long)]
+    command_log: Option<PathBuf>,
     /// Run as the sleeping grandchild.
     #[arg(long, hide = true)]
     sleeper: bool,
@@ -187,6 +197,25 @@ fn main() {
         }),
     );
 
+    if let Some(account) = &args.account {
+        let (phone, lid) = match account.split_once(':') {
+            Some((p, l)) => (p.to_owned(), Some(l.to_owned())),
+            None => (account.clone(), None),
+        };
+        send(
+            &out,
+            &ConnectorEvent::Account(bridge_protocol::message::Account {
+                phone: Some(phone),
+                lid,
+                name: Some("Bot".into()),
+            }),
+        );
+    }
+    if let Some(path) = args.inbound_file.clone() {
+        let out = out.clone();
+        std::thread::spawn(move || tail_inbound(&path, &out));
+    }
+
     let chat = "15551234567@s.whatsapp.net";
     if args.emit > 0 || args.garbage {
         let text = "x".repeat(args.text_bytes);
@@ -236,6 +265,14 @@ fn main() {
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
+        if let Some(path) = &args.command_log {
+            let mut f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap();
+            writeln!(f, "{line}").unwrap();
+        }
         let Ok(cmd) = serde_json::from_str::<ConnectorCommand>(&line) else {
             eprintln!("fake-connector: cannot parse command: {line}");
             continue;
@@ -289,5 +326,46 @@ fn main() {
     if let Some(mut child) = grandchild {
         let _ = child.kill();
         let _ = child.wait();
+    }
+}
+
+/// Follows `path`, emitting each complete line (see `--inbound-file`).
+fn tail_inbound(path: &std::path::Path, out: &Out) {
+    let mut offset = 0usize;
+    let mut count = 0u64;
+    loop {
+        let data = std::fs::read(path).unwrap_or_default();
+        if let Some(end) = data[offset.min(data.len())..]
+            .iter()
+            .rposition(|b| *b == b'\n')
+        {
+            let chunk = &data[offset..offset + end + 1];
+            offset += end + 1;
+            for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let mut value: serde_json::Value = serde_json::from_slice(line).unwrap();
+                if value.get("type").is_none() {
+                    count += 1;
+                    let sender = value["sender"]
+                        .as_str()
+                        .unwrap_or("15551234567@s.whatsapp.net")
+                        .to_owned();
+                    let fill = serde_json::json!({
+                        "type": "inbound", "id": format!("in-{}-{count}", std::process::id()),
+                        "chat": sender, "sender": sender, "timestamp": 1_767_225_600u64,
+                        "text": "hello",
+                    });
+                    for (k, v) in fill.as_object().unwrap() {
+                        value
+                            .as_object_mut()
+                            .unwrap()
+                            .entry(k.clone())
+                            .or_insert(v.clone());
+                    }
+                }
+                let event: ConnectorEvent = serde_json::from_value(value).unwrap();
+                send(out, &event);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }

@@ -38,6 +38,10 @@ pub fn connector(name: &str, args: &[&str], extra: &str) -> String {
     if !extra.contains("stop:") {
         entry.push_str("    stop: {stdin_grace_ms: 2000, term_grace_ms: 1000}\n");
     }
+    if !extra.contains("policy:") {
+        // Supervision tests are about processes, not access: let every DM through.
+        entry.push_str("    policy: {mode: bot, dm_policy: open}\n");
+    }
     for line in extra.lines().filter(|l| !l.trim().is_empty()) {
         entry.push_str("    ");
         entry.push_str(line.trim_start());
@@ -46,10 +50,17 @@ pub fn connector(name: &str, args: &[&str], extra: &str) -> String {
     entry
 }
 
+/// A config in `dir` with its own Hermes home (`dir/hermes`), so no test reads `~/.hermes`.
 pub fn write_config(dir: &Path, connectors: &[String]) -> PathBuf {
+    write_config_with(dir, connectors, "")
+}
+
+/// `top` is extra top-level YAML (send_policy, operator_targets…).
+pub fn write_config_with(dir: &Path, connectors: &[String], top: &str) -> PathBuf {
     let path = dir.join("bridgekeeper.yaml");
+    std::fs::create_dir_all(dir.join("hermes")).unwrap();
     let text = format!(
-        "state_dir: state\nlog: {{max_bytes: 50000000}}\ngateway: {{buffer: 64}}\nconnectors:\n{}",
+        "state_dir: state\nhermes_home: hermes\nlog: {{max_bytes: 50000000}}\ngateway: {{buffer: 64}}\n{top}\nconnectors:\n{}",
         connectors.concat()
     );
     std::fs::write(&path, text).unwrap();
@@ -134,8 +145,21 @@ impl TestDaemon {
 
     /// `pipe_bytes`: how much the gateway-out pipe buffers before the daemon feels it.
     pub async fn start_with(connectors: &[String], pipe_bytes: usize) -> Self {
+        Self::start_full(connectors, "", pipe_bytes, |_| {}).await
+    }
+
+    /// `top`: extra top-level config; `prepare` runs on the Hermes home before the start.
+    pub async fn start_full(
+        connectors: &[String],
+        top: &str,
+        pipe_bytes: usize,
+        prepare: impl FnOnce(&Path),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let config = SupervisorConfig::load(&write_config(dir.path(), connectors)).unwrap();
+        let path = write_config_with(dir.path(), connectors, top);
+        prepare(&dir.path().join("hermes"));
+        let mut config = SupervisorConfig::load(&path).unwrap();
+        config.resolve_access(&Default::default()).unwrap();
         let state_dir = config.state_dir.clone();
         let (gateway_in, daemon_in) = tokio::io::duplex(64 * 1024);
         let (daemon_out, gateway_out) = tokio::io::duplex(pipe_bytes);

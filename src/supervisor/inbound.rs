@@ -1,0 +1,278 @@
+//! The inbound path of one connector: everything around the pure `policy::decide` that needs
+//! memory or I/O — the account identity and LID mappings, the duplicate window, the ids of the
+//! bot's own sends, the pairing store — and turning a decision into an outcome for the ledger
+//! plus at most one message to send and one operator alert.
+
+use std::collections::{HashSet, VecDeque};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bridge_protocol::message::{Account, InboundMessage};
+
+use crate::dedup::{self, Dedup};
+use crate::ledger::{FailReason, Outcome};
+use crate::mask::mask_id;
+use crate::outbound::{OutboundGate, SendKind, Target, Verdict};
+use crate::pairing::{IssueError, PairingStore};
+use crate::policy::{
+    AccessPolicy, Action, ChatKind, DmPolicy, Mode, PairingSnapshot, Reason, Seen, Who, chat_kind,
+    decide, normalize,
+};
+
+/// How long a read of the pairing files is reused. Approvals made with the CLI while the daemon
+/// runs take effect within this time.
+const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
+/// Ids of the bot's own recent sends, to recognise their echoes.
+const SENT_WINDOW: usize = 2_000;
+
+/// What to do about one inbound message.
+#[derive(Debug)]
+pub struct Admission {
+    pub outcome: Outcome,
+    pub reason: &'static str,
+    /// A message to send to the sender's chat.
+    pub send: Option<(SendKind, String)>,
+    /// An operator alert to raise: code and text.
+    pub alert: Option<(&'static str, String)>,
+}
+
+pub struct Gatekeeper {
+    platform: String,
+    policy: AccessPolicy,
+    who: Who,
+    store: PairingStore,
+    snapshot: Option<(Instant, PairingSnapshot)>,
+    dedup: Dedup,
+    sent: HashSet<String>,
+    sent_order: VecDeque<String>,
+    gate: Arc<OutboundGate>,
+    /// The self-chat explanation is given to the operator once per run.
+    explained_self_chat: bool,
+}
+
+impl Gatekeeper {
+    pub fn new(
+        platform: &str,
+        policy: AccessPolicy,
+        store: PairingStore,
+        gate: Arc<OutboundGate>,
+        dedup_path: &Path,
+    ) -> Self {
+        Self {
+            platform: platform.to_owned(),
+            policy,
+            who: Who::default(),
+            store,
+            snapshot: None,
+            dedup: Dedup::open(dedup_path, dedup::WINDOW),
+            sent: HashSet::new(),
+            sent_order: VecDeque::new(),
+            gate,
+            explained_self_chat: false,
+        }
+    }
+
+    pub fn platform(&self) -> &str {
+        &self.platform
+    }
+
+    pub fn set_account(&mut self, account: &Account) {
+        if let Some(phone) = &account.phone {
+            self.who.phone = Some(normalize(phone));
+        }
+        if let Some(lid) = &account.lid {
+            self.who.lid = Some(normalize(lid));
+        }
+    }
+
+    pub fn learn_mapping(&mut self, lid: &str, phone: &str) {
+        self.who.identities.learn(lid, phone);
+    }
+
+    /// Whether `chat` is the account's own chat.
+    pub fn is_own_chat(&self, chat: &str) -> bool {
+        let key = normalize(chat);
+        chat_kind(chat) == ChatKind::Direct
+            && (self.who.phone.as_deref() == Some(&key) || self.who.lid.as_deref() == Some(&key))
+    }
+
+    /// Remembers message ids the bot sent, so their echoes are not taken for new messages.
+    pub fn note_sent(&mut self, ids: impl IntoIterator<Item = String>) {
+        for id in ids {
+            if self.sent.insert(id.clone()) {
+                self.sent_order.push_back(id);
+            }
+            while self.sent_order.len() > SENT_WINDOW {
+                if let Some(old) = self.sent_order.pop_front() {
+                    self.sent.remove(&old);
+                }
+            }
+        }
+    }
+
+    pub fn admit(&mut self, msg: &InboundMessage, now: f64) -> Admission {
+        // The alternate id on the message is a mapping the connector saw.
+        if let Some(alt) = &msg.sender_alt {
+            match (msg.sender.ends_with("@lid"), alt.ends_with("@lid")) {
+                (true, false) => self.who.identities.learn(&msg.sender, alt),
+                (false, true) => self.who.identities.learn(alt, &msg.sender),
+                _ => {}
+            }
+        }
+        let key = Dedup::key(&msg.chat, &msg.id);
+        let seen = Seen {
+            duplicate: self.dedup.contains(&key),
+            sent_by_us: self.sent.contains(&msg.id),
+        };
+        let needs_pairing = self.policy.mode == Mode::Bot
+            && self.policy.dm_policy == DmPolicy::Pairing
+            && chat_kind(&msg.chat) == ChatKind::Direct
+            && !seen.duplicate;
+        let snapshot = if needs_pairing {
+            match self.pairing_snapshot(now) {
+                Ok(s) => s,
+                Err(alert) => {
+                    self.dedup.insert(key);
+                    return failed(FailReason::PairingStore, Some(alert));
+                }
+            }
+        } else {
+            PairingSnapshot::default()
+        };
+        let decision = decide(&self.policy, &self.who, &snapshot, msg, seen, now);
+        if !seen.duplicate {
+            self.dedup.insert(key);
+        }
+        let reason = decision.reason.as_str();
+        match decision.action {
+            Action::Deliver => admission(Outcome::Delivered, reason),
+            Action::Ignore => {
+                let mut a = admission(Outcome::Ignored(decision.reason), reason);
+                if decision.reason == Reason::SelfChatModeRejectsNonSelf
+                    && !self.explained_self_chat
+                {
+                    self.explained_self_chat = true;
+                    a.alert = Some((
+                        "self_chat_mode_ignored_message",
+                        self.self_chat_explanation(msg),
+                    ));
+                }
+                a
+            }
+            Action::SendPairingCode { user } => self.send_pairing_code(msg, &user, now),
+            Action::Reply { reply, user } => {
+                if !self.may_send(&msg.chat, SendKind::PolicyReply) {
+                    return failed(FailReason::SendDenied, None);
+                }
+                if let Err(e) = self.store.note_request(&self.platform, &user, now) {
+                    return failed(FailReason::PairingStore, Some(store_alert(&e.to_string())));
+                }
+                self.snapshot = None;
+                Admission {
+                    send: Some((SendKind::PolicyReply, reply.text().to_owned())),
+                    ..admission(Outcome::ReplySent, reason)
+                }
+            }
+        }
+    }
+
+    fn send_pairing_code(&mut self, msg: &InboundMessage, user: &str, now: f64) -> Admission {
+        // Checked before a code exists: a code that cannot be sent must not be issued.
+        if !self.may_send(&msg.chat, SendKind::PairingCode) {
+            return failed(FailReason::SendDenied, None);
+        }
+        let name = msg.push_name.as_deref().unwrap_or_default();
+        let issued = self.store.issue(&self.platform, user, name, now);
+        self.snapshot = None;
+        match issued {
+            Ok(issued) => Admission {
+                send: Some((
+                    SendKind::PairingCode,
+                    pairing_text(&self.platform, &issued.code),
+                )),
+                ..admission(Outcome::PairingCodeSent, Reason::UnknownSender.as_str())
+            },
+            // The store saw a newer state than our snapshot (another process wrote meanwhile).
+            Err(IssueError::RateLimited) => ignored(Reason::PairingRateLimited),
+            Err(IssueError::QueueFull) => ignored(Reason::PairingQueueFull),
+            Err(IssueError::LockedOut { .. }) => ignored(Reason::PairingLocked),
+            Err(IssueError::Store(e)) => {
+                failed(FailReason::PairingStore, Some(store_alert(&e.to_string())))
+            }
+        }
+    }
+
+    fn may_send(&self, chat: &str, kind: SendKind) -> bool {
+        let target = Target {
+            platform: &self.platform,
+            chat,
+            is_self: self.is_own_chat(chat),
+            kind,
+        };
+        self.gate.check(target) == Verdict::Allow
+    }
+
+    fn pairing_snapshot(&mut self, now: f64) -> Result<PairingSnapshot, (&'static str, String)> {
+        if let Some((at, snap)) = &self.snapshot
+            && at.elapsed() < SNAPSHOT_TTL
+        {
+            return Ok(snap.clone());
+        }
+        let snap = self
+            .store
+            .snapshot(&self.platform, now)
+            .map_err(|e| store_alert(&e.to_string()))?;
+        self.snapshot = Some((Instant::now(), snap.clone()));
+        Ok(snap)
+    }
+
+    fn self_chat_explanation(&self, msg: &InboundMessage) -> String {
+        let upper = self.platform.to_uppercase();
+        format!(
+            "A message from {} was ignored because {} runs in self-chat mode, which answers only \
+             your own chat (\"message yourself\"). Strangers are never answered in this mode. To let \
+             other people talk to the assistant, set {upper}_MODE=bot (and {upper}_DM_POLICY, e.g. \
+             pairing), then restart bridgekeeper. This notice is shown once per run.",
+            mask_id(&msg.sender),
+            self.platform
+        )
+    }
+}
+
+fn admission(outcome: Outcome, reason: &'static str) -> Admission {
+    Admission {
+        outcome,
+        reason,
+        send: None,
+        alert: None,
+    }
+}
+
+fn ignored(reason: Reason) -> Admission {
+    admission(Outcome::Ignored(reason), reason.as_str())
+}
+
+fn failed(reason: FailReason, alert: Option<(&'static str, String)>) -> Admission {
+    Admission {
+        alert,
+        ..admission(Outcome::Failed(reason), reason.as_str())
+    }
+}
+
+fn store_alert(error: &str) -> (&'static str, String) {
+    (
+        "pairing_store_error",
+        format!("the pairing store cannot be used, so unknown senders cannot pair: {error}"),
+    )
+}
+
+/// The message a stranger receives with their code.
+pub fn pairing_text(platform: &str, code: &str) -> String {
+    format!(
+        "Hi! This assistant does not know you yet.\nYour pairing code: {} {}\nIt is valid for 1 hour. \
+         Ask the owner to approve it with:\nbridgekeeper pairing approve {platform} {code}",
+        &code[..4],
+        &code[4..]
+    )
+}

@@ -134,6 +134,7 @@ where
     let flusher = tokio::spawn(flush_log(log.clone(), housekeeping.clone()));
     let reader = gateway::Reader {
         handles,
+        pairing,
         events: events_tx.clone(),
         log: log.clone(),
         max_line_bytes: config.gateway.max_line_bytes,

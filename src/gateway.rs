@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bridge_protocol::gateway::{GatewayEvent, GatewayRequest, Route};
+use bridge_protocol::gateway::{GatewayEvent, GatewayRequest, PairingRequest, Route};
 use bridge_protocol::message::{CommandResult, ErrorBody};
 use bridge_protocol::{JsonLinesCodec, LineError};
 use bytes::BytesMut;
@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventLog};
 use crate::ledger::FailReason;
+use crate::pairing::{ApproveError, PairingStore};
 use crate::supervisor::{ConnectorHandle, ErrorCode, Origin, Rejected};
 
 /// Bytes of encoded events gathered before one write to the gateway.
@@ -24,6 +25,7 @@ const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
 pub struct Reader {
     pub handles: HashMap<String, ConnectorHandle>,
+    pub pairing: PairingStore,
     pub events: mpsc::Sender<GatewayEvent>,
     pub log: EventLog,
     pub max_line_bytes: usize,
@@ -93,6 +95,25 @@ impl Reader {
                 let data = serde_json::to_value(self.log.board().snapshot()).ok();
                 self.send(GatewayEvent::Result(CommandResult::ok(id, data)))
                     .await;
+            }
+            Route::Pairing(request) => {
+                let store = self.pairing.clone();
+                // File I/O under a lock: keep it off the async workers.
+                let result = tokio::task::spawn_blocking(move || pairing_request(&store, request))
+                    .await
+                    .unwrap_or_else(|e| Err(("pairing_store_error", e.to_string())));
+                let result = match result {
+                    Ok(data) => CommandResult::ok(id, Some(data)),
+                    Err((code, message)) => CommandResult::err(
+                        id,
+                        ErrorBody {
+                            code: code.into(),
+                            message,
+                            unconfirmed: false,
+                        },
+                    ),
+                };
+                self.send(GatewayEvent::Result(result)).await;
             }
             Route::Connector(command) => {
                 let Some(name) = connector else {
@@ -191,6 +212,58 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
             );
             broken = true;
             shutdown.cancel();
+        }
+    }
+}
+
+/// Answers a pairing request from the gateway: the same operations as `bridgekeeper pairing`.
+fn pairing_request(
+    store: &PairingStore,
+    request: PairingRequest,
+) -> Result<serde_json::Value, (&'static str, String)> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let store_error = |e: crate::pairing::StoreError| ("pairing_store_error", e.to_string());
+    match request {
+        PairingRequest::List(r) => {
+            let listing = store
+                .list(r.platform.as_deref(), now)
+                .map_err(store_error)?;
+            let platforms: Vec<serde_json::Value> = listing
+                .platforms
+                .into_iter()
+                .map(|p| {
+                    serde_json::json!({
+                        "platform": p.platform,
+                        "locked_until": p.locked_until,
+                        "pending": p.pending.iter().map(|r| serde_json::json!({
+                            "approve_with": r.approve_with, "user_id": r.user_id,
+                            "user_name": r.user_name, "created_at": r.created_at,
+                        })).collect::<Vec<_>>(),
+                        "approved": p.approved.iter().map(|a| serde_json::json!({
+                            "user_id": a.user_id, "user_name": a.user_name,
+                            "approved_at": a.approved_at,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            Ok(serde_json::json!({ "platforms": platforms }))
+        }
+        PairingRequest::Approve(r) => match store.approve(&r.platform, &r.code, now) {
+            Ok(a) => Ok(serde_json::json!({"user_id": a.user_id, "user_name": a.user_name})),
+            Err(e @ ApproveError::LockedOut { .. }) => Err(("pairing_locked", e.to_string())),
+            Err(e @ ApproveError::NoMatch { .. }) => Err(("pairing_no_match", e.to_string())),
+            Err(ApproveError::Store(e)) => Err(store_error(e)),
+        },
+        PairingRequest::Revoke(r) => {
+            let revoked = store.revoke(&r.platform, &r.user).map_err(store_error)?;
+            Ok(serde_json::json!({
+                "was_approved": revoked.was_approved,
+                "pending_removed": revoked.pending_removed,
+                "rate_limit_removed": revoked.rate_limit_removed,
+            }))
         }
     }
 }

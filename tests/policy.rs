@@ -498,3 +498,32 @@ async fn a_random_stream_keeps_the_ledger_balanced() {
         N
     );
 }
+
+// The gateway can manage pairing over its link, with the same rules as the CLI.
+#[tokio::test]
+async fn the_gateway_manages_pairing_over_its_link() {
+    let mut s = Scene::start("policy: {mode: bot, dm_policy: pairing}", "", &[]).await;
+    s.inject(json!({"sender": STRANGER, "push_name": "Ana"}));
+    s.decided(1).await;
+    let code = code_in(&s.wait_sent(1).await[0].1);
+    let list =
+        s.d.request(json!({"type": "pairing_list", "platform": "whatsapp"}))
+            .await;
+    let pending = &list.data.unwrap()["platforms"][0]["pending"];
+    assert_eq!(pending[0]["user_name"], "Ana");
+    let wrong =
+        s.d.request(json!({"type": "pairing_approve", "platform": "whatsapp", "code": "WRONG234"}))
+            .await;
+    assert_eq!(wrong.error.unwrap().code, "pairing_no_match");
+    let ok =
+        s.d.request(
+            json!({"type": "pairing_approve", "platform": "whatsapp", "code": code.to_lowercase()}),
+        )
+        .await;
+    assert_eq!(ok.data.unwrap()["user_id"], "15557654321");
+    let revoked =
+        s.d.request(json!({"type": "pairing_revoke", "platform": "whatsapp", "user": STRANGER}))
+            .await;
+    assert_eq!(revoked.data.unwrap()["was_approved"], true);
+    s.d.stop().await;
+}

@@ -178,6 +178,41 @@ pub enum GatewayCommand {
     Ping(NoArgs),
     /// Supervisor status snapshot (the same data as `bridgekeeper status --json`).
     Status(NoArgs),
+    /// Pending requests and approved users (of one platform, or all).
+    PairingList(PairingList),
+    /// Approve by code (any case, spaces allowed) or request id.
+    PairingApprove(PairingApprove),
+    /// Remove a user's approval, pending codes and rate-limit entry.
+    PairingRevoke(PairingRevoke),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct PairingList {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct PairingApprove {
+    pub platform: String,
+    pub code: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct PairingRevoke {
+    pub platform: String,
+    pub user: String,
+}
+
+/// A pairing request from the gateway.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PairingRequest {
+    List(PairingList),
+    Approve(PairingApprove),
+    Revoke(PairingRevoke),
 }
 
 /// Gateway → supervisor: one command with the id its single result carries.
@@ -207,6 +242,9 @@ impl Message for GatewayRequest {
         "logout",
         "ping",
         "status",
+        "pairing_list",
+        "pairing_approve",
+        "pairing_revoke",
     ];
 }
 
@@ -216,6 +254,7 @@ pub enum Route {
     Connector(Command),
     SupervisorPing,
     SupervisorStatus,
+    Pairing(PairingRequest),
 }
 
 impl GatewayCommand {
@@ -234,6 +273,9 @@ impl GatewayCommand {
             Self::Ping(c) if has_connector => Route::Connector(Command::Ping(c)),
             Self::Ping(_) => Route::SupervisorPing,
             Self::Status(_) => Route::SupervisorStatus,
+            Self::PairingList(r) => Route::Pairing(PairingRequest::List(r)),
+            Self::PairingApprove(r) => Route::Pairing(PairingRequest::Approve(r)),
+            Self::PairingRevoke(r) => Route::Pairing(PairingRequest::Revoke(r)),
         }
     }
 }

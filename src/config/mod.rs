@@ -284,12 +284,15 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
     let mut problems = Vec::new();
     let mut problem = |key: String, message: String| problems.push(Problem { key, message });
 
-    let state_dir = base.join(raw.state_dir.unwrap_or_else(|| PathBuf::from("state")));
+    let state_dir = expand(
+        base,
+        raw.state_dir.unwrap_or_else(|| PathBuf::from("state")),
+    );
     let log = LogConfig {
         path: raw
             .log
             .path
-            .map(|p| base.join(p))
+            .map(|p| expand(base, p))
             .unwrap_or_else(|| state_dir.join("bridge.log")),
         max_bytes: raw.log.max_bytes.unwrap_or(10 * 1024 * 1024),
         keep: raw.log.keep.unwrap_or(3),
@@ -464,7 +467,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             path: path.to_owned(),
             hermes_home: raw
                 .hermes_home
-                .map(|h| base.join(h))
+                .map(|h| expand(base, h))
                 .unwrap_or_else(hermes::default_hermes_home),
             send_policy: raw.send_policy,
             operator_targets: raw.operator_targets,
@@ -476,6 +479,15 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
         })
     } else {
         Err(problems)
+    }
+}
+
+/// A path from the config file: `~/` is the user's home, a relative path is relative to the
+/// config file's directory.
+fn expand(base: &Path, path: PathBuf) -> PathBuf {
+    match (path.strip_prefix("~"), std::env::var_os("HOME")) {
+        (Ok(rest), Some(home)) => PathBuf::from(home).join(rest),
+        _ => base.join(path),
     }
 }
 
@@ -585,6 +597,17 @@ mod tests {
             parse("connectors:\n  - name: a\n    command: sh\n    restrat: {}\n").unwrap_err();
         assert!(matches!(err, ConfigError::Syntax { .. }));
         assert!(err.to_string().contains("restrat"), "{err}");
+    }
+
+    #[test]
+    fn a_tilde_means_the_home_directory() {
+        let cfg = parse(
+            "hermes_home: ~/.hermes\nstate_dir: ~/bk\nconnectors:\n  - name: a\n    command: sh\n",
+        )
+        .unwrap();
+        let home = PathBuf::from(std::env::var_os("HOME").unwrap());
+        assert_eq!(cfg.hermes_home, home.join(".hermes"));
+        assert_eq!(cfg.state_dir, home.join("bk"));
     }
 
     #[test]

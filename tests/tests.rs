@@ -4,3 +4,4 @@ mod cli;
 mod policy;
 mod supervisor;
 mod support;
+mod whatsapp;

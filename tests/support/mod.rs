@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod whatsapp;
+
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,11 +27,16 @@ pub const BRIDGEKEEPER: &str = env!("CARGO_BIN_EXE_bridgekeeper");
 /// Generous: the machines are shared and builds run beside tests.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
-/// One connector entry for a config: fast restarts and stops unless `extra` overrides them.
+/// One fake-connector entry for a config: fast restarts and stops unless `extra` overrides them.
 pub fn connector(name: &str, args: &[&str], extra: &str) -> String {
+    connector_cmd(name, FAKE, args, extra)
+}
+
+/// A connector entry running `command`.
+pub fn connector_cmd(name: &str, command: &str, args: &[&str], extra: &str) -> String {
     let args: Vec<String> = args.iter().map(|a| format!("{a:?}")).collect();
     let mut entry = format!(
-        "  - name: {name}\n    command: {FAKE:?}\n    args: [{}]\n",
+        "  - name: {name}\n    command: {command:?}\n    args: [{}]\n",
         args.join(", ")
     );
     if !extra.contains("restart:") {

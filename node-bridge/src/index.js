@@ -1,0 +1,248 @@
+// The Baileys WhatsApp connector for bridgekeeper. It speaks the bridge protocol on stdio
+// (bridge-protocol/PROTOCOL.md), forwards every message it sees and sends only what it is told.
+// Every access decision and every reconnect decision belongs to the supervisor: on a close it
+// reports the status and exits with the code for the case.
+//
+//   node src/index.js --session DIR [--media-dir DIR]
+//   env: WHATSAPP_WEB_SOCKET_URL (tests: the fake server), WHATSAPP_SEND_TIMEOUT_MS (60000),
+//        WHATSAPP_DEBUG (console + Baileys logs at debug level on stderr)
+
+import { debugEnabled, emit, flushStdout, note } from './stdio.js'; // first: guards stdout
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import pino from 'pino';
+import makeWASocket, { Browsers, downloadMediaMessage, makeCacheableSignalKeyStore, useMultiFileAuthState } from 'baileys';
+
+import { createCommandRunner } from './commands.js';
+import { LineSplitter, PROTOCOL_VERSION, parseCommand } from './protocol.js';
+import { backupCreds, prepareSession } from './session.js';
+import { EXIT, classifyDisconnect, disconnectCode, mappingsIn, mediaPart, receiptStatus, toAccount, toInbound } from './translate.js';
+
+const VERSION = '0.1.0';
+const RECENT_MESSAGES = 500;
+const MEDIA_TIMEOUT_MS = 60_000;
+
+const { values: args } = parseArgs({
+  options: {
+    session: { type: 'string' },
+    'media-dir': { type: 'string' },
+    'max-line-bytes': { type: 'string' },
+  },
+  strict: true,
+});
+if (!args.session) {
+  note('node-bridge: --session DIR is required');
+  process.exit(EXIT.FATAL);
+}
+const sessionDir = path.resolve(args.session);
+const mediaDir = path.resolve(args['media-dir'] ?? path.join(sessionDir, '..', 'media'));
+const sendTimeoutMs = Number(process.env.WHATSAPP_SEND_TIMEOUT_MS ?? 60_000);
+const logger = pino({ level: debugEnabled ? 'debug' : 'warn' }, pino.destination(2));
+
+emit({
+  type: 'hello',
+  protocol: PROTOCOL_VERSION,
+  connector: 'whatsapp',
+  version: VERSION,
+  capabilities: ['send_text', 'edit', 'send_media', 'typing', 'read', 'chat_info', 'link_by_phone', 'logout'],
+});
+
+// ---- session ---------------------------------------------------------------------------------
+
+let session;
+try {
+  session = await prepareSession(sessionDir);
+} catch (e) {
+  note(`node-bridge: cannot use session directory ${sessionDir}: ${e.message}`);
+  emit({ type: 'status', state: 'closed', reason: `session directory unusable: ${e.message}` });
+  await flushStdout();
+  process.exit(EXIT.FATAL);
+}
+for (const line of session.notes) note(`node-bridge: ${line}`);
+let linked = session.linked;
+if (!linked) emit({ type: 'status', state: 'qr', reason: 'not_linked' });
+
+const { state: auth, saveCreds } = await useMultiFileAuthState(sessionDir);
+let credsSaving = Promise.resolve();
+const saveAndBackUp = () => {
+  credsSaving = credsSaving.then(async () => {
+    await saveCreds();
+    await backupCreds(sessionDir);
+  }).catch((e) => note(`node-bridge: saving credentials failed: ${e.message}`));
+  return credsSaving;
+};
+
+// ---- socket ----------------------------------------------------------------------------------
+
+const recent = new Map(); // message id -> WAMessage, for quoting and Baileys' retry getMessage
+const remember = (msg) => {
+  if (!msg?.key?.id) return;
+  recent.delete(msg.key.id);
+  recent.set(msg.key.id, msg);
+  if (recent.size > RECENT_MESSAGES) recent.delete(recent.keys().next().value);
+};
+
+const socketOptions = {
+  auth: { creds: auth.creds, keys: makeCacheableSignalKeyStore(auth.keys, logger) },
+  logger,
+  browser: Browsers.ubuntu('Chrome'),
+  markOnlineOnConnect: false, // keep the phone's notifications
+  syncFullHistory: false,
+  getMessage: async (key) => recent.get(key.id)?.message ?? undefined,
+};
+if (process.env.WHATSAPP_WEB_SOCKET_URL) socketOptions.waWebSocketUrl = process.env.WHATSAPP_WEB_SOCKET_URL;
+const sock = makeWASocket(socketOptions);
+
+let open = false;
+let stopping = false;
+let qrCount = 0;
+const waiters = { open: new Set(), qr: new Set() };
+const wake = (set) => {
+  for (const resolve of set) resolve(true);
+  set.clear();
+};
+const waitFor = (set, ready, ms) =>
+  ready() ? Promise.resolve(true)
+    : ms <= 0 ? Promise.resolve(false)
+      : new Promise((resolve) => {
+        const timer = setTimeout(() => { set.delete(done); resolve(false); }, ms);
+        const done = (v) => { clearTimeout(timer); resolve(v); };
+        set.add(done);
+      });
+
+async function exit(code) {
+  if (stopping && code !== EXIT.CLEAN) return;
+  stopping = true;
+  await credsSaving;
+  await flushStdout();
+  process.exit(code);
+}
+
+sock.ev.on('creds.update', () => saveAndBackUp());
+
+sock.ev.on('connection.update', (update) => {
+  const { connection, lastDisconnect, qr } = update;
+  if (qr) {
+    qrCount += 1;
+    // WhatsApp shows the first code for 60 s and each refresh for 20 s.
+    emit({ type: 'qr', data: qr, expires_in_ms: qrCount === 1 ? 60_000 : 20_000 });
+    wake(waiters.qr);
+  }
+  if (connection === 'connecting') emit({ type: 'status', state: 'connecting' });
+  if (connection === 'open') {
+    open = true;
+    linked = true;
+    emit({ type: 'status', state: 'open' });
+    emit(toAccount(sock.user));
+    wake(waiters.open);
+  }
+  if (connection === 'close') {
+    open = false;
+    if (stopping) return;
+    const code = disconnectCode(lastDisconnect);
+    const [state, exitCode] = classifyDisconnect(code);
+    const status = { type: 'status', state };
+    if (Number.isInteger(code)) status.code = code;
+    const reason = lastDisconnect?.error?.message;
+    if (reason) status.reason = String(reason).slice(0, 200);
+    emit(status);
+    void exit(exitCode);
+  }
+});
+
+sock.ev.on('lid-mapping.update', (mapping) => {
+  if (mapping?.lid && mapping?.pn) emit({ type: 'lid_mapping', lid: mapping.lid, phone: mapping.pn });
+});
+
+sock.ev.on('messages.update', (updates) => {
+  for (const { key, update } of updates ?? []) {
+    const status = receiptStatus(update?.status);
+    if (key?.fromMe && key.id && status) emit({ type: 'receipt', message_id: key.id, chat: key.remoteJid ?? '', status });
+  }
+});
+
+// Messages are emitted in arrival order; a media download holds the ones behind it.
+let inboundChain = Promise.resolve();
+sock.ev.on('messages.upsert', ({ messages }) => {
+  for (const msg of messages ?? []) {
+    remember(msg);
+    inboundChain = inboundChain.then(() => forward(msg)).catch((e) => note(`node-bridge: cannot forward a message: ${e.message}`));
+  }
+});
+
+async function forward(msg) {
+  for (const mapping of mappingsIn(msg)) emit(mapping);
+  const media = mediaPart(msg.message) ? await download(msg) : {};
+  emit(toInbound(msg, media));
+}
+
+async function download(msg) {
+  try {
+    const buffer = await Promise.race([
+      downloadMediaMessage(msg, 'buffer', {}, { logger, reuploadRequest: sock.updateMediaMessage }),
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`timed out after ${MEDIA_TIMEOUT_MS} ms`)), MEDIA_TIMEOUT_MS)),
+    ]);
+    await mkdir(mediaDir, { recursive: true, mode: 0o700 });
+    const [, content] = mediaPart(msg.message);
+    const ext = extensionFor(content?.mimetype);
+    const file = path.join(mediaDir, `${msg.key.id.replace(/[^A-Za-z0-9_-]/g, '_')}${ext}`);
+    await writeFile(file, buffer, { mode: 0o600 });
+    return { path: file, size: buffer.length };
+  } catch (e) {
+    return { download_error: String(e?.message ?? e).slice(0, 200) };
+  }
+}
+
+function extensionFor(mime) {
+  const sub = (mime ?? '').split(';')[0].split('/')[1];
+  if (!sub) return '';
+  const map = { jpeg: '.jpg', 'x-m4a': '.m4a', mpeg: '.mp3', quicktime: '.mov', plain: '.txt' };
+  return map[sub] ?? `.${sub.replace(/[^a-z0-9]/gi, '')}`;
+}
+
+// ---- commands from the supervisor --------------------------------------------------------------
+
+const run = createCommandRunner({
+  sock: () => sock,
+  waitOpen: (ms) => waitFor(waiters.open, () => open, ms),
+  waitQr: (ms) => waitFor(waiters.qr, () => qrCount > 0, ms),
+  linked: () => linked,
+  recent,
+  sendTimeoutMs,
+  onLinkCode: (code) => emit({ type: 'link_code', code }),
+  onShutdown: () => setImmediate(() => void shutdown()),
+});
+
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  await credsSaving;
+  try {
+    sock.end(undefined);
+  } catch {
+    // already closed
+  }
+  await flushStdout();
+  process.exit(EXIT.CLEAN);
+}
+
+const splitter = new LineSplitter(Number(args['max-line-bytes'] ?? 0) || undefined);
+process.stdin.on('data', (chunk) => {
+  for (const item of splitter.push(chunk)) {
+    if (item.tooLong) {
+      note('node-bridge: a command line over the size limit was skipped');
+      continue;
+    }
+    const parsed = parseCommand(item.line);
+    if (parsed.error) {
+      note(`node-bridge: bad command line (${parsed.error}): ${parsed.detail}`);
+      if (parsed.id) emit({ type: 'result', id: parsed.id, ok: false, error: { code: 'invalid_command', message: parsed.detail } });
+      continue;
+    }
+    run(parsed.ok).then(emit);
+  }
+});
+// The contract: when stdin closes (the supervisor stopped or died), save and leave.
+process.stdin.on('end', () => void shutdown());
+process.on('SIGTERM', () => void shutdown());

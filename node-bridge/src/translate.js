@@ -1,0 +1,195 @@
+// Pure translations from Baileys' shapes to the bridge protocol. No I/O, no Baileys import:
+// unit-tested with plain objects shaped like Baileys' (see test/translate.test.js).
+
+/** Exit codes a connector uses to say what the supervisor should do (PROTOCOL.md). */
+export const EXIT = { CLEAN: 0, RESTART_NOW: 10, RESTART_BACKOFF: 11, LOGGED_OUT: 12, CONFLICT: 13, FATAL: 14 };
+
+/** WhatsApp disconnect code -> [protocol state, exit code]. */
+export function classifyDisconnect(code) {
+  switch (code) {
+    case 401: // logged out
+    case 403: // forbidden
+    case 411: // multi-device mismatch
+      return ['logged_out', EXIT.LOGGED_OUT];
+    case 440: // connection replaced by another client
+      return ['conflict', EXIT.CONFLICT];
+    case 515: // restart required (normal right after linking)
+      return ['closed', EXIT.RESTART_NOW];
+    default: // 408, 428, 500, 503, network errors
+      return ['closed', EXIT.RESTART_BACKOFF];
+  }
+}
+
+/** The status code of a Baileys `lastDisconnect.error` (a Boom error), if any. */
+export function disconnectCode(lastDisconnect) {
+  const err = lastDisconnect?.error;
+  return err?.output?.statusCode ?? err?.output?.payload?.statusCode ?? err?.statusCode ?? undefined;
+}
+
+/** Peels the wrappers WhatsApp puts around message content. */
+export function unwrap(message) {
+  let m = message ?? {};
+  for (let i = 0; i < 5; i++) {
+    const inner =
+      m.ephemeralMessage?.message ??
+      m.viewOnceMessage?.message ??
+      m.viewOnceMessageV2?.message ??
+      m.viewOnceMessageV2Extension?.message ??
+      m.documentWithCaptionMessage?.message ??
+      m.editedMessage?.message;
+    if (!inner) break;
+    m = inner;
+  }
+  return m;
+}
+
+const MEDIA_FIELDS = [
+  ['imageMessage', 'image'],
+  ['videoMessage', 'video'],
+  ['audioMessage', 'audio'],
+  ['documentMessage', 'document'],
+  ['stickerMessage', 'sticker'],
+];
+
+/** The downloadable media part of a message: [kind, content] or undefined. */
+export function mediaPart(message) {
+  const m = unwrap(message);
+  for (const [field, kind] of MEDIA_FIELDS) {
+    if (m[field]) {
+      let k = kind;
+      if (kind === 'audio' && m[field].ptt) k = 'voice';
+      if (kind === 'video' && m[field].gifPlayback) k = 'gif';
+      return [k, m[field]];
+    }
+  }
+  return undefined;
+}
+
+function textOf(m) {
+  return (
+    m.conversation ??
+    m.extendedTextMessage?.text ??
+    m.imageMessage?.caption ??
+    m.videoMessage?.caption ??
+    m.documentMessage?.caption ??
+    m.pollCreationMessage?.name ??
+    m.pollCreationMessageV3?.name ??
+    m.reactionMessage?.text ??
+    m.locationMessage?.name ??
+    m.contactMessage?.displayName ??
+    undefined
+  );
+}
+
+function otherMedia(m) {
+  if (m.locationMessage || m.liveLocationMessage) return { kind: 'location' };
+  if (m.contactMessage || m.contactsArrayMessage) return { kind: 'contact' };
+  if (m.pollCreationMessage || m.pollCreationMessageV3 || m.pollUpdateMessage) return { kind: 'poll' };
+  if (m.reactionMessage) return { kind: 'reaction' };
+  return undefined;
+}
+
+function contextInfo(m) {
+  for (const value of Object.values(m)) {
+    if (value && typeof value === 'object' && value.contextInfo) return value.contextInfo;
+  }
+  return undefined;
+}
+
+function toNumber(ts) {
+  if (ts === undefined || ts === null) return Math.floor(Date.now() / 1000);
+  if (typeof ts === 'number') return Math.floor(ts);
+  if (typeof ts === 'bigint') return Number(ts);
+  if (typeof ts.toNumber === 'function') return ts.toNumber();
+  const n = Number(ts);
+  return Number.isFinite(n) ? Math.floor(n) : Math.floor(Date.now() / 1000);
+}
+
+const isGroupJid = (jid) => typeof jid === 'string' && jid.endsWith('@g.us');
+
+/**
+ * One Baileys WAMessage -> an `inbound` event. Everything is forwarded (own messages flagged);
+ * the supervisor decides. `media` adds download results ({ path, size } or { download_error }).
+ */
+export function toInbound(msg, media = {}) {
+  const key = msg.key ?? {};
+  const chat = key.remoteJid ?? '';
+  const group = isGroupJid(chat);
+  const sender = group ? (key.participant ?? msg.participant ?? chat) : chat;
+  // v7 carries the other identity in *Alt; older builds in senderPn / participantPn.
+  const alt = group
+    ? key.participantAlt ?? msg.participantPn ?? key.participantPn
+    : key.remoteJidAlt ?? key.senderPn ?? msg.senderPn;
+  const m = unwrap(msg.message);
+  const event = {
+    type: 'inbound',
+    id: key.id ?? '',
+    chat,
+    sender,
+    is_group: group,
+    from_me: Boolean(key.fromMe),
+    timestamp: toNumber(msg.messageTimestamp),
+  };
+  if (alt && alt !== sender) event.sender_alt = alt;
+  if (msg.pushName) event.push_name = msg.pushName;
+  const text = textOf(m);
+  if (typeof text === 'string') event.text = text;
+  const part = mediaPart(msg.message);
+  if (part) {
+    const [kind, content] = part;
+    event.media = { kind };
+    if (content.mimetype) event.media.mime = content.mimetype;
+    if (content.fileName) event.media.file_name = content.fileName;
+    if (media.path) event.media.path = media.path;
+    if (Number.isInteger(media.size)) event.media.size = media.size;
+    if (media.download_error) event.media.download_error = media.download_error;
+  } else {
+    const other = otherMedia(m);
+    if (other) event.media = other;
+  }
+  const ctx = contextInfo(m);
+  if (ctx?.mentionedJid?.length) event.mentions = [...ctx.mentionedJid];
+  if (ctx?.stanzaId) {
+    event.quoted = { id: ctx.stanzaId };
+    if (ctx.participant) event.quoted.sender = ctx.participant;
+    const quotedText = ctx.quotedMessage ? textOf(unwrap(ctx.quotedMessage)) : undefined;
+    if (typeof quotedText === 'string') event.quoted.text = quotedText;
+  }
+  return event;
+}
+
+/** LID <-> phone pairs a message reveals: [{ lid, phone }]. */
+export function mappingsIn(msg) {
+  const key = msg.key ?? {};
+  const pairs = [];
+  const consider = (a, b) => {
+    if (!a || !b) return;
+    if (a.endsWith('@lid') && b.endsWith('@s.whatsapp.net')) pairs.push({ type: 'lid_mapping', lid: a, phone: b });
+    else if (b.endsWith('@lid') && a.endsWith('@s.whatsapp.net')) pairs.push({ type: 'lid_mapping', lid: b, phone: a });
+  };
+  consider(key.remoteJid, key.remoteJidAlt ?? key.senderPn);
+  consider(key.participant, key.participantAlt ?? key.participantPn);
+  return pairs;
+}
+
+/** Baileys message status (proto WebMessageInfo.Status) -> receipt status. */
+export function receiptStatus(status) {
+  switch (status) {
+    case 0: return 'error';
+    case 2: return 'server_ack';
+    case 3: return 'delivered';
+    case 4: return 'read';
+    case 5: return 'played';
+    default: return undefined;
+  }
+}
+
+/** The account identity from `sock.user` ({ id: '<phone>:<dev>@s.whatsapp.net', lid, name }). */
+export function toAccount(user) {
+  const bare = (jid) => (typeof jid === 'string' ? jid.replace(/:\d+@/, '@') : undefined);
+  const event = { type: 'account' };
+  if (user?.id) event.phone = bare(user.id);
+  if (user?.lid) event.lid = bare(user.lid);
+  if (user?.name) event.name = user.name;
+  return event;
+}

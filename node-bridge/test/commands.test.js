@@ -1,0 +1,125 @@
+// Command handling against a fake socket: each command answered once, sends serialised.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+
+import { createCommandRunner } from '../src/commands.js';
+import { checkEvent } from '../src/protocol.js';
+
+function fakeSocket({ sendDelayMs = 0, failSend = false } = {}) {
+  const calls = [];
+  let n = 0;
+  return {
+    calls,
+    async sendMessage(jid, content, options) {
+      calls.push(['sendMessage', jid, content, options]);
+      if (failSend) throw new Error('socket closed');
+      await new Promise((r) => setTimeout(r, sendDelayMs));
+      calls.push(['sent', content.text]);
+      return { key: { id: `S${++n}`, remoteJid: jid, fromMe: true } };
+    },
+    async sendPresenceUpdate(state, jid) { calls.push(['presence', state, jid]); },
+    async readMessages(keys) { calls.push(['read', keys]); },
+    async groupMetadata(jid) { return { subject: 'Team', participants: [{ id: 'a@s.whatsapp.net' }, { id: 'b@lid' }] }; },
+    async requestPairingCode(digits) { calls.push(['pair', digits]); return 'ABCD2345'; },
+    async logout() { calls.push(['logout']); },
+  };
+}
+
+function runner(sock, over = {}) {
+  const events = [];
+  const run = createCommandRunner({
+    sock: () => sock,
+    waitOpen: async () => true,
+    waitQr: async () => true,
+    linked: () => false,
+    recent: new Map([['Q1', { key: { id: 'Q1' }, message: { conversation: 'earlier' } }]]),
+    sendTimeoutMs: 1000,
+    onLinkCode: (code) => events.push(['link_code', code]),
+    onShutdown: () => events.push(['shutdown']),
+    ...over,
+  });
+  return { run: async (c) => { const r = await run(c); assert.deepEqual(checkEvent(r), { ok: r }); return r; }, events };
+}
+
+test('send_text answers with the message id and quotes known messages', async () => {
+  const sock = fakeSocket();
+  const { run } = runner(sock);
+  const r = await run({ type: 'send_text', id: '1', chat: 'x@s.whatsapp.net', text: 'hi', reply_to: 'Q1' });
+  assert.deepEqual(r, { type: 'result', id: '1', ok: true, data: { message_ids: ['S1'], quoted: true } });
+  assert.equal(sock.calls[0][3].quoted.key.id, 'Q1');
+  const unknown = await run({ type: 'send_text', id: '2', chat: 'x@s.whatsapp.net', text: 'hi', reply_to: 'nope' });
+  assert.equal(unknown.data.quoted, false);
+});
+
+test('sends are serialised in arrival order', async () => {
+  const sock = fakeSocket({ sendDelayMs: 30 });
+  const { run } = runner(sock);
+  await Promise.all(['a', 'b', 'c'].map((t, i) => run({ type: 'send_text', id: String(i), chat: 'x@s.whatsapp.net', text: t })));
+  const order = sock.calls.map((c) => c[0] === 'sent' ? `done:${c[1]}` : `start:${c[2].text}`);
+  assert.deepEqual(order, ['start:a', 'done:a', 'start:b', 'done:b', 'start:c', 'done:c']);
+});
+
+test('a stuck send times out with its own error and the next one still runs', async () => {
+  const sock = fakeSocket({ sendDelayMs: 300 });
+  const { run } = runner(sock, { sendTimeoutMs: 50 });
+  const r = await run({ type: 'send_text', id: '1', chat: 'x@s.whatsapp.net', text: 'slow' });
+  assert.equal(r.error.code, 'send_timeout');
+});
+
+test('failures become error results', async () => {
+  const { run } = runner(fakeSocket({ failSend: true }));
+  assert.equal((await run({ type: 'send_text', id: '1', chat: 'x', text: 'a' })).error.code, 'send_failed');
+  const offline = runner(fakeSocket(), { waitOpen: async () => false });
+  assert.equal((await offline.run({ type: 'send_text', id: '2', chat: 'x', text: 'a' })).error.code, 'not_connected');
+});
+
+test('edit, typing, read, chat_info', async () => {
+  const sock = fakeSocket();
+  const { run } = runner(sock);
+  await run({ type: 'edit', id: '1', chat: 'x@s.whatsapp.net', message_id: 'S9', text: 'fixed' });
+  assert.deepEqual(sock.calls[0][2].edit, { remoteJid: 'x@s.whatsapp.net', fromMe: true, id: 'S9' });
+  await run({ type: 'typing', id: '2', chat: 'x@s.whatsapp.net' });
+  assert.deepEqual(sock.calls.at(-1), ['presence', 'composing', 'x@s.whatsapp.net']);
+  await run({ type: 'read', id: '3', chat: 'g@g.us', message_ids: ['M1'], participant: 'p@s.whatsapp.net' });
+  assert.deepEqual(sock.calls.at(-1)[1], [{ remoteJid: 'g@g.us', id: 'M1', participant: 'p@s.whatsapp.net', fromMe: false }]);
+  const info = await run({ type: 'chat_info', id: '4', chat: 'g@g.us' });
+  assert.deepEqual(info.data, { name: 'Team', is_group: true, participants: ['a@s.whatsapp.net', 'b@lid'] });
+});
+
+test('send_media reads the file; a missing file is an explicit error', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'media-'));
+  const file = path.join(dir, 'a.pdf');
+  writeFileSync(file, 'PDF');
+  const sock = fakeSocket();
+  const { run } = runner(sock);
+  const r = await run({ type: 'send_media', id: '1', chat: 'x@s.whatsapp.net', path: file, kind: 'document' });
+  assert.ok(r.ok);
+  assert.equal(sock.calls[0][2].fileName, 'a.pdf');
+  assert.equal(sock.calls[0][2].document.toString(), 'PDF');
+  const missing = await run({ type: 'send_media', id: '2', chat: 'x', path: path.join(dir, 'nope.png'), kind: 'image' });
+  assert.equal(missing.error.code, 'file_not_found');
+});
+
+test('link_by_phone returns a code and emits it; refused when already linked', async () => {
+  const sock = fakeSocket();
+  const { run, events } = runner(sock);
+  const r = await run({ type: 'link_by_phone', id: '1', phone: '+1 555 000 1111' });
+  assert.deepEqual(r.data, { code: 'ABCD2345' });
+  assert.deepEqual(sock.calls.at(-1), ['pair', '15550001111']);
+  assert.deepEqual(events, [['link_code', 'ABCD2345']]);
+  const linked = runner(fakeSocket(), { linked: () => true });
+  assert.equal((await linked.run({ type: 'link_by_phone', id: '2', phone: '15550001111' })).error.code, 'already_linked');
+});
+
+test('ping, logout and shutdown', async () => {
+  const sock = fakeSocket();
+  const { run, events } = runner(sock);
+  assert.deepEqual((await run({ type: 'ping', id: '1' })).data, { pong: true, connected: true });
+  assert.ok((await run({ type: 'logout', id: '2' })).ok);
+  assert.deepEqual(sock.calls.at(-1), ['logout']);
+  assert.ok((await run({ type: 'shutdown', id: '3' })).ok);
+  assert.deepEqual(events, [['shutdown']]);
+});

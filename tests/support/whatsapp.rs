@@ -1,0 +1,162 @@
+//! The local fake WhatsApp server (`@openclaw/crabline`, installed by `npm ci` in node-bridge)
+//! and helpers to drive it: start it, seed credentials it accepts, inject inbound messages over
+//! its admin URL, and read what it recorded as sent.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn node_bridge_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("node-bridge")
+}
+
+pub struct FakeWhatsApp {
+    child: Child,
+    pub ws_url: String,
+    pub admin_url: String,
+    pub admin_token: String,
+    pub self_jid: String,
+    pub recorder: PathBuf,
+}
+
+impl FakeWhatsApp {
+    pub fn start(dir: &Path) -> Self {
+        let bin = node_bridge_dir().join("node_modules/.bin/crabline");
+        assert!(
+            bin.exists(),
+            "{} is missing: run `npm ci` in node-bridge (scripts/test.sh does)",
+            bin.display()
+        );
+        let ready = dir.join("crabline-ready.json");
+        let child = Command::new(&bin)
+            .args(["--json", "serve", "whatsapp", "--ready-file"])
+            .arg(&ready)
+            .arg("--recorder")
+            .arg(dir.join("crabline-recorder.jsonl"))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start crabline");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let manifest: Value = loop {
+            if let Some(v) = std::fs::read_to_string(&ready)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "crabline did not become ready");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let s = |p: &str| {
+            manifest
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_owned()
+        };
+        Self {
+            child,
+            ws_url: s("/endpoints/baileysWebSocketUrl"),
+            admin_url: s("/endpoints/adminInboundUrl"),
+            admin_token: s("/adminToken"),
+            self_jid: s("/selfJid"),
+            recorder: PathBuf::from(s("/recorderPath")),
+        }
+    }
+
+    /// Credentials the server accepts, in `session` (created 0700 by the script).
+    pub fn seed_session(&self, session: &Path) {
+        let status = Command::new("node")
+            .arg(node_bridge_dir().join("test/support/seed-creds.js"))
+            .arg(session)
+            .arg(&self.self_jid)
+            .status()
+            .unwrap();
+        assert!(status.success(), "seeding credentials failed");
+    }
+
+    /// Delivers a DM from `sender` (a phone number) to the linked account.
+    pub fn inject_dm(&self, sender: &str, text: &str) -> Value {
+        let jid = format!("{sender}@s.whatsapp.net");
+        let body = serde_json::json!({"chatJid": jid, "senderJid": jid, "text": text, "pushName": "Tester"});
+        let (status, reply) = post_json(
+            &self.admin_url,
+            &[("X-Crabline-Admin-Token", &self.admin_token)],
+            &body,
+        );
+        assert_eq!(status, 200, "inject failed: {reply}");
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    /// `(recipient, text)` of every outbound message the server accepted.
+    pub fn accepted_sends(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.recorder)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| e["accepted"] == true && e["body"]["key"]["fromMe"] == true)
+            .filter_map(|e| {
+                Some((
+                    e["body"]["key"]["remoteJid"].as_str()?.to_owned(),
+                    e["body"]["message"]["conversation"].as_str()?.to_owned(),
+                ))
+            })
+            .collect()
+    }
+}
+
+impl Drop for FakeWhatsApp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 POST of JSON to a loopback URL; returns status and body.
+pub fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String) {
+    let rest = url.strip_prefix("http://").expect("http URL");
+    let (host, path) = rest
+        .split_once('/')
+        .map(|(h, p)| (h, format!("/{p}")))
+        .unwrap_or((rest, "/".into()));
+    let payload = body.to_string();
+    let mut request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        payload.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    request.push_str(&payload);
+    let mut stream = TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).unwrap();
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    // Chunked replies: keep the JSON object inside.
+    let body = match (body.find('{'), body.rfind('}')) {
+        (Some(a), Some(b)) if b > a => body[a..=b].to_owned(),
+        _ => body,
+    };
+    (status, body)
+}

@@ -1,0 +1,192 @@
+//! End to end with the real WhatsApp stack: the local fake WhatsApp server, the real Baileys
+//! library inside the real node-bridge, and the real supervisor. Nothing here is mocked.
+
+use bridge_protocol::gateway::{ConnectorStateName, GatewayEvent};
+use bridge_protocol::message::ConnectionState;
+use serde_json::json;
+
+use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
+use crate::support::{TestDaemon, connector_cmd, events_named, wait_for};
+
+const FRIEND: &str = "15551234567";
+const STRANGER: &str = "15557654321";
+
+struct Stack {
+    server: FakeWhatsApp,
+    d: TestDaemon,
+    _dir: tempfile::TempDir,
+}
+
+impl Stack {
+    /// The fake server, a linked session, and bridgekeeper running node-bridge with `policy`.
+    async fn start(policy: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = FakeWhatsApp::start(dir.path());
+        let session = dir.path().join("session");
+        server.seed_session(&session);
+        let entry = node_bridge_dir().join("src/index.js");
+        let media = dir.path().join("media");
+        let env = format!("env: {{WHATSAPP_WEB_SOCKET_URL: {:?}}}", server.ws_url);
+        let extra = format!(
+            "{policy}\n{env}\nrestart: {{initial_backoff_ms: 100, max_backoff_ms: 1000, jitter: 0.0, max_restarts: 5, window_ms: 60000}}"
+        );
+        let args = [
+            entry.to_str().unwrap(),
+            "--session",
+            session.to_str().unwrap(),
+            "--media-dir",
+            media.to_str().unwrap(),
+        ];
+        let mut d = TestDaemon::start(&[connector_cmd("whatsapp", "node", &args, &extra)]).await;
+        d.wait_event("the WhatsApp connection to open", |e| {
+            matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open)
+        })
+        .await;
+        Self {
+            server,
+            d,
+            _dir: dir,
+        }
+    }
+
+    async fn inbound_text(&mut self, text: &str) -> Box<bridge_protocol::message::InboundMessage> {
+        match self
+            .d
+            .wait_event("an inbound message", |e| {
+                matches!(e, GatewayEvent::Inbound { message, .. } if message.text.as_deref() == Some(text))
+            })
+            .await
+        {
+            GatewayEvent::Inbound { message, .. } => message,
+            _ => unreachable!(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_allowed_dm_reaches_the_gateway_and_the_reply_is_accepted_by_the_server() {
+    let mut s =
+        Stack::start("policy: {mode: bot, dm_policy: allowlist, allow_from: ['15551234567']}")
+            .await;
+    s.server.inject_dm(FRIEND, "hello bridgekeeper");
+    let message = s.inbound_text("hello bridgekeeper").await;
+    assert_eq!(message.chat, format!("{FRIEND}@s.whatsapp.net"));
+    assert_eq!(message.push_name.as_deref(), Some("Tester"));
+
+    let reply = s
+        .d
+        .request(json!({"type": "send_text", "connector": "whatsapp", "chat": message.chat, "text": "hello from the agent"}))
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let sent_id = reply.data.unwrap()["message_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_for("the server to record the reply", || {
+        !s.server.accepted_sends().is_empty()
+    })
+    .await;
+    assert_eq!(
+        s.server.accepted_sends(),
+        vec![(
+            format!("{FRIEND}@s.whatsapp.net"),
+            "hello from the agent".to_owned()
+        )]
+    );
+    s.d.stop().await;
+    let log = s.d.log();
+    let decisions = events_named(&log, "decision", "whatsapp");
+    assert_eq!(
+        (
+            decisions[0]["outcome"].as_str(),
+            decisions[0]["reason"].as_str()
+        ),
+        (Some("delivered"), Some("allowlisted"))
+    );
+    assert!(
+        events_named(&log, "connection", "whatsapp")
+            .iter()
+            .any(|e| e["state"] == "open")
+    );
+    assert!(
+        events_named(&log, "command_result", "whatsapp")
+            .iter()
+            .any(|e| e["ok"] == true)
+    );
+    assert!(!sent_id.is_empty());
+}
+
+#[tokio::test]
+async fn a_strangers_dm_gets_a_pairing_code_through_the_real_server() {
+    let mut s = Stack::start("policy: {mode: bot, dm_policy: pairing}").await;
+    s.server.inject_dm(STRANGER, "who are you?");
+    wait_for("the pairing code to be sent", || {
+        !s.server.accepted_sends().is_empty()
+    })
+    .await;
+    let sends = s.server.accepted_sends();
+    assert_eq!(sends.len(), 1, "{sends:?}");
+    assert_eq!(sends[0].0, format!("{STRANGER}@s.whatsapp.net"));
+    assert!(sends[0].1.contains("Your pairing code: "), "{}", sends[0].1);
+    let status = s.d.status().await;
+    let ledger = &status.connectors[0].ledger;
+    assert_eq!(
+        (ledger.received, ledger.paired, ledger.delivered),
+        (1, 1, 0)
+    );
+    assert!(
+        s.d.inbound_ids().is_empty(),
+        "the stranger's message must not reach the gateway"
+    );
+    s.d.stop().await;
+}
+
+#[tokio::test]
+async fn killing_node_bridge_mid_conversation_restarts_it_and_the_next_message_arrives() {
+    let mut s = Stack::start("policy: {mode: bot, dm_policy: open}").await;
+    s.server.inject_dm(FRIEND, "first");
+    s.inbound_text("first").await;
+    let pid = s.d.status().await.connectors[0]
+        .pid
+        .expect("node-bridge pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    s.d.wait_state("whatsapp", ConnectorStateName::Backoff)
+        .await;
+    s.d.wait_event("running again", |e| {
+        matches!(
+            e,
+            GatewayEvent::ConnectorState {
+                state: ConnectorStateName::Running,
+                restarts: 1,
+                ..
+            }
+        )
+    })
+    .await;
+    // Wait for the second connection to open before the next message is sent.
+    let opens = |d: &TestDaemon| {
+        d.seen
+            .iter()
+            .filter(|e| matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open))
+            .count()
+    };
+    while opens(&s.d) < 2 {
+        s.d.next_event().await;
+    }
+    s.server.inject_dm(FRIEND, "second");
+    let second = s.inbound_text("second").await;
+    assert_eq!(second.chat, format!("{FRIEND}@s.whatsapp.net"));
+    let status = s.d.status().await;
+    let c = &status.connectors[0];
+    assert_eq!(c.restarts, 1);
+    assert_eq!(
+        c.last_exit.as_ref().unwrap().exit.reason,
+        "killed_by_signal"
+    );
+    assert_eq!(c.ledger.delivered, 2);
+    s.d.stop().await;
+}

@@ -85,6 +85,12 @@ async fn crashes_are_restarted_with_growing_backoff_and_recorded() {
         is_state(e, "fake", ConnectorStateName::Running, 3)
     })
     .await;
+    // The fourth process's message, so the ledger below has all four.
+    d.wait_event(
+        "m4-0",
+        |e| matches!(e, GatewayEvent::Inbound { message, .. } if message.id == "m4-0"),
+    )
+    .await;
     let log = d.log();
     let delays: Vec<u64> = events_named(&log, "restart_scheduled", "fake")
         .iter()
@@ -229,10 +235,8 @@ async fn a_well_behaved_connector_stops_when_its_stdin_closes() {
     )])
     .await;
     d.wait_state("fake", ConnectorStateName::Running).await;
-    let started = std::time::Instant::now();
     d.stop().await;
-    // Far below the 20 s grace: it left on stdin close, no signal was needed.
-    assert!(started.elapsed() < std::time::Duration::from_secs(15));
+    // It left on stdin close: no signal was needed (the grace before SIGTERM is 20 s).
     assert_eq!(steps(&d.log(), "fake"), vec!["stdin_closed"]);
     let exited = events_named(&d.log(), "connector_exited", "fake")[0].clone();
     assert_eq!(

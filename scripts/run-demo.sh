@@ -60,7 +60,8 @@ hermes_home: $demo/hermes
 connectors:
   - name: whatsapp
     command: node
-    args: ["$root/node-bridge/src/index.js", "--session", "$demo/session", "--media-dir", "$demo/media"]
+    args: ["$root/node-bridge/src/index.js", "--media-dir", "$demo/media"]
+    session_dir: $demo/session   # locked: no second bridge can drive this account
     env: {WHATSAPP_WEB_SOCKET_URL: "$(manifest endpoints.baileysWebSocketUrl)"}
     # 15551234567 may talk to the assistant; anyone else is sent a pairing code.
     policy: {mode: bot, dm_policy: pairing, allow_from: ["15551234567"]}

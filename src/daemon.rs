@@ -33,6 +33,18 @@ pub enum StartError {
     StateDir(PathError),
     #[error(transparent)]
     Lock(#[from] LockError),
+    #[error("connector {connector}: {source}")]
+    SessionDir {
+        connector: String,
+        #[source]
+        source: PathError,
+    },
+    #[error("connector {connector}: {source}")]
+    SessionLock {
+        connector: String,
+        #[source]
+        source: LockError,
+    },
     #[error(transparent)]
     Log(PathError),
 }
@@ -49,6 +61,7 @@ where
 {
     ensure_private_dir(&config.state_dir).map_err(StartError::StateDir)?;
     let _lock = StateLock::acquire(&config.state_dir)?;
+    let _session_locks = lock_sessions(&config)?;
     let names: Vec<String> = config.connectors.iter().map(|c| c.name.clone()).collect();
     let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
     let board = StatusBoard::new(config.state_dir.join(STATUS_FILE), &name_refs);
@@ -165,6 +178,25 @@ where
     log.emit(None, &Event::SupervisorStopped);
     log.flush();
     Ok(())
+}
+
+/// Every connector's session directory: private, and ours alone while we run.
+fn lock_sessions(config: &SupervisorConfig) -> Result<Vec<StateLock>, StartError> {
+    let mut locks = Vec::new();
+    for c in &config.connectors {
+        let Some(dir) = &c.session_dir else { continue };
+        ensure_private_dir(dir).map_err(|source| StartError::SessionDir {
+            connector: c.name.clone(),
+            source,
+        })?;
+        locks.push(
+            StateLock::acquire(dir).map_err(|source| StartError::SessionLock {
+                connector: c.name.clone(),
+                source,
+            })?,
+        );
+    }
+    Ok(locks)
 }
 
 async fn flush_log(log: EventLog, stop: CancellationToken) {

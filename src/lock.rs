@@ -1,6 +1,7 @@
-//! One owner per state directory: an OS file lock (`flock`) on `<state_dir>/bridgekeeper.lock`,
-//! held for the daemon's lifetime and released by the kernel when the process dies, however it
-//! dies — no stale pid files to guess about.
+//! One owner per directory: an OS file lock (`flock`) on `<dir>/bridgekeeper.lock`, held for
+//! the daemon's lifetime and released by the kernel when the process dies, however it dies — no
+//! stale pid files to guess about. Used for the state directory and for every connector's
+//! session directory (two clients on one WhatsApp session knock each other off, status 440).
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
@@ -21,7 +22,7 @@ pub enum LockError {
         source: std::io::Error,
     },
     #[error(
-        "another bridgekeeper{} already runs with state dir {}; stop it first or use another state_dir",
+        "another bridgekeeper{} is already using {}; stop it first or use another directory",
         holder.map(|p| format!(" (pid {p})")).unwrap_or_default(),
         dir.display()
     )]

@@ -184,7 +184,7 @@ fn a_second_supervisor_on_the_same_state_dir_is_refused() {
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
         err.contains(&format!(
-            "another bridgekeeper (pid {}) already runs",
+            "another bridgekeeper (pid {}) is already using",
             first.child.id()
         )),
         "{err}"
@@ -196,6 +196,49 @@ fn a_second_supervisor_on_the_same_state_dir_is_refused() {
     first.child.stdin.take().unwrap().write_all(b"").unwrap();
     drop(first.child.stdin.take());
     assert!(wait_child(&mut first.child).success());
+}
+
+// Invariant 6: two supervisors can never drive one WhatsApp session, even with different
+// state directories.
+#[test]
+fn a_session_directory_has_one_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("shared-session");
+    let entry = format!("session_dir: {:?}", session.to_str().unwrap());
+    let first_dir = dir.path().join("one");
+    let second_dir = dir.path().join("two");
+    std::fs::create_dir_all(&first_dir).unwrap();
+    std::fs::create_dir_all(&second_dir).unwrap();
+    let first_cfg = write_config(&first_dir, &[connector("wa", &[], &entry)]);
+    let second_cfg = write_config(&second_dir, &[connector("wa", &[], &entry)]);
+    let mut first = Running::start(&first_cfg);
+    assert!(matches!(first.next(), GatewayEvent::Ready { .. }));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&session).unwrap().permissions().mode() & 0o777,
+        0o700
+    );
+    let second = Command::new(BRIDGEKEEPER)
+        .args(["run", "--config"])
+        .arg(&second_cfg)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!second.status.success());
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("connector wa")
+            && err.contains("shared-session")
+            && err.contains(&format!("pid {}", first.child.id())),
+        "{err}"
+    );
+    drop(first.child.stdin.take());
+    assert!(wait_child(&mut first.child).success());
+    // Released with its owner: the next one may take it.
+    let mut again = Running::start(&second_cfg);
+    assert!(matches!(again.next(), GatewayEvent::Ready { .. }));
+    drop(again.child.stdin.take());
+    assert!(wait_child(&mut again.child).success());
 }
 
 #[test]

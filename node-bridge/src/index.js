@@ -3,7 +3,7 @@
 // Every access decision and every reconnect decision belongs to the supervisor: on a close it
 // reports the status and exits with the code for the case.
 //
-//   node src/index.js --session DIR [--media-dir DIR]
+//   node src/index.js [--session DIR] [--media-dir DIR]   (session default: $BRIDGEKEEPER_SESSION_DIR)
 //   env: WHATSAPP_WEB_SOCKET_URL (tests: the fake server), WHATSAPP_SEND_TIMEOUT_MS (60000),
 //        WHATSAPP_DEBUG (console + Baileys logs at debug level on stderr)
 
@@ -31,11 +31,13 @@ const { values: args } = parseArgs({
   },
   strict: true,
 });
-if (!args.session) {
-  note('node-bridge: --session DIR is required');
+// The supervisor names (and locks) the session directory; --session overrides it.
+const sessionArg = args.session ?? process.env.BRIDGEKEEPER_SESSION_DIR;
+if (!sessionArg) {
+  note('node-bridge: --session DIR is required (or BRIDGEKEEPER_SESSION_DIR)');
   process.exit(EXIT.FATAL);
 }
-const sessionDir = path.resolve(args.session);
+const sessionDir = path.resolve(sessionArg);
 const mediaDir = path.resolve(args['media-dir'] ?? path.join(sessionDir, '..', 'media'));
 const sendTimeoutMs = Number(process.env.WHATSAPP_SEND_TIMEOUT_MS ?? 60_000);
 const logger = pino({ level: debugEnabled ? 'debug' : 'warn' }, pino.destination(2));

@@ -59,7 +59,7 @@ test('closing stdin ends the process with exit code 0', async () => {
 });
 
 test('a missing --session is a fatal configuration error (exit 14)', async () => {
-  const { exited, out } = start([]);
+  const { exited, out } = start([], { BRIDGEKEEPER_SESSION_DIR: '' });
   assert.equal(await exited, 14);
   assert.match(out.stderr, /--session DIR is required/);
 });

@@ -108,6 +108,8 @@ struct RawConnector {
     #[serde(default)]
     env: BTreeMap<String, String>,
     cwd: Option<PathBuf>,
+    /// The connector's account session; locked so no second supervisor can drive it.
+    session_dir: Option<PathBuf>,
     max_line_bytes: Option<usize>,
     hello_timeout_ms: Option<u64>,
     #[serde(default)]
@@ -195,6 +197,8 @@ pub struct ConnectorConfig {
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
     pub cwd: Option<PathBuf>,
+    /// Created 0700, locked for the daemon's lifetime, passed as `BRIDGEKEEPER_SESSION_DIR`.
+    pub session_dir: Option<PathBuf>,
     pub max_line_bytes: usize,
     pub hello_timeout: Duration,
     pub restart: RestartPolicy,
@@ -441,6 +445,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             args: c.args,
             env: c.env,
             cwd,
+            session_dir: c.session_dir.map(|p| expand(base, p)),
             max_line_bytes,
             hello_timeout: ms(c.hello_timeout_ms.unwrap_or(10_000)),
             restart,

@@ -49,6 +49,9 @@ pub fn spawn(cfg: &ConnectorConfig, state_dir: &std::path::Path) -> io::Result<S
     if let Some(dir) = &cfg.cwd {
         cmd.current_dir(dir);
     }
+    if let Some(dir) = &cfg.session_dir {
+        cmd.env("BRIDGEKEEPER_SESSION_DIR", dir);
+    }
     let mut child = cmd.spawn()?;
     let pid = child
         .id()

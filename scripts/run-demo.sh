@@ -41,7 +41,9 @@ cargo build --release --locked --bins
 [ -d node-bridge/node_modules ] || (cd node-bridge && npm ci --no-audit --no-fund)
 mkdir -p "$demo"
 chmod 700 "$demo"
-rm -rf "$ready" "$demo/session"
+# Each run starts a new fake WhatsApp network, whose message ids start again from 1: the old
+# session and the remembered message ids (duplicate detection) belong to the previous one.
+rm -rf "$ready" "$demo/session" "$demo/whatsapp.seen"
 
 node-bridge/node_modules/.bin/crabline --json serve whatsapp --ready-file "$ready" \
   --recorder "$demo/crabline-recorder.jsonl" >/dev/null 2>"$demo/crabline.log" &

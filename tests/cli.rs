@@ -1,7 +1,7 @@
 //! The real `bridgekeeper` binary: `run` on stdin/stdout, `status`, the state-dir lock, startup
 //! errors, and no orphans after the supervisor is SIGKILLed.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -45,6 +45,32 @@ impl Running {
             .recv_timeout(PATIENCE)
             .expect("a gateway event in time")
     }
+    /// Started and past its `ready` line.
+    fn ready(config: &std::path::Path) -> Self {
+        let run = Self::start(config);
+        assert!(matches!(run.next(), GatewayEvent::Ready { .. }));
+        run
+    }
+
+    /// Closes stdin like a gateway going away; the daemon must exit cleanly.
+    fn close(mut self) {
+        drop(self.child.stdin.take());
+        let exit = wait_child(&mut self.child);
+        assert!(exit.success(), "{exit:?}");
+    }
+}
+
+/// `bridgekeeper run` that must refuse to start; returns its stderr.
+fn refused_run(config: &std::path::Path) -> String {
+    let out = Command::new(BRIDGEKEEPER)
+        .args(["run", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty(), "nothing may reach the gateway link");
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 fn status(config: &std::path::Path) -> String {
@@ -162,40 +188,21 @@ async fn no_connector_outlives_a_sigkilled_supervisor() {
     // State files are intact and the next start takes over.
     let text = status(&config);
     assert!(text.starts_with("bridgekeeper is not running"), "{text}");
-    let mut again = Running::start(&config);
-    assert!(matches!(again.next(), GatewayEvent::Ready { .. }));
-    drop(again.child.stdin.take());
-    assert!(wait_child(&mut again.child).success());
+    Running::ready(&config).close();
 }
 
 #[test]
 fn a_second_supervisor_on_the_same_state_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &[connector("fake", &[], "")]);
-    let mut first = Running::start(&config);
-    assert!(matches!(first.next(), GatewayEvent::Ready { .. }));
-    let second = Command::new(BRIDGEKEEPER)
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!second.status.success());
-    let err = String::from_utf8_lossy(&second.stderr);
-    assert!(
-        err.contains(&format!(
-            "another bridgekeeper (pid {}) is already using",
-            first.child.id()
-        )),
-        "{err}"
+    let first = Running::ready(&config);
+    let err = refused_run(&config);
+    let holder = format!(
+        "another bridgekeeper (pid {}) is already using",
+        first.child.id()
     );
-    assert!(
-        second.stdout.is_empty(),
-        "nothing may reach the gateway link"
-    );
-    first.child.stdin.take().unwrap().write_all(b"").unwrap();
-    drop(first.child.stdin.take());
-    assert!(wait_child(&mut first.child).success());
+    assert!(err.contains(&holder), "{err}");
+    first.close();
 }
 
 // Invariant 6: two supervisors can never drive one WhatsApp session, even with different
@@ -211,34 +218,19 @@ fn a_session_directory_has_one_owner() {
     std::fs::create_dir_all(&second_dir).unwrap();
     let first_cfg = write_config(&first_dir, &[connector("wa", &[], &entry)]);
     let second_cfg = write_config(&second_dir, &[connector("wa", &[], &entry)]);
-    let mut first = Running::start(&first_cfg);
-    assert!(matches!(first.next(), GatewayEvent::Ready { .. }));
+    let first = Running::ready(&first_cfg);
     use std::os::unix::fs::PermissionsExt;
-    assert_eq!(
-        std::fs::metadata(&session).unwrap().permissions().mode() & 0o777,
-        0o700
-    );
-    let second = Command::new(BRIDGEKEEPER)
-        .args(["run", "--config"])
-        .arg(&second_cfg)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(!second.status.success());
-    let err = String::from_utf8_lossy(&second.stderr);
+    let mode = std::fs::metadata(&session).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    let err = refused_run(&second_cfg);
+    let holder = format!("pid {}", first.child.id());
     assert!(
-        err.contains("connector wa")
-            && err.contains("shared-session")
-            && err.contains(&format!("pid {}", first.child.id())),
+        err.contains("connector wa") && err.contains("shared-session") && err.contains(&holder),
         "{err}"
     );
-    drop(first.child.stdin.take());
-    assert!(wait_child(&mut first.child).success());
+    first.close();
     // Released with its owner: the next one may take it.
-    let mut again = Running::start(&second_cfg);
-    assert!(matches!(again.next(), GatewayEvent::Ready { .. }));
-    drop(again.child.stdin.take());
-    assert!(wait_child(&mut again.child).success());
+    Running::ready(&second_cfg).close();
 }
 
 #[test]

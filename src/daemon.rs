@@ -59,6 +59,22 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    run_with(config, gateway_in, gateway_out, shutdown, None).await
+}
+
+/// `run`, also handing the event log (and through it the ledger) to an in-process gateway —
+/// the legacy HTTP adapter — once the daemon has started.
+pub async fn run_with<R, W>(
+    config: SupervisorConfig,
+    gateway_in: R,
+    gateway_out: W,
+    shutdown: CancellationToken,
+    started: Option<tokio::sync::oneshot::Sender<EventLog>>,
+) -> Result<(), StartError>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     ensure_private_dir(&config.state_dir).map_err(StartError::StateDir)?;
     let _lock = StateLock::acquire(&config.state_dir)?;
     let _session_locks = lock_sessions(&config)?;
@@ -78,6 +94,9 @@ where
 
     for (platform, message) in &config.warnings {
         log.emit(None, &Event::ConfigWarning { platform, message });
+    }
+    if let Some(started) = started {
+        let _ = started.send(log.clone());
     }
 
     let (events_tx, events_rx) = mpsc::channel(config.gateway.buffer);

@@ -19,6 +19,8 @@ pub enum FailReason {
     SendDenied,
     /// The connector's command queue had no room for the pairing code or reply.
     SendQueueFull,
+    /// The legacy HTTP API's inbound queue was full (nobody polled `/messages`).
+    HttpQueueFull,
 }
 
 impl FailReason {
@@ -28,6 +30,7 @@ impl FailReason {
             Self::PairingStore => "pairing_store_error",
             Self::SendDenied => "send_denied",
             Self::SendQueueFull => "send_queue_full",
+            Self::HttpQueueFull => "http_queue_full",
         }
     }
 }
@@ -122,6 +125,7 @@ mod tests {
                 FailReason::PairingStore,
                 FailReason::SendDenied,
                 FailReason::SendQueueFull,
+                FailReason::HttpQueueFull,
             ])
             .prop_map(Outcome::Failed),
         ]

@@ -16,14 +16,9 @@ fn main() -> ExitCode {
         .init();
 
     let result = match cli.command {
-        Commands::Run(args) => tokio::runtime::Runtime::new()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| {
-                let result = rt.block_on(cli::run::run(args));
-                // A blocking stdin read cannot be cancelled; do not wait for it.
-                rt.shutdown_timeout(std::time::Duration::from_millis(100));
-                result
-            }),
+        Commands::Run(args) => block_on(cli::run::run(args)),
+        Commands::Legacy(args) => block_on(cli::legacy::run(args)),
+        Commands::Whatsapp(args) => block_on(cli::whatsapp::run(args)),
         Commands::Status(args) => cli::status::run(args),
         Commands::Pairing(args) => cli::pairing::run(args),
         Commands::Config(args) => cli::config::run(args),
@@ -36,6 +31,14 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn block_on(future: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Runtime::new()?;
+    let result = rt.block_on(future);
+    // A blocking stdin read cannot be cancelled; do not wait for it.
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    result
 }
 
 /// `bridgekeeper status | head` must not report an error.

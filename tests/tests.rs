@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per capability.
 
 mod cli;
+mod legacy;
 mod policy;
 mod supervisor;
 mod support;

@@ -9,7 +9,8 @@ use schemars::JsonSchema;
 
 use crate::message::{
     Account, ChatInfo, Command, CommandResult, ConnectionStatus, EditText, InboundMessage,
-    LinkByPhone, Message, NoArgs, ReadReceipt, Receipt, SendMedia, SendText, Typing,
+    LinkByPhone, Message, NoArgs, ReadReceipt, Receipt, SendLocation, SendMedia, SendPoll,
+    SendText, Typing,
 };
 
 /// Supervisor lifecycle state of one connector, as shown in `status` and `connector_state`.
@@ -169,6 +170,8 @@ pub enum GatewayCommand {
     SendText(SendText),
     Edit(EditText),
     SendMedia(SendMedia),
+    SendPoll(SendPoll),
+    SendLocation(SendLocation),
     Typing(Typing),
     Read(ReadReceipt),
     ChatInfo(ChatInfo),
@@ -235,6 +238,8 @@ impl Message for GatewayRequest {
         "send_text",
         "edit",
         "send_media",
+        "send_poll",
+        "send_location",
         "typing",
         "read",
         "chat_info",
@@ -265,6 +270,8 @@ impl GatewayCommand {
             Self::SendText(c) => Route::Connector(Command::SendText(c)),
             Self::Edit(c) => Route::Connector(Command::Edit(c)),
             Self::SendMedia(c) => Route::Connector(Command::SendMedia(c)),
+            Self::SendPoll(c) => Route::Connector(Command::SendPoll(c)),
+            Self::SendLocation(c) => Route::Connector(Command::SendLocation(c)),
             Self::Typing(c) => Route::Connector(Command::Typing(c)),
             Self::Read(c) => Route::Connector(Command::Read(c)),
             Self::ChatInfo(c) => Route::Connector(Command::ChatInfo(c)),

@@ -318,6 +318,37 @@ pub struct SendMedia {
     pub mime: Option<String>,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct SendPoll {
+    pub chat: String,
+    pub question: String,
+    /// 2 to 12 options.
+    pub options: Vec<String>,
+    /// How many options a voter may pick (1 = single choice).
+    #[serde(default = "one")]
+    pub selectable_count: u32,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct SendLocation {
+    pub chat: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+// Coordinates are compared exactly: a command is equal to itself after a round trip.
+impl Eq for SendLocation {}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 #[serde(rename_all = "snake_case")]
@@ -372,6 +403,8 @@ pub enum Command {
     SendText(SendText),
     Edit(EditText),
     SendMedia(SendMedia),
+    SendPoll(SendPoll),
+    SendLocation(SendLocation),
     Typing(Typing),
     Read(ReadReceipt),
     ChatInfo(ChatInfo),
@@ -385,6 +418,8 @@ pub const COMMAND_TYPES: &[&str] = &[
     "send_text",
     "edit",
     "send_media",
+    "send_poll",
+    "send_location",
     "typing",
     "read",
     "chat_info",
@@ -400,6 +435,8 @@ impl Command {
             Self::SendText(_) => "send_text",
             Self::Edit(_) => "edit",
             Self::SendMedia(_) => "send_media",
+            Self::SendPoll(_) => "send_poll",
+            Self::SendLocation(_) => "send_location",
             Self::Typing(_) => "typing",
             Self::Read(_) => "read",
             Self::ChatInfo(_) => "chat_info",
@@ -416,6 +453,8 @@ impl Command {
             Self::SendText(c) => Some(&c.chat),
             Self::Edit(c) => Some(&c.chat),
             Self::SendMedia(c) => Some(&c.chat),
+            Self::SendPoll(c) => Some(&c.chat),
+            Self::SendLocation(c) => Some(&c.chat),
             Self::Typing(c) => Some(&c.chat),
             Self::Read(c) => Some(&c.chat),
             Self::ChatInfo(_)

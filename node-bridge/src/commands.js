@@ -89,6 +89,23 @@ export function createCommandRunner(ctx) {
         return ids(await withTimeout(sock.sendMessage(c.chat, build(buf, c)), ctx.sendTimeoutMs, 'media send'));
       });
     },
+    async send_poll(c) {
+      if (c.options.length < 2 || c.options.length > 12) {
+        throw new CommandError('invalid_poll', 'a poll needs 2 to 12 options');
+      }
+      return serialised(async () => {
+        const sock = await connected();
+        const poll = { name: c.question, values: c.options, selectableCount: c.selectable_count ?? 1 };
+        return ids(await withTimeout(sock.sendMessage(c.chat, { poll }), ctx.sendTimeoutMs, 'poll send'));
+      });
+    },
+    async send_location(c) {
+      return serialised(async () => {
+        const sock = await connected();
+        const location = { degreesLatitude: c.latitude, degreesLongitude: c.longitude, name: c.name, address: c.address };
+        return ids(await withTimeout(sock.sendMessage(c.chat, { location }), ctx.sendTimeoutMs, 'location send'));
+      });
+    },
     async typing(c) {
       const sock = await connected();
       await sock.sendPresenceUpdate(c.state ?? 'composing', c.chat);

@@ -21,6 +21,8 @@ export const COMMANDS = {
   send_text: { chat: str(), text: str(), reply_to: opt('str') },
   edit: { chat: str(), message_id: str(), text: str() },
   send_media: { chat: str(), path: str(), kind: [MEDIA_KINDS, true], caption: opt('str'), file_name: opt('str'), mime: opt('str') },
+  send_poll: { chat: str(), question: str(), options: [['str'], true], selectable_count: opt('uint') },
+  send_location: { chat: str(), latitude: ['num', true], longitude: ['num', true], name: opt('str'), address: opt('str') },
   typing: { chat: str(), state: [TYPING_STATES, false] },
   read: { chat: str(), message_ids: [['str'], true], participant: opt('str') },
   chat_info: { chat: str() },
@@ -61,6 +63,7 @@ function checkValue(value, type, path) {
     case 'str': return typeof value === 'string' ? null : `${path} must be a string`;
     case 'bool': return typeof value === 'boolean' ? null : `${path} must be a boolean`;
     case 'uint': return Number.isInteger(value) && value >= 0 ? null : `${path} must be a non-negative integer`;
+    case 'num': return typeof value === 'number' && Number.isFinite(value) ? null : `${path} must be a number`;
     case 'any': return null;
     default: throw new Error(`unknown rule ${type}`);
   }

@@ -114,6 +114,18 @@ test('link_by_phone returns a code and emits it; refused when already linked', a
   assert.equal((await linked.run({ type: 'link_by_phone', id: '2', phone: '15550001111' })).error.code, 'already_linked');
 });
 
+test('polls and locations', async () => {
+  const sock = fakeSocket();
+  const { run } = runner(sock);
+  const r = await run({ type: 'send_poll', id: '1', chat: 'x@s.whatsapp.net', question: 'Lunch?', options: ['yes', 'no'] });
+  assert.deepEqual(r.data, { message_ids: ['S1'] });
+  assert.deepEqual(sock.calls[0][2].poll, { name: 'Lunch?', values: ['yes', 'no'], selectableCount: 1 });
+  const bad = await run({ type: 'send_poll', id: '2', chat: 'x', question: 'q', options: ['only'] });
+  assert.equal(bad.error.code, 'invalid_poll');
+  await run({ type: 'send_location', id: '3', chat: 'x@s.whatsapp.net', latitude: 52.5, longitude: 13.4, name: 'Berlin' });
+  assert.deepEqual(sock.calls.at(-2)[2].location, { degreesLatitude: 52.5, degreesLongitude: 13.4, name: 'Berlin', address: undefined });
+});
+
 test('ping, logout and shutdown', async () => {
   const sock = fakeSocket();
   const { run, events } = runner(sock);

@@ -1,9 +1,11 @@
 //! Command-line interface: one file per subcommand. `main.rs` parses and dispatches here.
 
 pub mod config;
+pub mod legacy;
 pub mod pairing;
 pub mod run;
 pub mod status;
+pub mod whatsapp;
 
 use std::path::PathBuf;
 
@@ -31,6 +33,10 @@ pub enum Commands {
     Pairing(pairing::PairingArgs),
     /// Explain the effective access policy: every value, its source, and warnings.
     Config(config::ConfigArgs),
+    /// Drop-in for the old bridge.js: same flags and loopback HTTP API (used by the Hermes shim).
+    Legacy(legacy::LegacyArgs),
+    /// WhatsApp account tools: `whatsapp link`.
+    Whatsapp(whatsapp::WhatsappArgs),
 }
 
 /// Where to find the daemon's state: from its config file or directly.

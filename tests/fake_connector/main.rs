@@ -87,6 +87,9 @@ struct Args {
     /// Append every command line received to this file.
     #[arg(long)]
     command_log: Option<PathBuf>,
+    /// Never report the connection open (the WhatsApp side stays down).
+    #[arg(long)]
+    no_open: bool,
     /// Run as the sleeping grandchild.
     #[arg(long, hide = true)]
     sleeper: bool,
@@ -188,14 +191,16 @@ fn main() {
             }),
         );
     }
-    send(
-        &out,
-        &ConnectorEvent::Status(ConnectionStatus {
-            state: ConnectionState::Open,
-            code: None,
-            reason: None,
-        }),
-    );
+    if !args.no_open {
+        send(
+            &out,
+            &ConnectorEvent::Status(ConnectionStatus {
+                state: ConnectionState::Open,
+                code: None,
+                reason: None,
+            }),
+        );
+    }
 
     if let Some(account) = &args.account {
         let (phone, lid) = match account.split_once(':') {
@@ -299,6 +304,20 @@ fn main() {
             Command::Ping(_) => {
                 CommandResult::ok(cmd.id.clone(), Some(serde_json::json!({"pong": start})))
             }
+            Command::Edit(_)
+            | Command::SendMedia(_)
+            | Command::SendPoll(_)
+            | Command::SendLocation(_) => CommandResult::ok(
+                cmd.id.clone(),
+                Some(serde_json::json!({"message_ids": [format!("sent-{}", cmd.id)]})),
+            ),
+            Command::Typing(_) | Command::Read(_) => CommandResult::ok(cmd.id.clone(), None),
+            Command::ChatInfo(c) => CommandResult::ok(
+                cmd.id.clone(),
+                Some(serde_json::json!({
+                    "name": "Team", "is_group": c.chat.ends_with("@g.us"), "participants": [c.chat]
+                })),
+            ),
             Command::Shutdown(_) => {
                 send(
                     &out,

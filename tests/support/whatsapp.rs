@@ -2,8 +2,6 @@
 //! and helpers to drive it: start it, seed credentials it accepts, inject inbound messages over
 //! its admin URL, and read what it recorded as sent.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -119,44 +117,20 @@ impl Drop for FakeWhatsApp {
     }
 }
 
-/// A minimal HTTP/1.1 POST of JSON to a loopback URL; returns status and body.
+/// A POST of JSON to a loopback URL; returns status and body.
 pub fn post_json(url: &str, headers: &[(&str, &str)], body: &Value) -> (u16, String) {
     let rest = url.strip_prefix("http://").expect("http URL");
     let (host, path) = rest
         .split_once('/')
         .map(|(h, p)| (h, format!("/{p}")))
         .unwrap_or((rest, "/".into()));
-    let payload = body.to_string();
-    let mut request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
-        payload.len()
+    let reply = super::http::request(
+        host,
+        "POST",
+        &path,
+        Some(host),
+        headers,
+        Some(&body.to_string()),
     );
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    request.push_str(&payload);
-    let mut stream = TcpStream::connect(host).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    stream.write_all(request.as_bytes()).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    // Chunked replies: keep the JSON object inside.
-    let body = match (body.find('{'), body.rfind('}')) {
-        (Some(a), Some(b)) if b > a => body[a..=b].to_owned(),
-        _ => body,
-    };
-    (status, body)
+    (reply.status, reply.body)
 }

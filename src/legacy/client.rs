@@ -1,0 +1,209 @@
+//! An in-process gateway: it speaks the gateway link to a daemon running in the same process
+//! (over an in-memory pipe), matches results to requests, and keeps what the old HTTP API needs
+//! — a bounded inbox of delivered messages, the connection state and the account's own ids.
+//!
+//! The inbox never drops silently: a message that does not fit is moved from `delivered` to
+//! `failed: http_queue_full` in the ledger, logged, and raised as an alert.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use bridge_protocol::gateway::{GatewayCommand, GatewayEvent, GatewayRequest, Severity};
+use bridge_protocol::message::{CommandResult, ConnectionState};
+use bridge_protocol::{JsonLinesCodec, encode_line};
+use futures_util::StreamExt;
+use serde_json::Value;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, oneshot};
+use tokio_util::codec::FramedRead;
+
+use super::shape::to_legacy;
+use crate::events::{Event, EventLog};
+use crate::ledger::FailReason;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    #[error("bridgekeeper is shutting down")]
+    Closed,
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+}
+
+pub struct LinkClient {
+    connector: String,
+    writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
+    pending: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
+    next_id: AtomicU64,
+    inbox: Mutex<VecDeque<Value>>,
+    inbox_capacity: usize,
+    /// Messages that did not fit the inbox.
+    pub dropped: AtomicU64,
+    connected: AtomicBool,
+    bot_ids: Mutex<Vec<String>>,
+    log: EventLog,
+    /// Every event, for callers that follow the link (linking shows QR codes from it).
+    events: broadcast::Sender<GatewayEvent>,
+}
+
+impl LinkClient {
+    pub fn new(
+        connector: &str,
+        writer: impl AsyncWrite + Send + Unpin + 'static,
+        inbox_capacity: usize,
+        log: EventLog,
+    ) -> Self {
+        Self {
+            connector: connector.to_owned(),
+            writer: tokio::sync::Mutex::new(Box::new(writer)),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            inbox: Mutex::new(VecDeque::new()),
+            inbox_capacity: inbox_capacity.max(1),
+            dropped: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
+            bot_ids: Mutex::new(Vec::new()),
+            log,
+            events: broadcast::channel(64).0,
+        }
+    }
+
+    pub fn log(&self) -> &EventLog {
+        &self.log
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<GatewayEvent> {
+        self.events.subscribe()
+    }
+
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    pub fn queue_len(&self) -> usize {
+        lock(&self.inbox).len()
+    }
+
+    pub fn inbox_capacity(&self) -> usize {
+        self.inbox_capacity
+    }
+
+    /// Takes every queued message (`GET /messages`).
+    pub fn drain(&self) -> Vec<Value> {
+        lock(&self.inbox).drain(..).collect()
+    }
+
+    /// Sends a command to the connector and waits for its one result.
+    pub async fn call(
+        &self,
+        command: GatewayCommand,
+        timeout: Duration,
+    ) -> Result<CommandResult, CallError> {
+        let id = format!("h{}", self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id.clone(), tx);
+        let request = GatewayRequest {
+            id: id.clone(),
+            connector: Some(self.connector.clone()),
+            // The daemon answers with its own timeout error just before ours would fire.
+            timeout_ms: Some(timeout.saturating_sub(Duration::from_secs(1)).as_millis() as u64),
+            command,
+        };
+        let line = encode_line(&request, usize::MAX).expect("requests serialise");
+        let written = self.writer.lock().await.write_all(&line).await;
+        if written.is_err() {
+            lock(&self.pending).remove(&id);
+            return Err(CallError::Closed);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => Err(CallError::Closed),
+            Err(_) => {
+                lock(&self.pending).remove(&id);
+                Err(CallError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Reads the daemon's events until the link closes.
+    pub async fn pump(&self, reader: impl AsyncRead + Unpin) {
+        let mut lines = FramedRead::new(reader, JsonLinesCodec::<GatewayEvent>::new());
+        while let Some(Ok(item)) = lines.next().await {
+            let Ok(event) = item else { continue };
+            self.on_event(&event);
+            let _ = self.events.send(event);
+        }
+        self.connected.store(false, Ordering::Relaxed);
+        lock(&self.pending).clear(); // waiting callers see the link closed
+    }
+
+    fn on_event(&self, event: &GatewayEvent) {
+        match event {
+            GatewayEvent::Result(result) => {
+                if let Some(tx) = lock(&self.pending).remove(&result.id) {
+                    let _ = tx.send(result.clone());
+                }
+            }
+            GatewayEvent::Inbound { message, .. } => {
+                let bot_ids = lock(&self.bot_ids).clone();
+                let value = to_legacy(message, &bot_ids);
+                let mut inbox = lock(&self.inbox);
+                if inbox.len() < self.inbox_capacity {
+                    inbox.push_back(value);
+                } else {
+                    drop(inbox);
+                    self.overflow(&message.id);
+                }
+            }
+            GatewayEvent::Connection { status, .. } => {
+                self.connected
+                    .store(status.state == ConnectionState::Open, Ordering::Relaxed);
+            }
+            GatewayEvent::ConnectorState { state, .. }
+                if !state.eq(&bridge_protocol::gateway::ConnectorStateName::Running) =>
+            {
+                self.connected.store(false, Ordering::Relaxed);
+            }
+            GatewayEvent::Account { account, .. } => {
+                *lock(&self.bot_ids) = [account.phone.clone(), account.lid.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+            }
+            _ => {}
+        }
+    }
+
+    fn overflow(&self, message_id: &str) {
+        let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+        let reason = FailReason::HttpQueueFull;
+        self.log.board().retract_delivery(0, reason);
+        self.log.emit(
+            Some(&self.connector),
+            &Event::DeliveryRetracted {
+                message_id,
+                reason: reason.as_str(),
+            },
+        );
+        // One alert at the first loss and then at powers of two, not one per message.
+        if dropped.is_power_of_two() {
+            let message = format!(
+                "the HTTP inbox is full ({} messages): nobody is polling GET /messages; {dropped} message(s) could not be queued (ledger: failed http_queue_full)",
+                self.inbox_capacity
+            );
+            self.log.emit(
+                Some(&self.connector),
+                &Event::Alert {
+                    severity: Severity::Critical,
+                    code: "http_queue_full",
+                    message: &message,
+                },
+            );
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -1,0 +1,486 @@
+//! The old bridge's HTTP API, served on loopback: the same endpoints, JSON shapes and status
+//! codes as `bridge.js`, so the Hermes adapter talks to bridgekeeper without a change. Behind
+//! it, every request becomes a gateway-link command (`LinkClient`), so policy, ledger and the
+//! outbound gate apply as in `run`.
+//!
+//! Differences, all opt-in or additive: an optional shared token (401 without it), a `/health`
+//! that also reports the ledger and the connector, and an inbox that never drops silently.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bridge_protocol::gateway::GatewayCommand;
+use bridge_protocol::message::{
+    ChatInfo, EditText, MediaKind, ReadReceipt, SendLocation, SendMedia, SendPoll, SendText, Typing,
+};
+use serde_json::{Value, json};
+use subtle::ConstantTimeEq;
+
+use super::client::{CallError, LinkClient};
+use super::shape::chunk;
+
+pub struct Api {
+    pub client: Arc<LinkClient>,
+    pub session: PathBuf,
+    /// First 16 hex digits of sha256 of the bridge script Hermes launched.
+    pub script_hash: String,
+    pub send_read_receipts: bool,
+    /// Self-chat mode: replies carry `reply_prefix`.
+    pub self_chat: bool,
+    pub reply_prefix: String,
+    pub max_message_length: usize,
+    pub chunk_delay: Duration,
+    pub send_timeout: Duration,
+    pub token: Option<String>,
+    pub started: Instant,
+}
+
+const LOOPBACK_HOSTS: [&str; 4] = ["localhost", "127.0.0.1", "[::1]", "::1"];
+
+pub fn router(api: Arc<Api>) -> Router {
+    Router::new()
+        .route("/health", get(health))
+        .route("/messages", get(messages))
+        .route("/send", post(send))
+        .route("/edit", post(edit))
+        .route("/send-media", post(send_media))
+        .route("/send-poll", post(send_poll))
+        .route("/send-location", post(send_location))
+        .route("/typing", post(typing))
+        .route("/read", post(read))
+        .route("/chat/{id}", get(chat))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "Not found") })
+        .layer(middleware::from_fn_with_state(api.clone(), guard))
+        .with_state(api)
+}
+
+fn reply(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+/// An error answer in the old bridge's shape: `{"error": "..."}` with a status code.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        reply(self.status, json!({ "error": self.message }))
+    }
+}
+
+type Answer = Result<Response, ApiError>;
+
+fn error(status: StatusCode, message: &str) -> ApiError {
+    ApiError {
+        status,
+        message: message.to_owned(),
+    }
+}
+
+fn not_connected() -> ApiError {
+    error(StatusCode::SERVICE_UNAVAILABLE, "Not connected to WhatsApp")
+}
+
+fn ensure_connected(api: &Api) -> Result<(), ApiError> {
+    if api.client.connected() {
+        Ok(())
+    } else {
+        Err(not_connected())
+    }
+}
+
+fn ok(body: Value) -> Answer {
+    Ok(reply(StatusCode::OK, body))
+}
+
+/// The host part of a Host header: `[::1]:3000` → `[::1]`, `::1` stays, `localhost:3000` → `localhost`.
+fn host_name(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map(|i| &host[..=i]).unwrap_or(host);
+    }
+    match host.matches(':').count() {
+        1 => host.split(':').next().unwrap_or(host),
+        _ => host,
+    }
+}
+
+/// Loopback Host header (DNS-rebinding defence, as in the old bridge), then the optional token.
+async fn guard(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
+    let Some(host) = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+    else {
+        return error(StatusCode::BAD_REQUEST, "Missing Host header").into_response();
+    };
+    if !LOOPBACK_HOSTS.contains(&host_name(host)) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "Invalid Host header. Bridge accepts loopback hosts only.",
+        )
+        .into_response();
+    }
+    if let Some(token) = &api.token
+        && !token_matches(request.headers(), token)
+    {
+        return error(StatusCode::UNAUTHORIZED, "Missing or invalid bridge token").into_response();
+    }
+    next.run(request).await
+}
+
+fn token_matches(headers: &HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("x-bridge-token").and_then(|v| v.to_str().ok()));
+    given
+        .is_some_and(|g| g.len() == token.len() && bool::from(g.as_bytes().ct_eq(token.as_bytes())))
+}
+
+fn body(bytes: &Bytes) -> Result<Value, ApiError> {
+    serde_json::from_slice::<Value>(bytes)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| {
+            error(
+                StatusCode::BAD_REQUEST,
+                "Request body must be a JSON object",
+            )
+        })
+}
+
+fn text(v: &Value, key: &str) -> Option<String> {
+    v.get(key)
+        .and_then(|x| match x {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+        .filter(|s| !s.is_empty())
+}
+
+/// Runs one command on the connector; maps its failure to the old bridge's status codes.
+async fn command(api: &Api, cmd: GatewayCommand) -> Result<Option<Value>, ApiError> {
+    // Our own wait covers the connector's send timeout plus the queue in front of it.
+    let wait = api.send_timeout + Duration::from_secs(5);
+    let result = match api.client.call(cmd, wait).await {
+        Ok(r) => r,
+        Err(CallError::Closed) => return Err(not_connected()),
+        Err(e @ CallError::Timeout(_)) => {
+            return Err(error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()));
+        }
+    };
+    if result.ok {
+        return Ok(result.data);
+    }
+    let (code, message) = result
+        .error
+        .map(|e| (e.code, e.message))
+        .unwrap_or_else(|| ("failed".into(), "the connector reported a failure".into()));
+    Err(match code.as_str() {
+        "not_connected" | "connector_unavailable" | "shutting_down" | "connector_exited" => {
+            not_connected()
+        }
+        "file_not_found" => error(StatusCode::NOT_FOUND, &message),
+        "send_denied" => error(StatusCode::FORBIDDEN, &message),
+        "queue_full" => error(StatusCode::SERVICE_UNAVAILABLE, &message),
+        _ => error(StatusCode::INTERNAL_SERVER_ERROR, &message),
+    })
+}
+
+fn message_ids(data: &Option<Value>) -> Vec<Value> {
+    data.as_ref()
+        .and_then(|d| d.get("message_ids"))
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// The answer of the endpoints that send one message: its id.
+fn sent_one(data: &Option<Value>) -> Answer {
+    ok(json!({"success": true, "messageId": message_ids(data).last()}))
+}
+
+async fn health(State(api): State<Arc<Api>>) -> Answer {
+    let snapshot = api.client.log().board().snapshot();
+    let connector = snapshot.connectors.first();
+    ok(json!({
+        "status": if api.client.connected() { "connected" } else { "disconnected" },
+        "queueLength": api.client.queue_len(),
+        "uptime": api.started.elapsed().as_secs_f64(),
+        "scriptHash": api.script_hash,
+        "sendReadReceipts": api.send_read_receipts,
+        "session": api.session,
+        "bridgekeeper": {
+            "version": env!("CARGO_PKG_VERSION"),
+            "connector": connector.map(|c| json!({
+                "state": c.state, "pid": c.pid, "restarts": c.restarts, "lastExit": c.last_exit,
+            })),
+            "ledger": connector.map(|c| &c.ledger),
+            "inbox": {
+                "capacity": api.client.inbox_capacity(),
+                "dropped": api.client.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            },
+        },
+    }))
+}
+
+async fn messages(State(api): State<Arc<Api>>) -> Answer {
+    ok(Value::Array(api.client.drain()))
+}
+
+async fn send(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
+    let v = body(&bytes)?;
+    let (Some(chat), Some(message)) = (text(&v, "chatId"), text(&v, "message")) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "chatId and message are required",
+        ));
+    };
+    ensure_connected(&api)?;
+    let full = if api.self_chat {
+        format!("{}{message}", api.reply_prefix)
+    } else {
+        message
+    };
+    let mut reply_to = text(&v, "replyTo");
+    let mut ids = Vec::new();
+    for (i, part) in chunk(&full, api.max_message_length).into_iter().enumerate() {
+        if i > 0 {
+            tokio::time::sleep(api.chunk_delay).await;
+        }
+        let cmd = GatewayCommand::SendText(SendText {
+            chat: chat.clone(),
+            text: part,
+            reply_to: reply_to.take(), // only the first chunk quotes
+        });
+        ids.extend(message_ids(&command(&api, cmd).await?));
+    }
+    let last = ids.last().cloned().unwrap_or(Value::Null);
+    ok(json!({"success": true, "messageId": last, "messageIds": ids}))
+}
+
+async fn edit(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
+    let v = body(&bytes)?;
+    let (Some(chat), Some(message_id), Some(message)) = (
+        text(&v, "chatId"),
+        text(&v, "messageId"),
+        text(&v, "message"),
+    ) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "chatId, messageId and message are required",
+        ));
+    };
+    ensure_connected(&api)?;
+    let cmd = GatewayCommand::Edit(EditText {
+        chat,
+        message_id,
+        text: message,
+    });
+    let data = command(&api, cmd).await?;
+    ok(json!({"success": true, "messageIds": message_ids(&data)}))
+}
+
+fn media_kind(explicit: Option<&str>, path: &str) -> MediaKind {
+    let by_name = |name: &str| match name {
+        "image" => Some(MediaKind::Image),
+        "video" => Some(MediaKind::Video),
+        "gif" => Some(MediaKind::Gif),
+        "audio" => Some(MediaKind::Audio),
+        "voice" | "ptt" => Some(MediaKind::Voice),
+        "sticker" => Some(MediaKind::Sticker),
+        "document" => Some(MediaKind::Document),
+        _ => None,
+    };
+    if let Some(kind) = explicit.and_then(by_name) {
+        return kind;
+    }
+    let ext = std::path::Path::new(path)
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or_default()
+        .to_lowercase();
+    match ext.as_str() {
+        "jpg" | "jpeg" | "png" | "webp" => MediaKind::Image,
+        "mp4" | "mov" | "mkv" | "avi" | "3gp" => MediaKind::Video,
+        "gif" => MediaKind::Gif,
+        "mp3" | "m4a" | "wav" | "aac" | "flac" => MediaKind::Audio,
+        "ogg" | "opus" => MediaKind::Voice,
+        _ => MediaKind::Document,
+    }
+}
+
+async fn send_media(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
+    let v = body(&bytes)?;
+    let (Some(chat), Some(path)) = (text(&v, "chatId"), text(&v, "filePath")) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "chatId and filePath are required",
+        ));
+    };
+    if !std::path::Path::new(&path).is_file() {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            &format!("File not found: {path}"),
+        ));
+    }
+    ensure_connected(&api)?;
+    let kind = media_kind(text(&v, "mediaType").as_deref(), &path);
+    let cmd = GatewayCommand::SendMedia(SendMedia {
+        chat,
+        path,
+        kind,
+        caption: text(&v, "caption"),
+        file_name: text(&v, "fileName"),
+        mime: None,
+    });
+    sent_one(&command(&api, cmd).await?)
+}
+
+async fn send_poll(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
+    let v = body(&bytes)?;
+    let options: Option<Vec<String>> = v.get("options").and_then(Value::as_array).map(|a| {
+        a.iter()
+            .filter_map(|o| o.as_str().map(str::to_owned))
+            .collect()
+    });
+    let (Some(chat), Some(question), Some(options)) =
+        (text(&v, "chatId"), text(&v, "question"), options)
+    else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "chatId, question and options are required",
+        ));
+    };
+    if !(2..=12).contains(&options.len()) {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "options must have between 2 and 12 entries",
+        ));
+    }
+    ensure_connected(&api)?;
+    let selectable_count = v
+        .get("selectableCount")
+        .and_then(Value::as_u64)
+        .unwrap_or(1) as u32;
+    let cmd = GatewayCommand::SendPoll(SendPoll {
+        chat,
+        question,
+        options,
+        selectable_count,
+    });
+    sent_one(&command(&api, cmd).await?)
+}
+
+async fn send_location(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
+    let v = body(&bytes)?;
+    let coordinate = |k: &str| v.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
+    let (Some(chat), Some(latitude), Some(longitude)) = (
+        text(&v, "chatId"),
+        coordinate("latitude"),
+        coordinate("longitude"),
+    ) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "chatId, latitude and longitude are required",
+        ));
+    };
+    ensure_connected(&api)?;
+    let cmd = GatewayCommand::SendLocation(SendLocation {
+        chat,
+        latitude,
+        longitude,
+        name: text(&v, "name"),
+        address: text(&v, "address"),
+    });
+    sent_one(&command(&api, cmd).await?)
+}
+
+async fn typing(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
+    let v = body(&bytes)?;
+    let Some(chat) = text(&v, "chatId") else {
+        return Err(error(StatusCode::BAD_REQUEST, "chatId is required"));
+    };
+    ensure_connected(&api)?;
+    let cmd = GatewayCommand::Typing(Typing {
+        chat,
+        state: Default::default(),
+    });
+    command(&api, cmd).await?;
+    ok(json!({"success": true}))
+}
+
+async fn read(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
+    let v = body(&bytes)?;
+    let key = v.get("key").cloned().unwrap_or(Value::Null);
+    let (Some(chat), Some(id)) = (text(&key, "remoteJid"), text(&key, "id")) else {
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "key.remoteJid and key.id are required",
+        ));
+    };
+    // Read receipts are opt-in (WHATSAPP_SEND_READ_RECEIPTS); own messages need none.
+    if !api.send_read_receipts || key.get("fromMe").and_then(Value::as_bool) == Some(true) {
+        return ok(json!({"success": true, "marked": false}));
+    }
+    ensure_connected(&api)?;
+    let cmd = GatewayCommand::Read(ReadReceipt {
+        chat,
+        message_ids: vec![id],
+        participant: text(&key, "participant"),
+    });
+    command(&api, cmd).await?;
+    ok(json!({"success": true, "marked": true}))
+}
+
+async fn chat(State(api): State<Arc<Api>>, Path(id): Path<String>) -> Answer {
+    ensure_connected(&api)?;
+    let data = command(&api, GatewayCommand::ChatInfo(ChatInfo { chat: id }))
+        .await?
+        .unwrap_or(Value::Null);
+    ok(json!({
+        "name": data.get("name").cloned().unwrap_or(Value::Null),
+        "isGroup": data.get("is_group").cloned().unwrap_or(Value::Bool(false)),
+        "participants": data.get("participants").cloned().unwrap_or(json!([])),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_without_ports() {
+        assert_eq!(host_name("localhost:3000"), "localhost");
+        assert_eq!(host_name("127.0.0.1"), "127.0.0.1");
+        assert_eq!(host_name("[::1]:3000"), "[::1]");
+        assert_eq!(host_name("::1"), "::1");
+        assert_eq!(host_name("evil.example:80"), "evil.example");
+    }
+
+    #[test]
+    fn media_kinds_from_type_or_extension() {
+        assert_eq!(media_kind(Some("ptt"), "/a.bin"), MediaKind::Voice);
+        assert_eq!(media_kind(None, "/a/b.JPG"), MediaKind::Image);
+        assert_eq!(media_kind(None, "/a/b.pdf"), MediaKind::Document);
+        assert_eq!(media_kind(Some("nonsense"), "/a/b.mp4"), MediaKind::Video);
+    }
+}

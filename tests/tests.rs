@@ -2,6 +2,7 @@
 
 mod cli;
 mod legacy;
+mod link;
 mod policy;
 mod supervisor;
 mod support;

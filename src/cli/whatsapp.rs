@@ -34,6 +34,10 @@ pub struct LinkArgs {
     /// Move the current session aside and link again.
     #[arg(long)]
     pub relink: bool,
+    /// Progress as JSON lines (`started`, `qr`, `code`, `connected`, `disconnected`, `error`),
+    /// as the old bridge's `--pair-json` printed them.
+    #[arg(long)]
+    pub json: bool,
     /// A bridgekeeper config: link the session of its connector (see --connector).
     #[arg(long, short)]
     pub config: Option<PathBuf>,
@@ -91,7 +95,7 @@ pub async fn run(args: WhatsappArgs) -> anyhow::Result<()> {
         phone: args.phone,
         png: args.png,
         relink: args.relink,
-        json: false,
+        json: args.json,
     };
     link(config, request).await
 }

@@ -123,6 +123,10 @@ pub enum Event<'a> {
         lid: String,
         phone: String,
     },
+    /// Debug mode only: the message as the connector reported it, its text cut to a preview.
+    InboundRaw {
+        message: serde_json::Value,
+    },
     /// The recorded end of one inbound message.
     Decision {
         message_id: &'a str,
@@ -182,6 +186,7 @@ impl Event<'_> {
         matches!(
             self,
             Self::Decision { .. }
+                | Self::InboundRaw { .. }
                 | Self::CommandWritten { .. }
                 | Self::CommandResult { .. }
                 | Self::ConnectorStderr { .. }
@@ -370,6 +375,26 @@ impl EventLog {
         );
     }
 
+    /// In debug mode, logs the raw inbound message with long text cut (`WHATSAPP_DEBUG`).
+    pub fn inbound_raw(&self, connector: &str, msg: &InboundMessage) {
+        if !self.debug {
+            return;
+        }
+        let mut value = serde_json::to_value(msg).unwrap_or_default();
+        for field in ["/text", "/quoted/text"] {
+            if let Some(text) = value.pointer_mut(field)
+                && let Some(s) = text.as_str()
+                && s.chars().count() > PREVIEW_CHARS
+            {
+                *text = serde_json::Value::String(format!(
+                    "{}…",
+                    s.chars().take(PREVIEW_CHARS).collect::<String>()
+                ));
+            }
+        }
+        self.emit(Some(connector), &Event::InboundRaw { message: value });
+    }
+
     /// An identity as it may appear in the log.
     pub fn id(&self, id: &str) -> String {
         if self.debug {
@@ -447,6 +472,28 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn raw_events_only_in_debug_mode_with_long_text_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut msg = inbound();
+        msg.text = Some("y".repeat(500));
+        log_in(dir.path(), 1 << 20, false).inbound_raw("wa", &msg);
+        let quiet = dir.path().join("logs/bridge.log");
+        let debug_dir = tempfile::tempdir().unwrap();
+        let log = log_in(debug_dir.path(), 1 << 20, true);
+        log.inbound_raw("wa", &msg);
+        log.flush();
+        assert_eq!(std::fs::read_to_string(quiet).unwrap(), "");
+        let text = std::fs::read_to_string(debug_dir.path().join("logs/bridge.log")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+        assert_eq!(v["event"], "inbound_raw");
+        assert_eq!(v["message"]["id"], "M1");
+        assert_eq!(
+            v["message"]["text"].as_str().unwrap().chars().count(),
+            PREVIEW_CHARS + 1
+        );
     }
 
     #[test]

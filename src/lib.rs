@@ -15,6 +15,7 @@ pub mod ledger;
 pub mod legacy;
 pub mod link;
 pub mod lock;
+pub mod logview;
 pub mod mask;
 pub mod outbound;
 pub mod pairing;

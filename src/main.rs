@@ -22,6 +22,7 @@ fn main() -> ExitCode {
         Commands::Status(args) => cli::status::run(args),
         Commands::Pairing(args) => cli::pairing::run(args),
         Commands::Config(args) => cli::config::run(args),
+        Commands::Logs(args) => cli::logs::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -3,6 +3,7 @@
 mod cli;
 mod legacy;
 mod link;
+mod logs;
 mod policy;
 mod supervisor;
 mod support;

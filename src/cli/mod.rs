@@ -2,6 +2,7 @@
 
 pub mod config;
 pub mod legacy;
+pub mod logs;
 pub mod pairing;
 pub mod run;
 pub mod status;
@@ -35,6 +36,8 @@ pub enum Commands {
     Config(config::ConfigArgs),
     /// Drop-in for the old bridge.js: same flags and loopback HTTP API (used by the Hermes shim).
     Legacy(legacy::LegacyArgs),
+    /// The debug view of bridge.log: one readable line per event, filters, follow (-f).
+    Logs(logs::LogsArgs),
     /// WhatsApp account tools: `whatsapp link`.
     Whatsapp(whatsapp::WhatsappArgs),
 }

@@ -257,6 +257,8 @@ impl SupervisorConfig {
             match hermes::resolve(&sources, &c.platform) {
                 Ok(r) => {
                     c.access = r.policy.clone();
+                    // WHATSAPP_DEBUG (or its platform's equivalent) turns on the log's debug mode.
+                    self.log.debug |= r.debug;
                     for w in &r.warnings {
                         let entry = (r.platform.clone(), w.clone());
                         if !self.warnings.contains(&entry) {

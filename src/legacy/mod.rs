@@ -198,8 +198,7 @@ pub async fn run(args: LegacyArgs) -> anyhow::Result<()> {
     if let Some(mode) = &args.mode {
         cli.insert("WHATSAPP_MODE".into(), mode.clone());
     }
-    let resolved = config.resolve_access(&cli)?;
-    config.log.debug |= resolved.iter().any(|r| r.debug);
+    config.resolve_access(&cli)?;
     for (platform, warning) in &config.warnings {
         eprintln!("bridgekeeper: warning: {platform}: {warning}");
     }

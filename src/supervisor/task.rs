@@ -795,6 +795,7 @@ impl ConnectorTask {
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs_f64();
+        self.log.inbound_raw(&self.name, &message);
         let admission = self.gatekeeper.admit(&message, now);
         let (mut outcome, mut reason) = (admission.outcome, admission.reason);
         if let Some((kind, text)) = admission.send {

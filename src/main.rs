@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Commands::Pairing(args) => cli::pairing::run(args),
         Commands::Config(args) => cli::config::run(args),
         Commands::Logs(args) => cli::logs::run(args),
+        Commands::Doctor(args) => cli::doctor::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! Integration tests: one binary, a module per capability.
 
 mod cli;
+mod doctor;
 mod legacy;
 mod link;
 mod logs;

@@ -1,6 +1,7 @@
 //! Command-line interface: one file per subcommand. `main.rs` parses and dispatches here.
 
 pub mod config;
+pub mod doctor;
 pub mod legacy;
 pub mod logs;
 pub mod pairing;
@@ -36,6 +37,8 @@ pub enum Commands {
     Config(config::ConfigArgs),
     /// Drop-in for the old bridge.js: same flags and loopback HTTP API (used by the Hermes shim).
     Legacy(legacy::LegacyArgs),
+    /// Check node, node-bridge, the session, the port and the settings; each problem with its fix.
+    Doctor(doctor::DoctorArgs),
     /// The debug view of bridge.log: one readable line per event, filters, follow (-f).
     Logs(logs::LogsArgs),
     /// WhatsApp account tools: `whatsapp link`.

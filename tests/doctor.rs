@@ -1,0 +1,92 @@
+//! `bridgekeeper doctor`: each problem found, with the command that fixes it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+use crate::support::BRIDGEKEEPER;
+use crate::support::whatsapp::node_bridge_dir;
+
+fn doctor(home: &std::path::Path, port: u16) -> (bool, String) {
+    let out = Command::new(BRIDGEKEEPER)
+        .args(["doctor", "--port", &port.to_string(), "--hermes-home"])
+        .arg(home)
+        .arg("--node-bridge")
+        .arg(node_bridge_dir().join("src/index.js"))
+        .env_remove("HERMES_HOME")
+        .env_remove("WHATSAPP_MODE")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn problems_are_reported_with_their_fixes() {
+    let home = tempfile::tempdir().unwrap();
+    let session = home.path().join("platforms/whatsapp/session");
+    std::fs::create_dir_all(&session).unwrap();
+    std::fs::set_permissions(&session, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        home.path().join(".env"),
+        "WHATSAPP_MODE=bot\nWHATSAPP_ALLOWED_USERS=*\n",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join("config.yaml"),
+        "platforms:\n  whatsapp:\n    dm_policy: pairing\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(home.path().join("pairing")).unwrap();
+    std::fs::create_dir_all(home.path().join("platforms/pairing")).unwrap();
+    std::fs::write(
+        home.path().join("platforms/pairing/whatsapp-approved.json"),
+        "{broken",
+    )
+    .unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+
+    let (passed, text) = doctor(home.path(), port);
+    assert!(!passed, "{text}");
+    let shown = session.display().to_string();
+    for expected in [
+        "ok    node v",
+        "ok    node-bridge dependencies installed (baileys 7.0.0-rc13)",
+        &format!("FAIL  session directory {shown} has mode 0755"),
+        &format!("fix: chmod 700 {shown}"),
+        "WARN  not linked (no creds.json)",
+        &format!("fix: bridgekeeper whatsapp link --session {shown}"),
+        &format!("WARN  port {port} on 127.0.0.1 is taken"),
+        "WARN  dm_policy is pairing",
+        "WARN  both ",
+        "FAIL  ",
+        "whatsapp-approved.json is corrupt",
+        "2 problem(s)",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
+    }
+}
+
+#[test]
+fn a_healthy_setup_passes() {
+    let home = tempfile::tempdir().unwrap();
+    let session = home.path().join("platforms/whatsapp/session");
+    std::fs::create_dir_all(&session).unwrap();
+    std::fs::set_permissions(&session, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(
+        session.join("creds.json"),
+        r#"{"me": {"id": "15550001111:2@s.whatsapp.net"}}"#,
+    )
+    .unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (passed, text) = doctor(home.path(), free);
+    assert!(passed, "{text}");
+    assert!(text.contains("linked as …1111:2@s.whatsapp.net"), "{text}");
+    assert!(text.contains("0 problem(s), 0 warning(s)"), "{text}");
+}

@@ -625,3 +625,67 @@ mod tests {
         );
     }
 }
+
+/// Property tests of the config parser; `PROPTEST_CASES=100000 cargo test --release fuzz_config`
+/// for a longer run.
+#[cfg(test)]
+mod fuzz_config {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn yaml_value() -> impl Strategy<Value = serde_yaml_ng::Value> {
+        let leaf = prop_oneof![
+            Just(serde_yaml_ng::Value::Null),
+            any::<bool>().prop_map(serde_yaml_ng::Value::Bool),
+            any::<i64>().prop_map(|n| serde_yaml_ng::Value::Number(n.into())),
+            "[a-z_]{0,12}".prop_map(serde_yaml_ng::Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..6)
+                    .prop_map(serde_yaml_ng::Value::Sequence),
+                proptest::collection::vec(
+                    (
+                        prop_oneof![
+                            "name",
+                            "command",
+                            "connectors",
+                            "restart",
+                            "jitter",
+                            "policy",
+                            "mode",
+                            "state_dir",
+                            "[a-z]{1,8}"
+                        ],
+                        inner
+                    ),
+                    0..6
+                )
+                .prop_map(|kv| {
+                    serde_yaml_ng::Value::Mapping(
+                        kv.into_iter()
+                            .map(|(k, v)| (serde_yaml_ng::Value::String(k), v))
+                            .collect(),
+                    )
+                }),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn any_text_parses_or_is_a_typed_error(text in ".{0,400}") {
+            let _ = SupervisorConfig::parse(&text, Path::new("fuzz.yaml"), Path::new("/tmp"));
+        }
+
+        #[test]
+        fn any_yaml_shape_parses_or_is_a_typed_error(value in yaml_value()) {
+            let text = serde_yaml_ng::to_string(&value).unwrap();
+            match SupervisorConfig::parse(&text, Path::new("fuzz.yaml"), Path::new("/tmp")) {
+                Ok(cfg) => prop_assert!(!cfg.connectors.is_empty()),
+                Err(ConfigError::Invalid { problems, .. }) => prop_assert!(!problems.is_empty()),
+                Err(_) => {}
+            }
+        }
+    }
+}

@@ -267,3 +267,54 @@ fn the_legacy_directory_is_used_only_when_it_alone_exists() {
     std::fs::create_dir_all(home.path().join("platforms/pairing")).unwrap();
     assert_eq!(locate(home.path()), home.path().join("platforms/pairing"));
 }
+
+/// The store reader against arbitrary file contents: never a panic, and a file it refuses is
+/// never changed. `PROPTEST_CASES=20000 cargo test --release fuzz_store` for a longer run.
+mod fuzz_store {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn contents() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            proptest::collection::vec(any::<u8>(), 0..200),
+            // JSON-ish: objects with wrong or partial shapes.
+            "\\{(\"[a-z0-9:_]{0,12}\": (\\{\\}|\\[\\]|null|1|\"x\"|\\{\"user_id\": 1\\}), ?){0,4}\\}".prop_map(String::into_bytes),
+            Just(b"\xef\xbb\xbf{}".to_vec()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_files_never_panic_nor_get_overwritten(
+            pending in contents(), approved in contents(), rates in contents(),
+        ) {
+            let (_d, s) = store();
+            std::fs::create_dir_all(s.dir()).unwrap();
+            let files = [
+                (s.dir().join("whatsapp-pending.json"), pending),
+                (s.dir().join("whatsapp-approved.json"), approved),
+                (s.dir().join("_rate_limits.json"), rates),
+            ];
+            for (path, bytes) in &files {
+                std::fs::write(path, bytes).unwrap();
+            }
+            let readable = s.snapshot(WA, NOW).is_ok();
+            let _ = s.list(None, NOW);
+            let _ = s.approve(WA, "ABCD2345", NOW);
+            let _ = s.issue(WA, "15550001111", "x", NOW);
+            let _ = s.revoke(WA, "15550001111");
+            if !readable {
+                // At least one file was refused; every refused file must be untouched.
+                for (path, bytes) in &files {
+                    let now = std::fs::read(path).unwrap_or_default();
+                    let parses = std::str::from_utf8(bytes).ok().map(|t| t.trim_start_matches('\u{feff}'))
+                        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                        .is_some_and(|v| v.is_object());
+                    if !parses {
+                        prop_assert_eq!(&now, bytes, "{} was changed", path.display());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -18,7 +18,7 @@ use bridge_protocol::message::{ConnectionState, InboundMessage};
 use serde::Serialize;
 
 use crate::config::LogConfig;
-use crate::fsutil::{PathError, ensure_private_dir};
+use crate::fsutil::{PathError, create_private_dir};
 use crate::ledger::Outcome;
 use crate::mask::{mask_digit_runs, mask_id};
 use crate::status::StatusBoard;
@@ -300,7 +300,7 @@ pub struct EventLog {
 impl EventLog {
     pub fn open(cfg: &LogConfig, board: StatusBoard) -> Result<Self, PathError> {
         if let Some(dir) = cfg.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            ensure_private_dir(dir)?;
+            create_private_dir(dir)?;
         }
         Ok(Self {
             file: Arc::new(Mutex::new(LogFile::open(

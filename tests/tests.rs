@@ -2,6 +2,7 @@
 
 mod cli;
 mod doctor;
+mod faults;
 mod legacy;
 mod link;
 mod logs;

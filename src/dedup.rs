@@ -5,21 +5,26 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use crate::fsutil::write_atomic;
 
 /// Message keys remembered per connector.
 pub const WINDOW: usize = 20_000;
+/// Keys are written in batches: a supervisor killed with SIGKILL forgets at most this much,
+/// like `bridge.log` (a clean stop writes everything).
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
 
 pub struct Dedup {
     set: HashSet<String>,
     order: VecDeque<String>,
     capacity: usize,
     path: PathBuf,
-    file: Option<File>,
+    file: Option<BufWriter<File>>,
+    flushed: Instant,
     /// Lines in the file: it is rewritten with only the window once it doubles.
     lines: usize,
 }
@@ -34,6 +39,7 @@ impl Dedup {
             capacity: capacity.max(1),
             path: path.to_owned(),
             file: None,
+            flushed: Instant::now(),
             lines: 0,
         };
         if let Ok(text) = std::fs::read(path) {
@@ -48,7 +54,8 @@ impl Dedup {
             .mode(0o600)
             .open(path)
             .map_err(|e| tracing::warn!(path = %path.display(), error = %e, "dedup file unavailable; duplicates are caught in memory only"))
-            .ok();
+            .ok()
+            .map(BufWriter::new);
         dedup
     }
 
@@ -68,6 +75,10 @@ impl Dedup {
         if let Some(file) = &mut self.file {
             let _ = writeln!(file, "{key}");
             self.lines += 1;
+            if self.flushed.elapsed() >= FLUSH_EVERY {
+                let _ = file.flush();
+                self.flushed = Instant::now();
+            }
         }
         self.remember(key);
         if self.lines > self.capacity * 2 {
@@ -87,6 +98,9 @@ impl Dedup {
     }
 
     fn compact(&mut self) {
+        if let Some(file) = &mut self.file {
+            let _ = file.flush();
+        }
         let mut text = String::new();
         for key in &self.order {
             text.push_str(key);
@@ -94,7 +108,11 @@ impl Dedup {
         }
         if write_atomic(&self.path, text.as_bytes()).is_ok() {
             self.lines = self.order.len();
-            self.file = OpenOptions::new().append(true).open(&self.path).ok();
+            self.file = OpenOptions::new()
+                .append(true)
+                .open(&self.path)
+                .ok()
+                .map(BufWriter::new);
         }
     }
 }

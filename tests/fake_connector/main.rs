@@ -87,6 +87,15 @@ struct Args {
     /// Append every command line received to this file.
     #[arg(long)]
     command_log: Option<PathBuf>,
+    /// Emit at most this many messages per second (0 = as fast as possible).
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
+    /// Put the emit time in each message's text (`t=<unix ns>`), for latency benchmarks.
+    #[arg(long)]
+    stamp: bool,
+    /// Append "start <unix ns>" at start and "exit <unix ns>" just before a scripted exit.
+    #[arg(long)]
+    timeline: Option<PathBuf>,
     /// Never report the connection open (the WhatsApp side stays down).
     #[arg(long)]
     no_open: bool,
@@ -132,6 +141,24 @@ fn record_pid(path: &Option<PathBuf>, role: &str, pid: u32) {
     }
 }
 
+fn unix_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+}
+
+fn note_timeline(path: &Option<PathBuf>, what: &str) {
+    if let Some(path) = path {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        writeln!(f, "{what} {}", unix_nanos()).unwrap();
+    }
+}
+
 fn bump_counter(path: &Option<PathBuf>) -> u32 {
     let Some(path) = path else { return 1 };
     let n = std::fs::read_to_string(path)
@@ -161,6 +188,7 @@ fn main() {
         }
     }
     let start = bump_counter(&args.counter);
+    note_timeline(&args.timeline, "start");
     record_pid(&args.pid_file, "connector", std::process::id());
     let grandchild: Option<Child> = args.grandchild.then(|| {
         let child = Process::new(std::env::current_exe().unwrap())
@@ -224,6 +252,7 @@ fn main() {
     let chat = "15551234567@s.whatsapp.net";
     if args.emit > 0 || args.garbage {
         let text = "x".repeat(args.text_bytes);
+        let begun = std::time::Instant::now();
         let mut out = out.lock().unwrap();
         for i in 0..args.emit {
             if args.garbage && i == args.emit / 2 {
@@ -237,7 +266,19 @@ fn main() {
                     out.write_all(b"\n").unwrap();
                 }
             }
-            let event = inbound(format!("{}{start}-{i}", args.id_prefix), chat, text.clone());
+            if let Some(step) = (i * 1_000_000_000).checked_div(args.rate) {
+                let due = begun + Duration::from_nanos(step);
+                if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+                    out.flush().unwrap();
+                    std::thread::sleep(wait);
+                }
+            }
+            let body = if args.stamp {
+                format!("t={}", unix_nanos())
+            } else {
+                text.clone()
+            };
+            let event = inbound(format!("{}{start}-{i}", args.id_prefix), chat, body);
             serde_json::to_writer(&mut *out, &event).unwrap();
             out.write_all(b"\n").unwrap();
         }
@@ -249,8 +290,10 @@ fn main() {
         let out = out.clone();
         let report = args.report_state.clone();
         let code = args.exit_code;
+        let timeline = args.timeline.clone();
         std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(ms));
+            note_timeline(&timeline, "exit");
             if let Some(state) = report {
                 let state: ConnectionState =
                     serde_json::from_value(serde_json::Value::String(state)).unwrap();

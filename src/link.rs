@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SupervisorConfig;
-use crate::legacy::client::LinkClient;
+use crate::legacy::client::{LinkClient, start_in_process};
 use crate::mask::mask_id;
 
 /// Linking gives up after this long without an open connection.
@@ -97,28 +97,8 @@ pub async fn link(config: SupervisorConfig, req: LinkRequest) -> anyhow::Result<
     }
 
     let shutdown = CancellationToken::new();
-    let (link_in, daemon_in) = tokio::io::duplex(64 * 1024);
-    let (daemon_out, link_out) = tokio::io::duplex(64 * 1024);
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let daemon = tokio::spawn(crate::daemon::run_with(
-        config,
-        daemon_in,
-        daemon_out,
-        shutdown.clone(),
-        Some(started_tx),
-    ));
-    let Ok(log) = started_rx.await else {
-        return match daemon.await {
-            Ok(Err(e)) => Err(e).context("cannot start"),
-            _ => Err(anyhow::anyhow!("the daemon stopped during startup")),
-        };
-    };
-    let client = std::sync::Arc::new(LinkClient::new(&req.connector, link_in, 16, log));
-    let mut events = client.subscribe();
-    tokio::spawn({
-        let client = client.clone();
-        async move { client.pump(link_out).await }
-    });
+    let started = start_in_process(config, 16, shutdown.clone()).await?;
+    let (client, mut events, daemon) = (started.client, started.events, started.daemon);
 
     let outcome = follow(&client, &mut events, &req, &png).await;
     shutdown.cancel();

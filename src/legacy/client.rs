@@ -204,6 +204,52 @@ impl LinkClient {
     }
 }
 
+/// A daemon running in this process, reached through a `LinkClient`.
+pub struct InProcess {
+    pub client: std::sync::Arc<LinkClient>,
+    /// Every event since the start (subscribed before the link is first read).
+    pub events: broadcast::Receiver<GatewayEvent>,
+    pub daemon: tokio::task::JoinHandle<Result<(), crate::daemon::StartError>>,
+}
+
+/// Starts the daemon for `config` (its first connector is the one the client addresses) and
+/// the client in front of it.
+pub async fn start_in_process(
+    config: crate::config::SupervisorConfig,
+    inbox_capacity: usize,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<InProcess> {
+    use anyhow::Context;
+    let connector = config.connectors[0].name.clone();
+    let (link_in, daemon_in) = tokio::io::duplex(256 * 1024);
+    let (daemon_out, link_out) = tokio::io::duplex(256 * 1024);
+    let (started_tx, started_rx) = oneshot::channel();
+    let daemon = tokio::spawn(crate::daemon::run_with(
+        config,
+        daemon_in,
+        daemon_out,
+        shutdown,
+        Some(started_tx),
+    ));
+    let Ok(log) = started_rx.await else {
+        return match daemon.await {
+            Ok(Err(e)) => Err(e).context("cannot start"),
+            _ => Err(anyhow::anyhow!("the daemon stopped during startup")),
+        };
+    };
+    let client = std::sync::Arc::new(LinkClient::new(&connector, link_in, inbox_capacity, log));
+    let events = client.subscribe();
+    tokio::spawn({
+        let client = client.clone();
+        async move { client.pump(link_out).await }
+    });
+    Ok(InProcess {
+        client,
+        events,
+        daemon,
+    })
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -273,34 +273,10 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let connector = config.connectors[0].name.clone();
     let self_chat = config.connectors[0].access.mode == Mode::SelfChat;
-    let (link_in, daemon_in) = tokio::io::duplex(256 * 1024);
-    let (daemon_out, link_out) = tokio::io::duplex(256 * 1024);
-    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
-    let daemon = tokio::spawn(crate::daemon::run_with(
-        config,
-        daemon_in,
-        daemon_out,
-        shutdown.clone(),
-        Some(started_tx),
-    ));
-    let Ok(log) = started_rx.await else {
-        return match daemon.await {
-            Ok(Err(e)) => Err(e).context("cannot start"),
-            _ => Err(anyhow::anyhow!("the daemon stopped during startup")),
-        };
-    };
-    let client = Arc::new(client::LinkClient::new(
-        &connector,
-        link_in,
-        options.inbox_capacity,
-        log,
-    ));
-    tokio::spawn({
-        let client = client.clone();
-        async move { client.pump(link_out).await }
-    });
+    let started =
+        client::start_in_process(config, options.inbox_capacity, shutdown.clone()).await?;
+    let (client, daemon) = (started.client, started.daemon);
     let api = Arc::new(http::Api {
         client,
         session: options.session,

@@ -84,7 +84,11 @@ pub fn parse_line<T: DeserializeOwned + Message>(raw: &[u8], line: u64) -> Resul
         line,
         valid_up_to: e.valid_up_to(),
     })?;
-    serde_json::from_str::<T>(text).map_err(|typed_err| classify::<T>(text, typed_err, line))
+    let fast = serde_json::from_str::<crate::message::TypeTag<'_>>(text)
+        .ok()
+        .and_then(|tag| T::decode_tagged(&tag.type_name, text));
+    fast.unwrap_or_else(|| serde_json::from_str::<T>(text))
+        .map_err(|typed_err| classify::<T>(text, typed_err, line))
 }
 
 /// The slow path, taken only for a line that failed to decode.

@@ -12,8 +12,22 @@ use schemars::JsonSchema;
 
 /// A message enum carried one per line; `TYPES` lists every `type` tag it accepts so the codec
 /// can tell an unknown type from a malformed known one.
-pub trait Message {
+pub trait Message: Sized {
     const TYPES: &'static [&'static str];
+
+    /// A faster decode than serde's internally tagged path, which buffers every line into an
+    /// intermediate tree: read the `type` tag alone first, then decode straight into the
+    /// matching struct. `None` means "use the generic path".
+    fn decode_tagged(_type_name: &str, _text: &str) -> Option<serde_json::Result<Self>> {
+        None
+    }
+}
+
+/// The `type` of a line, read without decoding the rest.
+#[derive(Deserialize)]
+pub(crate) struct TypeTag<'a> {
+    #[serde(rename = "type", borrow)]
+    pub type_name: std::borrow::Cow<'a, str>,
 }
 
 /// Connector → supervisor.
@@ -33,6 +47,22 @@ pub enum ConnectorEvent {
 }
 
 impl Message for ConnectorEvent {
+    fn decode_tagged(type_name: &str, text: &str) -> Option<serde_json::Result<Self>> {
+        use serde_json::from_str as parse;
+        Some(match type_name {
+            "inbound" => parse(text).map(|m| Self::Inbound(Box::new(m))),
+            "result" => parse(text).map(Self::Result),
+            "status" => parse(text).map(Self::Status),
+            "receipt" => parse(text).map(Self::Receipt),
+            "lid_mapping" => parse(text).map(Self::LidMapping),
+            "hello" => parse(text).map(Self::Hello),
+            "qr" => parse(text).map(Self::Qr),
+            "link_code" => parse(text).map(Self::LinkCode),
+            "account" => parse(text).map(Self::Account),
+            _ => return None,
+        })
+    }
+
     const TYPES: &'static [&'static str] = &[
         "hello",
         "status",

@@ -193,3 +193,64 @@ async fn killing_node_bridge_mid_conversation_restarts_it_and_the_next_message_a
     assert_eq!(c.ledger.delivered, 2);
     s.d.stop().await;
 }
+
+// With no config file, `run` starts the WhatsApp connector with Hermes' paths and settings.
+#[tokio::test]
+async fn run_without_a_config_serves_the_hermes_account() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeWhatsApp::start(dir.path());
+    let hermes = dir.path().join("hermes");
+    server.seed_session(&hermes.join("platforms/whatsapp/session"));
+    std::fs::write(
+        hermes.join(".env"),
+        "WHATSAPP_MODE=bot\nWHATSAPP_DM_POLICY=open\n",
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(crate::support::BRIDGEKEEPER)
+        .arg("run")
+        .env("HERMES_HOME", &hermes)
+        .env("WHATSAPP_WEB_SOCKET_URL", &server.ws_url)
+        .env(
+            "BRIDGEKEEPER_NODE_BRIDGE",
+            node_bridge_dir().join("src/index.js"),
+        )
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next =
+        move || serde_json::from_str::<GatewayEvent>(&lines.next().unwrap().unwrap()).unwrap();
+    let opened = tokio::task::spawn_blocking(move || {
+        while !matches!(next(), GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open)
+        {
+        }
+        next
+    });
+    let mut next = crate::support::within("the connection to open", opened)
+        .await
+        .unwrap();
+    server.inject_dm(FRIEND, "via hermes home");
+    let arrived = tokio::task::spawn_blocking(move || {
+        loop {
+            if let GatewayEvent::Inbound { message, .. } = next() {
+                return message.text;
+            }
+        }
+    });
+    assert_eq!(
+        crate::support::within("the message", arrived)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("via hermes home")
+    );
+    assert!(
+        hermes.join("platforms/whatsapp/bridge.log").exists(),
+        "bridge.log where Hermes keeps it"
+    );
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+}

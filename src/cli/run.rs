@@ -26,14 +26,27 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> anyhow::Result<Superviso
     Ok(config)
 }
 
+/// Without a config file: the WhatsApp connector (node-bridge) with Hermes' session, settings
+/// and pairing files under `$HERMES_HOME`.
+fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)> {
+    let home = crate::config::hermes::default_hermes_home();
+    let session = crate::legacy::default_session(&home);
+    let node_bridge = crate::legacy::find_node_bridge(None)?;
+    let mut config = crate::legacy::whatsapp_config(&home, &session, &node_bridge)?;
+    config.resolve_access(&parse_cli_sets(sets).map_err(anyhow::Error::msg)?)?;
+    eprintln!(
+        "bridgekeeper: no --config: running the WhatsApp connector for {} (session {})",
+        home.display(),
+        session.display()
+    );
+    Ok((config, home))
+}
+
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
-    let Some(path) = args.config else {
-        anyhow::bail!(
-            "no config file given: pass --config FILE (see examples/demo.yaml); \
-             starting the WhatsApp connector from $HERMES_HOME alone is not available yet"
-        );
+    let (config, path) = match &args.config {
+        Some(path) => (load(path, &args.sets)?, path.clone()),
+        None => hermes_default(&args.sets)?,
     };
-    let config = load(&path, &args.sets)?;
     for (platform, warning) in &config.warnings {
         eprintln!("bridgekeeper: warning: {platform}: {warning}");
     }

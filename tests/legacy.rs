@@ -3,7 +3,6 @@
 //! fake connector; and the Hermes adapter's behaviour (a stdlib Python script) against the real
 //! stack: the shim, bridgekeeper, node-bridge, Baileys and the fake WhatsApp server.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -121,11 +120,7 @@ impl Legacy {
     }
 
     fn inject(&self, event: Value) {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.inbound)
-            .unwrap();
-        writeln!(f, "{event}").unwrap();
+        crate::support::append_json(&self.inbound, &event);
     }
 
     fn sent(&self) -> Vec<ConnectorCommand> {

@@ -1,7 +1,7 @@
 //! `bridgekeeper whatsapp link`: the QR code in the terminal and as PNG, refreshed and expiring;
 //! "already linked" with how to re-link; and the old bridge's `--pair-json` events.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -9,16 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
-use crate::support::{BRIDGEKEEPER, connector, write_config};
-
-fn append(file: &Path, line: serde_json::Value) {
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(file)
-        .unwrap();
-    writeln!(f, "{line}").unwrap();
-}
+use crate::support::{BRIDGEKEEPER, append_json, connector, write_config};
 
 /// A config whose `whatsapp` connector is the fake one, fed from `inbound`, never "open" by itself.
 fn link_config(dir: &Path, inbound: &Path, session: &Path) -> std::path::PathBuf {
@@ -79,9 +70,9 @@ fn a_qr_code_is_shown_and_saved_until_the_account_is_linked() {
         }
     };
     read_until("using session directory", &mut seen);
-    append(
+    append_json(
         &inbound,
-        json!({"type": "qr", "data": "2@first,qr,payload", "expires_in_ms": 60000}),
+        &json!({"type": "qr", "data": "2@first,qr,payload", "expires_in_ms": 60000}),
     );
     read_until("It expires in 60 s", &mut seen);
     assert!(
@@ -95,40 +86,48 @@ fn a_qr_code_is_shown_and_saved_until_the_account_is_linked() {
         0o600
     );
     // WhatsApp rotates the code: a new one is drawn.
-    append(
+    append_json(
         &inbound,
-        json!({"type": "qr", "data": "2@second,qr,payload", "expires_in_ms": 20000}),
+        &json!({"type": "qr", "data": "2@second,qr,payload", "expires_in_ms": 20000}),
     );
     read_until("It expires in 20 s", &mut seen);
-    append(&inbound, json!({"type": "status", "state": "open"}));
-    append(
+    append_json(&inbound, &json!({"type": "status", "state": "open"}));
+    append_json(
         &inbound,
-        json!({"type": "account", "phone": "15550001111@s.whatsapp.net", "name": "Bot"}),
+        &json!({"type": "account", "phone": "15550001111@s.whatsapp.net", "name": "Bot"}),
     );
     read_until("Linked as …1111", &mut seen);
     assert!(child.wait().unwrap().success());
     assert!(!png.exists(), "the QR image is removed once it is useless");
 }
 
-#[test]
-fn an_unscanned_qr_code_expires_with_a_clear_message() {
+/// Runs `whatsapp link` to completion over a fake connector that reports `events`.
+fn link_with(events: &[serde_json::Value], extra: &[&str]) -> std::process::Output {
     let dir = tempfile::tempdir().unwrap();
     let (inbound, session) = (dir.path().join("in.jsonl"), dir.path().join("session"));
     std::fs::write(&inbound, "").unwrap();
-    append(
-        &inbound,
-        json!({"type": "qr", "data": "2@abc", "expires_in_ms": 60000}),
-    );
-    append(
-        &inbound,
-        json!({"type": "status", "state": "closed", "code": 408, "reason": "QR refs attempts ended"}),
-    );
+    for event in events {
+        append_json(&inbound, event);
+    }
     let config = link_config(dir.path(), &inbound, &session);
-    let out = Command::new(BRIDGEKEEPER)
-        .args(["whatsapp", "link", "--config"])
+    Command::new(BRIDGEKEEPER)
+        .args(["whatsapp", "link"])
+        .args(extra)
+        .arg("--config")
         .arg(&config)
         .output()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn an_unscanned_qr_code_expires_with_a_clear_message() {
+    let out = link_with(
+        &[
+            json!({"type": "qr", "data": "2@abc", "expires_in_ms": 60000}),
+            json!({"type": "status", "state": "closed", "code": 408, "reason": "QR refs attempts ended"}),
+        ],
+        &[],
+    );
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -139,28 +138,15 @@ fn an_unscanned_qr_code_expires_with_a_clear_message() {
 
 #[test]
 fn json_progress_matches_the_old_pair_json_events() {
-    let dir = tempfile::tempdir().unwrap();
-    let (inbound, session) = (dir.path().join("in.jsonl"), dir.path().join("session"));
-    std::fs::write(&inbound, "").unwrap();
-    append(
-        &inbound,
-        json!({"type": "qr", "data": "2@abc", "expires_in_ms": 60000}),
+    let out = link_with(
+        &[
+            json!({"type": "qr", "data": "2@abc", "expires_in_ms": 60000}),
+            json!({"type": "status", "state": "closed", "code": 515}),
+            json!({"type": "status", "state": "open"}),
+            json!({"type": "account", "phone": "15550001111@s.whatsapp.net", "name": "Bot"}),
+        ],
+        &["--json"],
     );
-    append(
-        &inbound,
-        json!({"type": "status", "state": "closed", "code": 515}),
-    );
-    append(&inbound, json!({"type": "status", "state": "open"}));
-    append(
-        &inbound,
-        json!({"type": "account", "phone": "15550001111@s.whatsapp.net", "name": "Bot"}),
-    );
-    let config = link_config(dir.path(), &inbound, &session);
-    let out = Command::new(BRIDGEKEEPER)
-        .args(["whatsapp", "link", "--json", "--config"])
-        .arg(&config)
-        .output()
-        .unwrap();
     assert!(
         out.status.success(),
         "{}",

@@ -2,7 +2,6 @@
 //! temporary HERMES_HOME, and the real CLI for pairing and `config --explain`. Each test is one
 //! of the situations users of the old bridge ran into.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -76,11 +75,7 @@ impl Scene {
     }
 
     fn inject(&self, event: Value) {
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
-            .open(&self.inbound)
-            .unwrap();
-        writeln!(f, "{event}").unwrap();
+        crate::support::append_json(&self.inbound, &event);
     }
 
     /// Waits until the ledger has seen `n` messages, and returns the connector's status.

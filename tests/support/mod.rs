@@ -92,6 +92,18 @@ pub async fn within<T>(what: &str, fut: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
 }
 
+/// Appends one JSON line to `path` (created if missing): how tests feed the fake connector's
+/// `--inbound-file`.
+pub fn append_json(path: &Path, value: &Value) {
+    use std::io::Write;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    writeln!(f, "{value}").unwrap();
+}
+
 /// Parsed `bridge.log` events.
 pub fn log_events(state_dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(state_dir.join("bridge.log"))

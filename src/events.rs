@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use bridge_protocol::gateway::{ConnectorStateName, Severity};
-use bridge_protocol::message::{ConnectionState, InboundMessage};
+use bridge_protocol::message::{ConnectionState, InboundMessage, ReceiptStatus};
 use serde::Serialize;
 
 use crate::config::LogConfig;
@@ -137,6 +137,13 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         preview: Option<String>,
     },
+    /// How far a sent message got (server_ack, delivered, read; unconfirmed when the
+    /// connection dropped before the server acknowledged it).
+    Receipt {
+        message_id: &'a str,
+        chat: String,
+        status: ReceiptStatus,
+    },
     /// A delivered message that could not be handed to the gateway after all.
     DeliveryRetracted {
         message_id: &'a str,
@@ -187,6 +194,7 @@ impl Event<'_> {
             self,
             Self::Decision { .. }
                 | Self::InboundRaw { .. }
+                | Self::Receipt { .. }
                 | Self::CommandWritten { .. }
                 | Self::CommandResult { .. }
                 | Self::ConnectorStderr { .. }

@@ -82,6 +82,12 @@ async fn an_allowed_dm_reaches_the_gateway_and_the_reply_is_accepted_by_the_serv
         .as_str()
         .unwrap()
         .to_owned();
+    // The server acknowledged it: the send is confirmed beyond "written".
+    s.d.wait_event("the server's ack", |e| {
+        matches!(e, GatewayEvent::Receipt { receipt, .. }
+            if receipt.message_id == sent_id && receipt.status == bridge_protocol::message::ReceiptStatus::ServerAck)
+    })
+    .await;
     wait_for("the server to record the reply", || {
         !s.server.accepted_sends().is_empty()
     })

@@ -256,6 +256,9 @@ pub enum ReceiptStatus {
     Read,
     Played,
     Error,
+    /// The connection dropped before the server acknowledged the message: it may or may not
+    /// have been sent; the gateway must not take it as delivered.
+    Unconfirmed,
 }
 
 /// How far a sent message got after its send result.

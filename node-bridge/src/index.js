@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import makeWASocket, { Browsers, downloadMediaMessage, makeCacheableSignalKeyStore, useMultiFileAuthState } from 'baileys';
 
+import { AckTracker } from './acks.js';
 import { createCommandRunner } from './commands.js';
 import { LineSplitter, PROTOCOL_VERSION, parseCommand } from './protocol.js';
 import { backupCreds, prepareSession } from './session.js';
@@ -98,6 +99,12 @@ const sock = makeWASocket(socketOptions);
 
 let open = false;
 let stopping = false;
+const acks = new AckTracker();
+const emitAll = (events) => events.forEach(emit);
+// The server's ack of each sent message (Baileys itself only acts on failed acks).
+sock.ws.on('CB:ack,class:message', (node) => {
+  if (node?.attrs?.id) emitAll(acks.acked(node.attrs.id, node.attrs.error));
+});
 let qrCount = 0;
 const waiters = { open: new Set(), qr: new Set() };
 const wake = (set) => {
@@ -141,6 +148,7 @@ sock.ev.on('connection.update', (update) => {
   }
   if (connection === 'close') {
     open = false;
+    emitAll(acks.dropped());
     if (stopping) return;
     const code = disconnectCode(lastDisconnect);
     const [state, exitCode] = classifyDisconnect(code);
@@ -160,7 +168,10 @@ sock.ev.on('lid-mapping.update', (mapping) => {
 sock.ev.on('messages.update', (updates) => {
   for (const { key, update } of updates ?? []) {
     const status = receiptStatus(update?.status);
-    if (key?.fromMe && key.id && status) emit({ type: 'receipt', message_id: key.id, chat: key.remoteJid ?? '', status });
+    if (key?.fromMe && key.id && status) {
+      acks.settled(key.id);
+      emit({ type: 'receipt', message_id: key.id, chat: key.remoteJid ?? '', status });
+    }
   }
 });
 
@@ -242,7 +253,12 @@ process.stdin.on('data', (chunk) => {
       if (parsed.id) emit({ type: 'result', id: parsed.id, ok: false, error: { code: 'invalid_command', message: parsed.detail } });
       continue;
     }
-    run(parsed.ok).then(emit);
+    run(parsed.ok).then((result) => {
+      emit(result);
+      // A send's result means "written"; track it until the server acknowledges it.
+      const chat = parsed.ok.chat;
+      for (const id of result.ok ? (result.data?.message_ids ?? []) : []) emitAll(acks.sent(id, chat));
+    });
   }
 });
 // The contract: when stdin closes (the supervisor stopped or died), save and leave.

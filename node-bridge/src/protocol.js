@@ -7,7 +7,7 @@ export const DEFAULT_MAX_LINE_BYTES = 1024 * 1024;
 
 export const MEDIA_KINDS = ['image', 'video', 'gif', 'audio', 'voice', 'document', 'sticker', 'location', 'contact', 'poll', 'reaction', 'other'];
 const CONNECTION_STATES = ['connecting', 'qr', 'open', 'closed', 'logged_out', 'conflict'];
-const RECEIPT_STATUSES = ['server_ack', 'delivered', 'read', 'played', 'error'];
+const RECEIPT_STATUSES = ['server_ack', 'delivered', 'read', 'played', 'error', 'unconfirmed'];
 const TYPING_STATES = ['composing', 'recording', 'paused'];
 
 // Field rules: name -> [type, required]. Types: str, uint, bool, any, [str], enum:<list>, obj:<rules>.

@@ -693,6 +693,14 @@ impl ConnectorTask {
             }
             ConnectorEvent::Inbound(message) => self.on_inbound(message),
             ConnectorEvent::Receipt(receipt) => {
+                self.log.emit(
+                    Some(&self.name),
+                    &Event::Receipt {
+                        message_id: &receipt.message_id,
+                        chat: self.log.id(&receipt.chat),
+                        status: receipt.status,
+                    },
+                );
                 self.push(Outgoing::Event(GatewayEvent::Receipt {
                     connector,
                     receipt,

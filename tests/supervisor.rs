@@ -400,6 +400,56 @@ async fn a_command_in_flight_when_the_connector_dies_is_reported_unconfirmed() {
     d.stop().await;
 }
 
+// Invariant 4: a sent message whose server ack was never reported is not left looking like a
+// success when its connector dies: the supervisor reports it unconfirmed.
+#[tokio::test]
+async fn sends_without_a_server_ack_are_reported_unconfirmed_when_the_connector_dies() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = dir.path().join("starts");
+    let mut d = TestDaemon::start(&[connector(
+        "fake",
+        &[
+            "--exit-after-ms",
+            "500",
+            "--crash-first",
+            "1",
+            "--counter",
+            counter.to_str().unwrap(),
+        ],
+        "",
+    )])
+    .await;
+    d.wait_state("fake", ConnectorStateName::Running).await;
+    let sent = d
+        .request(json!({"type": "send_text", "connector": "fake", "chat": "15551234567@s.whatsapp.net", "text": "hi"}))
+        .await;
+    let id = sent.data.unwrap()["message_ids"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let receipt = d
+        .wait_event(
+            "an unconfirmed receipt",
+            |e| matches!(e, GatewayEvent::Receipt { receipt, .. } if receipt.message_id == id),
+        )
+        .await;
+    let GatewayEvent::Receipt { receipt, .. } = receipt else {
+        unreachable!()
+    };
+    assert_eq!(
+        receipt.status,
+        bridge_protocol::message::ReceiptStatus::Unconfirmed
+    );
+    assert_eq!(receipt.chat, "15551234567@s.whatsapp.net");
+    d.stop().await;
+    let log = d.log();
+    assert!(
+        events_named(&log, "receipt", "fake")
+            .iter()
+            .any(|e| e["status"] == "unconfirmed")
+    );
+}
+
 #[tokio::test]
 async fn a_full_queue_and_a_timeout_are_explicit_errors() {
     let mut d = TestDaemon::start(&[connector(

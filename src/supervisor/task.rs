@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime};
 use bridge_protocol::gateway::{ConnectorStateName, ExitInfo, GatewayEvent, Severity};
 use bridge_protocol::message::{
     Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, ErrorBody, Hello,
-    InboundMessage, SendText,
+    InboundMessage, Receipt, ReceiptStatus, SendText,
 };
 use bridge_protocol::{EncodeError, JsonLinesCodec, LineError, PROTOCOL_VERSION, encode_line};
 use bytes::Bytes;
@@ -38,6 +38,9 @@ use crate::ledger::{FailReason, Outcome};
 use crate::outbound::{OutboundGate, Target, Verdict};
 use crate::status::{LastExit, unix_ms};
 
+/// Sent messages awaiting their server ack that are remembered (the oldest beyond this are
+/// reported `unconfirmed` rather than forgotten).
+const UNACKED_LIMIT: usize = 1_000;
 /// How long to keep reading stdout after the process exited (a grandchild may hold the pipe).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// Lines buffered toward the child's stdin writer.
@@ -123,6 +126,9 @@ pub struct ConnectorTask {
     stdout: Option<Stdout>,
     stdin: Option<mpsc::Sender<Bytes>>,
 
+    /// Sent messages whose server acknowledgement has not been reported yet, oldest first:
+    /// if the connector dies, they are reported `unconfirmed` (it cannot say so itself).
+    unacked: VecDeque<(String, String)>,
     /// Commands not yet written, oldest first.
     queue: VecDeque<u64>,
     /// Every command without its result yet, written or not.
@@ -168,6 +174,7 @@ impl ConnectorTask {
             process: None,
             stdout: None,
             stdin: None,
+            unacked: VecDeque::new(),
             queue: VecDeque::new(),
             pending: HashMap::new(),
             deadlines: DelayQueue::new(),
@@ -345,6 +352,9 @@ impl ConnectorTask {
             );
         }
         self.fail_written_commands();
+        for (id, chat) in std::mem::take(&mut self.unacked) {
+            self.report_unconfirmed(id, chat);
+        }
 
         let (class, reason) = self.classify(&process, status);
         self.log.emit(
@@ -693,6 +703,7 @@ impl ConnectorTask {
             }
             ConnectorEvent::Inbound(message) => self.on_inbound(message),
             ConnectorEvent::Receipt(receipt) => {
+                self.unacked.retain(|(id, _)| *id != receipt.message_id);
                 self.log.emit(
                     Some(&self.name),
                     &Event::Receipt {
@@ -938,7 +949,19 @@ impl ConnectorTask {
         if let Ok(Some(data)) = &outcome
             && let Some(ids) = data.get("message_ids").and_then(|v| v.as_array())
         {
-            let ids = ids.iter().filter_map(|v| v.as_str().map(str::to_owned));
+            let ids: Vec<String> = ids
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect();
+            if let Some(chat) = pending.command.target_chat() {
+                for id in &ids {
+                    self.unacked.push_back((id.clone(), chat.to_owned()));
+                }
+                while self.unacked.len() > UNACKED_LIMIT {
+                    let (id, chat) = self.unacked.pop_front().expect("non-empty");
+                    self.report_unconfirmed(id, chat);
+                }
+            }
             self.gatekeeper.note_sent(ids);
         }
         let Origin::Gateway(id) = pending.origin else {
@@ -949,6 +972,29 @@ impl ConnectorTask {
             Err(error) => CommandResult::err(id, error),
         };
         self.push(Outgoing::Event(GatewayEvent::Result(result)));
+    }
+
+    /// A sent message whose fate is unknown: the connector can no longer report its ack.
+    fn report_unconfirmed(&mut self, message_id: String, chat: String) {
+        let status = ReceiptStatus::Unconfirmed;
+        self.log.emit(
+            Some(&self.name),
+            &Event::Receipt {
+                message_id: &message_id,
+                chat: self.log.id(&chat),
+                status,
+            },
+        );
+        let receipt = Receipt {
+            message_id,
+            chat,
+            status,
+        };
+        let connector = self.name.to_string();
+        self.push(Outgoing::Event(GatewayEvent::Receipt {
+            connector,
+            receipt,
+        }));
     }
 
     /// The process died: commands it may have acted on get an explicit "unconfirmed" failure;

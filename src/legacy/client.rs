@@ -161,7 +161,7 @@ impl LinkClient {
                     .store(status.state == ConnectionState::Open, Ordering::Relaxed);
             }
             GatewayEvent::ConnectorState { state, .. }
-                if !state.eq(&bridge_protocol::gateway::ConnectorStateName::Running) =>
+                if *state != bridge_protocol::gateway::ConnectorStateName::Running =>
             {
                 self.connected.store(false, Ordering::Relaxed);
             }

@@ -314,32 +314,39 @@ fn decide_dm(
     msg: &InboundMessage,
     now: f64,
 ) -> Decision {
-    let aliases = who
-        .identities
-        .aliases(&msg.sender, msg.sender_alt.as_deref());
-    let listed = aliases.iter().any(|a| policy.allow_from.contains(a));
+    // Only the list-based policies need the sender's identities.
+    let aliases = || {
+        who.identities
+            .aliases(&msg.sender, msg.sender_alt.as_deref())
+    };
+    let listed = |aliases: &[String]| aliases.iter().any(|a| policy.allow_from.contains(a));
     match policy.dm_policy {
         DmPolicy::Disabled => Decision::ignore(Reason::DmDisabled),
         DmPolicy::Open => Decision::deliver(Reason::OpenPolicy),
-        DmPolicy::Allowlist if listed => Decision::deliver(Reason::Allowlisted),
+        DmPolicy::Allowlist if listed(&aliases()) => Decision::deliver(Reason::Allowlisted),
         DmPolicy::Allowlist if policy.allow_from.contains("*") => {
             Decision::deliver(Reason::AllowAll)
         }
         DmPolicy::Allowlist => Decision::ignore(Reason::AllowlistMismatch),
-        // Under pairing, `*` is deliberately not consulted: it is no bypass.
-        DmPolicy::Pairing if listed => Decision::deliver(Reason::Allowlisted),
-        DmPolicy::Pairing if aliases.iter().any(|a| pairing.approved.contains(a)) => {
-            Decision::deliver(Reason::Paired)
-        }
-        DmPolicy::Pairing => match policy.unauthorized_dm {
-            UnauthorizedDm::Ignore => Decision::ignore(Reason::UnauthorizedDmIgnored),
-            UnauthorizedDm::Pair => {
-                let user = who
-                    .identities
-                    .user_key(&msg.sender, msg.sender_alt.as_deref());
-                pairing_step(pairing, user, now)
+        DmPolicy::Pairing => {
+            let aliases = aliases();
+            // Under pairing, `*` is deliberately not consulted: it is no bypass.
+            if listed(&aliases) {
+                Decision::deliver(Reason::Allowlisted)
+            } else if aliases.iter().any(|a| pairing.approved.contains(a)) {
+                Decision::deliver(Reason::Paired)
+            } else {
+                match policy.unauthorized_dm {
+                    UnauthorizedDm::Ignore => Decision::ignore(Reason::UnauthorizedDmIgnored),
+                    UnauthorizedDm::Pair => {
+                        let user = who
+                            .identities
+                            .user_key(&msg.sender, msg.sender_alt.as_deref());
+                        pairing_step(pairing, user, now)
+                    }
+                }
             }
-        },
+        }
     }
 }
 

@@ -633,7 +633,6 @@ impl ConnectorTask {
     }
 
     fn on_event(&mut self, event: ConnectorEvent) {
-        let connector = self.name.to_string();
         match event {
             ConnectorEvent::Hello(hello) => self.on_hello(hello),
             ConnectorEvent::Status(status) => {
@@ -658,14 +657,14 @@ impl ConnectorTask {
                     .board()
                     .update(self.index, |c| c.connection = Some(copy));
                 self.push(Outgoing::Event(GatewayEvent::Connection {
-                    connector,
+                    connector: self.name.to_string(),
                     status,
                 }));
             }
             ConnectorEvent::Qr(qr) => {
                 self.log.emit(Some(&self.name), &Event::QrReceived);
                 self.push(Outgoing::Event(GatewayEvent::Qr {
-                    connector,
+                    connector: self.name.to_string(),
                     data: qr.data,
                     expires_in_ms: qr.expires_in_ms,
                 }));
@@ -673,7 +672,7 @@ impl ConnectorTask {
             ConnectorEvent::LinkCode(code) => {
                 self.log.emit(Some(&self.name), &Event::LinkCodeReceived);
                 self.push(Outgoing::Event(GatewayEvent::LinkCode {
-                    connector,
+                    connector: self.name.to_string(),
                     code: code.code,
                 }));
             }
@@ -687,7 +686,7 @@ impl ConnectorTask {
                     },
                 );
                 self.push(Outgoing::Event(GatewayEvent::Account {
-                    connector,
+                    connector: self.name.to_string(),
                     account,
                 }));
             }
@@ -713,7 +712,7 @@ impl ConnectorTask {
                     },
                 );
                 self.push(Outgoing::Event(GatewayEvent::Receipt {
-                    connector,
+                    connector: self.name.to_string(),
                     receipt,
                 }));
             }

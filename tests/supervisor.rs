@@ -341,22 +341,35 @@ async fn wait_for_inbound(d: &mut TestDaemon, n: usize) {
     }
 }
 
-#[tokio::test]
-async fn commands_sent_during_a_restart_wait_in_the_queue_and_are_delivered() {
+/// A daemon whose fake connector exits `after_ms` after its first start only (the starts are
+/// counted in a file kept in the returned dir); later starts run normally.
+async fn crashing_once(
+    after_ms: &str,
+    args: &[&str],
+    extra: &str,
+) -> (TestDaemon, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let counter = dir.path().join("starts");
-    let mut d = TestDaemon::start(&[connector(
-        "fake",
-        &[
-            "--exit-after-ms",
-            "50",
-            "--crash-first",
-            "1",
-            "--counter",
-            counter.to_str().unwrap(),
-        ],
+    let mut all = vec![
+        "--exit-after-ms",
+        after_ms,
+        "--crash-first",
+        "1",
+        "--counter",
+        counter.to_str().unwrap(),
+    ];
+    all.extend_from_slice(args);
+    let d = TestDaemon::start(&[connector("fake", &all, extra)]).await;
+    (d, dir)
+}
+
+#[tokio::test]
+async fn commands_sent_during_a_restart_wait_in_the_queue_and_are_delivered() {
+    let (mut d, _dir) = crashing_once(
+        "50",
+        &[],
         "restart: {initial_backoff_ms: 700, max_backoff_ms: 1000, jitter: 0.0}",
-    )])
+    )
     .await;
     d.wait_state("fake", ConnectorStateName::Backoff).await;
     let id = d.send(json!({"type": "ping", "connector": "fake"})).await;
@@ -372,22 +385,7 @@ async fn commands_sent_during_a_restart_wait_in_the_queue_and_are_delivered() {
 
 #[tokio::test]
 async fn a_command_in_flight_when_the_connector_dies_is_reported_unconfirmed() {
-    let dir = tempfile::tempdir().unwrap();
-    let counter = dir.path().join("starts");
-    let mut d = TestDaemon::start(&[connector(
-        "fake",
-        &[
-            "--no-answer",
-            "--exit-after-ms",
-            "400",
-            "--crash-first",
-            "1",
-            "--counter",
-            counter.to_str().unwrap(),
-        ],
-        "",
-    )])
-    .await;
+    let (mut d, _dir) = crashing_once("400", &["--no-answer"], "").await;
     d.wait_state("fake", ConnectorStateName::Running).await;
     let result = d
         .request(json!({"type": "send_text", "connector": "fake", "chat": "1@s.whatsapp.net", "text": "hello"}))
@@ -404,21 +402,7 @@ async fn a_command_in_flight_when_the_connector_dies_is_reported_unconfirmed() {
 // success when its connector dies: the supervisor reports it unconfirmed.
 #[tokio::test]
 async fn sends_without_a_server_ack_are_reported_unconfirmed_when_the_connector_dies() {
-    let dir = tempfile::tempdir().unwrap();
-    let counter = dir.path().join("starts");
-    let mut d = TestDaemon::start(&[connector(
-        "fake",
-        &[
-            "--exit-after-ms",
-            "500",
-            "--crash-first",
-            "1",
-            "--counter",
-            counter.to_str().unwrap(),
-        ],
-        "",
-    )])
-    .await;
+    let (mut d, _dir) = crashing_once("500", &[], "").await;
     d.wait_state("fake", ConnectorStateName::Running).await;
     let sent = d
         .request(json!({"type": "send_text", "connector": "fake", "chat": "15551234567@s.whatsapp.net", "text": "hi"}))

@@ -130,15 +130,20 @@ fn inbound(id: String, chat: &str, text: String) -> ConnectorEvent {
     }))
 }
 
-fn record_pid(path: &Option<PathBuf>, role: &str, pid: u32) {
+/// Appends one line to an optional file (pid files, timelines, the command log).
+fn append_line(path: &Option<PathBuf>, line: &str) {
     if let Some(path) = path {
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(path)
             .unwrap();
-        writeln!(f, "{role} {pid}").unwrap();
+        writeln!(f, "{line}").unwrap();
     }
+}
+
+fn record_pid(path: &Option<PathBuf>, role: &str, pid: u32) {
+    append_line(path, &format!("{role} {pid}"));
 }
 
 fn unix_nanos() -> u128 {
@@ -149,14 +154,7 @@ fn unix_nanos() -> u128 {
 }
 
 fn note_timeline(path: &Option<PathBuf>, what: &str) {
-    if let Some(path) = path {
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        writeln!(f, "{what} {}", unix_nanos()).unwrap();
-    }
+    append_line(path, &format!("{what} {}", unix_nanos()));
 }
 
 fn bump_counter(path: &Option<PathBuf>) -> u32 {
@@ -313,14 +311,7 @@ fn main() {
     let stdin = std::io::stdin();
     for line in stdin.lock().lines() {
         let Ok(line) = line else { break };
-        if let Some(path) = &args.command_log {
-            let mut f = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .unwrap();
-            writeln!(f, "{line}").unwrap();
-        }
+        append_line(&args.command_log, &line);
         let Ok(cmd) = serde_json::from_str::<ConnectorCommand>(&line) else {
             eprintln!("fake-connector: cannot parse command: {line}");
             continue;

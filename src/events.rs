@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::config::LogConfig;
 use crate::fsutil::{PathError, create_private_dir};
 use crate::ledger::Outcome;
-use crate::mask::{mask_digit_runs, mask_id};
+use crate::mask::{LogId, mask_digit_runs};
 use crate::status::StatusBoard;
 
 /// Characters of message text shown in debug mode.
@@ -115,13 +115,13 @@ pub enum Event<'a> {
     LinkCodeReceived,
     Account {
         #[serde(skip_serializing_if = "Option::is_none")]
-        phone: Option<String>,
+        phone: Option<LogId<'a>>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        lid: Option<String>,
+        lid: Option<LogId<'a>>,
     },
     LidMapping {
-        lid: String,
-        phone: String,
+        lid: LogId<'a>,
+        phone: LogId<'a>,
     },
     /// Debug mode only: the message as the connector reported it, its text cut to a preview.
     InboundRaw {
@@ -130,8 +130,8 @@ pub enum Event<'a> {
     /// The recorded end of one inbound message.
     Decision {
         message_id: &'a str,
-        chat: String,
-        sender: String,
+        chat: LogId<'a>,
+        sender: LogId<'a>,
         outcome: &'static str,
         reason: &'static str,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -141,7 +141,7 @@ pub enum Event<'a> {
     /// connection dropped before the server acknowledged it).
     Receipt {
         message_id: &'a str,
-        chat: String,
+        chat: LogId<'a>,
         status: ReceiptStatus,
     },
     /// A delivered message that could not be handed to the gateway after all.
@@ -175,14 +175,14 @@ pub enum Event<'a> {
     /// The send policy stopped an outbound message.
     OutboundDenied {
         kind: &'static str,
-        chat: String,
+        chat: LogId<'a>,
         /// Index of the deciding rule; absent when the default decided.
         #[serde(skip_serializing_if = "Option::is_none")]
         rule: Option<usize>,
     },
     /// An alert could not be queued for an operator target.
     AlertUndeliverable {
-        chat: String,
+        chat: LogId<'a>,
         error: &'static str,
     },
 }
@@ -203,13 +203,29 @@ impl Event<'_> {
     }
 }
 
-#[derive(Serialize)]
-struct Line<'a> {
-    ts: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    connector: Option<&'a str>,
-    #[serde(flatten)]
-    event: &'a Event<'a>,
+/// The `ts` field: RFC 3339 UTC with milliseconds, formatted once per millisecond (a flood
+/// writes hundreds of lines within one).
+#[derive(Default)]
+struct Clock {
+    ms: u128,
+    text: String,
+}
+
+impl Clock {
+    fn now(&mut self) -> &str {
+        let now = SystemTime::now();
+        let ms = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_millis();
+        if ms != self.ms || self.text.is_empty() {
+            self.ms = ms;
+            self.text.clear();
+            use std::fmt::Write as _;
+            let _ = write!(self.text, "{}", humantime::format_rfc3339_millis(now));
+        }
+        &self.text
+    }
 }
 
 struct LogFile {
@@ -220,6 +236,9 @@ struct LogFile {
     keep: u32,
     /// Write failures so far (disk full, file removed…): reported on stderr, never fatal.
     write_errors: u64,
+    clock: Clock,
+    /// The line being built, reused.
+    line: Vec<u8>,
 }
 
 impl LogFile {
@@ -236,7 +255,35 @@ impl LogFile {
             max_bytes,
             keep,
             write_errors: 0,
+            clock: Clock::default(),
+            line: Vec::with_capacity(512),
         })
+    }
+
+    /// `{"ts":…,"connector":…,"event":…,<fields>}`: the event serialises as an object tagged
+    /// with `event`, whose opening brace becomes the comma after the common fields.
+    fn write_event(&mut self, connector: Option<&str>, event: &Event<'_>) {
+        let mut line = std::mem::take(&mut self.line);
+        line.clear();
+        line.extend_from_slice(b"{\"ts\":\"");
+        line.extend_from_slice(self.clock.now().as_bytes());
+        line.push(b'"');
+        if let Some(connector) = connector {
+            line.extend_from_slice(b",\"connector\":");
+            // A `&str` always serialises.
+            let _ = serde_json::to_writer(&mut line, connector);
+        }
+        let fields = line.len();
+        match serde_json::to_writer(&mut line, event) {
+            Ok(()) if line.get(fields) == Some(&b'{') => {
+                line[fields] = b',';
+                line.push(b'\n');
+                self.write_line(&line);
+            }
+            Ok(()) => tracing::error!("a bridge.log event did not serialise as an object"),
+            Err(e) => tracing::error!(error = %e, "cannot serialise a bridge.log event"),
+        }
+        self.line = line;
     }
 
     fn write_line(&mut self, line: &[u8]) {
@@ -330,21 +377,8 @@ impl EventLog {
     }
 
     pub fn emit(&self, connector: Option<&str>, event: &Event<'_>) {
-        let line = Line {
-            ts: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            connector,
-            event,
-        };
-        let mut bytes = match serde_json::to_vec(&line) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot serialise a bridge.log event");
-                return;
-            }
-        };
-        bytes.push(b'\n');
         let mut file = self.lock();
-        file.write_line(&bytes);
+        file.write_event(connector, event);
         // Rare events reach the file at once (an operator tailing it sees a crash when it
         // happens); per-message events wait for the periodic flush.
         if !event.is_per_message() {
@@ -404,11 +438,11 @@ impl EventLog {
     }
 
     /// An identity as it may appear in the log.
-    pub fn id(&self, id: &str) -> String {
+    pub fn id<'a>(&self, id: &'a str) -> LogId<'a> {
         if self.debug {
-            id.to_owned()
+            LogId::whole(id)
         } else {
-            mask_id(id)
+            LogId::masked(id)
         }
     }
 

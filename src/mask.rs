@@ -4,16 +4,83 @@
 /// Masks the user part of a chat/sender id: `15551234567:3@s.whatsapp.net` →
 /// `…4567:3@s.whatsapp.net`; bare numbers and `+` numbers likewise. Short ids stay as they are.
 pub fn mask_id(id: &str) -> String {
-    let (user, rest) = match id.find(['@', ':']) {
-        Some(at) => id.split_at(at),
-        None => (id, ""),
-    };
-    let digits: Vec<char> = user.chars().filter(|c| c.is_ascii_digit()).collect();
-    if digits.len() <= 4 {
-        return id.to_owned();
+    LogId::masked(id).to_string()
+}
+
+/// An identity as `bridge.log` shows it — masked (see `mask_id`), or whole in debug mode —
+/// written straight into the log line: the log writes two per message, so no `String` is built.
+#[derive(Debug, Clone, Copy)]
+pub struct LogId<'a> {
+    id: &'a str,
+    masked: bool,
+}
+
+impl<'a> LogId<'a> {
+    pub fn masked(id: &'a str) -> Self {
+        Self { id, masked: true }
     }
-    let last4: String = digits[digits.len() - 4..].iter().collect();
-    format!("…{last4}{rest}")
+
+    pub fn whole(id: &'a str) -> Self {
+        Self { id, masked: false }
+    }
+}
+
+impl LogId<'_> {
+    /// The last four digits of the user part and what follows it; `None` when the id is shown
+    /// as it is (debug mode, or four digits or fewer).
+    fn masked_parts(&self) -> Option<([u8; 4], &str)> {
+        if !self.masked {
+            return None;
+        }
+        let (user, rest) = match self.id.find(['@', ':']) {
+            Some(at) => self.id.split_at(at),
+            None => (self.id, ""),
+        };
+        let mut last4 = [0u8; 4];
+        for (seen, b) in user.bytes().rev().filter(u8::is_ascii_digit).enumerate() {
+            if seen == 4 {
+                // A fifth digit: there is something to hide.
+                return Some((last4, rest));
+            }
+            last4[3 - seen] = b;
+        }
+        None
+    }
+}
+
+const ELLIPSIS: &str = "…";
+
+impl std::fmt::Display for LogId<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some((last4, rest)) = self.masked_parts() else {
+            return f.write_str(self.id);
+        };
+        f.write_str(ELLIPSIS)?;
+        // Four ASCII digits.
+        f.write_str(std::str::from_utf8(&last4).unwrap_or_default())?;
+        f.write_str(rest)
+    }
+}
+
+impl serde::Serialize for LogId<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let Some((last4, rest)) = self.masked_parts() else {
+            return serializer.serialize_str(self.id);
+        };
+        // Built on the stack: the log writes two per message.
+        let mut buf = [0u8; 96];
+        let len = ELLIPSIS.len() + 4 + rest.len();
+        if len > buf.len() {
+            return serializer.collect_str(self);
+        }
+        buf[..ELLIPSIS.len()].copy_from_slice(ELLIPSIS.as_bytes());
+        buf[ELLIPSIS.len()..ELLIPSIS.len() + 4].copy_from_slice(&last4);
+        buf[ELLIPSIS.len() + 4..len].copy_from_slice(rest.as_bytes());
+        match std::str::from_utf8(&buf[..len]) {
+            Ok(text) => serializer.serialize_str(text),
+            Err(_) => serializer.collect_str(self),
+        }
+    }
 }
 
 /// Masks every run of 7 or more digits in free text (stderr lines, excerpts) to its last 4.
@@ -60,6 +127,20 @@ mod tests {
         assert_eq!(mask_id("+1 555 123 4567"), "…4567");
         assert_eq!(mask_id("status@broadcast"), "status@broadcast");
         assert_eq!(mask_id("1234"), "1234");
+        assert_eq!(mask_id("12345"), "…2345");
+        assert_eq!(mask_id("1a2b3c4d5e:7@x"), "…2345:7@x");
+        assert_eq!(
+            LogId::whole("15551234567@lid").to_string(),
+            "15551234567@lid"
+        );
+        for id in [
+            "15551234567@lid",
+            "1234@lid",
+            &format!("15551234567@{}", "x".repeat(200)),
+        ] {
+            let json = serde_json::to_string(&LogId::masked(id)).unwrap();
+            assert_eq!(json, format!("\"{}\"", mask_id(id)));
+        }
     }
 
     #[test]

@@ -84,11 +84,24 @@ pub fn parse_line<T: DeserializeOwned + Message>(raw: &[u8], line: u64) -> Resul
         line,
         valid_up_to: e.valid_up_to(),
     })?;
-    let fast = serde_json::from_str::<crate::message::TypeTag<'_>>(text)
-        .ok()
-        .and_then(|tag| T::decode_tagged(&tag.type_name, text));
+    let fast = match leading_type(text) {
+        Some(type_name) => T::decode_tagged(type_name, text),
+        None => serde_json::from_str::<crate::message::TypeTag<'_>>(text)
+            .ok()
+            .and_then(|tag| T::decode_tagged(&tag.type_name, text)),
+    };
     fast.unwrap_or_else(|| serde_json::from_str::<T>(text))
         .map_err(|typed_err| classify::<T>(text, typed_err, line))
+}
+
+/// The `type` of a line that starts with it, as everything we ship writes lines, read without
+/// a JSON pass. `None` — whitespace, an escape, another key first, or a second `"type"` further
+/// on (a duplicate key must still be refused) — leaves it to the JSON parser.
+fn leading_type(text: &str) -> Option<&str> {
+    let rest = text.strip_prefix(r#"{"type":""#)?;
+    let end = rest.find(['"', '\\'])?;
+    let (type_name, after) = rest.split_at(end);
+    (after.starts_with('"') && !after.contains(r#""type""#)).then_some(type_name)
 }
 
 /// The slow path, taken only for a line that failed to decode.
@@ -147,9 +160,7 @@ impl<T: DeserializeOwned + Message> Decoder for JsonLinesCodec<T> {
             // Never look further than one byte past the limit: a line that long is rejected
             // whatever follows.
             let search_end = buf.len().min(self.max_line_bytes.saturating_add(1));
-            let newline = buf[self.scanned..search_end]
-                .iter()
-                .position(|b| *b == b'\n')
+            let newline = memchr::memchr(b'\n', &buf[self.scanned..search_end])
                 .map(|offset| self.scanned + offset);
 
             match (self.discarding, newline) {
@@ -269,6 +280,30 @@ mod tests {
             out.push(item);
         }
         out
+    }
+
+    #[test]
+    fn the_leading_type_shortcut_decides_like_the_full_parse() {
+        let lines = [
+            r#"{"type":"status","state":"open"}"#,
+            r#"{"type":"status","state":"open","type":"status"}"#,
+            r#"{"type":"status","state":"open","reason":"a \"type\" word"}"#,
+            r#"{"type":"stat\u0075s","state":"open"}"#,
+            r#"{"type":"nope","state":"open"}"#,
+            r#"{ "type":"status","state":"open"}"#,
+            r#"{"state":"open","type":"status"}"#,
+            r#"{"type":"status""#,
+        ];
+        for line in lines {
+            let fast = parse_line::<ConnectorEvent>(line.as_bytes(), 1);
+            // What the typed parse alone says, with the error classified the same way.
+            let slow = serde_json::from_str::<ConnectorEvent>(line)
+                .map_err(|e| classify::<ConnectorEvent>(line, e, 1));
+            assert_eq!(fast, slow, "{line}");
+        }
+        assert_eq!(leading_type(r#"{"type":"status","x":1}"#), Some("status"));
+        assert_eq!(leading_type(r#"{"type":"status","type":"qr"}"#), None);
+        assert_eq!(leading_type(r#"{"type":"st\"x"}"#), None);
     }
 
     #[test]

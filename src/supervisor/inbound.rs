@@ -111,6 +111,11 @@ impl Gatekeeper {
         }
     }
 
+    /// Writes out what the duplicate window buffered: called after each batch of lines.
+    pub fn flush(&mut self) {
+        self.dedup.flush();
+    }
+
     pub fn admit(&mut self, msg: &InboundMessage, now: f64) -> Admission {
         // The alternate id on the message is a mapping the connector saw.
         if let Some(alt) = &msg.sender_alt {

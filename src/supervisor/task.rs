@@ -19,7 +19,7 @@ use bridge_protocol::message::{
 };
 use bridge_protocol::{EncodeError, JsonLinesCodec, LineError, PROTOCOL_VERSION, encode_line};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use nix::sys::signal::Signal;
 use std::os::unix::process::ExitStatusExt;
 use tokio::process::{Child, ChildStdout};
@@ -45,6 +45,12 @@ const UNACKED_LIMIT: usize = 1_000;
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// Lines buffered toward the child's stdin writer.
 const STDIN_BUFFER: usize = 64;
+/// Lines handled in one turn of the loop when the connector wrote many at once: the events
+/// they produce reach the gateway writer together (one wake-up, not one per line), and
+/// commands and timers still get a turn between batches.
+const FRAMES_PER_TURN: usize = 256;
+/// Bytes read from the connector's stdout at a time.
+const READ_BUFFER: usize = 64 * 1024;
 
 type Stdout = FramedRead<ChildStdout, JsonLinesCodec<ConnectorEvent>>;
 type Frame = Option<Result<Result<ConnectorEvent, LineError>, io::Error>>;
@@ -94,12 +100,6 @@ struct Pending {
     written: bool,
 }
 
-enum Outgoing {
-    Event(GatewayEvent),
-    /// An inbound message, already counted as delivered (retracted if it cannot be sent).
-    Inbound(GatewayEvent, String),
-}
-
 pub struct ConnectorTask {
     index: usize,
     name: Arc<str>,
@@ -113,7 +113,11 @@ pub struct ConnectorTask {
     gateway: mpsc::Sender<GatewayEvent>,
     gateway_closed: bool,
     /// Events waiting for room in the gateway channel, in order.
-    outbox: VecDeque<Outgoing>,
+    /// Inbound messages in it are already counted as delivered (retracted if they cannot be
+    /// sent after all).
+    outbox: VecDeque<GatewayEvent>,
+    /// Within a batch of lines: events are gathered in the outbox and sent at its end.
+    batching: bool,
     control: mpsc::Receiver<Control>,
     control_closed: bool,
     shutdown: CancellationToken,
@@ -164,6 +168,7 @@ impl ConnectorTask {
             gateway: p.gateway,
             gateway_closed: false,
             outbox: VecDeque::new(),
+            batching: false,
             control: p.control,
             control_closed: false,
             shutdown: p.shutdown,
@@ -212,7 +217,7 @@ impl ConnectorTask {
                 permit = gateway.reserve_owned(), if outbox_waiting && !self.gateway_closed => {
                     self.flush_outbox(permit.ok());
                 }
-                frame = next_frame(&mut self.stdout), if read_stdout => self.on_frame(frame),
+                frame = next_frame(&mut self.stdout), if read_stdout => self.on_frames(frame),
                 status = wait_child(&mut self.process), if running => self.on_exit(status),
                 _ = sleep_until(timer_at), if timer_at.is_some() => self.on_timer(),
                 permit = reserve(stdin), if can_write => self.write_next(permit),
@@ -264,9 +269,10 @@ impl ConnectorTask {
             self.name.clone(),
         ));
         self.stdin = Some(stdin_tx);
-        self.stdout = Some(FramedRead::new(
+        self.stdout = Some(FramedRead::with_capacity(
             spawned.stdout,
             JsonLinesCodec::with_max_line_bytes(self.cfg.max_line_bytes),
+            READ_BUFFER,
         ));
         self.process = Some(Process {
             child: spawned.child,
@@ -605,6 +611,25 @@ impl ConnectorTask {
 
     // ---- stdout -----------------------------------------------------------------------------
 
+    /// Handles `first` and then every line that is ready without waiting, up to a bound.
+    fn on_frames(&mut self, first: Frame) {
+        self.batching = true;
+        self.on_frame(first);
+        for _ in 1..FRAMES_PER_TURN {
+            let Some(stdout) = self.stdout.as_mut() else {
+                break;
+            };
+            // Polled once without a waker of ours: `select!` registers one on the next turn.
+            match stdout.next().now_or_never() {
+                Some(frame) => self.on_frame(frame),
+                None => break,
+            }
+        }
+        self.batching = false;
+        self.gatekeeper.flush();
+        self.send_outbox();
+    }
+
     fn on_frame(&mut self, frame: Frame) {
         match frame {
             None => self.stdout = None,
@@ -656,25 +681,25 @@ impl ConnectorTask {
                 self.log
                     .board()
                     .update(self.index, |c| c.connection = Some(copy));
-                self.push(Outgoing::Event(GatewayEvent::Connection {
+                self.push(GatewayEvent::Connection {
                     connector: self.name.to_string(),
                     status,
-                }));
+                });
             }
             ConnectorEvent::Qr(qr) => {
                 self.log.emit(Some(&self.name), &Event::QrReceived);
-                self.push(Outgoing::Event(GatewayEvent::Qr {
+                self.push(GatewayEvent::Qr {
                     connector: self.name.to_string(),
                     data: qr.data,
                     expires_in_ms: qr.expires_in_ms,
-                }));
+                });
             }
             ConnectorEvent::LinkCode(code) => {
                 self.log.emit(Some(&self.name), &Event::LinkCodeReceived);
-                self.push(Outgoing::Event(GatewayEvent::LinkCode {
+                self.push(GatewayEvent::LinkCode {
                     connector: self.name.to_string(),
                     code: code.code,
-                }));
+                });
             }
             ConnectorEvent::Account(account) => {
                 self.gatekeeper.set_account(&account);
@@ -685,10 +710,10 @@ impl ConnectorTask {
                         lid: account.lid.as_deref().map(|l| self.log.id(l)),
                     },
                 );
-                self.push(Outgoing::Event(GatewayEvent::Account {
+                self.push(GatewayEvent::Account {
                     connector: self.name.to_string(),
                     account,
-                }));
+                });
             }
             ConnectorEvent::LidMapping(mapping) => {
                 self.gatekeeper.learn_mapping(&mapping.lid, &mapping.phone);
@@ -711,10 +736,10 @@ impl ConnectorTask {
                         status: receipt.status,
                     },
                 );
-                self.push(Outgoing::Event(GatewayEvent::Receipt {
+                self.push(GatewayEvent::Receipt {
                     connector: self.name.to_string(),
                     receipt,
-                }));
+                });
             }
             ConnectorEvent::Result(result) => self.on_result(result),
         }
@@ -802,9 +827,7 @@ impl ConnectorTask {
             .update(self.index, |c| c.commands.rejected += 1);
         if let Origin::Gateway(id) = origin {
             let error = self.error_body(code, false);
-            self.push(Outgoing::Event(GatewayEvent::Result(CommandResult::err(
-                id, error,
-            ))));
+            self.push(GatewayEvent::Result(CommandResult::err(id, error)));
         }
     }
 
@@ -837,12 +860,8 @@ impl ConnectorTask {
         self.log
             .decision(self.index, &self.name, &message, outcome, reason);
         if outcome == Outcome::Delivered {
-            let id = message.id.clone();
             let connector = self.name.to_string();
-            self.push(Outgoing::Inbound(
-                GatewayEvent::Inbound { connector, message },
-                id,
-            ));
+            self.push(GatewayEvent::Inbound { connector, message });
         }
         if let Some((code, text)) = admission.alert {
             self.alert(Severity::Warning, code, text);
@@ -970,7 +989,7 @@ impl ConnectorTask {
             Ok(data) => CommandResult::ok(id, data),
             Err(error) => CommandResult::err(id, error),
         };
-        self.push(Outgoing::Event(GatewayEvent::Result(result)));
+        self.push(GatewayEvent::Result(result));
     }
 
     /// A sent message whose fate is unknown: the connector can no longer report its ack.
@@ -990,10 +1009,7 @@ impl ConnectorTask {
             status,
         };
         let connector = self.name.to_string();
-        self.push(Outgoing::Event(GatewayEvent::Receipt {
-            connector,
-            receipt,
-        }));
+        self.push(GatewayEvent::Receipt { connector, receipt });
     }
 
     /// The process died: commands it may have acted on get an explicit "unconfirmed" failure;
@@ -1040,13 +1056,13 @@ impl ConnectorTask {
         self.log.board().update(self.index, |c| c.state = state);
         self.log
             .emit(Some(&self.name), &Event::ConnectorState { state, restarts });
-        self.push(Outgoing::Event(GatewayEvent::ConnectorState {
+        self.push(GatewayEvent::ConnectorState {
             connector: self.name.to_string(),
             state,
             pid,
             restarts,
             exit,
-        }));
+        });
     }
 
     fn alert(&mut self, severity: Severity, code: &str, message: String) {
@@ -1059,35 +1075,42 @@ impl ConnectorTask {
                 message: &message,
             },
         );
-        self.push(Outgoing::Event(GatewayEvent::Alert {
+        self.push(GatewayEvent::Alert {
             connector: Some(self.name.to_string()),
             severity,
             code: code.to_owned(),
             message,
-        }));
+        });
     }
 
-    fn push(&mut self, item: Outgoing) {
+    fn push(&mut self, item: GatewayEvent) {
         if self.gateway_closed {
             self.drop_undeliverable(item);
             return;
         }
-        if self.outbox.is_empty() {
-            let event = match item {
-                Outgoing::Event(e) | Outgoing::Inbound(e, _) => e,
-            };
-            match self.gateway.try_send(event) {
+        let was_empty = self.outbox.is_empty();
+        self.outbox.push_back(item);
+        if was_empty && !self.batching {
+            self.send_outbox();
+        }
+    }
+
+    /// Moves events from the outbox into the gateway channel while it has room; the rest wait
+    /// for `flush_outbox` (and stdout is not read meanwhile).
+    fn send_outbox(&mut self) {
+        while let Some(item) = self.outbox.pop_front() {
+            match self.gateway.try_send(item) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.outbox.push_back(rewrap(event));
+                    self.outbox.push_front(event);
+                    return;
                 }
                 Err(mpsc::error::TrySendError::Closed(event)) => {
+                    self.outbox.push_front(event);
                     self.on_gateway_closed();
-                    self.drop_undeliverable(rewrap(event));
+                    return;
                 }
             }
-        } else {
-            self.outbox.push_back(item);
         }
     }
 
@@ -1099,16 +1122,16 @@ impl ConnectorTask {
         let Some(first) = self.outbox.pop_front() else {
             return;
         };
-        let sender = permit.send(unwrap(first));
+        let sender = permit.send(first);
         while let Some(next) = self.outbox.pop_front() {
-            match sender.try_send(unwrap(next)) {
+            match sender.try_send(next) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.outbox.push_front(rewrap(event));
+                    self.outbox.push_front(event);
                     break;
                 }
                 Err(mpsc::error::TrySendError::Closed(event)) => {
-                    self.outbox.push_front(rewrap(event));
+                    self.outbox.push_front(event);
                     self.on_gateway_closed();
                     break;
                 }
@@ -1125,9 +1148,9 @@ impl ConnectorTask {
 
     /// An event the gateway can no longer receive: inbound messages move from delivered to
     /// failed in the ledger; everything else is already in `bridge.log`.
-    fn drop_undeliverable(&mut self, item: Outgoing) {
-        if let Outgoing::Inbound(_, id) = item {
-            self.retract_delivery(&id);
+    fn drop_undeliverable(&mut self, item: GatewayEvent) {
+        if let GatewayEvent::Inbound { message, .. } = item {
+            self.retract_delivery(&message.id);
         }
     }
 
@@ -1157,37 +1180,15 @@ impl ConnectorTask {
                 self.drop_undeliverable(item);
                 continue;
             }
-            let (event, id) = match item {
-                Outgoing::Event(e) => (e, None),
-                Outgoing::Inbound(e, id) => (e, Some(id)),
-            };
-            if self.gateway.send(event).await.is_err() {
+            if let Err(mpsc::error::SendError(item)) = self.gateway.send(item).await {
                 self.gateway_closed = true;
-                if let Some(id) = id {
-                    self.retract_delivery(&id);
-                }
+                self.drop_undeliverable(item);
             }
         }
     }
 
     fn set_timer(&mut self, after: Duration, timer: Timer) {
         self.timer = Some((tokio::time::Instant::now() + after, timer));
-    }
-}
-
-fn rewrap(event: GatewayEvent) -> Outgoing {
-    match event {
-        GatewayEvent::Inbound { ref message, .. } => {
-            let id = message.id.clone();
-            Outgoing::Inbound(event, id)
-        }
-        other => Outgoing::Event(other),
-    }
-}
-
-fn unwrap(item: Outgoing) -> GatewayEvent {
-    match item {
-        Outgoing::Event(e) | Outgoing::Inbound(e, _) => e,
     }
 }
 

@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::write_atomic;
+use crate::fsutil::{Durability, replace_file};
 
 /// Message keys remembered per connector.
 pub const WINDOW: usize = 20_000;
@@ -143,7 +143,10 @@ impl Dedup {
             text.push_str(key);
             text.push('\n');
         }
-        if write_atomic(&self.path, text.as_bytes()).is_ok() {
+        // Not synced: the window is an optimisation, and a flood would otherwise wait for the
+        // disk every `capacity` messages. A file lost to a power cut means duplicates may be
+        // delivered once more, nothing worse.
+        if replace_file(&self.path, text.as_bytes(), Durability::Unsynced).is_ok() {
             self.lines = self.order.len();
             self.file = OpenOptions::new()
                 .append(true)

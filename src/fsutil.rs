@@ -59,6 +59,20 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), PathError> {
 /// Writes `data` to `path` atomically (temp file, fsync, rename) with mode 0600, so a reader
 /// or a crash never sees a half-written file.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), PathError> {
+    replace_file(path, data, Durability::Synced)
+}
+
+/// Whether `replace_file` waits for the data to reach the disk before the rename.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    Synced,
+    /// For files that are only an optimisation (the duplicate window): a reader never sees a
+    /// half-written file, but after a power loss the file may be empty.
+    Unsynced,
+}
+
+/// Replaces `path` with `data` through a temp file and a rename, mode 0600.
+pub fn replace_file(path: &Path, data: &[u8], durability: Durability) -> Result<(), PathError> {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new()
@@ -68,7 +82,9 @@ pub fn write_atomic(path: &Path, data: &[u8]) -> Result<(), PathError> {
             .mode(0o600)
             .open(&tmp)?;
         file.write_all(data)?;
-        file.sync_all()?;
+        if durability == Durability::Synced {
+            file.sync_all()?;
+        }
         fs::rename(&tmp, path)
     })();
     result.map_err(|e| {

@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use bridge_protocol::gateway::{GatewayEvent, GatewayRequest, PairingRequest, Route};
 use bridge_protocol::message::{CommandResult, ErrorBody};
-use bridge_protocol::{JsonLinesCodec, LineError};
-use bytes::BytesMut;
+use bridge_protocol::{JsonLinesCodec, LineError, append_line};
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_util::codec::{Encoder, FramedRead};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventLog};
@@ -170,8 +169,7 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
     connectors: Vec<String>,
     shutdown: CancellationToken,
 ) {
-    let mut codec = JsonLinesCodec::<GatewayEvent>::with_max_line_bytes(max_line_bytes);
-    let mut buf = BytesMut::with_capacity(WRITE_BATCH_BYTES);
+    let mut buf = Vec::with_capacity(WRITE_BATCH_BYTES);
     let mut broken = false;
     let index_of = |name: &str| connectors.iter().position(|c| c == name);
     while let Some(first) = events.recv().await {
@@ -179,7 +177,7 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
         while let Some(event) = next.take() {
             if broken {
                 retract_if_inbound(&log, &event, &index_of);
-            } else if let Err(e) = codec.encode(&event, &mut buf) {
+            } else if let Err(e) = append_line(&event, &mut buf, max_line_bytes) {
                 // Only an event over the gateway's line limit gets here (a huge inbound text).
                 log.emit(
                     None,

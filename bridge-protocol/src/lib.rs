@@ -6,7 +6,9 @@ pub mod error;
 pub mod gateway;
 pub mod message;
 
-pub use codec::{DEFAULT_MAX_LINE_BYTES, EncodeError, JsonLinesCodec, encode_line, parse_line};
+pub use codec::{
+    DEFAULT_MAX_LINE_BYTES, EncodeError, JsonLinesCodec, append_line, encode_line, parse_line,
+};
 pub use error::LineError;
 pub use message::Message;
 

@@ -407,7 +407,7 @@ fn main() {
     // 1. Throughput: a flood of N messages, in alternating rounds so that a burst of load from
     // elsewhere on a shared machine hits all three paths alike; the median round counts.
     const N: usize = 200_000;
-    const ROUNDS: usize = 3;
+    const ROUNDS: usize = 5;
     let flood = args(&["--emit", &N.to_string(), "--stamp"]);
     eprintln!("throughput: cat, relay, bridgekeeper ({N} messages each, {ROUNDS} rounds)…");
     let (mut cat, mut relay, mut ours) = (Vec::new(), Vec::new(), Vec::new());

@@ -159,8 +159,9 @@ impl Reader {
 }
 
 /// Writes events to the gateway in batches until every sender is gone. If the gateway stops
-/// reading (broken pipe), the daemon shuts down, and inbound messages still queued are moved
-/// from delivered to failed in the ledger.
+/// reading (broken pipe), the daemon shuts down, and inbound messages in the batch whose write
+/// failed and all still queued are moved from delivered to failed in the ledger: whether the
+/// gateway read any of that batch cannot be known, so none of it counts as delivered.
 pub async fn write_events<W: AsyncWrite + Unpin>(
     mut output: W,
     mut events: mpsc::Receiver<GatewayEvent>,
@@ -170,6 +171,8 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
     shutdown: CancellationToken,
 ) {
     let mut buf = Vec::with_capacity(WRITE_BATCH_BYTES);
+    // The events whose lines are in `buf`, kept until the write succeeded.
+    let mut batch: Vec<GatewayEvent> = Vec::new();
     let mut broken = false;
     let index_of = |name: &str| connectors.iter().position(|c| c == name);
     while let Some(first) = events.recv().await {
@@ -186,13 +189,14 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
                     },
                 );
                 retract_if_inbound(&log, &event, &index_of);
+            } else {
+                batch.push(event);
             }
             if buf.len() < WRITE_BATCH_BYTES {
                 next = events.try_recv().ok();
             }
         }
-        if broken || buf.is_empty() {
-            buf.clear();
+        if buf.is_empty() {
             continue;
         }
         let written = async {
@@ -208,9 +212,13 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
                     error: e.to_string(),
                 },
             );
+            for event in &batch {
+                retract_if_inbound(&log, event, &index_of);
+            }
             broken = true;
             shutdown.cancel();
         }
+        batch.clear();
     }
 }
 
@@ -283,5 +291,72 @@ fn retract_if_inbound(
                 reason: FailReason::GatewayClosed.as_str(),
             },
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LogConfig;
+    use crate::ledger::Outcome;
+    use crate::status::StatusBoard;
+    use bridge_protocol::message::InboundMessage;
+    use std::io;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    /// A gateway that has closed its end: every write fails.
+    struct Closed;
+
+    impl AsyncWrite for Closed {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn messages_in_a_batch_whose_write_failed_are_not_counted_as_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let board = StatusBoard::new(dir.path().join("status.json"), &["wa"]);
+        let cfg = LogConfig {
+            path: dir.path().join("bridge.log"),
+            max_bytes: 1 << 20,
+            keep: 1,
+            debug: false,
+        };
+        let log = EventLog::open(&cfg, board.clone()).unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        for i in 0..3 {
+            let message: InboundMessage = serde_json::from_value(serde_json::json!({
+                "id": format!("M{i}"), "chat": "1@s.whatsapp.net", "sender": "1@s.whatsapp.net",
+                "timestamp": 1
+            }))
+            .unwrap();
+            board.record(0, Outcome::Delivered);
+            tx.send(GatewayEvent::Inbound {
+                connector: "wa".into(),
+                message: Box::new(message),
+            })
+            .await
+            .unwrap();
+        }
+        drop(tx);
+        let shutdown = CancellationToken::new();
+        let names = vec!["wa".to_owned()];
+        write_events(Closed, rx, 1 << 20, log, names, shutdown.clone()).await;
+        assert!(shutdown.is_cancelled());
+        let ledger = board.snapshot().connectors[0].ledger.clone();
+        assert_eq!(ledger.delivered, 0, "{ledger:?}");
+        assert_eq!(ledger.failed.get("gateway_closed"), Some(&3), "{ledger:?}");
     }
 }

@@ -1,6 +1,7 @@
-//! Fault tests: the connector SIGKILLed mid-flood with sends in flight, a full disk under the
-//! log, unusable state and pairing directories. (SIGKILLing the supervisor, crash loops and
-//! corrupt credentials are covered in cli.rs, supervisor.rs and node-bridge's session tests.)
+//! Fault tests: the connector SIGKILLed mid-flood with sends in flight, a gateway that stops
+//! reading mid-flood, a full disk under the log, unusable state and pairing directories.
+//! (SIGKILLing the supervisor, crash loops and corrupt credentials are covered in cli.rs,
+//! supervisor.rs and node-bridge's session tests.)
 
 use std::collections::HashSet;
 
@@ -216,4 +217,82 @@ async fn an_unwritable_pairing_store_fails_visibly_and_the_daemon_goes_on() {
     let pong = d.request(json!({"type": "ping", "connector": "wa"})).await;
     assert!(pong.ok);
     d.stop().await;
+}
+
+/// A gateway that stops reading mid-flood (closes its end of our stdout): the daemon notices on
+/// its next write, says so in bridge.log, stops its connector and exits; the ledger still
+/// accounts for every message it read, the unwritten ones as failed, not delivered.
+#[test]
+fn a_gateway_that_stops_reading_mid_flood_ends_the_run_and_unwritten_messages_are_failed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pids");
+    let config = crate::support::write_config(
+        dir.path(),
+        &[connector(
+            "flood",
+            &["--emit", "200000", "--pid-file", pid_file.to_str().unwrap()],
+            "",
+        )],
+    );
+    let mut daemon = Command::new(crate::support::BRIDGEKEEPER)
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(daemon.stdout.take().unwrap()).lines();
+    let mut read = 0;
+    while read < 2_000 {
+        let line = lines.next().expect("the link ended early").unwrap();
+        read += usize::from(line.starts_with(r#"{"type":"inbound""#));
+    }
+    drop(lines); // the gateway stops reading; stdin stays open
+
+    let deadline = std::time::Instant::now() + crate::support::PATIENCE;
+    let exit = loop {
+        if let Some(status) = daemon.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon kept running"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(
+        exit.success(),
+        "a closed gateway is a shutdown, not a crash: {exit}"
+    );
+    let connector_pid = crate::support::pids(&pid_file)[0].1;
+    assert!(
+        !crate::support::alive(connector_pid),
+        "the connector was stopped"
+    );
+
+    let state = dir.path().join("state");
+    let status = bridgekeeper::status::read_status_file(&state.join("status.json")).unwrap();
+    let ledger = &status.connectors[0].ledger;
+    assert_eq!(ledger.unaccounted(), 0, "{ledger:?}");
+    assert!(
+        ledger.received < 200_000,
+        "the flood was cut short: {ledger:?}"
+    );
+    let failed = ledger.failed.get("gateway_closed").copied().unwrap_or(0);
+    assert!(failed > 0, "unwritten messages are failed: {ledger:?}");
+    let events = crate::support::log_events(&state);
+    assert!(events.iter().any(|e| e["event"] == "gateway_write_failed"));
+    let retracted = events
+        .iter()
+        .filter(|e| e["event"] == "delivery_retracted" && e["reason"] == "gateway_closed")
+        .count() as u64;
+    // Failed at once (decided after the close) or retracted after being counted delivered.
+    assert!(
+        retracted <= failed && retracted > 0,
+        "{retracted} retracted, {failed} failed"
+    );
 }

@@ -1122,21 +1122,9 @@ impl ConnectorTask {
         let Some(first) = self.outbox.pop_front() else {
             return;
         };
-        let sender = permit.send(first);
-        while let Some(next) = self.outbox.pop_front() {
-            match sender.try_send(next) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.outbox.push_front(event);
-                    break;
-                }
-                Err(mpsc::error::TrySendError::Closed(event)) => {
-                    self.outbox.push_front(event);
-                    self.on_gateway_closed();
-                    break;
-                }
-            }
-        }
+        // The channel had room for this one; the rest follow while it has more.
+        permit.send(first);
+        self.send_outbox();
     }
 
     fn on_gateway_closed(&mut self) {

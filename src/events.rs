@@ -180,6 +180,14 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         rule: Option<usize>,
     },
+    /// Requests the HTTP API refused because a browser could have sent them cross-site
+    /// (logged once a minute at most; `refused` counts every one since the start).
+    HttpRefused {
+        reason: &'static str,
+        method: &'a str,
+        path: &'a str,
+        refused: u64,
+    },
     /// An alert could not be queued for an operator target.
     AlertUndeliverable {
         chat: LogId<'a>,

@@ -32,6 +32,7 @@ struct Setup {
     token: Option<&'static str>,
     read_receipts: bool,
     max_len: usize,
+    max_parts: usize,
     inbox: usize,
 }
 
@@ -43,6 +44,7 @@ impl Default for Setup {
             token: None,
             read_receipts: true,
             max_len: 4096,
+            max_parts: 32,
             inbox: 1000,
         }
     }
@@ -73,6 +75,7 @@ impl Legacy {
             send_read_receipts: setup.read_receipts,
             reply_prefix: "PREFIX ".into(),
             max_message_length: setup.max_len,
+            max_parts: setup.max_parts,
             chunk_delay: Duration::from_millis(10),
             send_timeout: Duration::from_secs(10),
             token: setup.token.map(str::to_owned),
@@ -223,6 +226,204 @@ async fn the_optional_token_is_required_when_set() {
         None,
     );
     assert_eq!(header.status, 200);
+    // The scheme is case-insensitive (RFC 9110).
+    for scheme in ["bearer", "BEARER"] {
+        let auth = format!("{scheme} s3cret");
+        let r = request(
+            &l.addr,
+            "GET",
+            "/messages",
+            Some("localhost"),
+            &[("Authorization", &auth)],
+            None,
+        );
+        assert_eq!(r.status, 200, "{scheme}");
+    }
+    l.stop().await;
+}
+
+// A web page in the operator's browser can reach 127.0.0.1 without a CORS preflight ("simple
+// requests"): none of those may send, edit, type, mark read or drain the inbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_a_browser_could_send_cross_site_never_act() {
+    let l = Legacy::start(Setup::default()).await;
+    let chat = "15551234567@s.whatsapp.net";
+    l.inject(json!({"sender": chat, "text": "waiting for hermes"}));
+    let addr = l.addr.clone();
+    wait_for("one queued", || {
+        call(&addr, "GET", "/health", None).json()["queueLength"] == 1
+    })
+    .await;
+    let file = l._dir.path().join("photo.jpg");
+    std::fs::write(&file, b"jpeg").unwrap();
+    let bodies = [
+        (
+            "/send",
+            json!({"chatId": chat, "message": "from a web page"}),
+        ),
+        (
+            "/edit",
+            json!({"chatId": chat, "messageId": "M1", "message": "x"}),
+        ),
+        ("/send-media", json!({"chatId": chat, "filePath": file})),
+        ("/typing", json!({"chatId": chat})),
+        (
+            "/read",
+            json!({"key": {"remoteJid": chat, "id": "M1", "fromMe": false}}),
+        ),
+    ];
+    let json_ct = ("Content-Type", "application/json");
+    let header_variants: [(&[(&str, &str)], u16); 7] = [
+        (&[("Content-Type", "text/plain")], 415),
+        (&[("Content-Type", "text/plain;charset=UTF-8")], 415),
+        (
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            415,
+        ),
+        (&[("Content-Type", "multipart/form-data; boundary=x")], 415),
+        (&[json_ct, ("Origin", "https://evil.example")], 403),
+        (&[json_ct, ("Origin", "null")], 403),
+        (&[json_ct, ("Sec-Fetch-Site", "cross-site")], 403),
+    ];
+    let mut refused = 0;
+    for (path, body) in &bodies {
+        for (headers, status) in header_variants
+            .iter()
+            .chain([(&[json_ct, ("Sec-Fetch-Site", "same-site")][..], 403)].iter())
+        {
+            let r = request(
+                &l.addr,
+                "POST",
+                path,
+                Some("localhost:3000"),
+                headers,
+                Some(&body.to_string()),
+            );
+            assert_eq!(r.status, *status, "{path} {headers:?}: {}", r.body);
+            assert!(r.json()["error"].is_string(), "{path} {headers:?}");
+            assert!(
+                !r.head.to_ascii_lowercase().contains("access-control-allow"),
+                "no CORS headers: {}",
+                r.head
+            );
+            refused += 1;
+        }
+    }
+    for headers in [
+        &[("Origin", "https://evil.example")][..],
+        &[("Origin", "null")],
+        &[("Sec-Fetch-Site", "cross-site")],
+        &[
+            ("Sec-Fetch-Site", "same-site"),
+            ("Sec-Fetch-Mode", "no-cors"),
+        ],
+    ] {
+        let r = request(
+            &l.addr,
+            "GET",
+            "/messages",
+            Some("127.0.0.1:3000"),
+            headers,
+            None,
+        );
+        assert_eq!(r.status, 403, "{headers:?}: {}", r.body);
+        refused += 1;
+    }
+    // A preflight gets no permission either.
+    let preflight = request(
+        &l.addr,
+        "OPTIONS",
+        "/send",
+        Some("localhost"),
+        &[
+            ("Origin", "https://evil.example"),
+            ("Access-Control-Request-Method", "POST"),
+        ],
+        None,
+    );
+    assert!(
+        !preflight
+            .head
+            .to_ascii_lowercase()
+            .contains("access-control-allow")
+    );
+    refused += 1;
+
+    assert!(
+        l.sent().iter().all(|c| !matches!(
+            c.command.type_name(),
+            "send_text" | "edit" | "send_media" | "typing" | "read"
+        )),
+        "a refused request reached the connector: {:?}",
+        l.sent()
+    );
+    let h = l.get("/health").json();
+    assert_eq!(h["queueLength"], 1, "nothing drained");
+    assert_eq!(h["bridgekeeper"]["refusedCrossSite"], refused);
+    // The legitimate client (JSON, no Origin; a loopback page's Origin too) still works.
+    let polled = l.get("/messages").json();
+    assert_eq!(polled[0]["body"], "waiting for hermes");
+    assert_eq!(
+        l.post("/send", json!({"chatId": chat, "message": "hi"}))
+            .status,
+        200
+    );
+    let local_page = request(
+        &l.addr,
+        "POST",
+        "/typing",
+        Some("localhost"),
+        &[
+            ("Origin", "http://localhost:3000"),
+            ("Sec-Fetch-Site", "same-origin"),
+        ],
+        Some(&json!({"chatId": chat}).to_string()),
+    );
+    assert_eq!(local_page.status, 200, "{}", local_page.body);
+    let log = l.stop().await;
+    let logged: Vec<&Value> = log
+        .iter()
+        .filter(|e| e["event"] == "http_refused")
+        .collect();
+    assert_eq!(logged.len(), 1, "once a minute at most: {logged:?}");
+    assert_eq!(logged[0]["reason"], "not_json");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_many_parts_or_too_large_a_body_is_413_in_json() {
+    let l = Legacy::start(Setup {
+        max_len: 10,
+        max_parts: 3,
+        ..Setup::default()
+    })
+    .await;
+    let chat = "15551234567@s.whatsapp.net";
+    let long = l.post(
+        "/send",
+        json!({"chatId": chat, "message": "aaaa bbbb cccc dddd eeee ffff gggg"}),
+    );
+    assert_eq!(long.status, 413, "{}", long.body);
+    let message = long.json()["error"].as_str().unwrap().to_owned();
+    assert!(message.contains("the limit is 3"), "{message}");
+    assert!(
+        l.sent()
+            .iter()
+            .all(|c| c.command.type_name() != "send_text"),
+        "nothing sent"
+    );
+    let three = l.post(
+        "/send",
+        json!({"chatId": chat, "message": "aaaa bbbb cccc"}),
+    );
+    assert_eq!(three.status, 200, "{}", three.body);
+    let huge = "x".repeat(3 * 1024 * 1024);
+    let body = json!({"chatId": chat, "message": huge}).to_string();
+    let r = call(&l.addr, "POST", "/send", Some(&body));
+    assert_eq!(r.status, 413);
+    assert!(r.json()["error"].is_string(), "{}", r.body);
+    let wrong_method = call(&l.addr, "GET", "/send", None);
+    assert_eq!(wrong_method.status, 405);
+    assert!(wrong_method.json()["error"].is_string());
     l.stop().await;
 }
 

@@ -7,7 +7,8 @@
 //! that also reports the ledger and the connector, and an inbox that never drops silently.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -26,6 +27,7 @@ use subtle::ConstantTimeEq;
 
 use super::client::{CallError, LinkClient};
 use super::shape::chunk;
+use crate::events::Event;
 
 pub struct Api {
     pub client: Arc<LinkClient>,
@@ -37,10 +39,16 @@ pub struct Api {
     pub self_chat: bool,
     pub reply_prefix: String,
     pub max_message_length: usize,
+    /// The most WhatsApp messages one `/send` may become (413 past it).
+    pub max_parts: usize,
     pub chunk_delay: Duration,
     pub send_timeout: Duration,
     pub token: Option<String>,
     pub started: Instant,
+    /// Requests refused as possibly cross-site (see `cross_site`).
+    pub refused: AtomicU64,
+    /// When a refusal was last written to bridge.log (once a minute at most).
+    pub refusal_logged: Mutex<Option<Instant>>,
 }
 
 const LOOPBACK_HOSTS: [&str; 4] = ["localhost", "127.0.0.1", "[::1]", "::1"];
@@ -59,6 +67,7 @@ pub fn router(api: Arc<Api>) -> Router {
         .route("/chat/{id}", get(chat))
         .fallback(|| async { error(StatusCode::NOT_FOUND, "Not found") })
         .layer(middleware::from_fn_with_state(api.clone(), guard))
+        .layer(middleware::map_response(json_errors))
         .with_state(api)
 }
 
@@ -69,6 +78,24 @@ fn reply(status: StatusCode, body: Value) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// axum's own rejections (body too large, wrong method, bad path) answer in plain text or
+/// with no body; every error the API gives is JSON like the others.
+async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if status.is_success() || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 4096).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).trim().to_owned(),
+        _ => status.canonical_reason().unwrap_or("Error").to_owned(),
+    };
+    reply(status, json!({ "error": text }))
 }
 
 /// An error answer in the old bridge's shape: `{"error": "..."}` with a status code.
@@ -120,7 +147,8 @@ fn host_name(host: &str) -> &str {
     }
 }
 
-/// Loopback Host header (DNS-rebinding defence, as in the old bridge), then the optional token.
+/// Loopback Host header (DNS-rebinding defence, as in the old bridge), then the cross-site
+/// checks, then the optional token.
 async fn guard(State(api): State<Arc<Api>>, request: Request, next: Next) -> Response {
     let Some(host) = request
         .headers()
@@ -136,6 +164,10 @@ async fn guard(State(api): State<Arc<Api>>, request: Request, next: Next) -> Res
         )
         .into_response();
     }
+    if let Some(refusal) = cross_site(request.method(), request.headers()) {
+        api.note_refusal(refusal, request.method().as_str(), request.uri().path());
+        return error(refusal.status(), refusal.message()).into_response();
+    }
     if let Some(token) = &api.token
         && !token_matches(request.headers(), token)
     {
@@ -144,11 +176,132 @@ async fn guard(State(api): State<Arc<Api>>, request: Request, next: Next) -> Res
     next.run(request).await
 }
 
+/// Why a request that a web page could have sent was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CrossSite {
+    /// An `Origin` that is not a loopback page (`null` included).
+    ForeignOrigin,
+    /// `Sec-Fetch-Site: cross-site` or `same-site`.
+    FetchSite,
+    /// A request that changes state without an `application/json` body: a browser sends
+    /// `text/plain`, form and multipart bodies cross-site without asking first.
+    NotJson,
+}
+
+impl CrossSite {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ForeignOrigin => "foreign_origin",
+            Self::FetchSite => "cross_site_fetch",
+            Self::NotJson => "not_json",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            Self::NotJson => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::FORBIDDEN,
+        }
+    }
+
+    fn message(self) -> &'static str {
+        match self {
+            Self::ForeignOrigin => {
+                "Requests from web pages are refused: the Origin is not a loopback page"
+            }
+            Self::FetchSite => "Requests from other sites are refused (Sec-Fetch-Site)",
+            Self::NotJson => "Content-Type must be application/json",
+        }
+    }
+}
+
+/// The checks that keep a web page open in the operator's browser from acting through the
+/// API. The Hermes adapter (aiohttp, `application/json`, no `Origin`) passes all of them.
+pub fn cross_site(method: &axum::http::Method, headers: &HeaderMap) -> Option<CrossSite> {
+    if let Some(origin) = headers.get(header::ORIGIN)
+        && !origin.to_str().is_ok_and(is_loopback_origin)
+    {
+        return Some(CrossSite::ForeignOrigin);
+    }
+    let fetch_site = headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_ascii_lowercase());
+    if matches!(fetch_site.as_deref(), Some("cross-site" | "same-site")) {
+        return Some(CrossSite::FetchSite);
+    }
+    let changes_state = !matches!(
+        *method,
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if changes_state && !is_json(headers) {
+        return Some(CrossSite::NotJson);
+    }
+    None
+}
+
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `http://localhost:3000`, `http://127.0.0.1`, `http://[::1]:8080`; not `null`, not a name
+/// that merely starts with `localhost`.
+fn is_loopback_origin(origin: &str) -> bool {
+    let Some(rest) = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    !rest.contains('/') && LOOPBACK_HOSTS.contains(&host_name(rest))
+}
+
+impl Api {
+    fn note_refusal(&self, refusal: CrossSite, method: &str, path: &str) {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = Instant::now();
+        {
+            let mut last = self
+                .refusal_logged
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|t| now.duration_since(t) < REFUSAL_LOG_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
+        self.client.log().emit(
+            None,
+            &Event::HttpRefused {
+                reason: refusal.as_str(),
+                method,
+                path,
+                refused,
+            },
+        );
+    }
+}
+
+/// Refusals are logged at most this often: a hostile page could otherwise fill the disk.
+const REFUSAL_LOG_INTERVAL: Duration = Duration::from_secs(60);
+
+/// `Bearer TOKEN`, the scheme in any case (RFC 9110 §11.1).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
 fn token_matches(headers: &HeaderMap, token: &str) -> bool {
     let given = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(bearer_token)
         .or_else(|| headers.get("x-bridge-token").and_then(|v| v.to_str().ok()));
     given
         .is_some_and(|g| g.len() == token.len() && bool::from(g.as_bytes().ct_eq(token.as_bytes())))
@@ -236,8 +389,9 @@ async fn health(State(api): State<Arc<Api>>) -> Answer {
             "ledger": connector.map(|c| &c.ledger),
             "inbox": {
                 "capacity": api.client.inbox_capacity(),
-                "dropped": api.client.dropped.load(std::sync::atomic::Ordering::Relaxed),
+                "dropped": api.client.dropped.load(Ordering::Relaxed),
             },
+            "refusedCrossSite": api.refused.load(Ordering::Relaxed),
         },
     }))
 }
@@ -260,9 +414,21 @@ async fn send(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
     } else {
         message
     };
+    let parts = chunk(&full, api.max_message_length);
+    if parts.len() > api.max_parts {
+        return Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "message too long: it would be {} WhatsApp messages of up to {} characters; the limit is {} (BRIDGEKEEPER_HTTP_MAX_PARTS)",
+                parts.len(),
+                api.max_message_length,
+                api.max_parts
+            ),
+        ));
+    }
     let mut reply_to = text(&v, "replyTo");
     let mut ids = Vec::new();
-    for (i, part) in chunk(&full, api.max_message_length).into_iter().enumerate() {
+    for (i, part) in parts.into_iter().enumerate() {
         if i > 0 {
             tokio::time::sleep(api.chunk_delay).await;
         }
@@ -474,6 +640,43 @@ mod tests {
         assert_eq!(host_name("[::1]:3000"), "[::1]");
         assert_eq!(host_name("::1"), "::1");
         assert_eq!(host_name("evil.example:80"), "evil.example");
+    }
+
+    #[test]
+    fn loopback_origins_only() {
+        for ok in [
+            "http://localhost:3000",
+            "http://127.0.0.1",
+            "http://[::1]:8080",
+        ] {
+            assert!(is_loopback_origin(ok), "{ok}");
+        }
+        for bad in [
+            "null",
+            "https://evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example:3000",
+            "file://",
+            "http://localhost:3000/x",
+            "",
+        ] {
+            assert!(!is_loopback_origin(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn json_content_types() {
+        let with = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, ct.parse().unwrap());
+            is_json(&h)
+        };
+        assert!(with("application/json"));
+        assert!(with("Application/JSON; charset=utf-8"));
+        assert!(!with("text/plain"));
+        assert!(!with("application/json-seq"));
+        assert!(!with("application/x-www-form-urlencoded"));
+        assert!(!is_json(&HeaderMap::new()));
     }
 
     #[test]

@@ -233,6 +233,11 @@ pub async fn run(args: LegacyArgs) -> anyhow::Result<()> {
     serve(config, options, listener, shutdown).await
 }
 
+/// Parts one `/send` may become. The Hermes adapter gives a `/send` 30 s; with the old
+/// bridge's 300 ms between parts about 100 parts fit before it gives up on a half-sent
+/// message. 32 (≈130,000 characters) stays well inside that.
+pub const DEFAULT_MAX_PARTS: usize = 32;
+
 /// The HTTP API's settings, from the old bridge's environment variables.
 pub struct HttpOptions {
     pub session: PathBuf,
@@ -240,6 +245,7 @@ pub struct HttpOptions {
     pub send_read_receipts: bool,
     pub reply_prefix: String,
     pub max_message_length: usize,
+    pub max_parts: usize,
     pub chunk_delay: Duration,
     pub send_timeout: Duration,
     pub token: Option<String>,
@@ -256,6 +262,7 @@ impl HttpOptions {
                 std::env::var("WHATSAPP_REPLY_PREFIX").ok().as_deref(),
             ),
             max_message_length: env_or("WHATSAPP_MAX_MESSAGE_LENGTH", 4096),
+            max_parts: env_or("BRIDGEKEEPER_HTTP_MAX_PARTS", DEFAULT_MAX_PARTS).max(1),
             chunk_delay: Duration::from_millis(env_or("WHATSAPP_CHUNK_DELAY_MS", 300)),
             send_timeout: Duration::from_millis(env_or("WHATSAPP_SEND_TIMEOUT_MS", 60_000)),
             token: std::env::var("BRIDGEKEEPER_HTTP_TOKEN")
@@ -285,10 +292,13 @@ pub async fn serve(
         self_chat,
         reply_prefix: options.reply_prefix,
         max_message_length: options.max_message_length,
+        max_parts: options.max_parts,
         chunk_delay: options.chunk_delay,
         send_timeout: options.send_timeout,
         token: options.token,
         started: Instant::now(),
+        refused: Default::default(),
+        refusal_logged: Default::default(),
     });
     let port = listener.local_addr()?.port();
     eprintln!("bridgekeeper: WhatsApp bridge listening on http://127.0.0.1:{port}");

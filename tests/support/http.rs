@@ -9,6 +9,8 @@ use serde_json::Value;
 
 pub struct Reply {
     pub status: u16,
+    /// The status line and headers.
+    pub head: String,
     pub body: String,
 }
 
@@ -36,10 +38,14 @@ pub fn request(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     if let Some(b) = body {
-        req.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n",
-            b.len()
-        ));
+        // JSON unless the test says otherwise.
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            req.push_str("Content-Type: application/json\r\n");
+        }
+        req.push_str(&format!("Content-Length: {}\r\n", b.len()));
     }
     req.push_str("\r\n");
     if let Some(b) = body {
@@ -67,7 +73,11 @@ pub fn request(
     } else {
         body.to_owned()
     };
-    Reply { status, body }
+    Reply {
+        status,
+        head: head.to_owned(),
+        body,
+    }
 }
 
 fn dechunk(mut body: &str) -> String {

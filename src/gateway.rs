@@ -60,19 +60,38 @@ impl Reader {
     }
 
     async fn on_line_error(&self, error: LineError) {
-        let message = self.log.text(&error.to_string());
+        // The log gets the line's shape, never its text (debug mode excepted).
+        let logged = if self.log.debug() {
+            error.to_string()
+        } else {
+            error.summary()
+        };
         self.log.emit(
             None,
             &Event::GatewayLineError {
                 kind: error.kind(),
                 line: error.line(),
-                message: message.clone(),
+                message: logged,
             },
         );
+        // A request whose id survived still gets its one result.
+        if let Some(id) = error.id() {
+            let body = ErrorBody {
+                code: error.result_code().into(),
+                message: error.summary(),
+                unconfirmed: false,
+            };
+            return self
+                .send(GatewayEvent::Result(CommandResult::err(
+                    id.to_owned(),
+                    body,
+                )))
+                .await;
+        }
         self.send(GatewayEvent::LineError {
             line: error.line(),
             kind: error.kind().to_owned(),
-            message,
+            message: self.log.text(&error.to_string()),
         })
         .await;
     }

@@ -21,6 +21,8 @@ pub enum FailReason {
     SendQueueFull,
     /// The legacy HTTP API's inbound queue was full (nobody polled `/messages`).
     HttpQueueFull,
+    /// The connector's line was longer than its `max_line_bytes`.
+    TooLong,
 }
 
 impl FailReason {
@@ -31,6 +33,7 @@ impl FailReason {
             Self::SendDenied => "send_denied",
             Self::SendQueueFull => "send_queue_full",
             Self::HttpQueueFull => "http_queue_full",
+            Self::TooLong => "too_long",
         }
     }
 }

@@ -3,6 +3,7 @@
 mod cli;
 mod doctor;
 mod faults;
+mod hardening;
 mod legacy;
 mod link;
 mod logs;

@@ -113,6 +113,7 @@ fn classify<T: Message>(text: &str, typed_err: serde_json::Error, line: u64) -> 
                 line,
                 detail: e.to_string(),
                 excerpt: excerpt(text),
+                len: text.len(),
             };
         }
     };
@@ -120,23 +121,90 @@ fn classify<T: Message>(text: &str, typed_err: serde_json::Error, line: u64) -> 
         return LineError::NotAnObject {
             line,
             excerpt: excerpt(text),
+            len: text.len(),
         };
     };
+    let id = object.get("id").and_then(id_text);
     match object.get("type").and_then(|t| t.as_str()) {
         None => LineError::MissingType {
             line,
             excerpt: excerpt(text),
+            id,
+            len: text.len(),
         },
         Some(t) if !T::TYPES.contains(&t) => LineError::UnknownType {
             line,
             type_name: truncate_chars(t, EXCERPT_CHARS),
+            id,
+            len: text.len(),
         },
         Some(t) => LineError::InvalidMessage {
             line,
             type_name: t.to_owned(),
             detail: typed_err.to_string(),
+            id,
+            len: text.len(),
         },
     }
+}
+
+/// Ids longer than this are not taken from a rejected line (they could not be a real one).
+const MAX_ID_CHARS: usize = 256;
+
+/// An id given as a string or a number.
+fn id_text(value: &serde_json::Value) -> Option<String> {
+    let text = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        _ => return None,
+    };
+    (!text.is_empty() && text.chars().count() <= MAX_ID_CHARS).then_some(text)
+}
+
+/// How far into an oversized line its fields are looked for.
+const RECOVER_BYTES: usize = 16 * 1024;
+
+/// Reads `type`, `id`, `chat` and `sender` from the start of a line too long to parse. Every
+/// line we write starts with them (an inbound event: `{"type":"inbound","message":{"id":…,
+/// "chat":…,"sender":…`). The first occurrence of each key is taken: inside a JSON string a
+/// quote is always escaped, so `"id":` can only be a key.
+pub fn recover_fields(head: &[u8]) -> crate::error::Recovered {
+    let head = &head[..head.len().min(RECOVER_BYTES)];
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    crate::error::Recovered {
+        type_name: scan_field(text, "type"),
+        id: scan_field(text, "id"),
+        chat: scan_field(text, "chat"),
+        sender: scan_field(text, "sender"),
+    }
+}
+
+/// The value of the first `"key": "value"` (or `"key": 123`) in `text`, without escapes.
+fn scan_field(text: &str, key: &str) -> Option<String> {
+    let needle = format!("\"{key}\"");
+    let mut from = 0;
+    while let Some(at) = text[from..].find(&needle) {
+        let after = &text[from + at + needle.len()..];
+        from += at + needle.len();
+        let Some(value) = after.trim_start().strip_prefix(':') else {
+            continue; // a value equal to the key's name, not the key
+        };
+        let value = value.trim_start();
+        let found = if let Some(s) = value.strip_prefix('"') {
+            let end = s.find(['"', '\\'])?;
+            s[end..].starts_with('"').then(|| s[..end].to_owned())?
+        } else {
+            let end = value
+                .find(|c: char| !c.is_ascii_digit())
+                .unwrap_or(value.len());
+            value[..end].to_owned()
+        };
+        return (!found.is_empty() && found.chars().count() <= MAX_ID_CHARS).then_some(found);
+    }
+    None
 }
 
 /// The first characters of a rejected line, for the error message.
@@ -190,6 +258,8 @@ impl<T: DeserializeOwned + Message> Decoder for JsonLinesCodec<T> {
                     return Ok(Some(Err(LineError::TooLong {
                         line: self.line_no,
                         limit: self.max_line_bytes,
+                        // Only this line's bytes: no newline before `search_end`.
+                        recovered: recover_fields(&buf[..search_end]),
                     })));
                 }
                 (false, None) => {
@@ -258,6 +328,24 @@ pub enum EncodeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fields_are_recovered_from_the_start_of_an_oversized_line() {
+        let head = br#"{"type":"inbound","message":{"id":"3EB0AA","chat":"1555@s.whatsapp.net","sender": "1555@s.whatsapp.net","text":"say \"id\":\"x\" "#;
+        let r = recover_fields(head);
+        assert_eq!(r.type_name.as_deref(), Some("inbound"));
+        assert_eq!(r.id.as_deref(), Some("3EB0AA"));
+        assert_eq!(r.chat.as_deref(), Some("1555@s.whatsapp.net"));
+        assert_eq!(r.sender.as_deref(), Some("1555@s.whatsapp.net"));
+        // An escaped quote inside text is never taken for a key; a cut-off value is not taken.
+        let r = recover_fields(br#"{"type":"send_text","text":"\"id\":\"evil\"","id":12"#);
+        assert_eq!(r.id.as_deref(), Some("12"));
+        assert_eq!(
+            recover_fields(br#"{"type":"inbound","message":{"id":"3EB0"#).id,
+            None
+        );
+        assert_eq!(recover_fields(b"zzzz").id, None);
+    }
     use crate::message::{ConnectionState, ConnectorEvent};
 
     type Codec = JsonLinesCodec<ConnectorEvent>;
@@ -316,7 +404,17 @@ mod tests {
         let items = drain(&mut codec, &mut buf);
         assert_eq!(items.len(), 3, "{items:?}");
         assert!(items[0].is_ok());
-        assert_eq!(items[1], Err(LineError::TooLong { line: 2, limit }));
+        assert_eq!(
+            items[1],
+            Err(LineError::TooLong {
+                line: 2,
+                limit,
+                recovered: crate::error::Recovered {
+                    type_name: Some("status".into()),
+                    ..Default::default()
+                }
+            })
+        );
         assert!(matches!(
             &items[2],
             Ok(ConnectorEvent::Status(s)) if s.state == ConnectionState::Open
@@ -339,7 +437,14 @@ mod tests {
             assert!(buf.len() <= 17, "buffer grew to {} bytes", buf.len());
         }
         assert_eq!(items.len(), 2, "{items:?}");
-        assert_eq!(items[0], Err(LineError::TooLong { line: 1, limit: 16 }));
+        assert_eq!(
+            items[0],
+            Err(LineError::TooLong {
+                line: 1,
+                limit: 16,
+                recovered: Default::default()
+            })
+        );
         assert_eq!(items[1].as_ref().unwrap_err().kind(), "not_json");
         assert_eq!(items[1].as_ref().unwrap_err().line(), 2);
     }

@@ -9,8 +9,8 @@ use bridge_protocol::message::{ConnectorCommand, ConnectorEvent};
 use bridge_protocol::{DEFAULT_MAX_LINE_BYTES, JsonLinesCodec, LineError, Message};
 use bytes::BytesMut;
 use futures_util::StreamExt;
-use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 use tokio_util::codec::{Decoder, FramedRead};
 
 #[derive(Debug, serde::Deserialize)]
@@ -23,6 +23,16 @@ struct Vector {
     type_name: Option<String>,
     error: Option<String>,
     max_line_bytes: Option<usize>,
+    /// For a bad request line: the id its `result` answers (`null`: no result, only a
+    /// `line_error`). Absent: not checked.
+    #[serde(default, deserialize_with = "present")]
+    result_id: Option<Option<String>>,
+    result_error: Option<String>,
+}
+
+/// Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::deserialize(d)?))
 }
 
 impl Vector {
@@ -92,6 +102,12 @@ where
             "vector {:?} in {file}",
             v.name
         );
+        if let (Err(e), Some(result_id)) = (&item, &v.result_id) {
+            assert_eq!(e.id(), result_id.as_deref(), "result id of {:?}", v.name);
+            if let Some(code) = &v.result_error {
+                assert_eq!(e.result_code(), code, "result error of {:?}", v.name);
+            }
+        }
         if let Ok(msg) = item {
             let reencoded = serde_json::to_vec(&msg).unwrap();
             let again: T = serde_json::from_slice(&reencoded).unwrap();

@@ -93,3 +93,21 @@ test('receipts and account identity', () => {
   assert.deepEqual(account, { type: 'account', phone: '15550001111@s.whatsapp.net', lid: '111222333@lid', name: 'Bot' });
   assert.deepEqual(checkEvent(account), { ok: account });
 });
+
+// How long can one inbound line get? WhatsApp caps a text at 65,536 characters; a reply also
+// carries the quoted text, and a group message can mention every member (1,024 at most). With
+// characters JSON must escape as \uXXXX (6 bytes each) this is the worst case the supervisor's
+// connector line limit (4 MiB by default) has to hold.
+test('the largest inbound line fits the default connector line limit with room to spare', () => {
+  const worst = '\u0001'.repeat(65536);
+  const members = Array.from({ length: 1024 }, (_, i) => `${String(15550000000 + i)}@s.whatsapp.net`);
+  const m = msg(
+    { extendedTextMessage: { text: worst, contextInfo: { mentionedJid: members, stanzaId: 'Q'.repeat(32), participant: PHONE, quotedMessage: { conversation: worst } } } },
+    { remoteJid: GROUP, participant: PHONE },
+  );
+  const line = JSON.stringify(inbound(m)) + '\n';
+  const bytes = Buffer.byteLength(line);
+  console.log(`largest inbound line: ${bytes} bytes`);
+  assert.ok(bytes > 1024 * 1024 * 0.7, 'the measurement is of a large line');
+  assert.ok(bytes * 4 < 4 * 1024 * 1024, `${bytes} bytes leaves less than 4x headroom under 4 MiB`);
+});

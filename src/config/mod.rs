@@ -20,6 +20,12 @@ use crate::supervisor::restart::RestartPolicy;
 
 const MIN_LINE_BYTES: usize = 256;
 
+/// Default line limit, both links. The largest inbound line node-bridge can write (a 65,536
+/// character text of characters JSON escapes, quoting another such text, mentioning 1,024
+/// members) measures 816,423 bytes (node-bridge/test/translate.test.js); 4 MiB holds four
+/// times that.
+pub const DEFAULT_LINE_BYTES: usize = 4 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
@@ -311,10 +317,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
         );
     }
     let gateway = GatewayConfig {
-        max_line_bytes: raw
-            .gateway
-            .max_line_bytes
-            .unwrap_or(bridge_protocol::DEFAULT_MAX_LINE_BYTES),
+        max_line_bytes: raw.gateway.max_line_bytes.unwrap_or(DEFAULT_LINE_BYTES),
         buffer: raw.gateway.buffer.unwrap_or(1024),
     };
     if gateway.max_line_bytes < MIN_LINE_BYTES {
@@ -421,9 +424,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
         if restart.window.is_zero() {
             problem(key("restart.window_ms"), "must be at least 1".into());
         }
-        let max_line_bytes = c
-            .max_line_bytes
-            .unwrap_or(bridge_protocol::DEFAULT_MAX_LINE_BYTES);
+        let max_line_bytes = c.max_line_bytes.unwrap_or(DEFAULT_LINE_BYTES);
         if max_line_bytes < MIN_LINE_BYTES {
             problem(
                 key("max_line_bytes"),
@@ -458,6 +459,18 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             queue_capacity,
             command_timeout,
         });
+    }
+
+    for (i, c) in connectors.iter().enumerate() {
+        if c.max_line_bytes > gateway.max_line_bytes {
+            problem(
+                format!("connectors[{i}].max_line_bytes"),
+                format!(
+                    "{} is above gateway.max_line_bytes ({}): messages between the two limits could never be handed to the gateway",
+                    c.max_line_bytes, gateway.max_line_bytes
+                ),
+            );
+        }
     }
 
     for (i, t) in raw.operator_targets.iter().enumerate() {

@@ -647,13 +647,70 @@ impl ConnectorTask {
         self.log.board().update(self.index, |c| {
             *c.line_errors.entry(kind.to_owned()).or_default() += 1;
         });
+        // The line's shape, never its text (debug mode excepted).
+        let message = if self.log.debug() {
+            self.log.text(&error.to_string())
+        } else {
+            self.log.text(&error.summary())
+        };
         self.log.emit(
             Some(&self.name),
             &Event::ConnectorLineError {
                 kind,
                 line: error.line(),
-                message: self.log.text(&error.to_string()),
+                message,
             },
+        );
+        if let LineError::TooLong {
+            limit, recovered, ..
+        } = &error
+            && recovered.type_name.as_deref() == Some("inbound")
+        {
+            self.on_oversized_inbound(*limit, recovered);
+        }
+    }
+
+    /// An inbound message too long to decode is still a received message: it gets its ledger
+    /// entry (`failed: too_long`, under the id its first bytes gave) and an alert.
+    fn on_oversized_inbound(
+        &mut self,
+        limit: usize,
+        recovered: &bridge_protocol::error::Recovered,
+    ) {
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let message = InboundMessage {
+            id: text(&recovered.id),
+            chat: text(&recovered.chat),
+            sender: text(&recovered.sender),
+            sender_alt: None,
+            is_group: false,
+            from_me: false,
+            push_name: None,
+            text: None,
+            media: None,
+            mentions: Vec::new(),
+            quoted: None,
+            timestamp: 0,
+        };
+        let failure = FailReason::TooLong;
+        self.log.decision(
+            self.index,
+            &self.name,
+            &message,
+            Outcome::Failed(failure),
+            failure.as_str(),
+        );
+        let id = if message.id.is_empty() {
+            "whose id could not be read".to_owned()
+        } else {
+            format!("{:?}", message.id)
+        };
+        self.alert(
+            Severity::Warning,
+            "inbound_too_long",
+            format!(
+                "an inbound message {id} was longer than this connector's max_line_bytes ({limit} bytes) and was not delivered (ledger: failed too_long); raise connectors[].max_line_bytes to accept such messages"
+            ),
         );
     }
 

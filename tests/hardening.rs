@@ -1,0 +1,123 @@
+//! Edge defects a hostile tester found (issue "Hardening"): each test feeds the bad input and
+//! checks that nothing is lost without a word and nothing leaks.
+
+use bridge_protocol::gateway::{ConnectorStateName, GatewayEvent};
+use serde_json::json;
+
+use crate::support::{TestDaemon, append_json, connector};
+
+/// Every request gets exactly one result, even a malformed one, as long as its id can be read.
+#[tokio::test]
+async fn a_malformed_request_that_names_an_id_still_gets_its_one_result() {
+    let mut d = TestDaemon::start(&[connector("wa", &[], "")]).await;
+    d.wait_state("wa", ConnectorStateName::Running).await;
+    let cases = [
+        (
+            r#"{"type":"send_text","id":"4","connector":"wa"}"#,
+            "4",
+            "invalid_request",
+        ),
+        (r#"{"type":"frobnicate","id":"3"}"#, "3", "unknown_type"),
+        (
+            r#"{"type":"send_text","id":"5","connector":"nope","chat":"1@s.whatsapp.net","text":"x"}"#,
+            "5",
+            "unknown_connector",
+        ),
+        (r#"{"type":"status","id":7}"#, "7", "invalid_request"),
+        (
+            r#"{"type":"send_text","id":"9","connector":"wa","text":"TOPSECRET one"}"#,
+            "9",
+            "invalid_request",
+        ),
+    ];
+    for (line, id, code) in cases {
+        d.send_line(line.as_bytes()).await;
+        let result = d.result_of(id).await;
+        assert!(!result.ok, "{line}");
+        assert_eq!(result.error.unwrap().code, code, "{line}");
+    }
+    // No id to answer: a line_error, as before.
+    d.send_line(b"say TOPSECRET two").await;
+    d.wait_event("line_error", |e| {
+        matches!(e, GatewayEvent::LineError { .. })
+    })
+    .await;
+    let pong = d.request(json!({"type": "ping"})).await;
+    assert!(pong.ok);
+    let line_errors = d
+        .seen
+        .iter()
+        .filter(|e| matches!(e, GatewayEvent::LineError { .. }))
+        .count();
+    assert_eq!(line_errors, 1, "only the line without an id: {:?}", d.seen);
+    let results = |id: &str| {
+        d.seen
+            .iter()
+            .filter(|e| matches!(e, GatewayEvent::Result(r) if r.id == id))
+            .count()
+    };
+    assert_eq!([results("4"), results("3"), results("5")], [1, 1, 1]);
+    d.stop().await;
+    // bridge.log has the lines' shape, never their text.
+    let log = std::fs::read_to_string(d.state_dir.join("bridge.log")).unwrap();
+    assert!(!log.contains("TOPSECRET"), "message text in bridge.log");
+    assert!(log.contains("gateway_line_error"));
+}
+
+/// A connector line over `max_line_bytes` that was an inbound message is a received message:
+/// the ledger records it as failed (too_long) under the id its first bytes gave, with an alert.
+#[tokio::test]
+async fn an_inbound_message_over_the_line_limit_is_in_the_ledger_and_alerted() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbound = dir.path().join("in.jsonl");
+    std::fs::write(&inbound, "").unwrap();
+    let mut d = TestDaemon::start(&[connector(
+        "wa",
+        &["--inbound-file", inbound.to_str().unwrap()],
+        "max_line_bytes: 2048",
+    )])
+    .await;
+    d.wait_state("wa", ConnectorStateName::Running).await;
+    let sender = "15551234567@s.whatsapp.net";
+    append_json(
+        &inbound,
+        &json!({"id": "BIG1", "sender": sender, "text": "TOPSECRET ".repeat(500)}),
+    );
+    append_json(
+        &inbound,
+        &json!({"id": "SMALL2", "sender": sender, "text": "ok"}),
+    );
+    let alert = d
+        .wait_event(
+            "alert",
+            |e| matches!(e, GatewayEvent::Alert { code, .. } if code == "inbound_too_long"),
+        )
+        .await;
+    let GatewayEvent::Alert { message, .. } = alert else {
+        unreachable!()
+    };
+    assert!(
+        message.contains("BIG1") && message.contains("2048"),
+        "{message}"
+    );
+    d.wait_event(
+        "the next message",
+        |e| matches!(e, GatewayEvent::Inbound { message, .. } if message.id == "SMALL2"),
+    )
+    .await;
+    let ledger = d.status().await.connectors[0].ledger.clone();
+    assert_eq!(ledger.received, 2, "{ledger:?}");
+    assert_eq!(ledger.delivered, 1, "{ledger:?}");
+    assert_eq!(ledger.failed.get("too_long"), Some(&1), "{ledger:?}");
+    d.stop().await;
+    let log = d.log();
+    let decision = log
+        .iter()
+        .find(|e| e["event"] == "decision" && e["message_id"] == "BIG1")
+        .expect("a decision for the oversized message");
+    assert_eq!(decision["outcome"], "failed");
+    assert_eq!(decision["reason"], "too_long");
+    assert_eq!(decision["sender"], "…4567@s.whatsapp.net");
+    let raw = std::fs::read_to_string(d.state_dir.join("bridge.log")).unwrap();
+    assert!(!raw.contains("TOPSECRET"), "message text in bridge.log");
+}

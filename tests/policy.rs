@@ -522,3 +522,39 @@ async fn the_gateway_manages_pairing_over_its_link() {
     assert_eq!(revoked.data.unwrap()["was_approved"], true);
     s.d.stop().await;
 }
+
+// A corrupt pending-pairing file must not lock out people who are already in: approved users
+// and the allowlist are still delivered; a stranger fails closed (no code, failed, an alert).
+#[tokio::test]
+async fn a_corrupt_pending_file_keeps_approved_and_allowlisted_users_in() {
+    let mut s = Scene::start(
+        "policy: {mode: bot, dm_policy: pairing, allow_from: [\"15553334444\"]}",
+        "",
+        &[],
+    )
+    .await;
+    s.inject(json!({"sender": STRANGER}));
+    s.decided(1).await;
+    let code = code_in(&s.wait_sent(1).await[0].1);
+    let out = s.cli(&["pairing", "approve", "whatsapp", &code]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let pending = s.hermes.join("platforms/pairing/whatsapp-pending.json");
+    std::fs::write(&pending, "{\"broken\": ").unwrap();
+
+    s.inject(json!({"id": "A1", "sender": STRANGER, "text": "approved"}));
+    s.inject(json!({"id": "A2", "sender": "15553334444@s.whatsapp.net", "text": "allowlisted"}));
+    s.inject(json!({"id": "A3", "sender": "15559998888@s.whatsapp.net", "text": "stranger"}));
+    let status = s.decided(4).await;
+    assert_eq!(status.ledger.delivered, 2, "{:?}", status.ledger);
+    assert_eq!(
+        status.ledger.failed.get("pairing_store_error"),
+        Some(&1),
+        "{:?}",
+        status.ledger
+    );
+    assert_eq!(s.sent().len(), 1, "no code for the new stranger");
+    assert!(s.alerts("pairing_store_error") >= 1);
+    s.d.stop().await;
+    let delivered: Vec<String> = s.d.inbound_ids();
+    assert_eq!(delivered, vec!["A1", "A2"]);
+}

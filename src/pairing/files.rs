@@ -93,13 +93,19 @@ pub fn read<T: serde::de::DeserializeOwned + Default>(path: &Path) -> Result<T, 
     serde_json::from_str(text).map_err(|e| corrupt(path, &bytes, e.to_string()))
 }
 
+/// Keeps one copy of each distinct corrupt content, named by its digest: read-only commands
+/// run again and again on the same broken file must not fill the directory.
 fn corrupt(path: &Path, bytes: &[u8], detail: String) -> StoreError {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    let copy = PathBuf::from(format!("{}.corrupt-{stamp}", path.display()));
-    if let Err(e) = write_atomic(&copy, bytes) {
+    use sha2::{Digest, Sha256};
+    let digest: String = Sha256::digest(bytes)
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let copy = PathBuf::from(format!("{}.corrupt-{digest}", path.display()));
+    if !copy.exists()
+        && let Err(e) = write_atomic(&copy, bytes)
+    {
         tracing::warn!(error = %e, "cannot keep a copy of a corrupt pairing file");
     }
     StoreError::Corrupt {

@@ -192,16 +192,26 @@ impl PairingStore {
         Ok(pending)
     }
 
-    /// The state the policy needs for one platform.
+    /// The state the policy needs for one platform. An unreadable approved file is an error;
+    /// an unreadable pending or rate-limit file is not: approvals still count, and the error
+    /// is kept in `unreadable` so strangers fail closed.
     pub fn snapshot(&self, platform: &str, now: f64) -> Result<PairingSnapshot, StoreError> {
         self.locked(false, || {
             let approved: ApprovedFile = files::read(&self.approved_path(platform))?;
-            let pending = self.load_pending(platform, now)?;
-            let rates: RateFile = files::read(&self.rate_path())?;
+            let mut unreadable = None;
+            let pending = self.load_pending(platform, now).unwrap_or_else(|e| {
+                unreadable = Some(e.to_string());
+                PendingFile::default()
+            });
+            let rates: RateFile = files::read(&self.rate_path()).unwrap_or_else(|e| {
+                unreadable.get_or_insert(e.to_string());
+                RateFile::default()
+            });
             let mut snap = PairingSnapshot {
                 approved: approved.keys().map(|k| normalize(k)).collect(),
                 pending_total: pending.len(),
                 locked_until: lockout(&rates, platform).filter(|until| *until > now),
+                unreadable,
                 ..PairingSnapshot::default()
             };
             for p in pending.values() {

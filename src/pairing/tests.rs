@@ -207,16 +207,57 @@ fn corrupt_empty_and_unreadable_files_are_errors_that_name_the_file() {
             panic!()
         };
         assert_eq!(std::fs::read(&copy).unwrap(), content, "a copy is kept");
+        // Reading the same broken file again keeps no second copy.
+        let again = s.snapshot(WA, NOW).unwrap_err();
+        let StoreError::Corrupt { copy: copy2, .. } = again else {
+            panic!()
+        };
+        assert_eq!(copy2, copy);
+
         assert_eq!(std::fs::read(&path).unwrap(), content, "never reset");
         // Writes refuse too, rather than replacing what they cannot read.
         assert!(matches!(s.revoke(WA, "1"), Err(StoreError::Corrupt { .. })));
     }
+    let copies = std::fs::read_dir(s.dir())
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy()
+                .starts_with("whatsapp-approved.json.corrupt-")
+        })
+        .count();
+    assert_eq!(
+        copies, 3,
+        "one copy per distinct content, however often read"
+    );
     // A directory where a file should be: a read error naming it.
     std::fs::remove_file(&path).unwrap();
     std::fs::create_dir(&path).unwrap();
     let err = s.snapshot(WA, NOW).unwrap_err();
     assert!(matches!(err, StoreError::Read { .. }), "{err:?}");
     assert!(err.to_string().contains("whatsapp-approved.json"));
+}
+
+/// Only the pending file (or the rate-limit file) is broken: approvals still count, and the
+/// error is carried so the caller can fail strangers closed.
+#[test]
+fn an_unreadable_pending_or_rate_file_keeps_approvals() {
+    let (_d, s) = store();
+    let issued = s.issue(WA, "15551234567", "Ana", NOW).unwrap();
+    s.approve(WA, &issued.code, NOW + 1.0).unwrap();
+    for broken in ["whatsapp-pending.json", "_rate_limits.json"] {
+        let path = s.dir().join(broken);
+        let before = std::fs::read(&path).ok();
+        std::fs::write(&path, b"{not json").unwrap();
+        let snap = s.snapshot(WA, NOW + 2.0).unwrap();
+        assert!(snap.approved.contains("15551234567"), "{broken}");
+        let why = snap.unreadable.expect("the error is carried");
+        assert!(why.contains(broken), "{why}");
+        match before {
+            Some(b) => std::fs::write(&path, b).unwrap(),
+            None => std::fs::remove_file(&path).unwrap(),
+        }
+    }
 }
 
 #[test]

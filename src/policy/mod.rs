@@ -108,6 +108,9 @@ pub struct PairingSnapshot {
     pub last_request: HashMap<String, f64>,
     /// Approvals are locked until then after too many failed attempts.
     pub locked_until: Option<f64>,
+    /// Why part of the store (pending codes, rate limits) could not be read. Approvals and
+    /// allowlists still decide; anything else must fail closed.
+    pub unreadable: Option<String>,
 }
 
 /// Facts about the message that need memory of earlier traffic.

@@ -134,20 +134,27 @@ impl Gatekeeper {
             && self.policy.dm_policy == DmPolicy::Pairing
             && chat_kind(&msg.chat) == ChatKind::Direct
             && !seen.duplicate;
-        let snapshot = if needs_pairing {
+        // A store that cannot be read (wholly or in part) still lets approved and allowlisted
+        // users through; everyone else fails closed, with an alert.
+        let (snapshot, store_trouble) = if needs_pairing {
             match self.pairing_snapshot(now) {
-                Ok(s) => s,
-                Err(alert) => {
-                    self.dedup.insert(key);
-                    return failed(FailReason::PairingStore, Some(alert));
+                Ok(s) => {
+                    let trouble = s.unreadable.as_deref().map(store_alert);
+                    (s, trouble)
                 }
+                Err(alert) => (PairingSnapshot::default(), Some(alert)),
             }
         } else {
-            PairingSnapshot::default()
+            (PairingSnapshot::default(), None)
         };
         let decision = decide(&self.policy, &self.who, &snapshot, msg, seen, now);
         if !seen.duplicate {
             self.dedup.insert(key);
+        }
+        if let Some(alert) = store_trouble
+            && decision.action != Action::Deliver
+        {
+            return failed(FailReason::PairingStore, Some(alert));
         }
         let reason = decision.reason.as_str();
         match decision.action {

@@ -40,6 +40,8 @@ pub struct LinkClient {
     inbox_capacity: usize,
     /// Messages that did not fit the inbox.
     pub dropped: AtomicU64,
+    /// Messages taken by a poll whose answer never left, put back at the head of the inbox.
+    pub returned: AtomicU64,
     connected: AtomicBool,
     bot_ids: Mutex<Vec<String>>,
     log: EventLog,
@@ -62,6 +64,7 @@ impl LinkClient {
             inbox: Mutex::new(VecDeque::new()),
             inbox_capacity: inbox_capacity.max(1),
             dropped: AtomicU64::new(0),
+            returned: AtomicU64::new(0),
             connected: AtomicBool::new(false),
             bot_ids: Mutex::new(Vec::new()),
             log,
@@ -92,6 +95,19 @@ impl LinkClient {
     /// Takes every queued message (`GET /messages`).
     pub fn drain(&self) -> Vec<Value> {
         lock(&self.inbox).drain(..).collect()
+    }
+
+    pub fn note_returned(&self, n: usize) {
+        self.returned.fetch_add(n as u64, Ordering::Relaxed);
+    }
+
+    /// Puts a batch that could not be handed over back at the head of the inbox, in order,
+    /// ahead of anything that arrived meanwhile.
+    pub fn requeue_front(&self, batch: Vec<Value>) {
+        let mut inbox = lock(&self.inbox);
+        for value in batch.into_iter().rev() {
+            inbox.push_front(value);
+        }
     }
 
     /// Sends a command to the connector and waits for its one result.

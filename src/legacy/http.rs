@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
 use super::client::{CallError, LinkClient};
+use super::peer::{BatchBody, PeerSocket};
 use super::shape::chunk;
 use crate::events::Event;
 
@@ -49,6 +50,8 @@ pub struct Api {
     pub refused: AtomicU64,
     /// When a refusal was last written to bridge.log (once a minute at most).
     pub refusal_logged: Mutex<Option<Instant>>,
+    /// `GET /messages` requests whose client had already gone: nothing was drained for them.
+    pub stale_polls: AtomicU64,
 }
 
 const LOOPBACK_HOSTS: [&str; 4] = ["localhost", "127.0.0.1", "[::1]", "::1"];
@@ -390,14 +393,34 @@ async fn health(State(api): State<Arc<Api>>) -> Answer {
             "inbox": {
                 "capacity": api.client.inbox_capacity(),
                 "dropped": api.client.dropped.load(Ordering::Relaxed),
+                "returned": api.client.returned.load(Ordering::Relaxed),
+                "stalePolls": api.stale_polls.load(Ordering::Relaxed),
             },
             "refusedCrossSite": api.refused.load(Ordering::Relaxed),
         },
     }))
 }
 
-async fn messages(State(api): State<Arc<Api>>) -> Answer {
-    ok(Value::Array(api.client.drain()))
+/// Drains the inbox into this connection only if its client is still there; a batch the
+/// answer never carried goes back to the head of the inbox (see `peer`).
+async fn messages(
+    State(api): State<Arc<Api>>,
+    ConnectInfo(peer): ConnectInfo<PeerSocket>,
+) -> Answer {
+    if peer.closed() {
+        api.stale_polls.fetch_add(1, Ordering::Relaxed);
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "the client closed the connection; nothing was taken from the queue",
+        ));
+    }
+    let body = BatchBody::new(api.client.drain(), api.client.clone(), peer);
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        axum::body::Body::new(body),
+    )
+        .into_response())
 }
 
 async fn send(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {

@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod http;
+pub mod peer;
 pub mod shape;
 
 use std::collections::BTreeMap;
@@ -299,10 +300,12 @@ pub async fn serve(
         started: Instant::now(),
         refused: Default::default(),
         refusal_logged: Default::default(),
+        stale_polls: Default::default(),
     });
     let port = listener.local_addr()?.port();
     eprintln!("bridgekeeper: WhatsApp bridge listening on http://127.0.0.1:{port}");
-    let served = axum::serve(listener, http::router(api))
+    let app = http::router(api).into_make_service_with_connect_info::<peer::PeerSocket>();
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
         .await;
     shutdown.cancel();

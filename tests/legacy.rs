@@ -457,6 +457,71 @@ async fn a_poll_whose_client_closed_at_once_drains_nothing() {
     l.stop().await;
 }
 
+/// `success` from `/send` means the connector wrote the message; WhatsApp's acknowledgement
+/// comes later or not at all. /health counts sends by how far they got, unconfirmed ones raise
+/// one alert per burst, and `bridgekeeper logs --event receipt` lists them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_are_counted_by_outcome_and_unconfirmed_ones_alert_once_per_burst() {
+    let l = Legacy::start(Setup::default()).await;
+    let chat = "15551234567@s.whatsapp.net";
+    for text in ["one", "two"] {
+        let r = l.post("/send", json!({"chatId": chat, "message": text}));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let ids: Vec<String> = l
+        .sent()
+        .iter()
+        .filter(|c| c.command.type_name() == "send_text")
+        .map(|c| c.id.clone())
+        .collect();
+    assert_eq!(ids.len(), 2);
+    l.inject(json!({"type": "receipt", "message_id": "A", "chat": chat, "status": "server_ack"}));
+    for id in ["B", "C", "D"] {
+        l.inject(
+            json!({"type": "receipt", "message_id": id, "chat": chat, "status": "unconfirmed"}),
+        );
+    }
+    let failed = l.post(
+        "/send",
+        json!({"chatId": "x", "message": "y", "replyTo": 5}),
+    );
+    let addr = l.addr.clone();
+    wait_for("the receipts", || {
+        call(&addr, "GET", "/health", None).json()["bridgekeeper"]["sends"]["unconfirmed"] == 3
+    })
+    .await;
+    let sends = l.get("/health").json()["bridgekeeper"]["sends"].clone();
+    assert_eq!(
+        sends["accepted"].as_u64().unwrap() + sends["failed"].as_u64().unwrap(),
+        3,
+        "{sends} {}",
+        failed.body
+    );
+    assert_eq!(sends["serverAcked"], 1, "{sends}");
+    let log = l.stop().await;
+    let copy = tempfile::NamedTempFile::new().unwrap();
+    let lines: Vec<String> = log.iter().map(Value::to_string).collect();
+    std::fs::write(copy.path(), lines.join("\n") + "\n").unwrap();
+    let alerts = log
+        .iter()
+        .filter(|e| e["event"] == "alert" && e["code"] == "sends_unconfirmed")
+        .count();
+    assert_eq!(alerts, 1, "one alert for the burst");
+    let out = std::process::Command::new(BRIDGEKEEPER)
+        .args(["logs", "--json", "--event", "receipt", "--file"])
+        .arg(copy.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    for id in ["B", "C", "D"] {
+        assert!(
+            text.contains(&format!("message_id={id} status=unconfirmed")),
+            "{text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_has_the_old_fields_and_the_ledger() {
     let l = Legacy::start(Setup::default()).await;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bridge_protocol::gateway::{GatewayCommand, GatewayEvent, GatewayRequest, Severity};
-use bridge_protocol::message::{CommandResult, ConnectionState};
+use bridge_protocol::message::{CommandResult, ConnectionState, ReceiptStatus};
 use bridge_protocol::{JsonLinesCodec, encode_line};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -42,6 +42,10 @@ pub struct LinkClient {
     pub dropped: AtomicU64,
     /// Messages taken by a poll whose answer never left, put back at the head of the inbox.
     pub returned: AtomicU64,
+    /// Sends by how far they got (`/health`).
+    pub sends: SendCounts,
+    /// When the last `sends_unconfirmed` alert went out: one per burst.
+    unconfirmed_alerted: Mutex<Option<std::time::Instant>>,
     connected: AtomicBool,
     bot_ids: Mutex<Vec<String>>,
     log: EventLog,
@@ -65,6 +69,8 @@ impl LinkClient {
             inbox_capacity: inbox_capacity.max(1),
             dropped: AtomicU64::new(0),
             returned: AtomicU64::new(0),
+            sends: SendCounts::default(),
+            unconfirmed_alerted: Mutex::new(None),
             connected: AtomicBool::new(false),
             bot_ids: Mutex::new(Vec::new()),
             log,
@@ -126,17 +132,40 @@ impl LinkClient {
             timeout_ms: Some(timeout.saturating_sub(Duration::from_secs(1)).as_millis() as u64),
             command,
         };
+        let is_send = matches!(
+            request.command,
+            GatewayCommand::SendText(_)
+                | GatewayCommand::SendMedia(_)
+                | GatewayCommand::SendPoll(_)
+                | GatewayCommand::SendLocation(_)
+        );
         let line = encode_line(&request, usize::MAX).expect("requests serialise");
         let written = self.writer.lock().await.write_all(&line).await;
         if written.is_err() {
             lock(&self.pending).remove(&id);
             return Err(CallError::Closed);
         }
+        let answer = self.wait_result(&id, timeout, rx).await;
+        if is_send {
+            match &answer {
+                Ok(r) if r.ok => self.sends.accepted.fetch_add(1, Ordering::Relaxed),
+                _ => self.sends.failed.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        answer
+    }
+
+    async fn wait_result(
+        &self,
+        id: &str,
+        timeout: Duration,
+        rx: oneshot::Receiver<CommandResult>,
+    ) -> Result<CommandResult, CallError> {
         match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(result)) => Ok(result),
             Ok(Err(_)) => Err(CallError::Closed),
             Err(_) => {
-                lock(&self.pending).remove(&id);
+                lock(&self.pending).remove(id);
                 Err(CallError::Timeout(timeout))
             }
         }
@@ -172,6 +201,13 @@ impl LinkClient {
                     self.overflow(&message.id);
                 }
             }
+            GatewayEvent::Receipt { receipt, .. } => match receipt.status {
+                ReceiptStatus::ServerAck => {
+                    self.sends.server_acked.fetch_add(1, Ordering::Relaxed);
+                }
+                ReceiptStatus::Unconfirmed => self.on_unconfirmed(),
+                _ => {}
+            },
             GatewayEvent::Connection { status, .. } => {
                 self.connected
                     .store(status.state == ConnectionState::Open, Ordering::Relaxed);
@@ -189,6 +225,33 @@ impl LinkClient {
             }
             _ => {}
         }
+    }
+
+    /// A send answered `success` that WhatsApp's server never acknowledged (the connection
+    /// dropped first): it may never arrive, and in drop-in mode nobody else hears of it.
+    fn on_unconfirmed(&self) {
+        let total = self.sends.unconfirmed.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = std::time::Instant::now();
+        {
+            let mut last = lock(&self.unconfirmed_alerted);
+            // One alert per burst: a dropped connection reports every send in flight at once.
+            if last.is_some_and(|t| now.duration_since(t) < UNCONFIRMED_BURST) {
+                *last = Some(now);
+                return;
+            }
+            *last = Some(now);
+        }
+        let message = format!(
+            "a send answered with success was not acknowledged by WhatsApp's server before the connection dropped: it may not have arrived ({total} unconfirmed so far; `bridgekeeper logs --event receipt` lists them)"
+        );
+        self.log.emit(
+            Some(&self.connector),
+            &Event::Alert {
+                severity: Severity::Warning,
+                code: "sends_unconfirmed",
+                message: &message,
+            },
+        );
     }
 
     fn overflow(&self, message_id: &str) {
@@ -217,6 +280,32 @@ impl LinkClient {
                 },
             );
         }
+    }
+}
+
+/// Unconfirmed receipts closer together than this are one burst (one alert).
+const UNCONFIRMED_BURST: Duration = Duration::from_secs(60);
+
+/// Sends by how far they got. `accepted`: the connector wrote the message (the old bridge's
+/// `success`); `server_acked`: WhatsApp's server acknowledged it; `unconfirmed`: the
+/// connection dropped before that; `failed`: answered with an error.
+#[derive(Debug, Default)]
+pub struct SendCounts {
+    pub accepted: AtomicU64,
+    pub server_acked: AtomicU64,
+    pub unconfirmed: AtomicU64,
+    pub failed: AtomicU64,
+}
+
+impl SendCounts {
+    pub fn to_json(&self) -> Value {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        serde_json::json!({
+            "accepted": n(&self.accepted),
+            "serverAcked": n(&self.server_acked),
+            "unconfirmed": n(&self.unconfirmed),
+            "failed": n(&self.failed),
+        })
     }
 }
 

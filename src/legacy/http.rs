@@ -397,6 +397,7 @@ async fn health(State(api): State<Arc<Api>>) -> Answer {
                 "stalePolls": api.stale_polls.load(Ordering::Relaxed),
             },
             "refusedCrossSite": api.refused.load(Ordering::Relaxed),
+            "sends": api.client.sends.to_json(),
         },
     }))
 }

@@ -65,7 +65,7 @@ impl BatchBody {
         }
     }
 
-    pub fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.batch.as_ref().map_or(0, |(_, b)| b.len())
     }
 }

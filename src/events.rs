@@ -343,13 +343,28 @@ impl LogFile {
     }
 }
 
+/// Opens the log for appending, mode 0600. An existing file keeps the mode it was created
+/// with (a drop-in install inherits Hermes' 0644 `bridge.log`), so it is tightened here.
 fn open_append(path: &Path) -> Result<File, PathError> {
-    OpenOptions::new()
+    use std::os::unix::fs::PermissionsExt;
+    let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(path)
-        .map_err(|e| PathError::new("cannot open log", path, e))
+        .map_err(|e| PathError::new("cannot open log", path, e))?;
+    let mode = file
+        .metadata()
+        .map_err(|e| PathError::new("cannot inspect", path, e))?
+        .permissions()
+        .mode();
+    // Only a regular file of ours: /dev/null or a terminal as the log is left alone.
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    if regular && mode & 0o077 != 0 {
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| PathError::new("cannot restrict permissions of", path, e))?;
+    }
+    Ok(file)
 }
 
 /// The daemon's event sink: `bridge.log` plus the ledger in the status board.
@@ -522,6 +537,24 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[test]
+    fn an_existing_world_readable_log_is_tightened_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs/bridge.log");
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "old line\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let log = log_in(dir.path(), 1 << 20, false);
+        log.emit(None, &Event::QrReceived);
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(
+            std::fs::read_to_string(&path)
+                .unwrap()
+                .starts_with("old line\n")
+        );
     }
 
     #[test]

@@ -83,30 +83,49 @@ impl serde::Serialize for LogId<'_> {
     }
 }
 
-/// Masks every run of 7 or more digits in free text (stderr lines, excerpts) to its last 4.
-/// Shorter runs (ports, counts, status codes) stay readable.
+/// Masks the identities in free text (stderr lines, excerpts) to their last 4 digits: a digit
+/// run that is the user part of an id (`15551234567@s.whatsapp.net`, `…:12@…`, `…@lid`,
+/// `…-1600000000@g.us`) or a `+` number. Other numbers — byte counts, ports, timestamps,
+/// message ids like `3EB0…` — are not identities and stay as they are.
 pub fn mask_digit_runs(text: &str) -> String {
+    let bytes = text.as_bytes();
     let mut out = String::with_capacity(text.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.len() >= 7 {
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            let c = text[i..].chars().next().unwrap_or_default();
+            out.push(c);
+            i += c.len_utf8().max(1);
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_digit() {
+            i += 1;
+        }
+        let run = &text[start..i];
+        let glued_before = start > 0 && bytes[start - 1].is_ascii_alphanumeric();
+        let glued_after = bytes.get(i).is_some_and(u8::is_ascii_alphanumeric);
+        let plus = start > 0 && bytes[start - 1] == b'+';
+        if run.len() >= 5 && !glued_before && !glued_after && (plus || is_id_user(&text[i..])) {
             out.push('…');
             out.push_str(&run[run.len() - 4..]);
         } else {
             out.push_str(run);
         }
-        run.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
     }
-    flush(&mut run, &mut out);
     out
+}
+
+/// What follows a digit run when it is the user part of an id: `@`, `:<device>@`, or
+/// `-<digits>@` (old group ids).
+fn is_id_user(rest: &str) -> bool {
+    let after_digits = |s: &str| {
+        s.trim_start_matches(|c: char| c.is_ascii_digit())
+            .starts_with('@')
+    };
+    rest.starts_with('@')
+        || rest.strip_prefix(':').is_some_and(after_digits)
+        || rest.strip_prefix('-').is_some_and(after_digits)
 }
 
 #[cfg(test)]
@@ -144,11 +163,31 @@ mod tests {
     }
 
     #[test]
-    fn long_digit_runs_in_text_are_masked() {
+    fn identities_in_text_are_masked_and_other_numbers_kept() {
         assert_eq!(
-            mask_digit_runs("send to 15551234567 failed (code 428, port 3000)"),
-            "send to …4567 failed (code 428, port 3000)"
+            mask_digit_runs("send to 15551234567@s.whatsapp.net failed (code 428, port 3000)"),
+            "send to …4567@s.whatsapp.net failed (code 428, port 3000)"
         );
-        assert_eq!(mask_digit_runs("ünïcode 1234567"), "ünïcode …4567");
+        assert_eq!(
+            mask_digit_runs("from 98765432109876@lid and 15551234567:12@s.whatsapp.net"),
+            "from …9876@lid and …4567:12@s.whatsapp.net"
+        );
+        assert_eq!(mask_digit_runs("call +15551234567 now"), "call +…4567 now");
+        assert_eq!(
+            mask_digit_runs("ünïcode 15551234567@lid"),
+            "ünïcode …4567@lid"
+        );
+        assert_eq!(
+            mask_digit_runs("group 15551234567-1600000000@g.us"),
+            "group …4567-…0000@g.us"
+        );
+        for kept in [
+            "line 3: too_long (over 4194304 bytes)",
+            "at 1767225600 (1767225600123 ms)",
+            "message 3EB0123456789ABCDEF was sent",
+            "id ABCD1234567",
+        ] {
+            assert_eq!(mask_digit_runs(kept), kept);
+        }
     }
 }

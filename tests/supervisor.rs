@@ -293,7 +293,7 @@ async fn garbage_and_oversized_lines_are_counted_and_decoding_goes_on() {
             "--oversized",
             "5000",
             "--stderr-line",
-            "dialing 15551234567 on port 443",
+            "dialing 15551234567@s.whatsapp.net on port 443, 4194304 bytes",
         ],
         "max_line_bytes: 1024",
     )])
@@ -327,8 +327,8 @@ async fn garbage_and_oversized_lines_are_counted_and_decoding_goes_on() {
     assert_eq!(events_named(&log, "connector_line_error", "noisy").len(), 5);
     let stderr = events_named(&log, "connector_stderr", "noisy");
     assert_eq!(
-        stderr[0]["line"], "dialing …4567 on port 443",
-        "numbers masked outside debug mode"
+        stderr[0]["line"], "dialing …4567@s.whatsapp.net on port 443, 4194304 bytes",
+        "identities masked outside debug mode, other numbers kept"
     );
 }
 

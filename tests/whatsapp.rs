@@ -14,6 +14,7 @@ const STRANGER: &str = "15557654321";
 struct Stack {
     server: FakeWhatsApp,
     d: TestDaemon,
+    session: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -45,6 +46,7 @@ impl Stack {
         Self {
             server,
             d,
+            session,
             _dir: dir,
         }
     }
@@ -120,6 +122,20 @@ async fn an_allowed_dm_reaches_the_gateway_and_the_reply_is_accepted_by_the_serv
             .any(|e| e["ok"] == true)
     );
     assert!(!sent_id.is_empty());
+    // Baileys wrote its key files (sessions, device lists, LID mappings) during the exchange:
+    // all of them private, like the directory.
+    use std::os::unix::fs::PermissionsExt;
+    let files: Vec<(String, u32)> = std::fs::read_dir(&s.session)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().unwrap().is_file())
+        .map(|e| {
+            let mode = e.metadata().unwrap().permissions().mode() & 0o777;
+            (e.file_name().to_string_lossy().into_owned(), mode)
+        })
+        .collect();
+    assert!(files.len() > 2, "{files:?}");
+    assert!(files.iter().all(|(_, mode)| *mode == 0o600), "{files:?}");
 }
 
 #[tokio::test]

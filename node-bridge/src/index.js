@@ -20,6 +20,9 @@ import { LineSplitter, PROTOCOL_VERSION, parseCommand } from './protocol.js';
 import { backupCreds, prepareSession } from './session.js';
 import { EXIT, classifyDisconnect, disconnectCode, mappingsIn, mediaPart, receiptStatus, toAccount, toInbound } from './translate.js';
 
+// Every file this process creates — Baileys' key files above all — is private to its owner.
+process.umask(0o077);
+
 const VERSION = '0.1.0';
 const RECENT_MESSAGES = 500;
 const MEDIA_TIMEOUT_MS = 60_000;

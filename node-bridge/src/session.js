@@ -3,7 +3,7 @@
 // empty. We keep `creds.json.bak`, written only from a copy that parses, and restore it when
 // the live file is corrupt.
 
-import { chmod, copyFile, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, lstat, mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 const CREDS = 'creds.json';
@@ -40,6 +40,18 @@ export async function prepareSession(dir) {
   const mode = (await stat(dir)).mode & 0o777;
   if (mode !== 0o700) await chmod(dir, 0o700);
   const notes = [];
+  // Baileys' key files (session-*, creds.json, device-list-*, lid-mapping-*) may have been
+  // written world-readable by an older bridge: tighten them once. New ones follow the umask.
+  let tightened = 0;
+  for (const name of await readdir(dir)) {
+    const file = path.join(dir, name);
+    const info = await lstat(file);
+    if (info.isFile() && (info.mode & 0o077) !== 0) {
+      await chmod(file, 0o600);
+      tightened += 1;
+    }
+  }
+  if (tightened > 0) notes.push(`session ${dir}: ${tightened} file(s) were readable by others; now 0600`);
   const credsPath = path.join(dir, CREDS);
   const backupPath = path.join(dir, BACKUP);
   const live = await readJson(credsPath);

@@ -32,7 +32,7 @@ test('good creds are backed up; corrupt creds are restored from the backup', asy
   const r = await prepareSession(dir);
   assert.deepEqual([r.linked, r.restored], [true, true]);
   assert.equal(readFileSync(path.join(dir, 'creds.json'), 'utf8'), CREDS);
-  assert.match(r.notes[0], /restored from creds.json.bak/);
+  assert.match(r.notes.join('\n'), /restored from creds.json.bak/);
 });
 
 test('a backup is only refreshed from a copy that parses', async () => {
@@ -53,5 +53,19 @@ test('corrupt creds without a backup: not linked, the bad file kept aside', asyn
   assert.equal(r.linked, false);
   assert.ok(!existsSync(path.join(dir, 'creds.json')));
   assert.ok(readdirSync(dir).some((f) => f.startsWith('creds.json.corrupt-')));
-  assert.match(r.notes[0], /not linked/);
+  assert.match(r.notes.join('\n'), /not linked/);
+});
+
+test('key files readable by others are tightened to 0600', async () => {
+  const dir = fresh();
+  mkdirSync(dir, { recursive: true });
+  for (const name of ['creds.json', 'session-1555.0.json', 'device-list-1555.json', 'lid-mapping-1555.json']) {
+    writeFileSync(path.join(dir, name), name === 'creds.json' ? CREDS : '{}', { mode: 0o644 });
+    chmodSync(path.join(dir, name), 0o644);
+  }
+  const r = await prepareSession(dir);
+  for (const name of readdirSync(dir)) {
+    assert.equal(statSync(path.join(dir, name)).mode & 0o777, 0o600, name);
+  }
+  assert.match(r.notes.join('\n'), /4 file\(s\) were readable by others/);
 });

@@ -27,6 +27,19 @@ const MEDIA_CONTENT = {
   }),
 };
 
+// A chat id Baileys can address: a user (phone or LID, optionally with a device), a group
+// (new or old style), a broadcast list or a channel. Anything else makes Baileys throw a
+// TypeError deep inside ("Cannot destructure property 'user'…"), so it is refused up front.
+const CHAT_ID = /^[A-Za-z0-9._:-]+@(?:s\.whatsapp\.net|lid|g\.us|broadcast|newsletter)$/;
+
+export function checkChat(chat) {
+  if (typeof chat === 'string' && CHAT_ID.test(chat)) return;
+  throw new CommandError(
+    'invalid_chat',
+    `${JSON.stringify(chat)} is not a WhatsApp chat id (expected <number>@s.whatsapp.net, <id>@lid or <id>@g.us)`,
+  );
+}
+
 function withTimeout(promise, ms, what) {
   let timer;
   const timeout = new Promise((_, reject) => {
@@ -151,6 +164,7 @@ export function createCommandRunner(ctx) {
   /** Runs one parsed command; always resolves to a `result` event. */
   return async function run(command) {
     try {
+      if ('chat' in command) checkChat(command.chat);
       const data = await handlers[command.type](command);
       return data === null || data === undefined
         ? { type: 'result', id: command.id, ok: true }

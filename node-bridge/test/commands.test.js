@@ -71,9 +71,9 @@ test('a stuck send times out with its own error and the next one still runs', as
 
 test('failures become error results', async () => {
   const { run } = runner(fakeSocket({ failSend: true }));
-  assert.equal((await run({ type: 'send_text', id: '1', chat: 'x', text: 'a' })).error.code, 'send_failed');
+  assert.equal((await run({ type: 'send_text', id: '1', chat: 'x@s.whatsapp.net', text: 'a' })).error.code, 'send_failed');
   const offline = runner(fakeSocket(), { waitOpen: async () => false });
-  assert.equal((await offline.run({ type: 'send_text', id: '2', chat: 'x', text: 'a' })).error.code, 'not_connected');
+  assert.equal((await offline.run({ type: 'send_text', id: '2', chat: 'x@s.whatsapp.net', text: 'a' })).error.code, 'not_connected');
 });
 
 test('edit, typing, read, chat_info', async () => {
@@ -99,7 +99,7 @@ test('send_media reads the file; a missing file is an explicit error', async () 
   assert.ok(r.ok);
   assert.equal(sock.calls[0][2].fileName, 'a.pdf');
   assert.equal(sock.calls[0][2].document.toString(), 'PDF');
-  const missing = await run({ type: 'send_media', id: '2', chat: 'x', path: path.join(dir, 'nope.png'), kind: 'image' });
+  const missing = await run({ type: 'send_media', id: '2', chat: 'x@s.whatsapp.net', path: path.join(dir, 'nope.png'), kind: 'image' });
   assert.equal(missing.error.code, 'file_not_found');
 });
 
@@ -120,7 +120,7 @@ test('polls and locations', async () => {
   const r = await run({ type: 'send_poll', id: '1', chat: 'x@s.whatsapp.net', question: 'Lunch?', options: ['yes', 'no'] });
   assert.deepEqual(r.data, { message_ids: ['S1'] });
   assert.deepEqual(sock.calls[0][2].poll, { name: 'Lunch?', values: ['yes', 'no'], selectableCount: 1 });
-  const bad = await run({ type: 'send_poll', id: '2', chat: 'x', question: 'q', options: ['only'] });
+  const bad = await run({ type: 'send_poll', id: '2', chat: 'x@s.whatsapp.net', question: 'q', options: ['only'] });
   assert.equal(bad.error.code, 'invalid_poll');
   await run({ type: 'send_location', id: '3', chat: 'x@s.whatsapp.net', latitude: 52.5, longitude: 13.4, name: 'Berlin' });
   assert.deepEqual(sock.calls.at(-2)[2].location, { degreesLatitude: 52.5, degreesLongitude: 13.4, name: 'Berlin', address: undefined });
@@ -134,4 +134,27 @@ test('ping, logout and shutdown', async () => {
   assert.deepEqual(sock.calls.at(-1), ['logout']);
   assert.ok((await run({ type: 'shutdown', id: '3' })).ok);
   assert.deepEqual(events, [['shutdown']]);
+});
+
+test('a malformed chat id is refused with invalid_chat before Baileys sees it', async () => {
+  const sock = fakeSocket();
+  sock.sendMessage = async (jid) => {
+    // What Baileys does with such an id.
+    const { user } = undefined;
+    return { key: { id: 'never', remoteJid: jid, user } };
+  };
+  const { run } = runner(sock);
+  for (const chat of ['15551234567', 'not a jid', '1555@s.whatsapp.net.evil', '@g.us', '']) {
+    const r = await run({ type: 'send_text', id: `c-${chat}`, chat, text: 'hi' });
+    assert.equal(r.ok, false, chat);
+    assert.equal(r.error.code, 'invalid_chat', chat);
+    assert.ok(r.error.message.includes(JSON.stringify(chat)), r.error.message);
+    assert.doesNotMatch(r.error.message, /destructure/);
+  }
+  const typing = await run({ type: 'typing', id: 't1', chat: 'nope' });
+  assert.equal(typing.error.code, 'invalid_chat');
+  for (const chat of ['15551234567@s.whatsapp.net', '15551234567:3@s.whatsapp.net', '98765432109876@lid', '120363000000000001@g.us', '15551234567-1600000000@g.us']) {
+    const ok = await runner(fakeSocket()).run({ type: 'send_text', id: 'ok', chat, text: 'hi' });
+    assert.equal(ok.ok, true, chat);
+  }
 });

@@ -34,6 +34,9 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if e.downcast_ref::<cli::ExitStatus>().is_some() => {
+            ExitCode::from(e.downcast_ref::<cli::ExitStatus>().map_or(1, |s| s.0))
+        }
         Err(e) => {
             eprintln!("bridgekeeper: {e:#}");
             ExitCode::FAILURE

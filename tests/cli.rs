@@ -73,18 +73,26 @@ fn refused_run(config: &std::path::Path) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `status --config`: its text, with exit status 0 (running) or 3 (not running).
 fn status(config: &std::path::Path) -> String {
     let out = Command::new(BRIDGEKEEPER)
         .args(["status", "--config"])
         .arg(config)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "status failed: {}",
+    let text = String::from_utf8(out.stdout).unwrap();
+    let expected = if text.starts_with("bridgekeeper is not running") {
+        3
+    } else {
+        0
+    };
+    assert_eq!(
+        out.status.code(),
+        Some(expected),
+        "status: {text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8(out.stdout).unwrap()
+    text
 }
 
 #[test]
@@ -185,9 +193,14 @@ async fn no_connector_outlives_a_sigkilled_supervisor() {
     for (role, pid) in all {
         wait_for(&format!("{role} {pid} to exit"), || !alive(pid)).await;
     }
-    // State files are intact and the next start takes over.
+    // State files are intact and the next start takes over. The last states are shown as
+    // stale, without the pids of processes that are gone.
     let text = status(&config);
     assert!(text.starts_with("bridgekeeper is not running"), "{text}");
+    let row = text.lines().find(|l| l.starts_with("fake ")).unwrap();
+    assert!(row.contains("(stale)"), "{row}");
+    let cols: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(cols[3], "-", "no pid of a dead process: {row}");
     Running::ready(&config).close();
 }
 

@@ -121,3 +121,82 @@ async fn an_inbound_message_over_the_line_limit_is_in_the_ledger_and_alerted() {
     let raw = std::fs::read_to_string(d.state_dir.join("bridge.log")).unwrap();
     assert!(!raw.contains("TOPSECRET"), "message text in bridge.log");
 }
+
+fn cli(args: &[&str], hermes_home: &std::path::Path) -> (i32, String) {
+    let out = std::process::Command::new(crate::support::BRIDGEKEEPER)
+        .args(args)
+        .env("HERMES_HOME", hermes_home)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// `pairing`, `doctor` and `status` take `--config` like `logs` and `config`, and without any
+/// flag they all default to the Hermes home; a locked-out owner has a way out.
+#[test]
+fn every_command_takes_the_config_and_defaults_to_the_hermes_home() {
+    use bridgekeeper::pairing::{MAX_FAILED_APPROVALS, PairingStore, locate};
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::support::write_config(dir.path(), &[connector("whatsapp", &[], "")]);
+    let config = config.to_str().unwrap();
+    let home = dir.path().join("hermes");
+    let elsewhere = dir.path().join("elsewhere"); // $HERMES_HOME: must not be used with --config
+    let store = PairingStore::new(locate(&home));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let issued = store.issue("whatsapp", "15557654321", "Ana", now).unwrap();
+    let (code, text) = cli(&["pairing", "list", "--config", config], &elsewhere);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("15557654321"), "{text}");
+
+    for _ in 0..MAX_FAILED_APPROVALS {
+        cli(
+            &[
+                "pairing", "approve", "whatsapp", "WRONG234", "--config", config,
+            ],
+            &elsewhere,
+        );
+    }
+    let (code, text) = cli(
+        &["pairing", "approve", "whatsapp", &issued.code, "-c", config],
+        &elsewhere,
+    );
+    assert_ne!(code, 0);
+    assert!(
+        text.contains("bridgekeeper pairing unlock whatsapp"),
+        "{text}"
+    );
+    let (code, text) = cli(
+        &["pairing", "unlock", "whatsapp", "--config", config],
+        &elsewhere,
+    );
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = cli(
+        &["pairing", "approve", "whatsapp", &issued.code, "-c", config],
+        &elsewhere,
+    );
+    assert_eq!(code, 0, "{text}");
+
+    let (_, text) = cli(&["doctor", "--config", config], &elsewhere);
+    assert!(
+        text.contains(&format!("Hermes home {}", home.display())),
+        "{text}"
+    );
+
+    // No flag: the state dir of `run` without a config, under $HERMES_HOME; not a usage error.
+    let (code, text) = cli(&["status"], &home);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains(
+            &home
+                .join("platforms/whatsapp/bridgekeeper")
+                .display()
+                .to_string()
+        ),
+        "{text}"
+    );
+}

@@ -17,6 +17,10 @@ const MIN_NODE_MAJOR: u32 = 20;
 pub struct DoctorArgs {
     #[arg(long)]
     pub hermes_home: Option<PathBuf>,
+    /// The config file the daemon runs with: its `hermes_home` and its WhatsApp connector's
+    /// session directory are checked.
+    #[arg(long, short, conflicts_with = "hermes_home")]
+    pub config: Option<PathBuf>,
     /// The WhatsApp session directory (default: Hermes' own).
     #[arg(long)]
     pub session: Option<PathBuf>,
@@ -256,10 +260,25 @@ fn check_pairing(home: &Path) -> Finding {
 }
 
 pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
-    let home = args.hermes_home.clone().unwrap_or_else(default_hermes_home);
+    let config = args
+        .config
+        .as_deref()
+        .map(crate::config::SupervisorConfig::load)
+        .transpose()?;
+    let home = match &config {
+        Some(c) => c.hermes_home.clone(),
+        None => args.hermes_home.clone().unwrap_or_else(default_hermes_home),
+    };
+    let configured_session = config.as_ref().and_then(|c| {
+        c.connectors
+            .iter()
+            .find(|k| k.platform == "whatsapp")
+            .and_then(|k| k.session_dir.clone())
+    });
     let session = args
         .session
         .clone()
+        .or(configured_session)
         .unwrap_or_else(|| default_session(&home));
     let mut findings = vec![check_node(), check_node_bridge(args.node_bridge.as_deref())];
     findings.extend(check_session(&session));

@@ -45,9 +45,10 @@ pub enum Commands {
     Whatsapp(whatsapp::WhatsappArgs),
 }
 
-/// Where to find the daemon's state: from its config file or directly.
+/// Where to find the daemon's state: from its config file, directly, or — as every other
+/// command defaults — the one `run` without a config uses under the Hermes home.
 #[derive(Debug, clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 pub struct StateDirArgs {
     /// The config file the daemon runs with.
     #[arg(long, short)]
@@ -55,6 +56,9 @@ pub struct StateDirArgs {
     /// The daemon's state directory.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Hermes home (default: $HERMES_HOME, else ~/.hermes).
+    #[arg(long)]
+    pub hermes_home: Option<PathBuf>,
 }
 
 impl StateDirArgs {
@@ -62,7 +66,28 @@ impl StateDirArgs {
         match (&self.state_dir, &self.config) {
             (Some(dir), _) => Ok(dir.clone()),
             (None, Some(config)) => Ok(crate::config::SupervisorConfig::load(config)?.state_dir),
-            (None, None) => unreachable!("clap requires one of --config / --state-dir"),
+            (None, None) => Ok(crate::legacy::hermes_state_dir(
+                &self
+                    .hermes_home
+                    .clone()
+                    .unwrap_or_else(crate::config::hermes::default_hermes_home),
+            )),
         }
     }
 }
+
+/// The Hermes home a command works on: the config file's, the one given, or the default.
+pub fn hermes_home(
+    config: Option<&std::path::Path>,
+    given: Option<PathBuf>,
+) -> anyhow::Result<PathBuf> {
+    Ok(match config {
+        Some(path) => crate::config::SupervisorConfig::load(path)?.hermes_home,
+        None => given.unwrap_or_else(crate::config::hermes::default_hermes_home),
+    })
+}
+
+/// An exit status chosen on purpose, with nothing more to print (the command said it all).
+#[derive(Debug, thiserror::Error)]
+#[error("exit status {0}")]
+pub struct ExitStatus(pub u8);

@@ -6,7 +6,6 @@ use std::time::SystemTime;
 
 use clap::Subcommand;
 
-use crate::config::hermes::default_hermes_home;
 use crate::pairing::{self, PairingStore};
 
 #[derive(Debug, clap::Args)]
@@ -14,6 +13,9 @@ pub struct PairingArgs {
     /// Hermes home holding the pairing files (default: $HERMES_HOME, else ~/.hermes).
     #[arg(long, global = true)]
     pub hermes_home: Option<PathBuf>,
+    /// The config file the daemon runs with: its `hermes_home` holds the pairing files.
+    #[arg(long, short, global = true, conflicts_with = "hermes_home")]
+    pub config: Option<PathBuf>,
     #[command(subcommand)]
     pub action: PairingAction,
 }
@@ -32,6 +34,8 @@ pub enum PairingAction {
     Revoke { platform: String, user: String },
     /// Drop every pending request (of one platform, or all).
     ClearPending { platform: Option<String> },
+    /// Lift the lock on approvals after too many failed attempts (owner only, this machine).
+    Unlock { platform: String },
 }
 
 fn now() -> f64 {
@@ -42,7 +46,7 @@ fn now() -> f64 {
 }
 
 pub fn run(args: PairingArgs) -> anyhow::Result<()> {
-    let home = args.hermes_home.unwrap_or_else(default_hermes_home);
+    let home = crate::cli::hermes_home(args.config.as_deref(), args.hermes_home)?;
     let store = PairingStore::new(pairing::locate(&home));
     match args.action {
         PairingAction::List { platform } => {
@@ -115,6 +119,13 @@ pub fn run(args: PairingArgs) -> anyhow::Result<()> {
                     "none"
                 }
             );
+        }
+        PairingAction::Unlock { platform } => {
+            if store.unlock(&platform)? {
+                println!("approvals for {platform} are unlocked; failed attempts reset");
+            } else {
+                println!("approvals for {platform} were not locked");
+            }
         }
         PairingAction::ClearPending { platform } => {
             let n = store.clear_pending(platform.as_deref())?;

@@ -17,6 +17,10 @@ pub struct StatusArgs {
     pub json: bool,
 }
 
+/// Exit status when no daemon runs (the last known status is still shown), as in LSB's
+/// `status` convention; 0 means running, 1 an error (no status file, unreadable).
+pub const NOT_RUNNING: u8 = 3;
+
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let dir = args.from.resolve()?;
     let holder = crate::lock::probe(&dir)?;
@@ -33,6 +37,9 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&snapshot)?);
     } else {
         print!("{}", render(&snapshot, unix_ms(SystemTime::now())));
+    }
+    if !snapshot.running {
+        return Err(crate::cli::ExitStatus(NOT_RUNNING).into());
     }
     Ok(())
 }
@@ -57,20 +64,30 @@ pub fn render(s: &StatusSnapshot, now_ms: u64) -> String {
     }
     let _ = writeln!(
         out,
-        "{:<14} {:<13} {:>8} {:>9} {:>8}  LAST EXIT",
+        "{:<14} {:<17} {:>8} {:>9} {:>8}  LAST EXIT",
         "CONNECTOR", "STATE", "PID", "UPTIME", "RESTARTS"
     );
     for c in &s.connectors {
-        render_connector(&mut out, c, now_ms);
+        render_connector(&mut out, c, now_ms, s.running);
     }
     out
 }
 
-fn render_connector(out: &mut String, c: &ConnectorStatus, now_ms: u64) {
-    let pid = c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into());
-    let uptime = match (c.pid, c.started_at_ms) {
-        (Some(_), Some(t)) => duration(now_ms.saturating_sub(t)),
+/// `live`: a daemon holds the lock. Otherwise the states are the last ones it wrote, and no
+/// process of it is running any more: shown as stale, with no pid or uptime.
+fn render_connector(out: &mut String, c: &ConnectorStatus, now_ms: u64, live: bool) {
+    let pid = match c.pid {
+        Some(p) if live => p.to_string(),
         _ => "-".into(),
+    };
+    let uptime = match (c.pid, c.started_at_ms) {
+        (Some(_), Some(t)) if live => duration(now_ms.saturating_sub(t)),
+        _ => "-".into(),
+    };
+    let state = if live {
+        c.state.as_str().to_owned()
+    } else {
+        format!("{} (stale)", c.state.as_str())
     };
     let last_exit = match &c.last_exit {
         None => "-".to_owned(),
@@ -89,13 +106,8 @@ fn render_connector(out: &mut String, c: &ConnectorStatus, now_ms: u64) {
     };
     let _ = writeln!(
         out,
-        "{:<14} {:<13} {:>8} {:>9} {:>8}  {}",
-        c.name,
-        c.state.as_str(),
-        pid,
-        uptime,
-        c.restarts,
-        last_exit
+        "{:<14} {:<17} {:>8} {:>9} {:>8}  {}",
+        c.name, state, pid, uptime, c.restarts, last_exit
     );
     let l = &c.ledger;
     let _ = writeln!(
@@ -113,6 +125,16 @@ fn render_connector(out: &mut String, c: &ConnectorStatus, now_ms: u64) {
             format!("  (UNACCOUNTED {})", l.unaccounted())
         }
     );
+    // The account's own messages come back as inbound events too: shown apart, so they are
+    // not taken for traffic from people.
+    let own = |reason: &str| l.ignored.get(reason).copied().unwrap_or(0);
+    let (echoes, owner) = (own("own_echo"), own("from_owner"));
+    if echoes + owner > 0 {
+        let _ = writeln!(
+            out,
+            "  own messages: {echoes} echo(es) of the bot's sends, {owner} typed on the linked phone (received, ignored)"
+        );
+    }
     for (label, map) in [("ignored", &l.ignored), ("failed", &l.failed)] {
         if !map.is_empty() {
             let parts: Vec<String> = map.iter().map(|(k, v)| format!("{k} {v}")).collect();

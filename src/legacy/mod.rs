@@ -73,6 +73,20 @@ pub fn default_session(hermes_home: &Path) -> PathBuf {
     }
 }
 
+/// Where bridgekeeper keeps its state for a session directory: beside it, as the old bridge
+/// kept `bridge.log` (`<session>/../bridgekeeper/`, the log in `<session>/../bridge.log`).
+pub fn state_dir_for(session: &Path) -> PathBuf {
+    session
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join("bridgekeeper")
+}
+
+/// The state directory of `run` without a config (and of the drop-in mode) for a Hermes home.
+pub fn hermes_state_dir(hermes_home: &Path) -> PathBuf {
+    state_dir_for(&default_session(hermes_home))
+}
+
 /// node-bridge's `src/index.js`: given, from the environment, beside the shim, or beside the
 /// bridgekeeper binary (a source checkout's `target/{debug,release}` included).
 pub fn find_node_bridge(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
@@ -118,7 +132,7 @@ pub fn whatsapp_config(
         .unwrap_or_else(|| base.join("media"));
     // JSON is YAML: the generated config goes through the same validation as a written one.
     let text = json!({
-        "state_dir": base.join("bridgekeeper"),
+        "state_dir": state_dir_for(session),
         "hermes_home": hermes_home,
         "log": { "path": base.join("bridge.log") },
         "connectors": [{

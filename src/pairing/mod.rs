@@ -68,7 +68,7 @@ pub struct Approved {
 #[derive(Debug, thiserror::Error)]
 pub enum ApproveError {
     #[error(
-        "approvals for {platform} are locked after {MAX_FAILED_APPROVALS} failed attempts; try again in {} min",
+        "approvals for {platform} are locked after {MAX_FAILED_APPROVALS} failed attempts; try again in {} min, or lift the lock on this machine with `bridgekeeper pairing unlock {platform}`",
         ((until - now) / 60.0).ceil()
     )]
     LockedOut {
@@ -351,6 +351,21 @@ impl PairingStore {
                 user_id,
                 user_name: record.user_name,
             })
+        })
+    }
+
+    /// Lifts the lock-out after failed approvals and resets the failure count: the owner's way
+    /// out after mistyping codes (the CLI on this machine only; the gateway cannot). Returns
+    /// whether a lock or failures were there to clear.
+    pub fn unlock(&self, platform: &str) -> Result<bool, StoreError> {
+        self.locked(true, || {
+            let mut rates: RateFile = files::read(&self.rate_path())?;
+            let cleared = rates.remove(&format!("_lockout:{platform}")).is_some()
+                | rates.remove(&format!("_failures:{platform}")).is_some();
+            if cleared {
+                files::write(&self.rate_path(), &rates)?;
+            }
+            Ok(cleared)
         })
     }
 

@@ -261,6 +261,25 @@ fn an_unreadable_pending_or_rate_file_keeps_approvals() {
 }
 
 #[test]
+fn unlock_lifts_the_lock_out_and_resets_the_count() {
+    let (_d, s) = store();
+    let issued = s.issue(WA, "15551234567", "Ana", NOW).unwrap();
+    for _ in 0..MAX_FAILED_APPROVALS {
+        let _ = s.approve(WA, "WRONG234", NOW + 1.0);
+    }
+    let locked = s.approve(WA, &issued.code, NOW + 2.0).unwrap_err();
+    assert!(
+        locked
+            .to_string()
+            .contains("bridgekeeper pairing unlock whatsapp"),
+        "{locked}"
+    );
+    assert!(s.unlock(WA).unwrap());
+    assert!(!s.unlock(WA).unwrap(), "nothing left to clear");
+    s.approve(WA, &issued.code, NOW + 3.0).unwrap();
+}
+
+#[test]
 fn files_are_private() {
     use std::os::unix::fs::PermissionsExt;
     let (_d, s) = store();

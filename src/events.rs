@@ -180,6 +180,12 @@ pub enum Event<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         rule: Option<usize>,
     },
+    /// A stranger was sent a pairing code (approve with the code or `request_id`).
+    PairingRequested {
+        platform: &'a str,
+        user: LogId<'a>,
+        request_id: &'a str,
+    },
     /// Requests the HTTP API refused because a browser could have sent them cross-site
     /// (logged once a minute at most; `refused` counts every one since the start).
     HttpRefused {

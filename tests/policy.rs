@@ -273,6 +273,20 @@ async fn the_sent_code_approves_in_any_case_and_wrong_codes_lock() {
     s.inject(json!({"sender": STRANGER}));
     s.decided(1).await;
     let code = code_in(&s.wait_sent(1).await[0].1);
+    // The gateway hears of the request, to tell its owner.
+    let requested =
+        s.d.wait_event("pairing_requested", |e| {
+            matches!(e, GatewayEvent::PairingRequested { .. })
+        })
+        .await;
+    let GatewayEvent::PairingRequested {
+        user, request_id, ..
+    } = requested
+    else {
+        unreachable!()
+    };
+    assert_eq!(user, "15557654321");
+    assert!(!request_id.is_empty());
     let typed = format!("{} {}", code[..4].to_lowercase(), code[4..].to_lowercase());
     let out = s.cli(&["pairing", "approve", "whatsapp", &typed]);
     assert!(out.status.success(), "{}", stdout(&out));
@@ -311,6 +325,11 @@ async fn the_sent_code_approves_in_any_case_and_wrong_codes_lock() {
     );
     assert!(stdout(&s.cli(&["pairing", "list"])).contains("LOCKED"));
     s.d.stop().await;
+    let logged = events_named(&s.d.log(), "pairing_requested", "whatsapp")
+        .into_iter()
+        .map(|e| e["user"].as_str().unwrap().to_owned())
+        .collect::<Vec<_>>();
+    assert_eq!(logged, vec!["…4321", "…3333"], "masked in bridge.log");
 }
 
 // 5. After `revoke`, the user's next DM gets a fresh code at once, and no old code approves.

@@ -128,6 +128,17 @@ pub enum GatewayEvent {
         connector: String,
         receipt: Receipt,
     },
+    /// A stranger was sent a pairing code: the gateway may tell its owner, who approves with
+    /// `pairing_approve` (by the code the stranger passes on, or by `request_id`).
+    PairingRequested {
+        connector: String,
+        platform: String,
+        /// The sender as the connector named them.
+        user: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user_name: Option<String>,
+        request_id: String,
+    },
     /// An operator alert (never sent to a chat unless an operator target is configured).
     Alert {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,6 +167,7 @@ impl Message for GatewayEvent {
         "link_code",
         "account",
         "receipt",
+        "pairing_requested",
         "alert",
         "result",
         "line_error",

@@ -174,3 +174,59 @@ fn duration(ms: u64) -> String {
         _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bridge_protocol::gateway::ConnectorStateName;
+
+    fn snapshot(running: bool) -> StatusSnapshot {
+        let mut ledger = crate::ledger::LedgerCounts::default();
+        ledger.record(crate::ledger::Outcome::Delivered);
+        for _ in 0..3 {
+            ledger.record(crate::ledger::Outcome::Ignored(
+                crate::policy::Reason::OwnEcho,
+            ));
+        }
+        StatusSnapshot {
+            pid: 10,
+            version: "0.1.0".into(),
+            started_at_ms: 0,
+            updated_at_ms: 1_000,
+            running,
+            connectors: vec![ConnectorStatus {
+                name: "whatsapp".into(),
+                state: ConnectorStateName::Running,
+                pid: Some(4242),
+                started_at_ms: Some(0),
+                restarts: 0,
+                last_exit: None,
+                connection: None,
+                ledger,
+                line_errors: Default::default(),
+                stderr_lines: 0,
+                commands: Default::default(),
+            }],
+        }
+    }
+
+    #[test]
+    fn own_echoes_have_their_own_line() {
+        let text = render(&snapshot(true), 5_000);
+        assert!(
+            text.contains(
+                "own messages: 3 echo(es) of the bot's sends, 0 typed on the linked phone"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("4242"));
+    }
+
+    #[test]
+    fn a_dead_daemons_connectors_are_stale_without_pids() {
+        let text = render(&snapshot(false), 5_000);
+        let row = text.lines().find(|l| l.starts_with("whatsapp")).unwrap();
+        assert!(row.contains("running (stale)"), "{row}");
+        assert!(!text.contains("4242"), "{text}");
+    }
+}

@@ -35,6 +35,17 @@ pub struct Admission {
     pub send: Option<(SendKind, String)>,
     /// An operator alert to raise: code and text.
     pub alert: Option<(&'static str, String)>,
+    /// A pairing code was issued: who asked, under which request id.
+    pub pairing: Option<PairingRequest>,
+}
+
+/// A stranger who was just issued a pairing code.
+#[derive(Debug, Clone)]
+pub struct PairingRequest {
+    pub platform: String,
+    pub user: String,
+    pub user_name: Option<String>,
+    pub request_id: String,
 }
 
 pub struct Gatekeeper {
@@ -203,6 +214,12 @@ impl Gatekeeper {
                     SendKind::PairingCode,
                     pairing_text(&self.platform, &issued.code),
                 )),
+                pairing: Some(PairingRequest {
+                    platform: self.platform.clone(),
+                    user: user.to_owned(),
+                    user_name: msg.push_name.clone(),
+                    request_id: issued.request_id,
+                }),
                 ..admission(Outcome::PairingCodeSent, Reason::UnknownSender.as_str())
             },
             // The store saw a newer state than our snapshot (another process wrote meanwhile).
@@ -258,6 +275,7 @@ fn admission(outcome: Outcome, reason: &'static str) -> Admission {
         reason,
         send: None,
         alert: None,
+        pairing: None,
     }
 }
 

@@ -923,6 +923,25 @@ impl ConnectorTask {
         if let Some((code, text)) = admission.alert {
             self.alert(Severity::Warning, code, text);
         }
+        if let Some(request) = admission.pairing
+            && outcome == Outcome::PairingCodeSent
+        {
+            self.log.emit(
+                Some(&self.name),
+                &Event::PairingRequested {
+                    platform: &request.platform,
+                    user: self.log.id(&request.user),
+                    request_id: &request.request_id,
+                },
+            );
+            self.push(GatewayEvent::PairingRequested {
+                connector: self.name.to_string(),
+                platform: request.platform,
+                user: request.user,
+                user_name: request.user_name,
+                request_id: request.request_id,
+            });
+        }
     }
 
     fn write_next(&mut self, permit: Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>) {

@@ -9,18 +9,34 @@
 use std::collections::HashMap;
 
 /// The key lists and the pairing store use: the user part without device suffix, domain, `+`,
-/// spaces, dashes, dots or brackets. Group ids keep their `@g.us` so they never collide with
-/// a user.
+/// spaces, dashes, dots or brackets. The key keeps its kind: a phone number is bare digits, a
+/// LID keeps `@lid` and a group `@g.us`, so a LID never equals a phone number that happens to
+/// have the same digits — they meet only through a known mapping (`IdentityMap`).
 pub fn normalize(id: &str) -> String {
     let id = id.trim();
     if let Some(group) = id.strip_suffix("@g.us") {
         return format!("{}@g.us", group.trim());
+    }
+    if let Some(lid) = id.strip_suffix("@lid") {
+        let user = lid.split(':').next().unwrap_or_default().trim();
+        return format!("{user}@lid");
     }
     let user = id.split('@').next().unwrap_or_default();
     let user = user.split(':').next().unwrap_or_default();
     user.chars()
         .filter(|c| !matches!(c, '+' | ' ' | '-' | '(' | ')' | '.'))
         .collect()
+}
+
+/// The key of an id known to be a LID (the account's own, say), whether or not it carries the
+/// `@lid` domain.
+pub fn lid_key(id: &str) -> String {
+    let key = normalize(id);
+    if key.ends_with("@lid") || key.is_empty() {
+        key
+    } else {
+        format!("{key}@lid")
+    }
 }
 
 /// What kind of chat an id names.
@@ -119,7 +135,12 @@ mod tests {
         ] {
             assert_eq!(normalize(raw), "15551234567", "{raw}");
         }
-        assert_eq!(normalize("98765432109876:3@lid"), "98765432109876");
+        assert_eq!(normalize("98765432109876:3@lid"), "98765432109876@lid");
+        assert_ne!(
+            normalize("15551234567@lid"),
+            normalize("15551234567@s.whatsapp.net"),
+            "a LID is not the phone number with the same digits"
+        );
         assert_eq!(
             normalize("120363000000000000@g.us"),
             "120363000000000000@g.us"
@@ -140,14 +161,14 @@ mod tests {
         let mut map = IdentityMap::default();
         assert_eq!(
             map.aliases("98765432109876@lid", None),
-            vec!["98765432109876"]
+            vec!["98765432109876@lid"]
         );
         map.learn("98765432109876@lid", "15551234567@s.whatsapp.net");
         let aliases = map.aliases("98765432109876:2@lid", None);
         assert!(aliases.contains(&"15551234567".to_owned()));
         assert!(
             map.aliases("15551234567@s.whatsapp.net", None)
-                .contains(&"98765432109876".to_owned())
+                .contains(&"98765432109876@lid".to_owned())
         );
         assert_eq!(map.user_key("98765432109876@lid", None), "15551234567");
     }
@@ -156,7 +177,7 @@ mod tests {
     fn the_alternate_id_is_an_alias_on_first_contact() {
         let map = IdentityMap::default();
         let aliases = map.aliases("98765432109876@lid", Some("15551234567@s.whatsapp.net"));
-        assert_eq!(aliases, vec!["98765432109876", "15551234567"]);
+        assert_eq!(aliases, vec!["98765432109876@lid", "15551234567"]);
         assert_eq!(
             map.user_key("98765432109876@lid", Some("15551234567@s.whatsapp.net")),
             "15551234567"

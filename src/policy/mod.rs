@@ -12,7 +12,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use bridge_protocol::message::InboundMessage;
 
 use crate::pairing::{MAX_PENDING_PER_PLATFORM, RATE_LIMIT_SECS};
-pub use identity::{ChatKind, IdentityMap, chat_kind, normalize};
+pub use identity::{ChatKind, IdentityMap, chat_kind, lid_key, normalize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -85,7 +85,7 @@ impl Default for AccessPolicy {
 pub struct Who {
     /// The account's phone number, normalised.
     pub phone: Option<String>,
-    /// The account's LID, normalised.
+    /// The account's LID, normalised (with its `@lid`, see `lid_key`).
     pub lid: Option<String>,
     pub identities: IdentityMap,
 }

@@ -17,7 +17,7 @@ fn who() -> Who {
     identities.learn("98765432109876@lid", "15551234567@s.whatsapp.net");
     Who {
         phone: Some(ME.into()),
-        lid: Some(ME_LID.into()),
+        lid: Some(format!("{ME_LID}@lid")),
         identities,
     }
 }
@@ -337,11 +337,33 @@ fn the_decision_table() {
             "list written as a LID matches the phone",
             AccessPolicy {
                 dm_policy: DmPolicy::Allowlist,
-                allow_from: set(&["98765432109876"]),
+                allow_from: set(&["98765432109876@lid"]),
                 ..bot()
             },
             dm(FRIEND),
             (Deliver, Allowlisted),
+        ),
+        // Bug: normalising stripped the kind, so a LID matched the phone number with the same
+        // digits. A LID meets a phone number only through a known mapping.
+        row(
+            "a LID with a listed phone's digits is not that phone",
+            AccessPolicy {
+                dm_policy: DmPolicy::Allowlist,
+                allow_from: set(&["15550009999"]),
+                ..bot()
+            },
+            dm("15550009999@lid"),
+            (Ignore, AllowlistMismatch),
+        ),
+        row(
+            "a bare number in the list is a phone, not a LID",
+            AccessPolicy {
+                dm_policy: DmPolicy::Allowlist,
+                allow_from: set(&["98765432109876"]),
+                ..bot()
+            },
+            dm(FRIEND_LID),
+            (Ignore, AllowlistMismatch),
         ),
         // Groups.
         row(

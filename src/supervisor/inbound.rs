@@ -17,7 +17,7 @@ use crate::outbound::{OutboundGate, SendKind, Target, Verdict};
 use crate::pairing::{IssueError, PairingStore};
 use crate::policy::{
     AccessPolicy, Action, ChatKind, DmPolicy, Mode, PairingSnapshot, Reason, Seen, Who, chat_kind,
-    decide, normalize,
+    decide, lid_key, normalize,
 };
 
 /// How long a read of the pairing files is reused. Approvals made with the CLI while the daemon
@@ -93,7 +93,7 @@ impl Gatekeeper {
             self.who.phone = Some(normalize(phone));
         }
         if let Some(lid) = &account.lid {
-            self.who.lid = Some(normalize(lid));
+            self.who.lid = Some(lid_key(lid));
         }
     }
 

@@ -38,7 +38,7 @@ fn main() -> ExitCode {
             ExitCode::from(e.downcast_ref::<cli::ExitStatus>().map_or(1, |s| s.0))
         }
         Err(e) => {
-            eprintln!("bridgekeeper: {e:#}");
+            eprintln!("bridgekeeper: {}", cli::error_text(&e));
             ExitCode::FAILURE
         }
     }

@@ -445,11 +445,10 @@ async fn a_poll_whose_client_closed_at_once_drains_nothing() {
             .unwrap();
         drop(s);
     }
-    wait_for("the closed polls to be handled", || {
-        let inbox = &call(&addr, "GET", "/health", None).json()["bridgekeeper"]["inbox"];
-        inbox["stalePolls"].as_u64().unwrap() + inbox["returned"].as_u64().unwrap() >= 20
-    })
-    .await;
+    // Give the 20 connections a moment to be served. Each ends in one of three ways, all
+    // without a loss: hyper sees the closed connection first and drops the request, our
+    // handler finds the client gone (stalePolls), or the answer is never taken (returned).
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let polled = l.get("/messages").json();
     assert_eq!(polled.as_array().unwrap().len(), 1, "{polled}");
     assert_eq!(polled[0]["messageId"], "P1");

@@ -91,3 +91,45 @@ pub fn hermes_home(
 #[derive(Debug, thiserror::Error)]
 #[error("exit status {0}")]
 pub struct ExitStatus(pub u8);
+
+/// An error and its causes on one line, each said once: many errors already include their
+/// source in their own text, and printing the chain again would repeat it
+/// ("File exists (os error 17): File exists (os error 17)").
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(17);
+        let path = crate::fsutil::PathError::new("cannot create", std::path::Path::new("/x"), io);
+        let error = anyhow::Error::new(path).context("cannot start with /etc/bk.yaml");
+        let text = error_text(&error);
+        assert_eq!(text.matches("os error 17").count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot start with /etc/bk.yaml: cannot create /x"),
+            "{text}"
+        );
+        let lock = crate::lock::LockError::Held {
+            dir: "/s".into(),
+            holder: Some(7),
+        };
+        let error = anyhow::Error::new(crate::daemon::StartError::from(lock));
+        assert_eq!(error_text(&error).matches("stop it first").count(), 1);
+    }
+}

@@ -32,7 +32,12 @@ fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)
     let home = crate::config::hermes::default_hermes_home();
     let session = crate::legacy::default_session(&home);
     let node_bridge = crate::legacy::find_node_bridge(None)?;
-    let mut config = crate::legacy::whatsapp_config(&home, &session, &node_bridge)?;
+    let mut config = crate::legacy::whatsapp_config(
+        &home,
+        &session,
+        &node_bridge,
+        "the default WhatsApp connector (run without --config)",
+    )?;
     config.resolve_access(&parse_cli_sets(sets).map_err(anyhow::Error::msg)?)?;
     eprintln!(
         "bridgekeeper: no --config: running the WhatsApp connector for {} (session {})",

@@ -84,7 +84,15 @@ pub async fn run(args: WhatsappArgs) -> anyhow::Result<()> {
                 .clone()
                 .unwrap_or_else(|| default_session(&home));
             let node_bridge = find_node_bridge(args.node_bridge.as_deref())?;
-            (whatsapp_config(&home, &session, &node_bridge)?, session)
+            (
+                whatsapp_config(
+                    &home,
+                    &session,
+                    &node_bridge,
+                    "the WhatsApp connector for linking",
+                )?,
+                session,
+            )
         }
     };
     // Linking needs the connector only: the access policy does not matter while nobody writes.

@@ -34,9 +34,9 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("config {path} is not valid: {detail}")]
+    #[error("{} is not valid YAML: {detail}", path.display())]
     Syntax { path: PathBuf, detail: String },
-    #[error("config {path} has {} problem(s):\n{}", problems.len(), list(problems))]
+    #[error("{} has {} problem(s):\n{}", path.display(), problems.len(), list(problems))]
     Invalid {
         path: PathBuf,
         problems: Vec<Problem>,
@@ -237,16 +237,75 @@ impl SupervisorConfig {
         Self::parse(&text, path, base)
     }
 
-    /// Parses config text; `base` anchors relative paths.
+    /// Parses config text; `base` anchors relative paths. Every problem is reported at once:
+    /// a value of the wrong type or an unknown key is noted and taken out, and parsing goes on,
+    /// so the report also holds every range problem of the rest.
     pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Self, ConfigError> {
-        let raw: RawConfig = serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: path.to_owned(),
-            detail: e.to_string(),
-        })?;
-        validate(raw, path, base).map_err(|problems| ConfigError::Invalid {
+        let mut value: serde_yaml_ng::Value =
+            serde_yaml_ng::from_str(text).map_err(|e| ConfigError::Syntax {
+                path: path.to_owned(),
+                detail: e.to_string(),
+            })?;
+        if value.is_null() {
+            value = serde_yaml_ng::Value::Mapping(Default::default());
+        }
+        let invalid = |problems| ConfigError::Invalid {
             path: path.to_owned(),
             problems,
-        })
+        };
+        let mut problems = Vec::new();
+        // List entries taken out (a required key missing): later indices are shifted back to
+        // the ones the file has when reported.
+        let mut taken: Vec<(String, usize)> = Vec::new();
+        let raw: RawConfig = loop {
+            match serde_path_to_error::deserialize::<_, RawConfig>(value.clone()) {
+                Ok(raw) => break raw,
+                Err(e) => {
+                    let segments = path_segments(e.path());
+                    let message = e.inner().to_string();
+                    // A required key we took out ourselves is already reported.
+                    let echo = message.starts_with("missing field")
+                        && problems.iter().any(|p: &Problem| {
+                            message.contains(&format!("`{}`", last_key(&p.key)))
+                                && p.key.starts_with(&e.path().to_string())
+                        });
+                    if !echo {
+                        problems.push(Problem {
+                            key: original_key(&display_key(&segments), &taken),
+                            message: message.clone(),
+                        });
+                    }
+                    let target = if message.starts_with("missing field") {
+                        // Nothing to take out at a missing key: drop what holds it.
+                        segments.clone()
+                    } else {
+                        match unknown_key(&message) {
+                            Some(k) if segments.last() != Some(&Segment::Key(k.clone())) => {
+                                [segments.clone(), vec![Segment::Key(k)]].concat()
+                            }
+                            _ => segments,
+                        }
+                    };
+                    if problems.len() > 100 || target.is_empty() || !remove(&mut value, &target) {
+                        return Err(invalid(problems));
+                    }
+                    if let Some((Segment::Index(i), list)) = target.split_last() {
+                        taken.push((display_key(list), *i));
+                    }
+                }
+            }
+        };
+        match validate(raw, path, base) {
+            Ok(config) if problems.is_empty() => Ok(config),
+            Ok(_) => Err(invalid(problems)),
+            Err(more) => {
+                problems.extend(more.into_iter().map(|p| Problem {
+                    key: original_key(&p.key, &taken),
+                    ..p
+                }));
+                Err(invalid(problems))
+            }
+        }
     }
 
     /// Resolves every connector's access policy from its sources (CLI `--set` pairs, this
@@ -290,6 +349,102 @@ pub enum AccessError {
     Source(#[from] hermes::SourceError),
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Invalid(Vec<hermes::PolicyError>),
+}
+
+/// One step of a key path: a map key or a list index.
+#[derive(Debug, Clone, PartialEq)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+fn path_segments(path: &serde_path_to_error::Path) -> Vec<Segment> {
+    use serde_path_to_error::Segment as S;
+    path.iter()
+        .filter_map(|s| match s {
+            S::Map { key } => Some(Segment::Key(key.clone())),
+            S::Seq { index } => Some(Segment::Index(*index)),
+            S::Enum { variant } => Some(Segment::Key(variant.clone())),
+            S::Unknown => None,
+        })
+        .collect()
+}
+
+/// `connectors[0].restart.jitter`; `(top level)` for the document itself.
+fn display_key(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for s in segments {
+        match s {
+            Segment::Key(k) if out.is_empty() => out.push_str(k),
+            Segment::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    if out.is_empty() {
+        "(top level)".into()
+    } else {
+        out
+    }
+}
+
+/// A key as the file has it: `taken` lists entries removed from lists, in order; each one
+/// shifts the indices after it in its list back by one.
+fn original_key(key: &str, taken: &[(String, usize)]) -> String {
+    let mut key = key.to_owned();
+    for (list, removed) in taken.iter().rev() {
+        let prefix = format!("{list}[");
+        let Some(rest) = key.strip_prefix(&prefix) else {
+            continue;
+        };
+        let Some((index, tail)) = rest.split_once(']') else {
+            continue;
+        };
+        if let Ok(i) = index.parse::<usize>()
+            && i >= *removed
+        {
+            key = format!("{prefix}{}]{tail}", i + 1);
+        }
+    }
+    key
+}
+
+fn last_key(key: &str) -> &str {
+    key.rsplit(['.', ']']).next().unwrap_or(key)
+}
+
+/// The key named by serde's "unknown field `x`, expected …".
+fn unknown_key(message: &str) -> Option<String> {
+    let rest = message.strip_prefix("unknown field `")?;
+    Some(rest[..rest.find('`')?].to_owned())
+}
+
+/// Takes the value at `path` out of the document; false when there is nothing there.
+fn remove(value: &mut serde_yaml_ng::Value, path: &[Segment]) -> bool {
+    let Some((last, parents)) = path.split_last() else {
+        return false;
+    };
+    let mut node = value;
+    for s in parents {
+        let next = match s {
+            Segment::Key(k) => node.get_mut(k.as_str()),
+            Segment::Index(i) => node.get_mut(*i),
+        };
+        match next {
+            Some(n) => node = n,
+            None => return false,
+        }
+    }
+    match (last, node) {
+        (Segment::Key(k), serde_yaml_ng::Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        (Segment::Index(i), serde_yaml_ng::Value::Sequence(v)) if *i < v.len() => {
+            v.remove(*i);
+            true
+        }
+        _ => false,
+    }
 }
 
 fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig, Vec<Problem>> {
@@ -435,6 +590,13 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
         if queue_capacity == 0 {
             problem(key("commands.queue"), "must be at least 1".into());
         }
+        let hello_timeout_ms = c.hello_timeout_ms.unwrap_or(10_000);
+        if hello_timeout_ms == 0 {
+            problem(
+                key("hello_timeout_ms"),
+                "0 is outside 1.. (milliseconds to wait for the connector's hello)".into(),
+            );
+        }
         let command_timeout = ms(c.commands.timeout_ms.unwrap_or(60_000));
         if command_timeout.is_zero() {
             problem(key("commands.timeout_ms"), "must be at least 1".into());
@@ -450,7 +612,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             cwd,
             session_dir: c.session_dir.map(|p| expand(base, p)),
             max_line_bytes,
-            hello_timeout: ms(c.hello_timeout_ms.unwrap_or(10_000)),
+            hello_timeout: ms(hello_timeout_ms),
             restart,
             stop: StopPolicy {
                 stdin_grace: ms(c.stop.stdin_grace_ms.unwrap_or(5_000)),
@@ -613,10 +775,53 @@ mod tests {
 
     #[test]
     fn a_misspelt_key_is_an_error_not_a_silent_default() {
-        let err =
-            parse("connectors:\n  - name: a\n    command: sh\n    restrat: {}\n").unwrap_err();
-        assert!(matches!(err, ConfigError::Syntax { .. }));
-        assert!(err.to_string().contains("restrat"), "{err}");
+        let found = problems("connectors:\n  - name: a\n    command: sh\n    restrat: {}\n");
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("connectors[0].restrat: unknown field `restrat`"),
+            "{found:#?}"
+        );
+    }
+
+    /// Unknown keys, wrong types, negative counts and out-of-range values: one report, each
+    /// with its key as the file has it.
+    #[test]
+    fn unknown_keys_types_and_ranges_are_reported_together() {
+        let found = problems(concat!(
+            "logg: {}\n",
+            "gateway: {buffer: -3}\n",
+            "connectors:\n",
+            "  - command: sh\n",
+            "  - name: b\n",
+            "    command: sh\n",
+            "    hello_timeout_ms: 0\n",
+            "    restart: {max_restarts: -1, jitter: 2.0}\n",
+            "    stop: {stdin_grace_ms: soon}\n",
+        ));
+        let has = |prefix: &str| found.iter().any(|p| p.starts_with(prefix));
+        assert!(has("logg: unknown field `logg`"), "{found:#?}");
+        assert!(
+            has("gateway.buffer: invalid value: integer `-3`"),
+            "{found:#?}"
+        );
+        assert!(has("connectors[0]: missing field `name`"), "{found:#?}");
+        assert!(
+            has("connectors[1].hello_timeout_ms: 0 is outside 1.."),
+            "{found:#?}"
+        );
+        assert!(
+            has("connectors[1].restart.max_restarts: invalid value: integer `-1`"),
+            "{found:#?}"
+        );
+        assert!(
+            has("connectors[1].restart.jitter: 2 is outside"),
+            "{found:#?}"
+        );
+        assert!(
+            has("connectors[1].stop.stdin_grace_ms: invalid type"),
+            "{found:#?}"
+        );
+        assert_eq!(found.len(), 7, "{found:#?}");
     }
 
     #[test]

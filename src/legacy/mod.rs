@@ -120,11 +120,13 @@ pub fn find_node_bridge(explicit: Option<&Path>) -> anyhow::Result<PathBuf> {
         })
 }
 
-/// A supervisor config for the WhatsApp connector with Hermes' paths.
+/// A supervisor config for the WhatsApp connector with Hermes' paths. `origin` names where
+/// the settings came from in error messages (there is no config file).
 pub fn whatsapp_config(
     hermes_home: &Path,
     session: &Path,
     node_bridge: &Path,
+    origin: &str,
 ) -> Result<SupervisorConfig, ConfigError> {
     let base = session.parent().unwrap_or(Path::new("/"));
     let media = std::env::var_os("HERMES_IMAGE_CACHE_DIR")
@@ -144,7 +146,7 @@ pub fn whatsapp_config(
         }],
     })
     .to_string();
-    SupervisorConfig::parse(&text, Path::new("legacy bridge flags"), base)
+    SupervisorConfig::parse(&text, Path::new(origin), base)
 }
 
 fn env_or<T: std::str::FromStr>(key: &str, default: T) -> T {
@@ -207,7 +209,12 @@ pub async fn run(args: LegacyArgs) -> anyhow::Result<()> {
         std::env::current_dir()?.join(session)
     };
     let node_bridge = find_node_bridge(args.node_bridge.as_deref())?;
-    let mut config = whatsapp_config(&hermes_home, &session, &node_bridge)?;
+    let mut config = whatsapp_config(
+        &hermes_home,
+        &session,
+        &node_bridge,
+        "the drop-in bridge (bridge.js flags)",
+    )?;
     let mut cli: BTreeMap<String, String> =
         crate::config::hermes::parse_cli_sets(&args.sets).map_err(anyhow::Error::msg)?;
     if let Some(mode) = &args.mode {

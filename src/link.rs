@@ -91,8 +91,10 @@ pub async fn link(config: SupervisorConfig, req: LinkRequest) -> anyhow::Result<
         json_line(json!({"ts": now_ms(), "event": "started"}));
     } else {
         println!(
-            "Linking WhatsApp using session directory {}",
-            req.session.display()
+            "Linking WhatsApp using session directory {}\n(bridgekeeper's state goes to {}, its log to {})",
+            req.session.display(),
+            config.state_dir.display(),
+            config.log.path.display()
         );
     }
 
@@ -116,8 +118,22 @@ async fn follow(
     let deadline = Instant::now() + LINK_DEADLINE;
     let mut qr_seen = false;
     let mut code_requested = false;
+    // The answer to the phone-number link request: a failure ends the run (one outcome).
+    let (phone_tx, mut phone_rx) = tokio::sync::mpsc::channel::<String>(1);
     loop {
-        let event = match tokio::time::timeout_at(deadline.into(), events.recv()).await {
+        let next = tokio::select! {
+            failure = phone_rx.recv(), if code_requested => match failure {
+                Some(why) => {
+                    if req.json {
+                        json_line(json!({"ts": now_ms(), "event": "error", "error": why}));
+                    }
+                    anyhow::bail!("linking by phone number failed: {why}");
+                }
+                None => continue,
+            },
+            next = tokio::time::timeout_at(deadline.into(), events.recv()) => next,
+        };
+        let event = match next {
             Err(_) => anyhow::bail!(
                 "not linked within {} s; run the command again",
                 LINK_DEADLINE.as_secs()
@@ -134,15 +150,16 @@ async fn follow(
                 code_requested = true;
                 let client = client.clone();
                 let phone = req.phone.clone().unwrap_or_default();
+                let phone_tx = phone_tx.clone();
                 tokio::spawn(async move {
                     let cmd = GatewayCommand::LinkByPhone(LinkByPhone { phone });
-                    match client.call(cmd, Duration::from_secs(60)).await {
-                        Ok(r) if !r.ok => eprintln!(
-                            "Linking by phone number failed: {}",
-                            r.error.map(|e| e.message).unwrap_or_default()
-                        ),
-                        Err(e) => eprintln!("Linking by phone number failed: {e}"),
-                        Ok(_) => {}
+                    let failure = match client.call(cmd, Duration::from_secs(60)).await {
+                        Ok(r) if !r.ok => Some(r.error.map(|e| e.message).unwrap_or_default()),
+                        Err(e) => Some(e.to_string()),
+                        Ok(_) => None,
+                    };
+                    if let Some(why) = failure {
+                        let _ = phone_tx.send(why).await;
                     }
                 });
             }
@@ -194,6 +211,19 @@ async fn follow(
             GatewayEvent::Connection { status, .. } => match status.state {
                 ConnectionState::Open => {
                     let account = wait_account(events).await;
+                    // Open without an account is a session WhatsApp has not confirmed (a link
+                    // that did not finish): not linked, whatever the socket says.
+                    if account.0.is_none() {
+                        if req.json {
+                            json_line(
+                                json!({"ts": now_ms(), "event": "error", "error": "no_account"}),
+                            );
+                        }
+                        anyhow::bail!(
+                            "the connection opened but WhatsApp did not confirm an account, so {} is not linked; run the command again to start over",
+                            req.session.display()
+                        );
+                    }
                     if req.json {
                         json_line(
                             json!({"ts": now_ms(), "event": "connected", "user": {"id": account.0, "name": account.1}}),

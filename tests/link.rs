@@ -70,6 +70,8 @@ fn a_qr_code_is_shown_and_saved_until_the_account_is_linked() {
         }
     };
     read_until("using session directory", &mut seen);
+    read_until("bridgekeeper's state goes to", &mut seen);
+    assert!(seen.last().unwrap().contains("bridge.log"), "{seen:#?}");
     append_json(
         &inbound,
         &json!({"type": "qr", "data": "2@first,qr,payload", "expires_in_ms": 60000}),
@@ -134,6 +136,24 @@ fn an_unscanned_qr_code_expires_with_a_clear_message() {
         err.contains("the QR code expired before it was scanned; run the command again"),
         "{err}"
     );
+}
+
+/// An open connection without an account is not a link: no "Linked.", a clear error, exit 1.
+#[test]
+fn an_open_connection_without_an_account_is_not_reported_as_linked() {
+    for extra in [&[][..], &["--phone", "15550001111"][..]] {
+        let out = link_with(&[json!({"type": "status", "state": "open"})], extra);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(!out.status.success(), "{extra:?}: {stdout}");
+        assert!(!stdout.contains("Linked"), "{extra:?}: {stdout}");
+        assert!(
+            stderr.contains("did not confirm an account"),
+            "{extra:?}: {stderr}"
+        );
+    }
 }
 
 #[test]

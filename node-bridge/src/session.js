@@ -55,6 +55,15 @@ export async function prepareSession(dir) {
   const credsPath = path.join(dir, CREDS);
   const backupPath = path.join(dir, BACKUP);
   const live = await readJson(credsPath);
+  // A link that did not finish can leave `me` without `me.id` (WhatsApp confirmed nothing):
+  // Baileys cannot connect with it (it throws on the missing id) and would fail at every
+  // start. Such a session is set aside and linking starts afresh.
+  if (live.state === 'ok' && live.value.me && !live.value.me.id) {
+    const aside = `${credsPath}.incomplete-${Date.now()}`;
+    await rename(credsPath, aside);
+    notes.push(`session ${dir}: creds.json was from a link that did not finish; moved to ${path.basename(aside)}: not linked`);
+    return { linked: false, restored: false, notes };
+  }
   if (live.state === 'ok') {
     await writeAtomic(backupPath, JSON.stringify(live.value));
     return { linked: isLinked(live.value), restored: false, notes };

@@ -69,3 +69,14 @@ test('key files readable by others are tightened to 0600', async () => {
   }
   assert.match(r.notes.join('\n'), /4 file\(s\) were readable by others/);
 });
+
+test('creds from a link that did not finish are set aside, not retried forever', async () => {
+  const dir = fresh();
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(path.join(dir, 'creds.json'), JSON.stringify({ me: { lid: '15550000000@lid' }, registered: false }));
+  const r = await prepareSession(dir);
+  assert.equal(r.linked, false);
+  assert.ok(!existsSync(path.join(dir, 'creds.json')));
+  assert.ok(readdirSync(dir).some((f) => f.startsWith('creds.json.incomplete-')));
+  assert.match(r.notes.join('\n'), /did not finish/);
+});

@@ -200,3 +200,59 @@ fn every_command_takes_the_config_and_defaults_to_the_hermes_home() {
         "{text}"
     );
 }
+
+/// The demo's own helpers: the binary is found under $CARGO_TARGET_DIR, and `approve CODE`
+/// approves against the demo's state (not ~/.hermes), `link` looks at the demo's session.
+#[test]
+fn the_demo_approves_against_its_own_state_and_honours_cargo_target_dir() {
+    use bridgekeeper::pairing::{PairingStore, locate};
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("elsewhere-target");
+    std::fs::create_dir_all(target.join("release")).unwrap();
+    std::os::unix::fs::symlink(
+        crate::support::BRIDGEKEEPER,
+        target.join("release/bridgekeeper"),
+    )
+    .unwrap();
+    let demo = dir.path().join("demo");
+    std::fs::create_dir_all(demo.join("session")).unwrap();
+    std::fs::write(
+        demo.join("session/creds.json"),
+        r#"{"me": {"id": "15550000000:1@s.whatsapp.net"}}"#,
+    )
+    .unwrap();
+    std::fs::write(
+        demo.join("bridgekeeper.yaml"),
+        format!(
+            "state_dir: {0}\nhermes_home: {0}/hermes\nconnectors:\n  - name: whatsapp\n    command: sh\n    session_dir: {0}/session\n",
+            demo.display()
+        ),
+    )
+    .unwrap();
+    let store = PairingStore::new(locate(&demo.join("hermes")));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let issued = store.issue("whatsapp", "15557654321", "Ana", now).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/run-demo.sh");
+    let demo_cmd = |args: &[&str]| {
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .args(args)
+            .env("CARGO_TARGET_DIR", &target)
+            .env("BRIDGEKEEPER_DEMO_DIR", &demo)
+            .env("HERMES_HOME", dir.path().join("not-this-one"))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (ok, text) = demo_cmd(&["approve", &issued.code.to_lowercase()]);
+    assert!(ok, "{text}");
+    assert!(text.contains("approved 15557654321"), "{text}");
+    let (ok, text) = demo_cmd(&["link"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("already linked"), "{text}");
+}

@@ -12,16 +12,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::SupervisorConfig;
-use crate::events::{Event, EventLog};
-use crate::fsutil::{PathError, ensure_private_dir};
 use crate::gateway;
-use crate::lock::{LockError, StateLock};
-use crate::outbound::OutboundGate;
 use crate::pairing::{self, PairingStore};
-use crate::status::StatusBoard;
+use crate::policy::send::OutboundGate;
+use crate::record::board::StatusBoard;
+use crate::record::log::{Event, EventLog};
 use crate::supervisor::inbound::Gatekeeper;
 use crate::supervisor::task::{ConnectorTask, TaskParts};
 use crate::supervisor::{AlertRouter, ConnectorHandle};
+use crate::util::fs::{PathError, ensure_private_dir};
+use crate::util::lock::{LockError, StateLock};
 
 const LOG_FLUSH_INTERVAL: Duration = Duration::from_millis(200);
 pub const STATUS_FILE: &str = "status.json";
@@ -106,7 +106,7 @@ where
         connectors: names.clone(),
     };
     let _ = events_tx.send(ready).await;
-    let writer = tokio::spawn(gateway::write_events(
+    let writer = tokio::spawn(gateway::link::write_events(
         gateway_out,
         events_rx,
         config.gateway.max_line_bytes,
@@ -164,7 +164,7 @@ where
     let housekeeping = CancellationToken::new();
     let status_writer = tokio::spawn(board.clone().write_loop(housekeeping.clone()));
     let flusher = tokio::spawn(flush_log(log.clone(), housekeeping.clone()));
-    let reader = gateway::Reader {
+    let reader = gateway::link::Reader {
         handles,
         pairing,
         events: events_tx.clone(),
@@ -226,4 +226,73 @@ async fn flush_log(log: EventLog, stop: CancellationToken) {
             _ = tick.tick() => log.flush(),
         }
     }
+}
+
+/// Cancels `shutdown` on SIGTERM or SIGINT.
+pub async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; stop bridgekeeper by closing its stdin");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+        _ = shutdown.cancelled() => {}
+    }
+    shutdown.cancel();
+}
+
+/// A daemon running in this process, reached through a `LinkClient`.
+pub struct InProcess {
+    pub client: std::sync::Arc<crate::gateway::in_process::LinkClient>,
+    /// Every event since the start (subscribed before the link is first read).
+    pub events: tokio::sync::broadcast::Receiver<bridge_protocol::gateway::GatewayEvent>,
+    pub daemon: tokio::task::JoinHandle<Result<(), StartError>>,
+}
+
+/// Starts the daemon for `config` (its first connector is the one the client addresses) and
+/// the client in front of it.
+pub async fn start_in_process(
+    config: crate::config::SupervisorConfig,
+    inbox_capacity: usize,
+    shutdown: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<InProcess> {
+    use anyhow::Context;
+    let connector = config.connectors[0].name.clone();
+    let (link_in, daemon_in) = tokio::io::duplex(256 * 1024);
+    let (daemon_out, link_out) = tokio::io::duplex(256 * 1024);
+    let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+    let daemon = tokio::spawn(run_with(
+        config,
+        daemon_in,
+        daemon_out,
+        shutdown,
+        Some(started_tx),
+    ));
+    let Ok(log) = started_rx.await else {
+        return match daemon.await {
+            Ok(Err(e)) => Err(e).context("cannot start"),
+            _ => Err(anyhow::anyhow!("the daemon stopped during startup")),
+        };
+    };
+    let client = std::sync::Arc::new(crate::gateway::in_process::LinkClient::new(
+        &connector,
+        link_in,
+        inbox_capacity,
+        log,
+    ));
+    let events = client.subscribe();
+    tokio::spawn({
+        let client = client.clone();
+        async move { client.pump(link_out).await }
+    });
+    Ok(InProcess {
+        client,
+        events,
+        daemon,
+    })
 }

@@ -1,25 +1,17 @@
-//! bridgekeeper: a supervisor for chat-network bridges.
+//! bridgekeeper: a supervisor for chat-network bridges. `ARCHITECTURE.md` has the map.
 //!
-//! Data flow: connector process → `supervisor::task` (one per connector) → `events`
-//! (`bridge.log` and the ledger) → `gateway` (the gateway link). Commands flow back the same
-//! way. `daemon::run` wires it together; `cli` holds one file per subcommand.
+//! Data flow: connector process → `supervisor` (one task per connector; `policy` decides) →
+//! `record` (`bridge.log`, the ledger, the status board) → `gateway` (the gateway link, or the
+//! in-process client behind `legacy`'s HTTP API). Commands flow back the same way. `daemon::run`
+//! wires it together; `cli` holds one file per subcommand; `util` the small shared helpers.
 
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod dedup;
-pub mod events;
-pub mod fsutil;
 pub mod gateway;
-pub mod ledger;
 pub mod legacy;
-pub mod link;
-pub mod lock;
-pub mod logview;
-pub mod mask;
-pub mod outbound;
 pub mod pairing;
 pub mod policy;
-pub mod qr;
-pub mod status;
+pub mod record;
 pub mod supervisor;
+pub mod util;

@@ -275,7 +275,7 @@ fn a_gateway_that_stops_reading_mid_flood_ends_the_run_and_unwritten_messages_ar
     );
 
     let state = dir.path().join("state");
-    let status = bridgekeeper::status::read_status_file(&state.join("status.json")).unwrap();
+    let status = bridgekeeper::record::board::read_status_file(&state.join("status.json")).unwrap();
     let ledger = &status.connectors[0].ledger;
     assert_eq!(ledger.unaccounted(), 0, "{ledger:?}");
     assert!(

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use bridge_protocol::gateway::GatewayEvent;
 use bridge_protocol::message::{Command as ConnectorCmd, ConnectorCommand};
-use bridgekeeper::status::ConnectorStatus;
+use bridgekeeper::record::board::ConnectorStatus;
 use serde_json::{Value, json};
 
 use crate::support::{BRIDGEKEEPER, TestDaemon, connector, events_named, wait_for};

@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use crate::support::{TestDaemon, alive, connector, events_named, pids, wait_for};
 
-fn ledger_balances(status: &bridgekeeper::status::StatusSnapshot) {
+fn ledger_balances(status: &bridgekeeper::record::board::StatusSnapshot) {
     for c in &status.connectors {
         assert_eq!(
             c.ledger.unaccounted(),
@@ -246,7 +246,8 @@ async fn a_well_behaved_connector_stops_when_its_stdin_closes() {
     for (_, pid) in pids(&pid_file) {
         wait_for("connector and grandchild to be gone", || !alive(pid)).await;
     }
-    let status = bridgekeeper::status::read_status_file(&d.state_dir.join("status.json")).unwrap();
+    let status =
+        bridgekeeper::record::board::read_status_file(&d.state_dir.join("status.json")).unwrap();
     assert!(!status.running);
     assert_eq!(status.connectors[0].state, ConnectorStateName::Stopped);
 }
@@ -589,7 +590,7 @@ impl TestDaemon {
         let path = self.state_dir.join("status.json");
         wait_for("status.json", || path.exists()).await;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        bridgekeeper::status::read_status_file(&path)
+        bridgekeeper::record::board::read_status_file(&path)
             .unwrap()
             .connectors[0]
             .ledger

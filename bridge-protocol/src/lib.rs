@@ -3,6 +3,7 @@
 
 pub mod codec;
 pub mod error;
+pub mod exit;
 pub mod gateway;
 pub mod message;
 

@@ -5,9 +5,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::config::builtin::find_node_bridge;
 use crate::config::hermes::{Sources, default_hermes_home, resolve};
-use crate::legacy::{default_session, find_node_bridge};
-use crate::mask::mask_id;
+use crate::config::hermes_paths::default_session;
+use crate::util::mask::mask_id;
 
 /// The Baileys version node-bridge is built and tested against.
 const BAILEYS_VERSION: &str = "7.0.0-rc13";
@@ -193,7 +194,7 @@ fn check_session(session: &Path) -> Vec<Finding> {
             ),
         },
     });
-    out.push(match crate::lock::probe(session) {
+    out.push(match crate::util::lock::probe(session) {
         Ok(Some(pid)) => ok(format!(
             "the session is in use by bridgekeeper{} (it holds the session lock)",
             pid.map(|p| format!(" pid {p}")).unwrap_or_default()

@@ -66,7 +66,7 @@ impl StateDirArgs {
         match (&self.state_dir, &self.config) {
             (Some(dir), _) => Ok(dir.clone()),
             (None, Some(config)) => Ok(crate::config::SupervisorConfig::load(config)?.state_dir),
-            (None, None) => Ok(crate::legacy::hermes_state_dir(
+            (None, None) => Ok(crate::config::hermes_paths::hermes_state_dir(
                 &self
                     .hermes_home
                     .clone()
@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn each_cause_is_said_once() {
         let io = std::io::Error::from_raw_os_error(17);
-        let path = crate::fsutil::PathError::new("cannot create", std::path::Path::new("/x"), io);
+        let path = crate::util::fs::PathError::new("cannot create", std::path::Path::new("/x"), io);
         let error = anyhow::Error::new(path).context("cannot start with /etc/bk.yaml");
         let text = error_text(&error);
         assert_eq!(text.matches("os error 17").count(), 1, "{text}");
@@ -125,7 +125,7 @@ mod tests {
             text.starts_with("cannot start with /etc/bk.yaml: cannot create /x"),
             "{text}"
         );
-        let lock = crate::lock::LockError::Held {
+        let lock = crate::util::lock::LockError::Held {
             dir: "/s".into(),
             holder: Some(7),
         };

@@ -30,9 +30,9 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> anyhow::Result<Superviso
 /// and pairing files under `$HERMES_HOME`.
 fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)> {
     let home = crate::config::hermes::default_hermes_home();
-    let session = crate::legacy::default_session(&home);
-    let node_bridge = crate::legacy::find_node_bridge(None)?;
-    let mut config = crate::legacy::whatsapp_config(
+    let session = crate::config::hermes_paths::default_session(&home);
+    let node_bridge = crate::config::builtin::find_node_bridge(None)?;
+    let mut config = crate::config::builtin::whatsapp_config(
         &home,
         &session,
         &node_bridge,
@@ -56,7 +56,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         eprintln!("bridgekeeper: warning: {platform}: {warning}");
     }
     let shutdown = CancellationToken::new();
-    tokio::spawn(stop_on_signal(shutdown.clone()));
+    tokio::spawn(crate::daemon::stop_on_signal(shutdown.clone()));
     crate::daemon::run(config, tokio::io::stdin(), gateway_output(), shutdown)
         .await
         .with_context(|| format!("cannot start with {}", path.display()))
@@ -77,21 +77,4 @@ fn gateway_output() -> Box<dyn tokio::io::AsyncWrite + Unpin + Send> {
         Ok(pipe) => Box::new(pipe),
         Err(_) => Box::new(tokio::io::stdout()),
     }
-}
-
-pub async fn stop_on_signal(shutdown: CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; stop bridgekeeper by closing its stdin");
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-        _ = shutdown.cancelled() => {}
-    }
-    shutdown.cancel();
 }

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::cli::StateDirArgs;
 use crate::daemon::STATUS_FILE;
-use crate::status::{ConnectorStatus, StatusSnapshot, read_status_file, unix_ms};
+use crate::record::board::{ConnectorStatus, StatusSnapshot, read_status_file, unix_ms};
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
@@ -23,7 +23,7 @@ pub const NOT_RUNNING: u8 = 3;
 
 pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let dir = args.from.resolve()?;
-    let holder = crate::lock::probe(&dir)?;
+    let holder = crate::util::lock::probe(&dir)?;
     let path = dir.join(STATUS_FILE);
     if !path.exists() {
         anyhow::bail!(
@@ -181,10 +181,10 @@ mod tests {
     use bridge_protocol::gateway::ConnectorStateName;
 
     fn snapshot(running: bool) -> StatusSnapshot {
-        let mut ledger = crate::ledger::LedgerCounts::default();
-        ledger.record(crate::ledger::Outcome::Delivered);
+        let mut ledger = crate::record::ledger::LedgerCounts::default();
+        ledger.record(crate::record::ledger::Outcome::Delivered);
         for _ in 0..3 {
-            ledger.record(crate::ledger::Outcome::Ignored(
+            ledger.record(crate::record::ledger::Outcome::Ignored(
                 crate::policy::Reason::OwnEcho,
             ));
         }

@@ -139,15 +139,7 @@ impl Sources {
 }
 
 /// `$HERMES_HOME`, else `~/.hermes`.
-pub fn default_hermes_home() -> PathBuf {
-    if let Some(home) = std::env::var_os("HERMES_HOME").filter(|h| !h.is_empty()) {
-        return PathBuf::from(home);
-    }
-    let home = std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/"));
-    home.join(".hermes")
-}
+pub use super::hermes_paths::default_hermes_home;
 
 /// One setting: canonical name, its environment key suffix, and its config.yaml key names.
 struct Key {

@@ -12,11 +12,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub mod builtin;
 pub mod hermes;
+pub mod hermes_paths;
 
-use crate::outbound::{OperatorTarget, SendPolicy};
 use crate::policy::AccessPolicy;
-use crate::supervisor::restart::RestartPolicy;
+use crate::policy::restart::RestartPolicy;
+use crate::policy::send::{OperatorTarget, SendPolicy};
 
 const MIN_LINE_BYTES: usize = 256;
 

@@ -25,10 +25,10 @@ use bridge_protocol::message::{
 use serde_json::{Value, json};
 use subtle::ConstantTimeEq;
 
-use super::client::{CallError, LinkClient};
 use super::peer::{BatchBody, PeerSocket};
 use super::shape::chunk;
-use crate::events::Event;
+use crate::gateway::in_process::{CallError, LinkClient};
+use crate::record::log::Event;
 
 pub struct Api {
     pub client: Arc<LinkClient>,

@@ -16,7 +16,11 @@ use nix::sys::socket::{MsgFlags, recv};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
-use super::client::LinkClient;
+use super::shape::to_legacy;
+
+use bridge_protocol::message::InboundMessage;
+
+use crate::gateway::in_process::LinkClient;
 
 /// A duplicate of the connection's socket, to look at it without reading from it.
 #[derive(Clone, Debug)]
@@ -49,15 +53,18 @@ impl PeerSocket {
 /// connection failed first), or the client is found gone just before the batch is handed
 /// over, the batch goes back to the head of the inbox.
 pub struct BatchBody {
-    batch: Option<(Vec<Value>, Bytes)>,
+    batch: Option<(Vec<InboundMessage>, Bytes)>,
     client: Arc<LinkClient>,
     peer: PeerSocket,
 }
 
 impl BatchBody {
-    pub fn new(batch: Vec<Value>, client: Arc<LinkClient>, peer: PeerSocket) -> Self {
+    /// `batch` is answered in the old bridge's shape (`shape::to_legacy`).
+    pub fn new(batch: Vec<InboundMessage>, client: Arc<LinkClient>, peer: PeerSocket) -> Self {
+        let bot_ids = client.bot_ids();
+        let values: Vec<Value> = batch.iter().map(|m| to_legacy(m, &bot_ids)).collect();
         // A Vec<Value> always serialises.
-        let bytes = Bytes::from(serde_json::to_vec(&batch).unwrap_or_default());
+        let bytes = Bytes::from(serde_json::to_vec(&values).unwrap_or_default());
         Self {
             batch: Some((batch, bytes)),
             client,

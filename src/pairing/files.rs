@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::fsutil::write_atomic;
+use crate::util::fs::write_atomic;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PendingRecord {
@@ -62,7 +62,7 @@ pub enum StoreError {
         copy: PathBuf,
     },
     #[error(transparent)]
-    Write(#[from] crate::fsutil::PathError),
+    Write(#[from] crate::util::fs::PathError),
     #[error("cannot lock {}: {source}", path.display())]
     Lock {
         path: PathBuf,

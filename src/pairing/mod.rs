@@ -15,30 +15,21 @@ use std::path::{Path, PathBuf};
 use nix::fcntl::{Flock, FlockArg};
 use serde_json::Value;
 
-use crate::fsutil::ensure_private_dir;
 use crate::policy::{PairingSnapshot, normalize};
+use crate::util::fs::ensure_private_dir;
 pub use files::StoreError;
 use files::{ApprovedFile, ApprovedRecord, PendingFile, PendingRecord, RateFile};
 
-pub const CODE_TTL_SECS: f64 = 3600.0;
-pub const MAX_PENDING_PER_PLATFORM: usize = 3;
-pub const RATE_LIMIT_SECS: f64 = 600.0;
-pub const MAX_FAILED_APPROVALS: u64 = 5;
-pub const LOCKOUT_SECS: f64 = 3600.0;
+pub use crate::policy::pairing_limits::{
+    CODE_TTL_SECS, LOCKOUT_SECS, MAX_FAILED_APPROVALS, MAX_PENDING_PER_PLATFORM, RATE_LIMIT_SECS,
+};
 
 const LOCK_FILE: &str = ".lock";
 const RATE_FILE: &str = "_rate_limits.json";
 
-/// Where the pairing files live under a Hermes home: `platforms/pairing/`, or the legacy
-/// `pairing/` when only that one exists.
+/// Where the pairing files live under a Hermes home (`config::hermes_paths::pairing_dir`).
 pub fn locate(hermes_home: &Path) -> PathBuf {
-    let current = hermes_home.join("platforms").join("pairing");
-    let legacy = hermes_home.join("pairing");
-    if !current.exists() && legacy.is_dir() {
-        legacy
-    } else {
-        current
-    }
+    crate::config::hermes_paths::pairing_dir(hermes_home)
 }
 
 #[derive(Debug)]

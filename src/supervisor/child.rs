@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::config::ConnectorConfig;
-use crate::events::{Event, EventLog};
+use crate::record::log::{Event, EventLog};
 
 /// Longest stderr line kept whole in `bridge.log`; the rest of a longer line is dropped.
 const STDERR_LINE_BYTES: usize = 4096;

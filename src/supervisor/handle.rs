@@ -9,8 +9,8 @@ use bridge_protocol::gateway::ConnectorStateName;
 use bridge_protocol::message::{Command, SendText};
 use tokio::sync::mpsc;
 
-use crate::events::{Event, EventLog};
-use crate::outbound::SendKind;
+use crate::policy::send::SendKind;
+use crate::record::log::{Event, EventLog};
 
 /// Who asked for a command, which decides where its result goes.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,15 +10,15 @@ use std::time::{Duration, Instant};
 
 use bridge_protocol::message::{Account, InboundMessage};
 
-use crate::dedup::{self, Dedup};
-use crate::ledger::{FailReason, Outcome};
-use crate::mask::mask_id;
-use crate::outbound::{OutboundGate, SendKind, Target, Verdict};
 use crate::pairing::{IssueError, PairingStore};
+use crate::policy::send::{OutboundGate, SendKind, Target, Verdict};
 use crate::policy::{
     AccessPolicy, Action, ChatKind, DmPolicy, Mode, PairingSnapshot, Reason, Seen, Who, chat_kind,
     decide, lid_key, normalize,
 };
+use crate::record::ledger::{FailReason, Outcome};
+use crate::supervisor::dedup::{self, Dedup};
+use crate::util::mask::mask_id;
 
 /// How long a read of the pairing files is reused. Approvals made with the CLI while the daemon
 /// runs take effect within this time.

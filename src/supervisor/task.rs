@@ -30,13 +30,13 @@ use tokio_util::time::{DelayQueue, delay_queue};
 
 use super::handle::{AlertRouter, Control, ErrorCode, Origin};
 use super::inbound::Gatekeeper;
-use super::restart::{ExitClass, Next, RestartHistory};
 use super::{child, exit_codes};
 use crate::config::ConnectorConfig;
-use crate::events::{Event, EventLog};
-use crate::ledger::{FailReason, Outcome};
-use crate::outbound::{OutboundGate, Target, Verdict};
-use crate::status::{LastExit, unix_ms};
+use crate::policy::restart::{ExitClass, Next, RestartHistory};
+use crate::policy::send::{OutboundGate, Target, Verdict};
+use crate::record::board::{LastExit, unix_ms};
+use crate::record::ledger::{FailReason, Outcome};
+use crate::record::log::{Event, EventLog};
 
 /// Sent messages awaiting their server ack that are remembered (the oldest beyond this are
 /// reported `unconfirmed` rather than forgotten).

@@ -15,7 +15,7 @@ use bridge_protocol::gateway::{ConnectorStateName, GatewayEvent};
 use bridge_protocol::message::CommandResult;
 use bridgekeeper::config::SupervisorConfig;
 use bridgekeeper::daemon::StartError;
-use bridgekeeper::status::StatusSnapshot;
+use bridgekeeper::record::board::StatusSnapshot;
 use serde_json::Value;
 use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream, Lines};

@@ -14,9 +14,9 @@ use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
-use crate::events::{Event, EventLog};
-use crate::ledger::FailReason;
 use crate::pairing::{ApproveError, PairingStore};
+use crate::record::ledger::FailReason;
+use crate::record::log::{Event, EventLog};
 use crate::supervisor::{ConnectorHandle, ErrorCode, Origin, Rejected};
 
 /// Bytes of encoded events gathered before one write to the gateway.
@@ -317,8 +317,8 @@ fn retract_if_inbound(
 mod tests {
     use super::*;
     use crate::config::LogConfig;
-    use crate::ledger::Outcome;
-    use crate::status::StatusBoard;
+    use crate::record::board::StatusBoard;
+    use crate::record::ledger::Outcome;
     use bridge_protocol::message::InboundMessage;
     use std::io;
     use std::pin::Pin;

@@ -7,9 +7,13 @@ use anyhow::Context;
 use clap::Subcommand;
 
 use crate::config::SupervisorConfig;
+use crate::config::builtin::{WHATSAPP as CONNECTOR, find_node_bridge, whatsapp_config};
 use crate::config::hermes::default_hermes_home;
-use crate::legacy::{CONNECTOR, default_session, find_node_bridge, whatsapp_config};
-use crate::link::{LinkRequest, link};
+use crate::config::hermes_paths::default_session;
+pub mod link;
+pub mod qr;
+
+use link::{LinkRequest, link};
 
 #[derive(Debug, clap::Args)]
 pub struct WhatsappArgs {

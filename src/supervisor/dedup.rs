@@ -10,7 +10,7 @@ use std::io::{BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::fsutil::{Durability, replace_file};
+use crate::util::fs::{Durability, replace_file};
 
 /// Message keys remembered per connector.
 pub const WINDOW: usize = 20_000;

@@ -14,8 +14,9 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::SupervisorConfig;
-use crate::legacy::client::{LinkClient, start_in_process};
-use crate::mask::mask_id;
+use crate::daemon::start_in_process;
+use crate::gateway::in_process::LinkClient;
+use crate::util::mask::mask_id;
 
 /// Linking gives up after this long without an open connection.
 const LINK_DEADLINE: Duration = Duration::from_secs(300);
@@ -186,8 +187,8 @@ async fn follow(
                     json_line(json!({"ts": now_ms(), "event": "qr", "qr": data}));
                     continue;
                 }
-                let art = crate::qr::render_terminal(&data)?;
-                crate::qr::write_png(&data, png)?;
+                let art = crate::cli::whatsapp::qr::render_terminal(&data)?;
+                crate::cli::whatsapp::qr::write_png(&data, png)?;
                 let secs = expires_in_ms.unwrap_or(20_000) / 1000;
                 println!(
                     "\n{art}Scan this with WhatsApp on your phone: Settings → Linked devices → Link a device.\nIt expires in {secs} s; a new one follows. Also saved as {} for headless hosts.",

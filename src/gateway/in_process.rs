@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bridge_protocol::gateway::{GatewayCommand, GatewayEvent, GatewayRequest, Severity};
-use bridge_protocol::message::{CommandResult, ConnectionState, ReceiptStatus};
+use bridge_protocol::message::{CommandResult, ConnectionState, InboundMessage, ReceiptStatus};
 use bridge_protocol::{JsonLinesCodec, encode_line};
 use futures_util::StreamExt;
 use serde_json::Value;
@@ -19,9 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, oneshot};
 use tokio_util::codec::FramedRead;
 
-use super::shape::to_legacy;
-use crate::events::{Event, EventLog};
-use crate::ledger::FailReason;
+use crate::record::ledger::FailReason;
+use crate::record::log::{Event, EventLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -36,7 +35,8 @@ pub struct LinkClient {
     writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
     pending: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
     next_id: AtomicU64,
-    inbox: Mutex<VecDeque<Value>>,
+    /// Delivered messages waiting for the embedding gateway to take them (`GET /messages`).
+    inbox: Mutex<VecDeque<InboundMessage>>,
     inbox_capacity: usize,
     /// Messages that did not fit the inbox.
     pub dropped: AtomicU64,
@@ -99,8 +99,13 @@ impl LinkClient {
     }
 
     /// Takes every queued message (`GET /messages`).
-    pub fn drain(&self) -> Vec<Value> {
+    pub fn drain(&self) -> Vec<InboundMessage> {
         lock(&self.inbox).drain(..).collect()
+    }
+
+    /// The account's own ids (phone, LID), as the connector last reported them.
+    pub fn bot_ids(&self) -> Vec<String> {
+        lock(&self.bot_ids).clone()
     }
 
     pub fn note_returned(&self, n: usize) {
@@ -109,7 +114,7 @@ impl LinkClient {
 
     /// Puts a batch that could not be handed over back at the head of the inbox, in order,
     /// ahead of anything that arrived meanwhile.
-    pub fn requeue_front(&self, batch: Vec<Value>) {
+    pub fn requeue_front(&self, batch: Vec<InboundMessage>) {
         let mut inbox = lock(&self.inbox);
         for value in batch.into_iter().rev() {
             inbox.push_front(value);
@@ -191,11 +196,9 @@ impl LinkClient {
                 }
             }
             GatewayEvent::Inbound { message, .. } => {
-                let bot_ids = lock(&self.bot_ids).clone();
-                let value = to_legacy(message, &bot_ids);
                 let mut inbox = lock(&self.inbox);
                 if inbox.len() < self.inbox_capacity {
-                    inbox.push_back(value);
+                    inbox.push_back((**message).clone());
                 } else {
                     drop(inbox);
                     self.overflow(&message.id);
@@ -307,52 +310,6 @@ impl SendCounts {
             "failed": n(&self.failed),
         })
     }
-}
-
-/// A daemon running in this process, reached through a `LinkClient`.
-pub struct InProcess {
-    pub client: std::sync::Arc<LinkClient>,
-    /// Every event since the start (subscribed before the link is first read).
-    pub events: broadcast::Receiver<GatewayEvent>,
-    pub daemon: tokio::task::JoinHandle<Result<(), crate::daemon::StartError>>,
-}
-
-/// Starts the daemon for `config` (its first connector is the one the client addresses) and
-/// the client in front of it.
-pub async fn start_in_process(
-    config: crate::config::SupervisorConfig,
-    inbox_capacity: usize,
-    shutdown: tokio_util::sync::CancellationToken,
-) -> anyhow::Result<InProcess> {
-    use anyhow::Context;
-    let connector = config.connectors[0].name.clone();
-    let (link_in, daemon_in) = tokio::io::duplex(256 * 1024);
-    let (daemon_out, link_out) = tokio::io::duplex(256 * 1024);
-    let (started_tx, started_rx) = oneshot::channel();
-    let daemon = tokio::spawn(crate::daemon::run_with(
-        config,
-        daemon_in,
-        daemon_out,
-        shutdown,
-        Some(started_tx),
-    ));
-    let Ok(log) = started_rx.await else {
-        return match daemon.await {
-            Ok(Err(e)) => Err(e).context("cannot start"),
-            _ => Err(anyhow::anyhow!("the daemon stopped during startup")),
-        };
-    };
-    let client = std::sync::Arc::new(LinkClient::new(&connector, link_in, inbox_capacity, log));
-    let events = client.subscribe();
-    tokio::spawn({
-        let client = client.clone();
-        async move { client.pump(link_out).await }
-    });
-    Ok(InProcess {
-        client,
-        events,
-        daemon,
-    })
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

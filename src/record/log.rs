@@ -18,10 +18,10 @@ use bridge_protocol::message::{ConnectionState, InboundMessage, ReceiptStatus};
 use serde::Serialize;
 
 use crate::config::LogConfig;
-use crate::fsutil::{PathError, create_private_dir};
-use crate::ledger::Outcome;
-use crate::mask::{LogId, mask_digit_runs};
-use crate::status::StatusBoard;
+use crate::record::board::StatusBoard;
+use crate::record::ledger::Outcome;
+use crate::util::fs::{PathError, create_private_dir};
+use crate::util::mask::{LogId, mask_digit_runs};
 
 /// Characters of message text shown in debug mode.
 const PREVIEW_CHARS: usize = 80;

@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::fsutil::{PathError, write_atomic};
-use crate::ledger::{FailReason, LedgerCounts, Outcome};
+use crate::record::ledger::{FailReason, LedgerCounts, Outcome};
+use crate::util::fs::{PathError, write_atomic};
 
 const WRITE_INTERVAL: Duration = Duration::from_millis(100);
 

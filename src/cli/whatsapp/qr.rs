@@ -6,7 +6,7 @@ use std::path::Path;
 
 use qrcode::{Color, QrCode};
 
-use crate::fsutil::PathError;
+use crate::util::fs::PathError;
 
 /// Light modules around the code, as scanners expect.
 const QUIET_ZONE: usize = 4;

@@ -1,6 +1,6 @@
 //! `bridgekeeper logs [-f]`: the debug view of `bridge.log` — one readable line per event, with
 //! filters, `--json` for machines, following across rotation. Reads the old bridge's mixed-format
-//! log as well (see `crate::logview`).
+//! log as well (see `crate::cli::logs::view`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
@@ -12,7 +12,9 @@ use anyhow::Context;
 
 use crate::config::SupervisorConfig;
 use crate::config::hermes::default_hermes_home;
-use crate::logview::{Entry, Filter, Kind, classify, render};
+pub mod view;
+
+use view::{Entry, Filter, Kind, classify, render};
 
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
@@ -55,7 +57,7 @@ fn log_path(args: &LogsArgs) -> anyhow::Result<PathBuf> {
         return Ok(SupervisorConfig::load(config)?.log.path);
     }
     let home = args.hermes_home.clone().unwrap_or_else(default_hermes_home);
-    let session = crate::legacy::default_session(&home);
+    let session = crate::config::hermes_paths::default_session(&home);
     Ok(session.parent().unwrap_or(&home).join("bridge.log"))
 }
 

@@ -1,0 +1,62 @@
+//! Where Hermes keeps things, defined once: its home, the WhatsApp session directory, the
+//! pairing files, `bridge.log`, and where bridgekeeper's own state goes beside them.
+
+use std::path::{Path, PathBuf};
+
+/// `$HERMES_HOME`, else `~/.hermes`.
+pub fn default_hermes_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("HERMES_HOME").filter(|h| !h.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".hermes")
+}
+
+/// Hermes' session directory: the legacy `whatsapp/session` wins when it exists (as in Hermes).
+pub fn default_session(hermes_home: &Path) -> PathBuf {
+    let legacy = hermes_home.join("whatsapp").join("session");
+    if legacy.is_dir() {
+        legacy
+    } else {
+        hermes_home
+            .join("platforms")
+            .join("whatsapp")
+            .join("session")
+    }
+}
+
+/// Where bridgekeeper keeps its state for a session directory: beside it, as the old bridge
+/// kept `bridge.log` (`<session>/../bridgekeeper/`, the log in `<session>/../bridge.log`).
+pub fn state_dir_for(session: &Path) -> PathBuf {
+    session
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join("bridgekeeper")
+}
+
+/// The state directory of `run` without a config (and of the drop-in mode) for a Hermes home.
+pub fn hermes_state_dir(hermes_home: &Path) -> PathBuf {
+    state_dir_for(&default_session(hermes_home))
+}
+
+/// `bridge.log` for a session directory: beside it, where the old launcher wrote it.
+pub fn bridge_log_for(session: &Path) -> PathBuf {
+    session
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join("bridge.log")
+}
+
+/// Where the pairing files live under a Hermes home: `platforms/pairing/`, or the legacy
+/// `pairing/` when only that one exists.
+pub fn pairing_dir(hermes_home: &Path) -> PathBuf {
+    let current = hermes_home.join("platforms").join("pairing");
+    let legacy = hermes_home.join("pairing");
+    if !current.exists() && legacy.is_dir() {
+        legacy
+    } else {
+        current
+    }
+}

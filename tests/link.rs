@@ -156,7 +156,11 @@ fn an_open_connection_without_an_account_is_not_reported_as_linked() {
                 || (!extra.is_empty() && stderr.contains("linking by phone number failed")),
             "{extra:?}: {stderr}"
         );
-        assert_eq!(stderr.matches("bridgekeeper:").count(), 1, "one outcome: {stderr}");
+        assert_eq!(
+            stderr.matches("bridgekeeper:").count(),
+            1,
+            "one outcome: {stderr}"
+        );
     }
 }
 

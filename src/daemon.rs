@@ -17,8 +17,8 @@ use crate::pairing::{self, PairingStore};
 use crate::policy::send::OutboundGate;
 use crate::record::board::StatusBoard;
 use crate::record::log::{Event, EventLog};
-use crate::supervisor::inbound::Gatekeeper;
-use crate::supervisor::task::{ConnectorTask, TaskParts};
+use crate::supervisor::connector::inbound::Gatekeeper;
+use crate::supervisor::connector::{ConnectorTask, TaskParts};
 use crate::supervisor::{AlertRouter, ConnectorHandle};
 use crate::util::fs::{PathError, ensure_private_dir};
 use crate::util::lock::{LockError, StateLock};
@@ -111,7 +111,6 @@ where
         events_rx,
         config.gateway.max_line_bytes,
         log.clone(),
-        names.clone(),
         shutdown.clone(),
     ));
 

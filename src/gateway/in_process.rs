@@ -259,15 +259,8 @@ impl LinkClient {
 
     fn overflow(&self, message_id: &str) {
         let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
-        let reason = FailReason::HttpQueueFull;
-        self.log.board().retract_delivery(0, reason);
-        self.log.emit(
-            Some(&self.connector),
-            &Event::DeliveryRetracted {
-                message_id,
-                reason: reason.as_str(),
-            },
-        );
+        self.log
+            .retract(&self.connector, message_id, FailReason::HttpQueueFull);
         // One alert at the first loss and then at powers of two, not one per message.
         if dropped.is_power_of_two() {
             let message = format!(

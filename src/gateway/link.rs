@@ -186,19 +186,17 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
     mut events: mpsc::Receiver<GatewayEvent>,
     max_line_bytes: usize,
     log: EventLog,
-    connectors: Vec<String>,
     shutdown: CancellationToken,
 ) {
     let mut buf = Vec::with_capacity(WRITE_BATCH_BYTES);
     // The events whose lines are in `buf`, kept until the write succeeded.
     let mut batch: Vec<GatewayEvent> = Vec::new();
     let mut broken = false;
-    let index_of = |name: &str| connectors.iter().position(|c| c == name);
     while let Some(first) = events.recv().await {
         let mut next = Some(first);
         while let Some(event) = next.take() {
             if broken {
-                retract_if_inbound(&log, &event, &index_of);
+                retract_if_inbound(&log, &event);
             } else if let Err(e) = append_line(&event, &mut buf, max_line_bytes) {
                 // Only an event over the gateway's line limit gets here (a huge inbound text).
                 log.emit(
@@ -207,7 +205,7 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
                         error: e.to_string(),
                     },
                 );
-                retract_if_inbound(&log, &event, &index_of);
+                retract_if_inbound(&log, &event);
             } else {
                 batch.push(event);
             }
@@ -232,7 +230,7 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
                 },
             );
             for event in &batch {
-                retract_if_inbound(&log, event, &index_of);
+                retract_if_inbound(&log, event);
             }
             broken = true;
             shutdown.cancel();
@@ -293,23 +291,9 @@ fn pairing_request(
     }
 }
 
-fn retract_if_inbound(
-    log: &EventLog,
-    event: &GatewayEvent,
-    index_of: &impl Fn(&str) -> Option<usize>,
-) {
-    if let GatewayEvent::Inbound { connector, message } = event
-        && let Some(index) = index_of(connector)
-    {
-        log.board()
-            .retract_delivery(index, FailReason::GatewayClosed);
-        log.emit(
-            Some(connector),
-            &Event::DeliveryRetracted {
-                message_id: &message.id,
-                reason: FailReason::GatewayClosed.as_str(),
-            },
-        );
+fn retract_if_inbound(log: &EventLog, event: &GatewayEvent) {
+    if let GatewayEvent::Inbound { connector, message } = event {
+        log.retract(connector, &message.id, FailReason::GatewayClosed);
     }
 }
 
@@ -371,8 +355,7 @@ mod tests {
         }
         drop(tx);
         let shutdown = CancellationToken::new();
-        let names = vec!["wa".to_owned()];
-        write_events(Closed, rx, 1 << 20, log, names, shutdown.clone()).await;
+        write_events(Closed, rx, 1 << 20, log, shutdown.clone()).await;
         assert!(shutdown.is_cancelled());
         let ledger = board.snapshot().connectors[0].ledger.clone();
         assert_eq!(ledger.delivered, 0, "{ledger:?}");

@@ -1,9 +1,10 @@
 //! Every decision, as pure functions with no I/O: who may talk to the assistant (`access`),
 //! who is who (`identity`), the limits of pairing (`pairing_limits`), what may be sent where
-//! (`send`), and when a crashed connector is restarted (`restart`). The stores and the tasks
+//! (`send`), what a connector's exit means (`exit`) and when it is restarted (`restart`). The stores and the tasks
 //! that act on these decisions depend on this module, never the reverse.
 
 pub mod access;
+pub mod exit;
 pub mod identity;
 pub mod pairing_limits;
 pub mod restart;

@@ -131,8 +131,16 @@ impl StatusBoard {
         self.update(index, |c| c.ledger.record(outcome));
     }
 
-    pub fn retract_delivery(&self, index: usize, reason: FailReason) {
-        self.update(index, |c| c.ledger.retract_delivery(reason));
+    /// Moves one message of connector `name` from delivered to failed. An unknown name
+    /// changes nothing (there is no ledger to correct).
+    pub fn retract_delivery(&self, name: &str, reason: FailReason) {
+        {
+            let mut snap = self.lock();
+            if let Some(c) = snap.connectors.iter_mut().find(|c| c.name == name) {
+                c.ledger.retract_delivery(reason);
+            }
+        }
+        self.inner.changed.notify_one();
     }
 
     pub fn snapshot(&self) -> StatusSnapshot {

@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::config::LogConfig;
 use crate::record::board::StatusBoard;
-use crate::record::ledger::Outcome;
+use crate::record::ledger::{FailReason, Outcome};
 use crate::util::fs::{PathError, create_private_dir};
 use crate::util::mask::{LogId, mask_digit_runs};
 
@@ -442,6 +442,19 @@ impl EventLog {
                 outcome: outcome.name(),
                 reason,
                 preview,
+            },
+        );
+    }
+
+    /// A delivered message that could not be handed over after all: moved from delivered to
+    /// failed in the ledger and logged, in one call, by the connector's name.
+    pub fn retract(&self, connector: &str, message_id: &str, reason: FailReason) {
+        self.board.retract_delivery(connector, reason);
+        self.emit(
+            Some(connector),
+            &Event::DeliveryRetracted {
+                message_id,
+                reason: reason.as_str(),
             },
         );
     }

@@ -17,7 +17,7 @@ use crate::policy::{
     decide, lid_key, normalize,
 };
 use crate::record::ledger::{FailReason, Outcome};
-use crate::supervisor::dedup::{self, Dedup};
+use crate::supervisor::connector::dedup::{self, Dedup};
 use crate::util::mask::mask_id;
 
 /// How long a read of the pairing files is reused. Approvals made with the CLI while the daemon

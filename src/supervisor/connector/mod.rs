@@ -28,15 +28,19 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::time::{DelayQueue, delay_queue};
 
+pub mod child;
+pub mod dedup;
+pub mod inbound;
+
 use super::handle::{AlertRouter, Control, ErrorCode, Origin};
-use super::inbound::Gatekeeper;
-use super::{child, exit_codes};
 use crate::config::ConnectorConfig;
+use crate::policy::exit::{ExitFacts, ExitReason, Stopping, classify_exit};
 use crate::policy::restart::{ExitClass, Next, RestartHistory};
 use crate::policy::send::{OutboundGate, Target, Verdict};
 use crate::record::board::{LastExit, unix_ms};
 use crate::record::ledger::{FailReason, Outcome};
 use crate::record::log::{Event, EventLog};
+use inbound::Gatekeeper;
 
 /// Sent messages awaiting their server ack that are remembered (the oldest beyond this are
 /// reported `unconfirmed` rather than forgotten).
@@ -75,7 +79,7 @@ enum Timer {
 enum StopCause {
     Shutdown,
     /// The connector cannot be used (e.g. protocol mismatch): stop it and do not restart.
-    Fatal(&'static str),
+    Fatal(ExitReason),
 }
 
 struct Process {
@@ -251,7 +255,7 @@ impl ConnectorTask {
                 let exit = ExitInfo {
                     code: None,
                     signal: None,
-                    reason: "spawn_failed".into(),
+                    reason: ExitReason::SpawnFailed.as_str().into(),
                 };
                 self.after_exit(exit, ExitClass::Backoff, Duration::ZERO);
                 return;
@@ -304,7 +308,7 @@ impl ConnectorTask {
                     got: hello.protocol,
                 },
             );
-            self.begin_stop(StopCause::Fatal("protocol_mismatch"));
+            self.begin_stop(StopCause::Fatal(ExitReason::ProtocolMismatch));
             return;
         }
         process.ready = true;
@@ -369,14 +373,14 @@ impl ConnectorTask {
                 pid: process.pid,
                 code: status.code(),
                 signal: status.signal(),
-                reason,
+                reason: reason.as_str(),
                 uptime_ms: uptime.as_millis() as u64,
             },
         );
         let exit = ExitInfo {
             code: status.code(),
             signal: status.signal(),
-            reason: reason.into(),
+            reason: reason.as_str().into(),
         };
         match self.stopping {
             Some(StopCause::Shutdown) => {
@@ -391,32 +395,18 @@ impl ConnectorTask {
         }
     }
 
-    fn classify(&self, process: &Process, status: ExitStatus) -> (ExitClass, &'static str) {
-        if let Some(StopCause::Fatal(reason)) = self.stopping {
-            return (ExitClass::Fatal, reason);
-        }
-        if self.stopping == Some(StopCause::Shutdown) {
-            return (ExitClass::Backoff, "stopped");
-        }
-        match process.reported {
-            Some(ConnectionState::LoggedOut) => return (ExitClass::LoggedOut, "logged_out"),
-            Some(ConnectionState::Conflict) => return (ExitClass::Conflict, "conflict"),
-            _ => {}
-        }
-        if process.hello_timed_out {
-            return (ExitClass::Backoff, "hello_timeout");
-        }
-        match (status.code(), status.signal()) {
-            (Some(exit_codes::RESTART_NOW), _) => (ExitClass::RestartNow, "restart_requested"),
-            (Some(exit_codes::RESTART_BACKOFF), _) => (ExitClass::Backoff, "transient_disconnect"),
-            (Some(exit_codes::LOGGED_OUT), _) => (ExitClass::LoggedOut, "logged_out"),
-            (Some(exit_codes::CONFLICT), _) => (ExitClass::Conflict, "conflict"),
-            (Some(exit_codes::FATAL), _) => (ExitClass::Fatal, "connector_fatal"),
-            (Some(0), _) => (ExitClass::Backoff, "exited_unexpectedly"),
-            (Some(_), _) => (ExitClass::Backoff, "crashed"),
-            (None, Some(_)) => (ExitClass::Backoff, "killed_by_signal"),
-            (None, None) => (ExitClass::Backoff, "crashed"),
-        }
+    fn classify(&self, process: &Process, status: ExitStatus) -> (ExitClass, ExitReason) {
+        classify_exit(ExitFacts {
+            stopping: match self.stopping {
+                None => None,
+                Some(StopCause::Shutdown) => Some(Stopping::Shutdown),
+                Some(StopCause::Fatal(reason)) => Some(Stopping::Fatal(reason)),
+            },
+            reported: process.reported,
+            hello_timed_out: process.hello_timed_out,
+            code: status.code(),
+            signal: status.signal(),
+        })
     }
 
     fn record_exit(&self, exit: &ExitInfo, uptime: Duration) {
@@ -1220,15 +1210,7 @@ impl ConnectorTask {
 
     fn retract_delivery(&mut self, message_id: &str) {
         self.log
-            .board()
-            .retract_delivery(self.index, FailReason::GatewayClosed);
-        self.log.emit(
-            Some(&self.name),
-            &Event::DeliveryRetracted {
-                message_id,
-                reason: FailReason::GatewayClosed.as_str(),
-            },
-        );
+            .retract(&self.name, message_id, FailReason::GatewayClosed);
     }
 
     /// After the process is stopped: answer every command still open and hand the outbox over.

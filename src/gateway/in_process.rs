@@ -112,6 +112,28 @@ impl LinkClient {
         self.returned.fetch_add(n as u64, Ordering::Relaxed);
     }
 
+    /// Messages handed to a connection that neither acknowledged nor refused them: they may or
+    /// may not have been read, so they are not counted as delivered (ledger: failed
+    /// `http_unconfirmed`), and the operator is told.
+    pub fn delivery_unknown(&self, batch: &[InboundMessage]) {
+        for message in batch {
+            self.log
+                .retract(&self.connector, &message.id, FailReason::HttpUnconfirmed);
+        }
+        let message = format!(
+            "{} message(s) answered to GET /messages were neither acknowledged nor refused by the client; they may not have reached it (ledger: failed http_unconfirmed)",
+            batch.len()
+        );
+        self.log.emit(
+            Some(&self.connector),
+            &Event::Alert {
+                severity: Severity::Warning,
+                code: "http_delivery_unknown",
+                message: &message,
+            },
+        );
+    }
+
     /// Puts a batch that could not be handed over back at the head of the inbox, in order,
     /// ahead of anything that arrived meanwhile.
     pub fn requeue_front(&self, batch: Vec<InboundMessage>) {

@@ -416,9 +416,14 @@ async fn messages(
         ));
     }
     let body = BatchBody::new(api.client.drain(), api.client.clone(), peer);
+    // The connection closes after this answer, so nothing reads from it any more and the
+    // client's reset of an unread answer stays visible to `BatchBody` (see `peer`).
     Ok((
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
+        [
+            (header::CONTENT_TYPE, "application/json"),
+            (header::CONNECTION, "close"),
+        ],
         axum::body::Body::new(body),
     )
         .into_response())

@@ -7,6 +7,7 @@ use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::connect_info::Connected;
@@ -49,11 +50,122 @@ impl PeerSocket {
     }
 }
 
+/// TCP states of Linux's `tcp_states.h` (libc does not export them).
+const TCP_TIME_WAIT: u8 = 6;
+const TCP_CLOSE: u8 = 7;
+
+/// TCP's own view of the connection (`TCP_INFO`, `SO_ERROR`): what the peer's kernel
+/// acknowledged, and whether it reset the connection.
+#[derive(Debug, Clone, Copy)]
+struct TcpView {
+    state: u8,
+    bytes_acked: u64,
+    in_flight: bool,
+    /// The peer reset the connection (`ECONNRESET`, or `EPIPE` on a write after it).
+    reset: bool,
+}
+
+impl PeerSocket {
+    fn tcp_view(&self) -> Option<TcpView> {
+        let fd = self.0.as_ref()?.as_raw_fd();
+        // SAFETY: `info` and `error` are plain C values the kernel fills up to `len` bytes;
+        // `fd` is a socket we hold a duplicate of.
+        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::IPPROTO_TCP,
+                libc::TCP_INFO,
+                (&mut info as *mut libc::tcp_info).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return None;
+        }
+        let mut error: libc::c_int = 0;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        let rc = unsafe {
+            libc::getsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_ERROR,
+                (&mut error as *mut libc::c_int).cast(),
+                &mut len,
+            )
+        };
+        Some(TcpView {
+            state: info.tcpi_state,
+            bytes_acked: info.tcpi_bytes_acked,
+            in_flight: info.tcpi_unacked > 0 || info.tcpi_notsent_bytes > 0,
+            reset: rc == 0 && (error == libc::ECONNRESET || error == libc::EPIPE),
+        })
+    }
+}
+
+/// How long a written answer may take to be acknowledged by the client's TCP before its
+/// delivery is called unknown.
+const ACK_WAIT: Duration = Duration::from_secs(2);
+/// After the acknowledgement, how long a reset still means "not read": a client that closes
+/// with our answer unread in its buffer resets the connection at once.
+const RESET_GRACE: Duration = Duration::from_millis(200);
+
+/// What became of a batch handed to the socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handover {
+    /// The client's TCP acknowledged every byte, and the client did not reset the connection.
+    Delivered,
+    /// The client had gone, or left without reading: its TCP reset the connection.
+    Lost,
+    /// Neither within `ACK_WAIT`.
+    Unknown,
+}
+
+/// Watches the connection after the answer was written (the `/messages` answer closes the
+/// connection, so nothing else reads from it and a reset stays visible to us).
+async fn handover(peer: &PeerSocket, acked_before: u64, len: usize) -> Handover {
+    let started = tokio::time::Instant::now();
+    let mut acked_at = None;
+    loop {
+        let Some(view) = peer.tcp_view() else {
+            return Handover::Unknown;
+        };
+        if view.reset {
+            return Handover::Lost;
+        }
+        if acked_at.is_none() && view.bytes_acked >= acked_before + len as u64 && !view.in_flight {
+            acked_at = Some(tokio::time::Instant::now());
+        }
+        match acked_at {
+            Some(at) => {
+                // Closed in order (FIN both ways), or quiet long enough: it was read.
+                if view.state == TCP_TIME_WAIT || view.state == TCP_CLOSE {
+                    return Handover::Delivered;
+                }
+                if at.elapsed() >= RESET_GRACE {
+                    return Handover::Delivered;
+                }
+            }
+            None if view.state == TCP_CLOSE => return Handover::Lost,
+            None if started.elapsed() >= ACK_WAIT => return Handover::Unknown,
+            None => {}
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// The body of a `/messages` answer. If hyper drops it before taking the batch (the
 /// connection failed first), or the client is found gone just before the batch is handed
-/// over, the batch goes back to the head of the inbox.
+/// over, the batch goes back to the head of the inbox. Once taken, the client's TCP must
+/// acknowledge it: a reset puts the batch back too; no answer either way within `ACK_WAIT`
+/// is counted and alerted as unknown, never as delivered.
 pub struct BatchBody {
-    batch: Option<(Vec<InboundMessage>, Bytes)>,
+    batch: Vec<InboundMessage>,
+    bytes: Option<Bytes>,
+    len: usize,
+    taken: bool,
+    acked_before: u64,
     client: Arc<LinkClient>,
     peer: PeerSocket,
 }
@@ -65,15 +177,16 @@ impl BatchBody {
         let values: Vec<Value> = batch.iter().map(|m| to_legacy(m, &bot_ids)).collect();
         // A Vec<Value> always serialises.
         let bytes = Bytes::from(serde_json::to_vec(&values).unwrap_or_default());
+        let acked_before = peer.tcp_view().map_or(0, |v| v.bytes_acked);
         Self {
-            batch: Some((batch, bytes)),
+            batch,
+            len: bytes.len(),
+            bytes: Some(bytes),
+            taken: false,
+            acked_before,
             client,
             peer,
         }
-    }
-
-    fn len(&self) -> usize {
-        self.batch.as_ref().map_or(0, |(_, b)| b.len())
     }
 }
 
@@ -85,29 +198,49 @@ impl http_body::Body for BatchBody {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
-        if self.peer.closed() {
+        if self.bytes.is_some() && self.peer.closed() {
             // Dropping the body (below) puts the batch back.
             return Poll::Ready(Some(Err(std::io::ErrorKind::ConnectionAborted.into())));
         }
-        Poll::Ready(self.batch.take().map(|(_, bytes)| Ok(Frame::data(bytes))))
+        let frame = self.bytes.take().map(|bytes| Ok(Frame::data(bytes)));
+        self.taken |= frame.is_some();
+        Poll::Ready(frame)
     }
 
     fn is_end_stream(&self) -> bool {
-        self.batch.is_none()
+        self.bytes.is_none()
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.len() as u64)
+        SizeHint::with_exact(self.len as u64)
     }
 }
 
 impl Drop for BatchBody {
     fn drop(&mut self) {
-        if let Some((batch, _)) = self.batch.take()
-            && !batch.is_empty()
-        {
+        let batch = std::mem::take(&mut self.batch);
+        if batch.is_empty() {
+            return;
+        }
+        if !self.taken {
             self.client.note_returned(batch.len());
             self.client.requeue_front(batch);
+            return;
         }
+        let (client, peer) = (self.client.clone(), self.peer.clone());
+        let (acked_before, len) = (self.acked_before, self.len);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            match handover(&peer, acked_before, len).await {
+                Handover::Delivered => {}
+                Handover::Lost => {
+                    client.note_returned(batch.len());
+                    client.requeue_front(batch);
+                }
+                Handover::Unknown => client.delivery_unknown(&batch),
+            }
+        });
     }
 }

@@ -23,6 +23,8 @@ pub enum FailReason {
     HttpQueueFull,
     /// The connector's line was longer than its `max_line_bytes`.
     TooLong,
+    /// Answered to a `GET /messages` whose client neither acknowledged nor refused it.
+    HttpUnconfirmed,
 }
 
 impl FailReason {
@@ -34,6 +36,7 @@ impl FailReason {
             Self::SendQueueFull => "send_queue_full",
             Self::HttpQueueFull => "http_queue_full",
             Self::TooLong => "too_long",
+            Self::HttpUnconfirmed => "http_unconfirmed",
         }
     }
 }

@@ -5,7 +5,7 @@
 //! outbox toward the gateway is empty, so a slow gateway slows the connector (its stdout pipe
 //! fills) instead of growing memory here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -26,9 +26,9 @@ use tokio::process::{Child, ChildStdout};
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
-use tokio_util::time::{DelayQueue, delay_queue};
 
 pub mod child;
+pub mod commands;
 pub mod dedup;
 pub mod inbound;
 
@@ -40,11 +40,9 @@ use crate::policy::send::{OutboundGate, Target, Verdict};
 use crate::record::board::{LastExit, unix_ms};
 use crate::record::ledger::{FailReason, Outcome};
 use crate::record::log::{Event, EventLog};
+use commands::{CommandBook, Seq};
 use inbound::Gatekeeper;
 
-/// Sent messages awaiting their server ack that are remembered (the oldest beyond this are
-/// reported `unconfirmed` rather than forgotten).
-const UNACKED_LIMIT: usize = 1_000;
 /// How long to keep reading stdout after the process exited (a grandchild may hold the pipe).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
 /// Lines buffered toward the child's stdin writer.
@@ -96,14 +94,6 @@ struct Process {
     group_killed: bool,
 }
 
-struct Pending {
-    origin: Origin,
-    command: Command,
-    deadline: delay_queue::Key,
-    /// Handed to the stdin writer: the connector may have acted on it.
-    written: bool,
-}
-
 pub struct ConnectorTask {
     index: usize,
     name: Arc<str>,
@@ -134,15 +124,8 @@ pub struct ConnectorTask {
     stdout: Option<Stdout>,
     stdin: Option<mpsc::Sender<Bytes>>,
 
-    /// Sent messages whose server acknowledgement has not been reported yet, oldest first:
-    /// if the connector dies, they are reported `unconfirmed` (it cannot say so itself).
-    unacked: VecDeque<(String, String)>,
-    /// Commands not yet written, oldest first.
-    queue: VecDeque<u64>,
-    /// Every command without its result yet, written or not.
-    pending: HashMap<u64, Pending>,
-    deadlines: DelayQueue<u64>,
-    next_seq: u64,
+    /// Commands without their result yet, and sent messages without their server ack.
+    commands: CommandBook,
 }
 
 pub struct TaskParts {
@@ -163,6 +146,7 @@ impl ConnectorTask {
         Self {
             index: p.index,
             name: Arc::from(p.cfg.name.as_str()),
+            commands: CommandBook::new(p.cfg.queue_capacity, p.cfg.command_timeout),
             cfg: p.cfg,
             state_dir: p.state_dir,
             log: p.log,
@@ -183,11 +167,6 @@ impl ConnectorTask {
             process: None,
             stdout: None,
             stdin: None,
-            unacked: VecDeque::new(),
-            queue: VecDeque::new(),
-            pending: HashMap::new(),
-            deadlines: DelayQueue::new(),
-            next_seq: 1,
         }
     }
 
@@ -205,7 +184,7 @@ impl ConnectorTask {
                 .process
                 .as_ref()
                 .is_some_and(|p| p.ready && p.exit.is_none())
-                && !self.queue.is_empty();
+                && self.commands.has_unwritten();
             let stdin = self.stdin.clone();
             let gateway = self.gateway.clone();
 
@@ -217,7 +196,7 @@ impl ConnectorTask {
                 _ = self.shutdown.cancelled(), if self.stopping != Some(StopCause::Shutdown) => {
                     self.begin_stop(StopCause::Shutdown);
                 }
-                Some(expired) = self.deadlines.next() => self.on_deadline(expired.into_inner()),
+                Some(seq) = self.commands.next_expired() => self.on_deadline(seq),
                 permit = gateway.reserve_owned(), if outbox_waiting && !self.gateway_closed => {
                     self.flush_outbox(permit.ok());
                 }
@@ -227,7 +206,7 @@ impl ConnectorTask {
                 permit = reserve(stdin), if can_write => self.write_next(permit),
             }
 
-            if matches!(self.timer, Some((_, Timer::Flush))) && self.pending.is_empty() {
+            if matches!(self.timer, Some((_, Timer::Flush))) && self.commands.is_idle() {
                 self.close_stdin();
             }
             if self.process.as_ref().is_some_and(|p| p.exit.is_some()) && self.stdout.is_none() {
@@ -362,7 +341,7 @@ impl ConnectorTask {
             );
         }
         self.fail_written_commands();
-        for (id, chat) in std::mem::take(&mut self.unacked) {
+        for (id, chat) in self.commands.take_unacked() {
             self.report_unconfirmed(id, chat);
         }
 
@@ -560,7 +539,7 @@ impl ConnectorTask {
         if exited {
             return; // already gone; its stdout drain is in progress
         }
-        if cause == StopCause::Shutdown && !self.pending.is_empty() {
+        if cause == StopCause::Shutdown && !self.commands.is_idle() {
             self.set_timer(self.cfg.stop.stdin_grace, Timer::Flush);
         } else {
             self.close_stdin();
@@ -774,7 +753,7 @@ impl ConnectorTask {
             }
             ConnectorEvent::Inbound(message) => self.on_inbound(message),
             ConnectorEvent::Receipt(receipt) => {
-                self.unacked.retain(|(id, _)| *id != receipt.message_id);
+                self.commands.settle_sent(&receipt.message_id);
                 self.log.emit(
                     Some(&self.name),
                     &Event::Receipt {
@@ -823,7 +802,7 @@ impl ConnectorTask {
         if self.state.is_terminal() {
             return Err(ErrorCode::ConnectorUnavailable);
         }
-        if self.pending.len() >= self.cfg.queue_capacity {
+        if self.commands.is_full() {
             return Err(ErrorCode::QueueFull);
         }
         if let Some(chat) = command.target_chat() {
@@ -846,21 +825,7 @@ impl ConnectorTask {
                 return Err(ErrorCode::SendDenied);
             }
         }
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let deadline = self
-            .deadlines
-            .insert(seq, timeout.unwrap_or(self.cfg.command_timeout));
-        self.pending.insert(
-            seq,
-            Pending {
-                origin,
-                command,
-                deadline,
-                written: false,
-            },
-        );
-        self.queue.push_back(seq);
+        self.commands.accept(origin, command, timeout);
         self.log
             .board()
             .update(self.index, |c| c.commands.accepted += 1);
@@ -936,19 +901,15 @@ impl ConnectorTask {
 
     fn write_next(&mut self, permit: Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>) {
         let Ok(permit) = permit else { return }; // stdin writer gone: the exit follows
-        let Some(seq) = self.queue.pop_front() else {
-            return;
-        };
-        let Some(pending) = self.pending.get_mut(&seq) else {
+        let Some((seq, command)) = self.commands.take_next_to_write() else {
             return;
         };
         let line = ConnectorCommand {
-            id: seq.to_string(),
-            command: pending.command.clone(),
+            id: seq.wire_id(),
+            command,
         };
         match encode_line(&line, self.cfg.max_line_bytes) {
             Ok(bytes) => {
-                pending.written = true;
                 permit.send(Bytes::from(bytes));
                 self.log.emit(
                     Some(&self.name),
@@ -971,12 +932,7 @@ impl ConnectorTask {
     }
 
     fn on_result(&mut self, result: CommandResult) {
-        let seq = result
-            .id
-            .parse::<u64>()
-            .ok()
-            .filter(|s| self.pending.contains_key(s));
-        let Some(seq) = seq else {
+        let Some(seq) = self.commands.seq_of(&result.id) else {
             self.log
                 .emit(Some(&self.name), &Event::LateResult { id: &result.id });
             return;
@@ -993,12 +949,10 @@ impl ConnectorTask {
         self.answer(seq, outcome);
     }
 
-    fn on_deadline(&mut self, seq: u64) {
-        let Some(pending) = self.pending.get(&seq) else {
+    fn on_deadline(&mut self, seq: Seq) {
+        let Some(written) = self.commands.written(seq) else {
             return;
         };
-        let written = pending.written;
-        self.queue.retain(|s| *s != seq);
         self.log
             .board()
             .update(self.index, |c| c.commands.timed_out += 1);
@@ -1006,21 +960,19 @@ impl ConnectorTask {
         self.answer(seq, Err(body));
     }
 
-    /// Sends the one result of command `seq` to the gateway and forgets the command.
-    fn answer(&mut self, seq: u64, outcome: Result<Option<serde_json::Value>, ErrorBody>) {
-        let Some(pending) = self.pending.remove(&seq) else {
+    /// Records the one result of command `seq` and sends it to the gateway when it asked.
+    fn answer(&mut self, seq: Seq, outcome: Result<Option<serde_json::Value>, ErrorBody>) {
+        let Some(answered) = self.commands.answer(seq, outcome) else {
             return;
         };
-        self.deadlines.try_remove(&pending.deadline);
-        let ok = outcome.is_ok();
-        let id = seq.to_string();
+        let ok = answered.ok;
         self.log.emit(
             Some(&self.name),
             &Event::CommandResult {
-                id: &id,
-                command: pending.command.type_name(),
+                id: &answered.seq.wire_id(),
+                command: answered.command,
                 ok,
-                error: outcome.as_ref().err().map(|e| e.code.as_str()),
+                error: answered.error_code.as_deref(),
             },
         );
         self.log.board().update(self.index, |c| {
@@ -1030,32 +982,15 @@ impl ConnectorTask {
                 c.commands.failed += 1
             }
         });
-        if let Ok(Some(data)) = &outcome
-            && let Some(ids) = data.get("message_ids").and_then(|v| v.as_array())
-        {
-            let ids: Vec<String> = ids
-                .iter()
-                .filter_map(|v| v.as_str().map(str::to_owned))
-                .collect();
-            if let Some(chat) = pending.command.target_chat() {
-                for id in &ids {
-                    self.unacked.push_back((id.clone(), chat.to_owned()));
-                }
-                while self.unacked.len() > UNACKED_LIMIT {
-                    let (id, chat) = self.unacked.pop_front().expect("non-empty");
-                    self.report_unconfirmed(id, chat);
-                }
-            }
-            self.gatekeeper.note_sent(ids);
+        for (id, chat) in answered.unconfirmed {
+            self.report_unconfirmed(id, chat);
         }
-        let Origin::Gateway(id) = pending.origin else {
-            return;
-        };
-        let result = match outcome {
-            Ok(data) => CommandResult::ok(id, data),
-            Err(error) => CommandResult::err(id, error),
-        };
-        self.push(GatewayEvent::Result(result));
+        if !answered.sent_ids.is_empty() {
+            self.gatekeeper.note_sent(answered.sent_ids);
+        }
+        if let Some(result) = answered.result {
+            self.push(GatewayEvent::Result(result));
+        }
     }
 
     /// A sent message whose fate is unknown: the connector can no longer report its ack.
@@ -1081,25 +1016,14 @@ impl ConnectorTask {
     /// The process died: commands it may have acted on get an explicit "unconfirmed" failure;
     /// unwritten ones stay queued for the next process.
     fn fail_written_commands(&mut self) {
-        let mut written: Vec<u64> = self
-            .pending
-            .iter()
-            .filter(|(_, p)| p.written)
-            .map(|(s, _)| *s)
-            .collect();
-        written.sort_unstable();
-        for seq in written {
+        for seq in self.commands.written_seqs() {
             let body = self.error_body(ErrorCode::ConnectorExited, true);
             self.answer(seq, Err(body));
         }
     }
 
     fn fail_all_commands(&mut self, code: ErrorCode) {
-        let mut all: Vec<u64> = self.pending.keys().copied().collect();
-        all.sort_unstable();
-        self.queue.clear();
-        for seq in all {
-            let written = self.pending[&seq].written;
+        for (seq, written) in self.commands.all_seqs() {
             let body = self.error_body(code, written);
             self.answer(seq, Err(body));
         }

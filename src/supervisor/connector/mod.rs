@@ -5,7 +5,6 @@
 //! outbox toward the gateway is empty, so a slow gateway slows the connector (its stdout pipe
 //! fills) instead of growing memory here.
 
-use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::process::ExitStatus;
@@ -31,6 +30,7 @@ pub mod child;
 pub mod commands;
 pub mod dedup;
 pub mod inbound;
+pub mod outbox;
 
 use super::handle::{AlertRouter, Control, ErrorCode, Origin};
 use crate::config::ConnectorConfig;
@@ -42,6 +42,7 @@ use crate::record::ledger::{FailReason, Outcome};
 use crate::record::log::{Event, EventLog};
 use commands::{CommandBook, Seq};
 use inbound::Gatekeeper;
+use outbox::{Outbox, Undeliverable};
 
 /// How long to keep reading stdout after the process exited (a grandchild may hold the pipe).
 const DRAIN_AFTER_EXIT: Duration = Duration::from_secs(2);
@@ -104,14 +105,8 @@ pub struct ConnectorTask {
     gatekeeper: Gatekeeper,
     gate: Arc<OutboundGate>,
     alerts: Arc<AlertRouter>,
-    gateway: mpsc::Sender<GatewayEvent>,
-    gateway_closed: bool,
-    /// Events waiting for room in the gateway channel, in order.
-    /// Inbound messages in it are already counted as delivered (retracted if they cannot be
-    /// sent after all).
-    outbox: VecDeque<GatewayEvent>,
-    /// Within a batch of lines: events are gathered in the outbox and sent at its end.
-    batching: bool,
+    /// Toward the gateway writer; what waits here holds back reading stdout.
+    outbox: Outbox,
     control: mpsc::Receiver<Control>,
     control_closed: bool,
     shutdown: CancellationToken,
@@ -153,10 +148,7 @@ impl ConnectorTask {
             gatekeeper: p.gatekeeper,
             gate: p.gate,
             alerts: p.alerts,
-            gateway: p.gateway,
-            gateway_closed: false,
-            outbox: VecDeque::new(),
-            batching: false,
+            outbox: Outbox::new(p.gateway),
             control: p.control,
             control_closed: false,
             shutdown: p.shutdown,
@@ -177,7 +169,7 @@ impl ConnectorTask {
                 break;
             }
             let timer_at = self.timer.map(|(at, _)| at);
-            let outbox_waiting = !self.outbox.is_empty();
+            let outbox_waiting = self.outbox.is_waiting();
             let read_stdout = self.stdout.is_some() && !outbox_waiting;
             let running = self.process.as_ref().is_some_and(|p| p.exit.is_none());
             let can_write = self
@@ -186,7 +178,7 @@ impl ConnectorTask {
                 .is_some_and(|p| p.ready && p.exit.is_none())
                 && self.commands.has_unwritten();
             let stdin = self.stdin.clone();
-            let gateway = self.gateway.clone();
+            let gateway = self.outbox.sender();
 
             tokio::select! {
                 // Control first: a command the gateway sent before closing the link is accepted
@@ -197,8 +189,9 @@ impl ConnectorTask {
                     self.begin_stop(StopCause::Shutdown);
                 }
                 Some(seq) = self.commands.next_expired() => self.on_deadline(seq),
-                permit = gateway.reserve_owned(), if outbox_waiting && !self.gateway_closed => {
-                    self.flush_outbox(permit.ok());
+                permit = gateway.reserve_owned(), if outbox_waiting && !self.outbox.is_closed() => {
+                    let lost = self.outbox.flush(permit.ok());
+                    self.retract(lost);
                 }
                 frame = next_frame(&mut self.stdout), if read_stdout => self.on_frames(frame),
                 status = wait_child(&mut self.process), if running => self.on_exit(status),
@@ -582,7 +575,7 @@ impl ConnectorTask {
 
     /// Handles `first` and then every line that is ready without waiting, up to a bound.
     fn on_frames(&mut self, first: Frame) {
-        self.batching = true;
+        self.outbox.begin_batch();
         self.on_frame(first);
         for _ in 1..FRAMES_PER_TURN {
             let Some(stdout) = self.stdout.as_mut() else {
@@ -594,9 +587,9 @@ impl ConnectorTask {
                 None => break,
             }
         }
-        self.batching = false;
         self.gatekeeper.flush();
-        self.send_outbox();
+        let lost = self.outbox.end_batch();
+        self.retract(lost);
     }
 
     fn on_frame(&mut self, frame: Frame) {
@@ -865,7 +858,7 @@ impl ConnectorTask {
                 (outcome, reason) = (Outcome::Failed(failure), failure.as_str());
             }
         }
-        if outcome == Outcome::Delivered && self.gateway_closed {
+        if outcome == Outcome::Delivered && self.outbox.is_closed() {
             let failure = FailReason::GatewayClosed;
             (outcome, reason) = (Outcome::Failed(failure), failure.as_str());
         }
@@ -1074,67 +1067,16 @@ impl ConnectorTask {
     }
 
     fn push(&mut self, item: GatewayEvent) {
-        if self.gateway_closed {
-            self.drop_undeliverable(item);
-            return;
-        }
-        let was_empty = self.outbox.is_empty();
-        self.outbox.push_back(item);
-        if was_empty && !self.batching {
-            self.send_outbox();
-        }
+        let lost = self.outbox.push(item);
+        self.retract(lost);
     }
 
-    /// Moves events from the outbox into the gateway channel while it has room; the rest wait
-    /// for `flush_outbox` (and stdout is not read meanwhile).
-    fn send_outbox(&mut self) {
-        while let Some(item) = self.outbox.pop_front() {
-            match self.gateway.try_send(item) {
-                Ok(()) => {}
-                Err(mpsc::error::TrySendError::Full(event)) => {
-                    self.outbox.push_front(event);
-                    return;
-                }
-                Err(mpsc::error::TrySendError::Closed(event)) => {
-                    self.outbox.push_front(event);
-                    self.on_gateway_closed();
-                    return;
-                }
-            }
+    /// Inbound messages that cannot reach the gateway after all: failed, not delivered.
+    fn retract(&mut self, lost: Undeliverable) {
+        for message_id in lost {
+            self.log
+                .retract(&self.name, &message_id, FailReason::GatewayClosed);
         }
-    }
-
-    fn flush_outbox(&mut self, permit: Option<mpsc::OwnedPermit<GatewayEvent>>) {
-        let Some(permit) = permit else {
-            self.on_gateway_closed();
-            return;
-        };
-        let Some(first) = self.outbox.pop_front() else {
-            return;
-        };
-        // The channel had room for this one; the rest follow while it has more.
-        permit.send(first);
-        self.send_outbox();
-    }
-
-    fn on_gateway_closed(&mut self) {
-        self.gateway_closed = true;
-        while let Some(item) = self.outbox.pop_front() {
-            self.drop_undeliverable(item);
-        }
-    }
-
-    /// An event the gateway can no longer receive: inbound messages move from delivered to
-    /// failed in the ledger; everything else is already in `bridge.log`.
-    fn drop_undeliverable(&mut self, item: GatewayEvent) {
-        if let GatewayEvent::Inbound { message, .. } = item {
-            self.retract_delivery(&message.id);
-        }
-    }
-
-    fn retract_delivery(&mut self, message_id: &str) {
-        self.log
-            .retract(&self.name, message_id, FailReason::GatewayClosed);
     }
 
     /// After the process is stopped: answer every command still open and hand the outbox over.
@@ -1145,16 +1087,8 @@ impl ConnectorTask {
             let Control::Command { origin, .. } = control;
             self.refuse(origin, ErrorCode::ShuttingDown);
         }
-        while let Some(item) = self.outbox.pop_front() {
-            if self.gateway_closed {
-                self.drop_undeliverable(item);
-                continue;
-            }
-            if let Err(mpsc::error::SendError(item)) = self.gateway.send(item).await {
-                self.gateway_closed = true;
-                self.drop_undeliverable(item);
-            }
-        }
+        let lost = self.outbox.drain().await;
+        self.retract(lost);
     }
 
     fn set_timer(&mut self, after: Duration, timer: Timer) {

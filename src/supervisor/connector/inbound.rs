@@ -18,6 +18,7 @@ use crate::policy::{
 };
 use crate::record::ledger::{FailReason, Outcome};
 use crate::supervisor::connector::dedup::{self, Dedup};
+use crate::supervisor::handle::ErrorCode;
 use crate::util::mask::mask_id;
 
 /// How long a read of the pairing files is reused. Approvals made with the CLI while the daemon
@@ -27,7 +28,7 @@ const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
 const SENT_WINDOW: usize = 2_000;
 
 /// What to do about one inbound message.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Admission {
     pub outcome: Outcome,
     pub reason: &'static str,
@@ -269,6 +270,22 @@ impl Gatekeeper {
     }
 }
 
+/// The one place an inbound message's outcome is settled: the admission's, unless the reply
+/// it called for could not be queued, or the message cannot reach a gateway that is gone.
+pub fn settle(
+    admission: &Admission,
+    queued: Result<(), ErrorCode>,
+    gateway_closed: bool,
+) -> (Outcome, &'static str) {
+    let failed = |f: FailReason| (Outcome::Failed(f), f.as_str());
+    match (admission.outcome, queued) {
+        (_, Err(ErrorCode::SendDenied)) => failed(FailReason::SendDenied),
+        (_, Err(_)) if admission.send.is_some() => failed(FailReason::SendQueueFull),
+        (Outcome::Delivered, _) if gateway_closed => failed(FailReason::GatewayClosed),
+        (outcome, _) => (outcome, admission.reason),
+    }
+}
+
 fn admission(outcome: Outcome, reason: &'static str) -> Admission {
     Admission {
         outcome,
@@ -305,4 +322,66 @@ pub fn pairing_text(platform: &str, code: &str) -> String {
         &code[..4],
         &code[4..]
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Reason;
+
+    #[test]
+    fn the_outcome_is_settled_in_one_place() {
+        let delivered = admission(Outcome::Delivered, Reason::Allowlisted.as_str());
+        let code = Admission {
+            send: Some((SendKind::PairingCode, "code".into())),
+            ..admission(Outcome::PairingCodeSent, Reason::UnknownSender.as_str())
+        };
+        let rows = [
+            (
+                &delivered,
+                Ok(()),
+                false,
+                (Outcome::Delivered, "allowlisted"),
+            ),
+            (
+                &delivered,
+                Ok(()),
+                true,
+                (Outcome::Failed(FailReason::GatewayClosed), "gateway_closed"),
+            ),
+            (
+                &code,
+                Ok(()),
+                true,
+                (Outcome::PairingCodeSent, "unknown_sender"),
+            ),
+            (
+                &code,
+                Err(ErrorCode::QueueFull),
+                false,
+                (
+                    Outcome::Failed(FailReason::SendQueueFull),
+                    "send_queue_full",
+                ),
+            ),
+            (
+                &code,
+                Err(ErrorCode::ShuttingDown),
+                false,
+                (
+                    Outcome::Failed(FailReason::SendQueueFull),
+                    "send_queue_full",
+                ),
+            ),
+            (
+                &code,
+                Err(ErrorCode::SendDenied),
+                false,
+                (Outcome::Failed(FailReason::SendDenied), "send_denied"),
+            ),
+        ];
+        for (i, (a, queued, closed, want)) in rows.into_iter().enumerate() {
+            assert_eq!(settle(a, queued, closed), want, "row {i}");
+        }
+    }
 }

@@ -219,15 +219,6 @@ impl ConnectorTask {
         command: Command,
         timeout: Option<Duration>,
     ) -> Result<(), ErrorCode> {
-        if self.stopping == Some(StopCause::Shutdown) {
-            return Err(ErrorCode::ShuttingDown);
-        }
-        if self.state.is_terminal() {
-            return Err(ErrorCode::ConnectorUnavailable);
-        }
-        if self.commands.is_full() {
-            return Err(ErrorCode::QueueFull);
-        }
         if let Some(chat) = command.target_chat() {
             let kind = origin.kind();
             let target = Target {
@@ -247,6 +238,26 @@ impl ConnectorTask {
                 );
                 return Err(ErrorCode::SendDenied);
             }
+        }
+        self.queue_command(origin, command, timeout)
+    }
+
+    /// Queues a command the outbound gate has already let through (the inbound path checks it
+    /// before it issues a pairing code: a code that cannot be sent must not exist).
+    fn queue_command(
+        &mut self,
+        origin: Origin,
+        command: Command,
+        timeout: Option<Duration>,
+    ) -> Result<(), ErrorCode> {
+        if self.stopping == Some(StopCause::Shutdown) {
+            return Err(ErrorCode::ShuttingDown);
+        }
+        if self.state.is_terminal() {
+            return Err(ErrorCode::ConnectorUnavailable);
+        }
+        if self.commands.is_full() {
+            return Err(ErrorCode::QueueFull);
         }
         self.commands.accept(origin, command, timeout);
         self.log
@@ -273,25 +284,18 @@ impl ConnectorTask {
             .as_secs_f64();
         self.log.inbound_raw(&self.name, &message);
         let admission = self.gatekeeper.admit(&message, now);
-        let (mut outcome, mut reason) = (admission.outcome, admission.reason);
-        if let Some((kind, text)) = admission.send {
-            let command = Command::SendText(SendText {
-                chat: message.chat.clone(),
-                text,
-                reply_to: None,
-            });
-            if let Err(code) = self.enqueue(Origin::Internal(kind), command, None) {
-                let failure = match code {
-                    ErrorCode::SendDenied => FailReason::SendDenied,
-                    _ => FailReason::SendQueueFull,
-                };
-                (outcome, reason) = (Outcome::Failed(failure), failure.as_str());
+        let queued = match admission.send.clone() {
+            Some((kind, text)) => {
+                let command = Command::SendText(SendText {
+                    chat: message.chat.clone(),
+                    text,
+                    reply_to: None,
+                });
+                self.queue_command(Origin::Internal(kind), command, None)
             }
-        }
-        if outcome == Outcome::Delivered && self.outbox.is_closed() {
-            let failure = FailReason::GatewayClosed;
-            (outcome, reason) = (Outcome::Failed(failure), failure.as_str());
-        }
+            None => Ok(()),
+        };
+        let (outcome, reason) = inbound::settle(&admission, queued, self.outbox.is_closed());
         self.log
             .decision(self.index, &self.name, &message, outcome, reason);
         if outcome == Outcome::Delivered {

@@ -222,7 +222,7 @@ async fn flush_log(log: EventLog, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tick.tick() => log.flush(),
+            _ = tick.tick() => crate::util::blocking::blocking(|| log.flush()),
         }
     }
 }

@@ -256,3 +256,65 @@ fn the_demo_approves_against_its_own_state_and_honours_cargo_target_dir() {
     assert!(ok, "{text}");
     assert!(text.contains("already linked"), "{text}");
 }
+
+/// A CLI holding the pairing store's lock (here `flock` on its lock file, for 2 s) stalls only
+/// the connector that needs the store — a stranger's DM waits for the lock — never another
+/// connector's messages. One worker thread, so a blocked worker would stall everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn a_cli_holding_the_pairing_lock_does_not_stall_another_connector() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a_in, b_in) = (dir.path().join("a.jsonl"), dir.path().join("b.jsonl"));
+    std::fs::write(&a_in, "").unwrap();
+    std::fs::write(&b_in, "").unwrap();
+    let mut d = TestDaemon::start(&[
+        connector(
+            "a",
+            &["--inbound-file", a_in.to_str().unwrap()],
+            "policy: {mode: bot, dm_policy: pairing}",
+        ),
+        connector("b", &["--inbound-file", b_in.to_str().unwrap()], ""),
+    ])
+    .await;
+    d.wait_state("a", ConnectorStateName::Running).await;
+    d.wait_state("b", ConnectorStateName::Running).await;
+    let pairing = d.dir.path().join("hermes/platforms/pairing");
+    std::fs::create_dir_all(&pairing).unwrap();
+    let (held, released) = (dir.path().join("held"), dir.path().join("released"));
+    let mut holder = std::process::Command::new("flock")
+        .arg(pairing.join(".lock"))
+        .arg("-c")
+        .arg(format!(
+            "touch {}; sleep 2; touch {}",
+            held.display(),
+            released.display()
+        ))
+        .spawn()
+        .unwrap();
+    crate::support::wait_for("the lock to be held", || held.exists()).await;
+    append_json(
+        &a_in,
+        &json!({"id": "S1", "sender": "15557654321@s.whatsapp.net"}),
+    );
+    // Give connector a a moment to block on the lock before b's message comes.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    append_json(
+        &b_in,
+        &json!({"id": "B1", "sender": "15551234567@s.whatsapp.net", "text": "hi"}),
+    );
+    d.wait_event(
+        "b's message",
+        |e| matches!(e, GatewayEvent::Inbound { message, .. } if message.id == "B1"),
+    )
+    .await;
+    assert!(
+        !released.exists(),
+        "b's message arrived only after the lock was released"
+    );
+    holder.wait().unwrap();
+    d.wait_event(
+        "a's stranger is sent a code",
+        |e| matches!(e, GatewayEvent::PairingRequested { connector, .. } if connector == "a"),
+    )
+    .await;
+    d.stop().await;
+}

@@ -167,8 +167,12 @@ impl StatusBoard {
                 _ = stop.cancelled() => break,
                 _ = self.inner.changed.notified() => {}
             }
-            if let Err(e) = self.write_now() {
-                tracing::warn!(error = %e, "cannot write status file");
+            // An atomic write with fsync: off the async workers.
+            let board = self.clone();
+            match tokio::task::spawn_blocking(move || board.write_now()).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot write status file"),
+                Err(e) => tracing::warn!(error = %e, "the status file writer failed"),
+                Ok(Ok(())) => {}
             }
             tokio::select! {
                 _ = stop.cancelled() => break,

@@ -1,6 +1,7 @@
 //! Small helpers shared by every stage: private files and directories, the one-owner lock,
 //! masking identities for logs, the clock.
 
+pub mod blocking;
 pub mod fs;
 pub mod lock;
 pub mod mask;

@@ -107,7 +107,7 @@ impl Dedup {
         }
         self.remember(hash, key.into_boxed_str());
         if self.lines > self.capacity * 2 {
-            self.compact();
+            crate::util::blocking::blocking(|| self.compact());
         }
     }
 

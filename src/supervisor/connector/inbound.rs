@@ -19,6 +19,7 @@ use crate::policy::{
 use crate::record::ledger::{FailReason, Outcome};
 use crate::supervisor::connector::dedup::{self, Dedup};
 use crate::supervisor::handle::ErrorCode;
+use crate::util::blocking::blocking;
 use crate::util::mask::mask_id;
 
 /// How long a read of the pairing files is reused. Approvals made with the CLI while the daemon
@@ -189,7 +190,7 @@ impl Gatekeeper {
                 if !self.may_send(&msg.chat, SendKind::PolicyReply) {
                     return failed(FailReason::SendDenied, None);
                 }
-                if let Err(e) = self.store.note_request(&self.platform, &user, now) {
+                if let Err(e) = blocking(|| self.store.note_request(&self.platform, &user, now)) {
                     return failed(FailReason::PairingStore, Some(store_alert(&e.to_string())));
                 }
                 self.snapshot = None;
@@ -207,7 +208,7 @@ impl Gatekeeper {
             return failed(FailReason::SendDenied, None);
         }
         let name = msg.push_name.as_deref().unwrap_or_default();
-        let issued = self.store.issue(&self.platform, user, name, now);
+        let issued = blocking(|| self.store.issue(&self.platform, user, name, now));
         self.snapshot = None;
         match issued {
             Ok(issued) => Admission {
@@ -249,9 +250,7 @@ impl Gatekeeper {
         {
             return Ok(snap.clone());
         }
-        let snap = self
-            .store
-            .snapshot(&self.platform, now)
+        let snap = blocking(|| self.store.snapshot(&self.platform, now))
             .map_err(|e| store_alert(&e.to_string()))?;
         self.snapshot = Some((Instant::now(), snap.clone()));
         Ok(snap)

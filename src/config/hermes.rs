@@ -142,7 +142,23 @@ impl Sources {
 pub use super::hermes_paths::default_hermes_home;
 
 /// One setting: canonical name, its environment key suffix, and its config.yaml key names.
+/// Which policy field a key sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Mode,
+    DmPolicy,
+    AllowFrom,
+    AllowAllUsers,
+    GroupPolicy,
+    GroupAllowFrom,
+    RequireMention,
+    FreeResponseChats,
+    UnauthorizedDm,
+    Debug,
+}
+
 struct Key {
+    field: Field,
     name: &'static str,
     env: &'static str,
     yaml: &'static [&'static str],
@@ -151,60 +167,70 @@ struct Key {
 
 const KEYS: &[Key] = &[
     Key {
+        field: Field::Mode,
         name: "mode",
         env: "MODE",
         yaml: &["mode"],
         allowed: "self-chat, bot",
     },
     Key {
+        field: Field::DmPolicy,
         name: "dm_policy",
         env: "DM_POLICY",
         yaml: &["dm_policy"],
         allowed: "pairing, allowlist, open, disabled",
     },
     Key {
+        field: Field::AllowFrom,
         name: "allow_from",
         env: "ALLOWED_USERS",
         yaml: &["allow_from", "allowed_users"],
         allowed: "comma-separated numbers, or *",
     },
     Key {
+        field: Field::AllowAllUsers,
         name: "allow_all_users",
         env: "ALLOW_ALL_USERS",
         yaml: &["allow_all_users"],
         allowed: "true, false",
     },
     Key {
+        field: Field::GroupPolicy,
         name: "group_policy",
         env: "GROUP_POLICY",
         yaml: &["group_policy"],
         allowed: "open, allowlist, disabled",
     },
     Key {
+        field: Field::GroupAllowFrom,
         name: "group_allow_from",
         env: "GROUP_ALLOWED_USERS",
         yaml: &["group_allow_from", "group_allowed_users"],
         allowed: "comma-separated numbers or group ids, or *",
     },
     Key {
+        field: Field::RequireMention,
         name: "require_mention",
         env: "REQUIRE_MENTION",
         yaml: &["require_mention"],
         allowed: "true, false",
     },
     Key {
+        field: Field::FreeResponseChats,
         name: "free_response_chats",
         env: "FREE_RESPONSE_CHATS",
         yaml: &["free_response_chats"],
         allowed: "comma-separated group ids",
     },
     Key {
+        field: Field::UnauthorizedDm,
         name: "unauthorized_dm_behavior",
         env: "UNAUTHORIZED_DM_BEHAVIOR",
         yaml: &["unauthorized_dm_behavior"],
         allowed: "pair, ignore",
     },
     Key {
+        field: Field::Debug,
         name: "debug",
         env: "DEBUG",
         yaml: &["debug"],
@@ -478,8 +504,8 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
                 allowed: key.allowed,
             })
         };
-        let valid = match key.name {
-            "mode" => assign(
+        let valid = match key.field {
+            Field::Mode => assign(
                 &mut policy.mode,
                 one_of(
                     &raw,
@@ -491,7 +517,7 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
                     ],
                 ),
             ),
-            "dm_policy" => assign(
+            Field::DmPolicy => assign(
                 &mut policy.dm_policy,
                 one_of(
                     &raw,
@@ -503,7 +529,7 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
                     ],
                 ),
             ),
-            "group_policy" => assign(
+            Field::GroupPolicy => assign(
                 &mut policy.group_policy,
                 one_of(
                     &raw,
@@ -514,7 +540,7 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
                     ],
                 ),
             ),
-            "unauthorized_dm_behavior" => assign(
+            Field::UnauthorizedDm => assign(
                 &mut policy.unauthorized_dm,
                 one_of(
                     &raw,
@@ -524,13 +550,12 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
                     ],
                 ),
             ),
-            "allow_from" => extend(&mut policy.allow_from, parse_list(&raw)),
-            "group_allow_from" => assign(&mut policy.group_allow_from, parse_list(&raw)),
-            "free_response_chats" => assign(&mut policy.free_response_chats, parse_list(&raw)),
-            "allow_all_users" => star_if(&mut policy.allow_from, parse_bool(&raw)),
-            "require_mention" => assign(&mut policy.require_mention, parse_bool(&raw)),
-            "debug" => assign(&mut debug, parse_bool(&raw)),
-            _ => unreachable!("every key is handled"),
+            Field::AllowFrom => extend(&mut policy.allow_from, parse_list(&raw)),
+            Field::GroupAllowFrom => assign(&mut policy.group_allow_from, parse_list(&raw)),
+            Field::FreeResponseChats => assign(&mut policy.free_response_chats, parse_list(&raw)),
+            Field::AllowAllUsers => star_if(&mut policy.allow_from, parse_bool(&raw)),
+            Field::RequireMention => assign(&mut policy.require_mention, parse_bool(&raw)),
+            Field::Debug => assign(&mut debug, parse_bool(&raw)),
         };
         if !valid {
             invalid(&mut problems);

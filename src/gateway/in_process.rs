@@ -28,6 +28,8 @@ pub enum CallError {
     Closed,
     #[error("no answer within {0:?}")]
     Timeout(Duration),
+    #[error("the request could not be encoded")]
+    Encode,
 }
 
 pub struct LinkClient {
@@ -166,7 +168,10 @@ impl LinkClient {
                 | GatewayCommand::SendPoll(_)
                 | GatewayCommand::SendLocation(_)
         );
-        let line = encode_line(&request, usize::MAX).expect("requests serialise");
+        let Ok(line) = encode_line(&request, usize::MAX) else {
+            lock(&self.pending).remove(&id);
+            return Err(CallError::Encode);
+        };
         let written = self.writer.lock().await.write_all(&line).await;
         if written.is_err() {
             lock(&self.pending).remove(&id);

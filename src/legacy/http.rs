@@ -342,6 +342,9 @@ async fn command(api: &Api, cmd: GatewayCommand) -> Result<Option<Value>, ApiErr
         Err(e @ CallError::Timeout(_)) => {
             return Err(error(StatusCode::GATEWAY_TIMEOUT, &e.to_string()));
         }
+        Err(e @ CallError::Encode) => {
+            return Err(error(StatusCode::BAD_REQUEST, &e.to_string()));
+        }
     };
     if result.ok {
         return Ok(result.data);

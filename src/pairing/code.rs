@@ -7,28 +7,33 @@ use subtle::ConstantTimeEq;
 pub const CODE_ALPHABET: &[u8; 32] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
 pub const CODE_LEN: usize = 8;
 
-fn random_bytes<const N: usize>() -> [u8; N] {
+/// The OS random source failed: no code, salt or id is made at all.
+#[derive(Debug, thiserror::Error)]
+#[error("the OS random source is unavailable: {0}")]
+pub struct RandomUnavailable(String);
+
+fn random_bytes<const N: usize>() -> Result<[u8; N], RandomUnavailable> {
     let mut bytes = [0u8; N];
     // No fallback: a pairing code from anything but the OS CSPRNG must not exist.
-    getrandom::fill(&mut bytes).expect("the OS random source is unavailable");
-    bytes
+    getrandom::fill(&mut bytes).map_err(|e| RandomUnavailable(e.to_string()))?;
+    Ok(bytes)
 }
 
 /// A new code. 32 divides 256, so `byte % 32` is uniform.
-pub fn new_code() -> String {
-    random_bytes::<CODE_LEN>()
+pub fn new_code() -> Result<String, RandomUnavailable> {
+    Ok(random_bytes::<CODE_LEN>()?
         .iter()
         .map(|b| CODE_ALPHABET[(*b % 32) as usize] as char)
-        .collect()
+        .collect())
 }
 
-pub fn new_salt_hex() -> String {
-    hex(&random_bytes::<16>())
+pub fn new_salt_hex() -> Result<String, RandomUnavailable> {
+    Ok(hex(&random_bytes::<16>()?))
 }
 
 /// 16 hex digits, the key of a pending request.
-pub fn new_request_id() -> String {
-    hex(&random_bytes::<8>())
+pub fn new_request_id() -> Result<String, RandomUnavailable> {
+    Ok(hex(&random_bytes::<8>()?))
 }
 
 /// `sha256(salt bytes + code)` as hex.
@@ -77,7 +82,8 @@ mod tests {
 
     #[test]
     fn codes_use_the_alphabet_and_differ() {
-        let codes: std::collections::HashSet<String> = (0..200).map(|_| new_code()).collect();
+        let codes: std::collections::HashSet<String> =
+            (0..200).map(|_| new_code().unwrap()).collect();
         assert_eq!(codes.len(), 200);
         assert!(codes.iter().all(|c| looks_like_code(c)));
     }

@@ -69,6 +69,10 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Random(#[from] super::code::RandomUnavailable),
+    #[error("cannot encode {}: {detail}", path.display())]
+    Encode { path: PathBuf, detail: String },
 }
 
 /// Reads a JSON object file; a missing file is an empty object.
@@ -116,7 +120,10 @@ fn corrupt(path: &Path, bytes: &[u8], detail: String) -> StoreError {
 }
 
 pub fn write<T: Serialize>(path: &Path, value: &T) -> Result<(), StoreError> {
-    let mut json = serde_json::to_vec_pretty(value).expect("pairing files serialise");
+    let mut json = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Encode {
+        path: path.to_owned(),
+        detail: e.to_string(),
+    })?;
     json.push(b'\n');
     Ok(write_atomic(path, &json)?)
 }

@@ -249,9 +249,9 @@ impl PairingStore {
             if pending.len() >= MAX_PENDING_PER_PLATFORM {
                 return Err(IssueError::QueueFull);
             }
-            let code = code::new_code();
-            let salt = code::new_salt_hex();
-            let request_id = code::new_request_id();
+            let code = code::new_code().map_err(StoreError::from)?;
+            let salt = code::new_salt_hex().map_err(StoreError::from)?;
+            let request_id = code::new_request_id().map_err(StoreError::from)?;
             pending.insert(
                 request_id.clone(),
                 PendingRecord {
@@ -263,7 +263,7 @@ impl PairingStore {
                     extra: Default::default(),
                 },
             );
-            files::write(&self.pending_path(platform), &upgrade_legacy(pending))?;
+            files::write(&self.pending_path(platform), &upgrade_legacy(pending)?)?;
             rates.insert(rate_key, number(now));
             files::write(&self.rate_path(), &rates)?;
             Ok(Issued { code, request_id })
@@ -322,7 +322,13 @@ impl PairingStore {
                     remaining: MAX_FAILED_APPROVALS - failures,
                 });
             };
-            let record = pending.remove(&key).expect("matched key exists");
+            let Some(record) = pending.remove(&key) else {
+                return Err(ApproveError::NoMatch {
+                    platform: platform.to_owned(),
+                    input: input.to_owned(),
+                    remaining: MAX_FAILED_APPROVALS,
+                });
+            };
             let user_id = normalize(&record.user_id);
             pending.retain(|_, p| normalize(&p.user_id) != user_id);
             let mut approved: ApprovedFile = files::read(&self.approved_path(platform))?;
@@ -335,7 +341,7 @@ impl PairingStore {
                 },
             );
             files::write(&self.approved_path(platform), &approved)?;
-            files::write(&self.pending_path(platform), &upgrade_legacy(pending))?;
+            files::write(&self.pending_path(platform), &upgrade_legacy(pending)?)?;
             rates.remove(&failures_key);
             files::write(&self.rate_path(), &rates)?;
             Ok(Approved {
@@ -375,7 +381,7 @@ impl PairingStore {
                 files::write(&self.approved_path(platform), &approved)?;
             }
             if pending_removed > 0 {
-                files::write(&self.pending_path(platform), &upgrade_legacy(pending))?;
+                files::write(&self.pending_path(platform), &upgrade_legacy(pending)?)?;
             }
             if rate_limit_removed {
                 files::write(&self.rate_path(), &rates)?;
@@ -503,17 +509,17 @@ fn find_match(pending: &PendingFile, typed: &str) -> Option<String> {
 }
 
 /// Old plain-code entries are rewritten in the hashed layout (read them, never write them).
-fn upgrade_legacy(pending: PendingFile) -> PendingFile {
+fn upgrade_legacy(pending: PendingFile) -> Result<PendingFile, StoreError> {
     pending
         .into_iter()
         .map(|(key, mut r)| {
             if r.hash.is_none() && code::looks_like_code(&key) {
-                let salt = code::new_salt_hex();
+                let salt = code::new_salt_hex()?;
                 r.hash = code::hash_code(&salt, &key);
                 r.salt = Some(salt);
-                (code::new_request_id(), r)
+                Ok((code::new_request_id()?, r))
             } else {
-                (key, r)
+                Ok((key, r))
             }
         })
         .collect()

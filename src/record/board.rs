@@ -151,7 +151,9 @@ impl StatusBoard {
 
     pub fn write_now(&self) -> Result<(), PathError> {
         let snap = self.snapshot();
-        let mut json = serde_json::to_vec_pretty(&snap).expect("status serialises");
+        let mut json = serde_json::to_vec_pretty(&snap).map_err(|e| {
+            PathError::new("cannot encode", &self.inner.path, std::io::Error::other(e))
+        })?;
         json.push(b'\n');
         write_atomic(&self.inner.path, &json)
     }

@@ -99,7 +99,7 @@ impl<W: Write> Printer<W> {
 
     fn entry(&mut self, entry: &Entry) -> std::io::Result<()> {
         if self.json {
-            let value = serde_json::to_string(entry).expect("entries serialise");
+            let value = serde_json::to_string(entry).map_err(std::io::Error::other)?;
             writeln!(self.out, "{value}")
         } else {
             writeln!(self.out, "{}", render(entry, self.debug))

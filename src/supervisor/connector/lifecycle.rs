@@ -130,12 +130,14 @@ impl ConnectorTask {
 
     /// The process has exited and its stdout is read to the end (or given up on).
     pub(super) fn finish_exit(&mut self) {
+        let Some(status) = self.process.as_ref().and_then(|p| p.exit) else {
+            return;
+        };
         let Some(process) = self.process.take() else {
             return;
         };
         self.stdin = None;
         self.timer = None;
-        let status = process.exit.expect("finish_exit after exit");
         let uptime = process.spawned.elapsed();
         // Stragglers in the group (grandchildren that ignored the stdin contract) must not
         // outlive their connector: they could keep a session in use.

@@ -182,7 +182,9 @@ mod tests {
 
     fn snapshot(running: bool) -> StatusSnapshot {
         let mut ledger = crate::record::ledger::LedgerCounts::default();
-        ledger.record(crate::record::ledger::Outcome::Delivered);
+        ledger.record(crate::record::ledger::Outcome::Delivered(
+            crate::policy::Reason::Allowlisted,
+        ));
         for _ in 0..3 {
             ledger.record(crate::record::ledger::Outcome::Ignored(
                 crate::policy::Reason::OwnEcho,

@@ -345,7 +345,7 @@ mod tests {
                 "timestamp": 1
             }))
             .unwrap();
-            board.record(0, Outcome::Delivered);
+            board.record(0, Outcome::Delivered(crate::policy::Reason::OpenPolicy));
             tx.send(GatewayEvent::Inbound {
                 connector: "wa".into(),
                 message: Box::new(message),

@@ -44,10 +44,12 @@ impl FailReason {
 /// The recorded end of one inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
-    /// Handed to the gateway link.
-    Delivered,
+    /// Handed to the gateway link, and why it was let in.
+    Delivered(Reason),
+    /// An unknown sender was sent a pairing code.
     PairingCodeSent,
-    ReplySent,
+    /// A fixed reply was sent instead (pairing locked, too many pending), and why.
+    ReplySent(Reason),
     Ignored(Reason),
     Failed(FailReason),
 }
@@ -55,11 +57,20 @@ pub enum Outcome {
 impl Outcome {
     pub fn name(self) -> &'static str {
         match self {
-            Self::Delivered => "delivered",
+            Self::Delivered(_) => "delivered",
             Self::PairingCodeSent => "pairing_code_sent",
-            Self::ReplySent => "reply_sent",
+            Self::ReplySent(_) => "reply_sent",
             Self::Ignored(_) => "ignored",
             Self::Failed(_) => "failed",
+        }
+    }
+
+    /// Why: the policy's reason, or the failure's.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Delivered(r) | Self::ReplySent(r) | Self::Ignored(r) => r.as_str(),
+            Self::PairingCodeSent => Reason::UnknownSender.as_str(),
+            Self::Failed(f) => f.as_str(),
         }
     }
 }
@@ -82,9 +93,9 @@ impl LedgerCounts {
     pub fn record(&mut self, outcome: Outcome) {
         self.received += 1;
         match outcome {
-            Outcome::Delivered => self.delivered += 1,
+            Outcome::Delivered(_) => self.delivered += 1,
             Outcome::PairingCodeSent => self.paired += 1,
-            Outcome::ReplySent => self.replied += 1,
+            Outcome::ReplySent(_) => self.replied += 1,
             Outcome::Ignored(r) => *self.ignored.entry(r.as_str().to_owned()).or_default() += 1,
             Outcome::Failed(r) => *self.failed.entry(r.as_str().to_owned()).or_default() += 1,
         }
@@ -122,9 +133,9 @@ mod tests {
 
     fn outcome_strategy() -> impl Strategy<Value = Outcome> {
         prop_oneof![
-            Just(Outcome::Delivered),
+            Just(Outcome::Delivered(Reason::OpenPolicy)),
             Just(Outcome::PairingCodeSent),
-            Just(Outcome::ReplySent),
+            Just(Outcome::ReplySent(Reason::PairingLocked)),
             proptest::sample::select(Reason::ALL.to_vec()).prop_map(Outcome::Ignored),
             proptest::sample::select(vec![
                 FailReason::GatewayClosed,
@@ -145,7 +156,7 @@ mod tests {
             let mut l = LedgerCounts::default();
             for (outcome, retract) in steps {
                 l.record(outcome);
-                if retract && outcome == Outcome::Delivered {
+                if retract && outcome == Outcome::Delivered(Reason::OpenPolicy) {
                     l.retract_delivery(FailReason::GatewayClosed);
                 }
                 prop_assert_eq!(l.unaccounted(), 0);
@@ -160,7 +171,7 @@ mod tests {
             l.record(if i % 3 == 0 {
                 Outcome::Failed(FailReason::GatewayClosed)
             } else {
-                Outcome::Delivered
+                Outcome::Delivered(Reason::OpenPolicy)
             });
             assert_eq!(l.unaccounted(), 0);
         }

@@ -416,15 +416,7 @@ impl EventLog {
     }
 
     /// Records the end of one inbound message: the ledger and `bridge.log` in one call.
-    /// `reason` is the policy's reason, or the failure's.
-    pub fn decision(
-        &self,
-        index: usize,
-        connector: &str,
-        msg: &InboundMessage,
-        outcome: Outcome,
-        reason: &'static str,
-    ) {
+    pub fn decision(&self, index: usize, connector: &str, msg: &InboundMessage, outcome: Outcome) {
         self.board.record(index, outcome);
         let preview = if self.debug {
             msg.text
@@ -440,7 +432,7 @@ impl EventLog {
                 chat: self.id(&msg.chat),
                 sender: self.id(&msg.sender),
                 outcome: outcome.name(),
-                reason,
+                reason: outcome.reason(),
                 preview,
             },
         );
@@ -510,6 +502,7 @@ impl EventLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::policy::Reason;
     use std::os::unix::fs::PermissionsExt;
 
     fn log_in(dir: &Path, max_bytes: u64, debug: bool) -> EventLog {
@@ -534,7 +527,7 @@ mod tests {
     fn decisions_are_masked_and_counted() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_in(dir.path(), 1 << 20, false);
-        log.decision(0, "wa", &inbound(), Outcome::Delivered, "open_policy");
+        log.decision(0, "wa", &inbound(), Outcome::Delivered(Reason::OpenPolicy));
         log.flush();
         let text = std::fs::read_to_string(dir.path().join("logs/bridge.log")).unwrap();
         let v: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
@@ -602,7 +595,7 @@ mod tests {
     fn debug_mode_keeps_identities_and_a_preview() {
         let dir = tempfile::tempdir().unwrap();
         let log = log_in(dir.path(), 1 << 20, true);
-        log.decision(0, "wa", &inbound(), Outcome::Delivered, "open_policy");
+        log.decision(0, "wa", &inbound(), Outcome::Delivered(Reason::OpenPolicy));
         log.flush();
         let text = std::fs::read_to_string(dir.path().join("logs/bridge.log")).unwrap();
         assert!(text.contains("15551234567@s.whatsapp.net") && text.contains("secret text"));

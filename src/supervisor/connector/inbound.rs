@@ -32,7 +32,6 @@ const SENT_WINDOW: usize = 2_000;
 #[derive(Debug, Clone)]
 pub struct Admission {
     pub outcome: Outcome,
-    pub reason: &'static str,
     /// A message to send to the sender's chat.
     pub send: Option<(SendKind, String)>,
     /// An operator alert to raise: code and text.
@@ -169,11 +168,10 @@ impl Gatekeeper {
         {
             return failed(FailReason::PairingStore, Some(alert));
         }
-        let reason = decision.reason.as_str();
         match decision.action {
-            Action::Deliver => admission(Outcome::Delivered, reason),
+            Action::Deliver => admission(Outcome::Delivered(decision.reason)),
             Action::Ignore => {
-                let mut a = admission(Outcome::Ignored(decision.reason), reason);
+                let mut a = admission(Outcome::Ignored(decision.reason));
                 if decision.reason == Reason::SelfChatModeRejectsNonSelf
                     && !self.explained_self_chat
                 {
@@ -196,7 +194,7 @@ impl Gatekeeper {
                 self.snapshot = None;
                 Admission {
                     send: Some((SendKind::PolicyReply, reply.text().to_owned())),
-                    ..admission(Outcome::ReplySent, reason)
+                    ..admission(Outcome::ReplySent(decision.reason))
                 }
             }
         }
@@ -222,7 +220,7 @@ impl Gatekeeper {
                     user_name: msg.push_name.clone(),
                     request_id: issued.request_id,
                 }),
-                ..admission(Outcome::PairingCodeSent, Reason::UnknownSender.as_str())
+                ..admission(Outcome::PairingCodeSent)
             },
             // The store saw a newer state than our snapshot (another process wrote meanwhile).
             Err(IssueError::RateLimited) => ignored(Reason::PairingRateLimited),
@@ -275,20 +273,18 @@ pub fn settle(
     admission: &Admission,
     queued: Result<(), ErrorCode>,
     gateway_closed: bool,
-) -> (Outcome, &'static str) {
-    let failed = |f: FailReason| (Outcome::Failed(f), f.as_str());
+) -> Outcome {
     match (admission.outcome, queued) {
-        (_, Err(ErrorCode::SendDenied)) => failed(FailReason::SendDenied),
-        (_, Err(_)) if admission.send.is_some() => failed(FailReason::SendQueueFull),
-        (Outcome::Delivered, _) if gateway_closed => failed(FailReason::GatewayClosed),
-        (outcome, _) => (outcome, admission.reason),
+        (_, Err(ErrorCode::SendDenied)) => Outcome::Failed(FailReason::SendDenied),
+        (_, Err(_)) if admission.send.is_some() => Outcome::Failed(FailReason::SendQueueFull),
+        (Outcome::Delivered(_), _) if gateway_closed => Outcome::Failed(FailReason::GatewayClosed),
+        (outcome, _) => outcome,
     }
 }
 
-fn admission(outcome: Outcome, reason: &'static str) -> Admission {
+fn admission(outcome: Outcome) -> Admission {
     Admission {
         outcome,
-        reason,
         send: None,
         alert: None,
         pairing: None,
@@ -296,13 +292,13 @@ fn admission(outcome: Outcome, reason: &'static str) -> Admission {
 }
 
 fn ignored(reason: Reason) -> Admission {
-    admission(Outcome::Ignored(reason), reason.as_str())
+    admission(Outcome::Ignored(reason))
 }
 
 fn failed(reason: FailReason, alert: Option<(&'static str, String)>) -> Admission {
     Admission {
         alert,
-        ..admission(Outcome::Failed(reason), reason.as_str())
+        ..admission(Outcome::Failed(reason))
     }
 }
 
@@ -330,53 +326,42 @@ mod tests {
 
     #[test]
     fn the_outcome_is_settled_in_one_place() {
-        let delivered = admission(Outcome::Delivered, Reason::Allowlisted.as_str());
+        let delivered = admission(Outcome::Delivered(Reason::Allowlisted));
         let code = Admission {
             send: Some((SendKind::PairingCode, "code".into())),
-            ..admission(Outcome::PairingCodeSent, Reason::UnknownSender.as_str())
+            ..admission(Outcome::PairingCodeSent)
         };
         let rows = [
             (
                 &delivered,
                 Ok(()),
                 false,
-                (Outcome::Delivered, "allowlisted"),
+                Outcome::Delivered(Reason::Allowlisted),
             ),
             (
                 &delivered,
                 Ok(()),
                 true,
-                (Outcome::Failed(FailReason::GatewayClosed), "gateway_closed"),
+                Outcome::Failed(FailReason::GatewayClosed),
             ),
-            (
-                &code,
-                Ok(()),
-                true,
-                (Outcome::PairingCodeSent, "unknown_sender"),
-            ),
+            (&code, Ok(()), true, Outcome::PairingCodeSent),
             (
                 &code,
                 Err(ErrorCode::QueueFull),
                 false,
-                (
-                    Outcome::Failed(FailReason::SendQueueFull),
-                    "send_queue_full",
-                ),
+                Outcome::Failed(FailReason::SendQueueFull),
             ),
             (
                 &code,
                 Err(ErrorCode::ShuttingDown),
                 false,
-                (
-                    Outcome::Failed(FailReason::SendQueueFull),
-                    "send_queue_full",
-                ),
+                Outcome::Failed(FailReason::SendQueueFull),
             ),
             (
                 &code,
                 Err(ErrorCode::SendDenied),
                 false,
-                (Outcome::Failed(FailReason::SendDenied), "send_denied"),
+                Outcome::Failed(FailReason::SendDenied),
             ),
         ];
         for (i, (a, queued, closed, want)) in rows.into_iter().enumerate() {

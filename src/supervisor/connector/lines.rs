@@ -103,13 +103,8 @@ impl ConnectorTask {
             timestamp: 0,
         };
         let failure = FailReason::TooLong;
-        self.log.decision(
-            self.index,
-            &self.name,
-            &message,
-            Outcome::Failed(failure),
-            failure.as_str(),
-        );
+        self.log
+            .decision(self.index, &self.name, &message, Outcome::Failed(failure));
         let id = if message.id.is_empty() {
             "whose id could not be read".to_owned()
         } else {

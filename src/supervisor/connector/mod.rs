@@ -295,10 +295,9 @@ impl ConnectorTask {
             }
             None => Ok(()),
         };
-        let (outcome, reason) = inbound::settle(&admission, queued, self.outbox.is_closed());
-        self.log
-            .decision(self.index, &self.name, &message, outcome, reason);
-        if outcome == Outcome::Delivered {
+        let outcome = inbound::settle(&admission, queued, self.outbox.is_closed());
+        self.log.decision(self.index, &self.name, &message, outcome);
+        if matches!(outcome, Outcome::Delivered(_)) {
             let connector = self.name.to_string();
             self.push(GatewayEvent::Inbound { connector, message });
         }

@@ -17,7 +17,7 @@ use crate::pairing::{self, PairingStore};
 use crate::policy::send::OutboundGate;
 use crate::record::board::StatusBoard;
 use crate::record::log::{Event, EventLog};
-use crate::supervisor::connector::inbound::Gatekeeper;
+use crate::supervisor::connector::inbound::InboundGate;
 use crate::supervisor::connector::{ConnectorTask, TaskParts};
 use crate::supervisor::{AlertRouter, ConnectorHandle};
 use crate::util::fs::{PathError, ensure_private_dir};
@@ -99,16 +99,16 @@ where
         let _ = started.send(log.clone());
     }
 
-    let (events_tx, events_rx) = mpsc::channel(config.gateway.buffer);
+    let (gateway_tx, gateway_rx) = mpsc::channel(config.gateway.buffer);
     let ready = GatewayEvent::Ready {
         protocol: bridge_protocol::PROTOCOL_VERSION,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         connectors: names.clone(),
     };
-    let _ = events_tx.send(ready).await;
+    let _ = gateway_tx.send(ready).await;
     let writer = tokio::spawn(gateway::link::write_events(
         gateway_out,
-        events_rx,
+        gateway_rx,
         config.gateway.max_line_bytes,
         log.clone(),
         shutdown.clone(),
@@ -132,16 +132,16 @@ where
             .filter_map(|t| Some((handles.get(&t.connector)?.clone(), t.chat.clone())))
             .collect(),
     ));
-    let gate = Arc::new(OutboundGate::new(config.send_policy.clone()));
+    let outbound_gate = Arc::new(OutboundGate::new(config.send_policy.clone()));
     let pairing = PairingStore::new(pairing::locate(&config.hermes_home));
 
     let connectors = TaskTracker::new();
     for ((index, cfg), control) in config.connectors.iter().enumerate().zip(receivers) {
-        let gatekeeper = Gatekeeper::new(
+        let inbound_gate = InboundGate::new(
             &cfg.platform,
             cfg.access.clone(),
             pairing.clone(),
-            gate.clone(),
+            outbound_gate.clone(),
             &config.state_dir.join(format!("{}.seen", cfg.name)),
         );
         let task = ConnectorTask::new(TaskParts {
@@ -149,10 +149,10 @@ where
             cfg: Arc::new(cfg.clone()),
             state_dir: config.state_dir.clone(),
             log: log.clone(),
-            gatekeeper,
-            gate: gate.clone(),
+            inbound_gate,
+            outbound_gate: outbound_gate.clone(),
             alerts: alerts.clone(),
-            gateway: events_tx.clone(),
+            gateway: gateway_tx.clone(),
             control,
             shutdown: shutdown.child_token(),
         });
@@ -166,12 +166,12 @@ where
     let reader = gateway::link::Reader {
         handles,
         pairing,
-        events: events_tx.clone(),
+        events: gateway_tx.clone(),
         log: log.clone(),
         max_line_bytes: config.gateway.max_line_bytes,
     };
     let reader = tokio::spawn(reader.run(gateway_in, shutdown.clone()));
-    drop(events_tx);
+    drop(gateway_tx);
 
     shutdown.cancelled().await;
     log.emit(
@@ -245,9 +245,9 @@ pub async fn stop_on_signal(shutdown: CancellationToken) {
     shutdown.cancel();
 }
 
-/// A daemon running in this process, reached through a `LinkClient`.
+/// A daemon running in this process, reached through a `GatewayClient`.
 pub struct InProcess {
-    pub client: std::sync::Arc<crate::gateway::in_process::LinkClient>,
+    pub client: std::sync::Arc<crate::gateway::in_process::GatewayClient>,
     /// Every event since the start (subscribed before the link is first read).
     pub events: tokio::sync::broadcast::Receiver<bridge_protocol::gateway::GatewayEvent>,
     pub daemon: tokio::task::JoinHandle<Result<(), StartError>>,
@@ -278,7 +278,7 @@ pub async fn start_in_process(
             _ => Err(anyhow::anyhow!("the daemon stopped during startup")),
         };
     };
-    let client = std::sync::Arc::new(crate::gateway::in_process::LinkClient::new(
+    let client = std::sync::Arc::new(crate::gateway::in_process::GatewayClient::new(
         &connector,
         link_in,
         inbox_capacity,

@@ -2,7 +2,6 @@
 //! (shared with Hermes) while the daemon runs; the store's file lock keeps them consistent.
 
 use std::path::PathBuf;
-use std::time::SystemTime;
 
 use clap::Subcommand;
 
@@ -39,10 +38,7 @@ pub enum PairingAction {
 }
 
 fn now() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64()
+    crate::util::time::unix_secs()
 }
 
 pub fn run(args: PairingArgs) -> anyhow::Result<()> {

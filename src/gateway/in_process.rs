@@ -20,7 +20,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio_util::codec::FramedRead;
 
 use crate::record::ledger::FailReason;
-use crate::record::log::{Event, EventLog};
+use crate::record::log::{AlertCode, Event, EventLog};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CallError {
@@ -32,7 +32,7 @@ pub enum CallError {
     Encode,
 }
 
-pub struct LinkClient {
+pub struct GatewayClient {
     connector: String,
     writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
     pending: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
@@ -55,7 +55,7 @@ pub struct LinkClient {
     events: broadcast::Sender<GatewayEvent>,
 }
 
-impl LinkClient {
+impl GatewayClient {
     pub fn new(
         connector: &str,
         writer: impl AsyncWrite + Send + Unpin + 'static,
@@ -130,7 +130,7 @@ impl LinkClient {
             Some(&self.connector),
             &Event::Alert {
                 severity: Severity::Warning,
-                code: "http_delivery_unknown",
+                code: AlertCode::HttpDeliveryUnknown,
                 message: &message,
             },
         );
@@ -278,7 +278,7 @@ impl LinkClient {
             Some(&self.connector),
             &Event::Alert {
                 severity: Severity::Warning,
-                code: "sends_unconfirmed",
+                code: AlertCode::SendsUnconfirmed,
                 message: &message,
             },
         );
@@ -298,7 +298,7 @@ impl LinkClient {
                 Some(&self.connector),
                 &Event::Alert {
                     severity: Severity::Critical,
-                    code: "http_queue_full",
+                    code: AlertCode::HttpQueueFull,
                     message: &message,
                 },
             );

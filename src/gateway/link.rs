@@ -119,14 +119,14 @@ impl Reader {
                 // File I/O under a lock: keep it off the async workers.
                 let result = tokio::task::spawn_blocking(move || pairing_request(&store, request))
                     .await
-                    .unwrap_or_else(|e| Err(("pairing_store_error", e.to_string())));
+                    .unwrap_or_else(|e| Err(PairingFailure::Task(e.to_string())));
                 let result = match result {
                     Ok(data) => CommandResult::ok(id, Some(data)),
-                    Err((code, message)) => CommandResult::err(
+                    Err(failure) => CommandResult::err(
                         id,
                         ErrorBody {
-                            code: code.into(),
-                            message,
+                            code: failure.code().into(),
+                            message: failure.to_string(),
                             unconfirmed: false,
                         },
                     ),
@@ -239,21 +239,39 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
     }
 }
 
+/// Why a pairing request from the gateway failed.
+#[derive(Debug, thiserror::Error)]
+enum PairingFailure {
+    #[error(transparent)]
+    Approve(#[from] ApproveError),
+    #[error(transparent)]
+    Store(#[from] crate::pairing::StoreError),
+    #[error("the pairing store task failed: {0}")]
+    Task(String),
+}
+
+impl PairingFailure {
+    /// The `result.error.code` on the gateway link.
+    fn code(&self) -> &'static str {
+        match self {
+            Self::Approve(ApproveError::LockedOut { .. }) => "pairing_locked",
+            Self::Approve(ApproveError::NoMatch { .. }) => "pairing_no_match",
+            Self::Approve(ApproveError::Store(_)) | Self::Store(_) | Self::Task(_) => {
+                "pairing_store_error"
+            }
+        }
+    }
+}
+
 /// Answers a pairing request from the gateway: the same operations as `bridgekeeper pairing`.
 fn pairing_request(
     store: &PairingStore,
     request: PairingRequest,
-) -> Result<serde_json::Value, (&'static str, String)> {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs_f64();
-    let store_error = |e: crate::pairing::StoreError| ("pairing_store_error", e.to_string());
+) -> Result<serde_json::Value, PairingFailure> {
+    let now = crate::util::time::unix_secs();
     match request {
         PairingRequest::List(r) => {
-            let listing = store
-                .list(r.platform.as_deref(), now)
-                .map_err(store_error)?;
+            let listing = store.list(r.platform.as_deref(), now)?;
             let platforms: Vec<serde_json::Value> = listing
                 .platforms
                 .into_iter()
@@ -274,14 +292,12 @@ fn pairing_request(
                 .collect();
             Ok(serde_json::json!({ "platforms": platforms }))
         }
-        PairingRequest::Approve(r) => match store.approve(&r.platform, &r.code, now) {
-            Ok(a) => Ok(serde_json::json!({"user_id": a.user_id, "user_name": a.user_name})),
-            Err(e @ ApproveError::LockedOut { .. }) => Err(("pairing_locked", e.to_string())),
-            Err(e @ ApproveError::NoMatch { .. }) => Err(("pairing_no_match", e.to_string())),
-            Err(ApproveError::Store(e)) => Err(store_error(e)),
-        },
+        PairingRequest::Approve(r) => {
+            let a = store.approve(&r.platform, &r.code, now)?;
+            Ok(serde_json::json!({"user_id": a.user_id, "user_name": a.user_name}))
+        }
         PairingRequest::Revoke(r) => {
-            let revoked = store.revoke(&r.platform, &r.user).map_err(store_error)?;
+            let revoked = store.revoke(&r.platform, &r.user)?;
             Ok(serde_json::json!({
                 "was_approved": revoked.was_approved,
                 "pending_removed": revoked.pending_removed,

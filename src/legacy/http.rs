@@ -1,6 +1,6 @@
 //! The old bridge's HTTP API, served on loopback: the same endpoints, JSON shapes and status
 //! codes as `bridge.js`, so the Hermes adapter talks to bridgekeeper without a change. Behind
-//! it, every request becomes a gateway-link command (`LinkClient`), so policy, ledger and the
+//! it, every request becomes a gateway-link command (`GatewayClient`), so policy, ledger and the
 //! outbound gate apply as in `run`.
 //!
 //! Differences, all opt-in or additive: an optional shared token (401 without it), a `/health`
@@ -27,11 +27,11 @@ use subtle::ConstantTimeEq;
 
 use super::peer::{BatchBody, PeerSocket};
 use super::shape::chunk;
-use crate::gateway::in_process::{CallError, LinkClient};
+use crate::gateway::in_process::{CallError, GatewayClient};
 use crate::record::log::Event;
 
 pub struct Api {
-    pub client: Arc<LinkClient>,
+    pub client: Arc<GatewayClient>,
     pub session: PathBuf,
     /// First 16 hex digits of sha256 of the bridge script Hermes launched.
     pub script_hash: String,

@@ -21,7 +21,7 @@ use super::shape::to_legacy;
 
 use bridge_protocol::message::InboundMessage;
 
-use crate::gateway::in_process::LinkClient;
+use crate::gateway::in_process::GatewayClient;
 
 /// A duplicate of the connection's socket, to look at it without reading from it.
 #[derive(Clone, Debug)]
@@ -166,13 +166,13 @@ pub struct BatchBody {
     len: usize,
     taken: bool,
     acked_before: u64,
-    client: Arc<LinkClient>,
+    client: Arc<GatewayClient>,
     peer: PeerSocket,
 }
 
 impl BatchBody {
     /// `batch` is answered in the old bridge's shape (`shape::to_legacy`).
-    pub fn new(batch: Vec<InboundMessage>, client: Arc<LinkClient>, peer: PeerSocket) -> Self {
+    pub fn new(batch: Vec<InboundMessage>, client: Arc<GatewayClient>, peer: PeerSocket) -> Self {
         let bot_ids = client.bot_ids();
         let values: Vec<Value> = batch.iter().map(|m| to_legacy(m, &bot_ids)).collect();
         // A Vec<Value> always serialises.

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use bridge_protocol::gateway::{ConnectorStateName, ExitInfo};
 use bridge_protocol::message::ConnectionStatus;
@@ -68,9 +68,7 @@ pub struct CommandCounts {
     pub rejected: u64,
 }
 
-pub fn unix_ms(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).unwrap_or_default().as_millis() as u64
-}
+pub use crate::util::time::unix_ms;
 
 #[derive(Clone)]
 pub struct StatusBoard {

@@ -26,6 +26,40 @@ use crate::util::mask::{LogId, mask_digit_runs};
 /// Characters of message text shown in debug mode.
 const PREVIEW_CHARS: usize = 80;
 
+/// What an operator alert is about. Closed list; `as_str` is the stable name on the gateway
+/// link and in `bridge.log`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AlertCode {
+    RestartLimit,
+    LoggedOut,
+    SessionConflict,
+    ConnectorFatal,
+    InboundTooLong,
+    PairingStoreError,
+    SelfChatModeIgnoredMessage,
+    HttpQueueFull,
+    HttpDeliveryUnknown,
+    SendsUnconfirmed,
+}
+
+impl AlertCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RestartLimit => "restart_limit",
+            Self::LoggedOut => "logged_out",
+            Self::SessionConflict => "session_conflict",
+            Self::ConnectorFatal => "connector_fatal",
+            Self::InboundTooLong => "inbound_too_long",
+            Self::PairingStoreError => "pairing_store_error",
+            Self::SelfChatModeIgnoredMessage => "self_chat_mode_ignored_message",
+            Self::HttpQueueFull => "http_queue_full",
+            Self::HttpDeliveryUnknown => "http_delivery_unknown",
+            Self::SendsUnconfirmed => "sends_unconfirmed",
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event<'a> {
@@ -85,7 +119,7 @@ pub enum Event<'a> {
     },
     Alert {
         severity: Severity,
-        code: &'a str,
+        code: AlertCode,
         message: &'a str,
     },
     /// A line the connector wrote to stderr (digit runs masked outside debug mode).
@@ -221,17 +255,14 @@ impl Event<'_> {
 /// writes hundreds of lines within one).
 #[derive(Default)]
 struct Clock {
-    ms: u128,
+    ms: u64,
     text: String,
 }
 
 impl Clock {
     fn now(&mut self) -> &str {
         let now = SystemTime::now();
-        let ms = now
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_millis();
+        let ms = crate::util::time::unix_ms(now);
         if ms != self.ms || self.text.is_empty() {
             self.ms = ms;
             self.text.clear();

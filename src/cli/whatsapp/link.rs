@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SupervisorConfig;
 use crate::daemon::start_in_process;
-use crate::gateway::in_process::LinkClient;
+use crate::gateway::in_process::GatewayClient;
 use crate::util::mask::mask_id;
 
 /// Linking gives up after this long without an open connection.
@@ -46,11 +46,8 @@ pub fn linked_account(session: &Path) -> Option<String> {
         .map(str::to_owned)
 }
 
-fn now_ms() -> u128 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis()
+fn now_ms() -> u64 {
+    crate::util::time::unix_ms(SystemTime::now())
 }
 
 fn json_line(value: serde_json::Value) {
@@ -111,7 +108,7 @@ pub async fn link(config: SupervisorConfig, req: LinkRequest) -> anyhow::Result<
 }
 
 async fn follow(
-    client: &std::sync::Arc<LinkClient>,
+    client: &std::sync::Arc<GatewayClient>,
     events: &mut tokio::sync::broadcast::Receiver<GatewayEvent>,
     req: &LinkRequest,
     png: &Path,

@@ -17,6 +17,7 @@ use crate::policy::{
     decide, lid_key, normalize,
 };
 use crate::record::ledger::{FailReason, Outcome};
+use crate::record::log::AlertCode;
 use crate::supervisor::connector::dedup::{self, Dedup};
 use crate::supervisor::handle::ErrorCode;
 use crate::util::blocking::blocking;
@@ -35,7 +36,7 @@ pub struct Admission {
     /// A message to send to the sender's chat.
     pub send: Option<(SendKind, String)>,
     /// An operator alert to raise: code and text.
-    pub alert: Option<(&'static str, String)>,
+    pub alert: Option<(AlertCode, String)>,
     /// A pairing code was issued: who asked, under which request id.
     pub pairing: Option<PairingRequest>,
 }
@@ -49,7 +50,7 @@ pub struct PairingRequest {
     pub request_id: String,
 }
 
-pub struct Gatekeeper {
+pub struct InboundGate {
     platform: String,
     policy: AccessPolicy,
     who: Who,
@@ -58,17 +59,17 @@ pub struct Gatekeeper {
     dedup: Dedup,
     sent: HashSet<String>,
     sent_order: VecDeque<String>,
-    gate: Arc<OutboundGate>,
+    outbound_gate: Arc<OutboundGate>,
     /// The self-chat explanation is given to the operator once per run.
     explained_self_chat: bool,
 }
 
-impl Gatekeeper {
+impl InboundGate {
     pub fn new(
         platform: &str,
         policy: AccessPolicy,
         store: PairingStore,
-        gate: Arc<OutboundGate>,
+        outbound_gate: Arc<OutboundGate>,
         dedup_path: &Path,
     ) -> Self {
         Self {
@@ -80,7 +81,7 @@ impl Gatekeeper {
             dedup: Dedup::open(dedup_path, dedup::WINDOW),
             sent: HashSet::new(),
             sent_order: VecDeque::new(),
-            gate,
+            outbound_gate,
             explained_self_chat: false,
         }
     }
@@ -177,7 +178,7 @@ impl Gatekeeper {
                 {
                     self.explained_self_chat = true;
                     a.alert = Some((
-                        "self_chat_mode_ignored_message",
+                        AlertCode::SelfChatModeIgnoredMessage,
                         self.self_chat_explanation(msg),
                     ));
                 }
@@ -239,10 +240,10 @@ impl Gatekeeper {
             is_self: self.is_own_chat(chat),
             kind,
         };
-        self.gate.check(target) == Verdict::Allow
+        self.outbound_gate.check(target) == Verdict::Allow
     }
 
-    fn pairing_snapshot(&mut self, now: f64) -> Result<PairingSnapshot, (&'static str, String)> {
+    fn pairing_snapshot(&mut self, now: f64) -> Result<PairingSnapshot, (AlertCode, String)> {
         if let Some((at, snap)) = &self.snapshot
             && at.elapsed() < SNAPSHOT_TTL
         {
@@ -295,16 +296,16 @@ fn ignored(reason: Reason) -> Admission {
     admission(Outcome::Ignored(reason))
 }
 
-fn failed(reason: FailReason, alert: Option<(&'static str, String)>) -> Admission {
+fn failed(reason: FailReason, alert: Option<(AlertCode, String)>) -> Admission {
     Admission {
         alert,
         ..admission(Outcome::Failed(reason))
     }
 }
 
-fn store_alert(error: &str) -> (&'static str, String) {
+fn store_alert(error: &str) -> (AlertCode, String) {
     (
-        "pairing_store_error",
+        AlertCode::PairingStoreError,
         format!("the pairing store cannot be used, so unknown senders cannot pair: {error}"),
     )
 }

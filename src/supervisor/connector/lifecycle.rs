@@ -17,7 +17,7 @@ use super::{ConnectorTask, Process, StopCause, Timer, child};
 use crate::policy::exit::{ExitFacts, ExitReason, Stopping, classify_exit};
 use crate::policy::restart::{ExitClass, Next};
 use crate::record::board::{LastExit, unix_ms};
-use crate::record::log::Event;
+use crate::record::log::{AlertCode, Event};
 use crate::supervisor::handle::ErrorCode;
 
 /// How long to keep reading stdout after the process exited (a grandchild may hold the pipe).
@@ -247,7 +247,7 @@ impl ConnectorTask {
                 self.set_state(ConnectorStateName::Failed, Some(exit));
                 self.alert(
                     Severity::Critical,
-                    "restart_limit",
+                    AlertCode::RestartLimit,
                     format!(
                         "connector {name} was restarted {restarts} times within {} s and exited again; \
                          it is not restarted any more. Its stderr is in bridge.log \
@@ -260,7 +260,7 @@ impl ConnectorTask {
                 self.set_state(ConnectorStateName::NeedsRelink, Some(exit));
                 self.alert(
                     Severity::Critical,
-                    "logged_out",
+                    AlertCode::LoggedOut,
                     format!(
                         "connector {name}: the account was logged out; link it again \
                          (`bridgekeeper whatsapp link`), then restart bridgekeeper"
@@ -271,7 +271,7 @@ impl ConnectorTask {
                 self.set_state(ConnectorStateName::Conflict, Some(exit));
                 self.alert(
                     Severity::Critical,
-                    "session_conflict",
+                    AlertCode::SessionConflict,
                     format!(
                         "connector {name}: another client took over this session (connection replaced); \
                          stop the other bridge using the same session, then restart bridgekeeper"
@@ -283,7 +283,7 @@ impl ConnectorTask {
                 self.set_state(ConnectorStateName::Failed, Some(exit));
                 self.alert(
                     Severity::Critical,
-                    "connector_fatal",
+                    AlertCode::ConnectorFatal,
                     format!(
                         "connector {name} cannot be used ({reason}); it is not restarted. \
                          Details are in bridge.log"

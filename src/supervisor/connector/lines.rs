@@ -11,7 +11,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use super::{ConnectorTask, Stdout};
 use crate::record::ledger::{FailReason, Outcome};
-use crate::record::log::Event;
+use crate::record::log::{AlertCode, Event};
 
 /// Lines handled in one turn of the loop when the connector wrote many at once: the events
 /// they produce reach the gateway writer together (one wake-up, not one per line), and
@@ -35,7 +35,7 @@ impl ConnectorTask {
                 None => break,
             }
         }
-        self.gatekeeper.flush();
+        self.inbound_gate.flush();
         let lost = self.outbox.end_batch();
         self.retract(lost);
     }
@@ -112,7 +112,7 @@ impl ConnectorTask {
         };
         self.alert(
             Severity::Warning,
-            "inbound_too_long",
+            AlertCode::InboundTooLong,
             format!(
                 "an inbound message {id} was longer than this connector's max_line_bytes ({limit} bytes) and was not delivered (ledger: failed too_long); raise connectors[].max_line_bytes to accept such messages"
             ),
@@ -164,7 +164,7 @@ impl ConnectorTask {
                 });
             }
             ConnectorEvent::Account(account) => {
-                self.gatekeeper.set_account(&account);
+                self.inbound_gate.set_account(&account);
                 self.log.emit(
                     Some(&self.name),
                     &Event::Account {
@@ -178,7 +178,8 @@ impl ConnectorTask {
                 });
             }
             ConnectorEvent::LidMapping(mapping) => {
-                self.gatekeeper.learn_mapping(&mapping.lid, &mapping.phone);
+                self.inbound_gate
+                    .learn_mapping(&mapping.lid, &mapping.phone);
                 self.log.emit(
                     Some(&self.name),
                     &Event::LidMapping {

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use bridge_protocol::gateway::{ConnectorStateName, ExitInfo, GatewayEvent, Severity};
 use bridge_protocol::message::{
@@ -36,9 +36,9 @@ use crate::policy::exit::ExitReason;
 use crate::policy::restart::RestartHistory;
 use crate::policy::send::{OutboundGate, Target, Verdict};
 use crate::record::ledger::{FailReason, Outcome};
-use crate::record::log::{Event, EventLog};
+use crate::record::log::{AlertCode, Event, EventLog};
 use commands::{CommandBook, Seq};
-use inbound::Gatekeeper;
+use inbound::InboundGate;
 use outbox::{Outbox, Undeliverable};
 
 type Stdout = FramedRead<ChildStdout, JsonLinesCodec<ConnectorEvent>>;
@@ -87,8 +87,8 @@ pub struct ConnectorTask {
     state_dir: PathBuf,
     log: EventLog,
     /// The access policy's side of inbound messages.
-    gatekeeper: Gatekeeper,
-    gate: Arc<OutboundGate>,
+    inbound_gate: InboundGate,
+    outbound_gate: Arc<OutboundGate>,
     alerts: Arc<AlertRouter>,
     /// Toward the gateway writer; what waits here holds back reading stdout.
     outbox: Outbox,
@@ -113,8 +113,8 @@ pub struct TaskParts {
     pub cfg: Arc<ConnectorConfig>,
     pub state_dir: PathBuf,
     pub log: EventLog,
-    pub gatekeeper: Gatekeeper,
-    pub gate: Arc<OutboundGate>,
+    pub inbound_gate: InboundGate,
+    pub outbound_gate: Arc<OutboundGate>,
     pub alerts: Arc<AlertRouter>,
     pub gateway: mpsc::Sender<GatewayEvent>,
     pub control: mpsc::Receiver<Control>,
@@ -130,8 +130,8 @@ impl ConnectorTask {
             cfg: p.cfg,
             state_dir: p.state_dir,
             log: p.log,
-            gatekeeper: p.gatekeeper,
-            gate: p.gate,
+            inbound_gate: p.inbound_gate,
+            outbound_gate: p.outbound_gate,
             alerts: p.alerts,
             outbox: Outbox::new(p.gateway),
             control: p.control,
@@ -222,12 +222,12 @@ impl ConnectorTask {
         if let Some(chat) = command.target_chat() {
             let kind = origin.kind();
             let target = Target {
-                platform: self.gatekeeper.platform(),
+                platform: self.inbound_gate.platform(),
                 chat,
-                is_self: self.gatekeeper.is_own_chat(chat),
+                is_self: self.inbound_gate.is_own_chat(chat),
                 kind,
             };
-            if let Verdict::Deny { rule } = self.gate.check(target) {
+            if let Verdict::Deny { rule } = self.outbound_gate.check(target) {
                 self.log.emit(
                     Some(&self.name),
                     &Event::OutboundDenied {
@@ -278,12 +278,9 @@ impl ConnectorTask {
     }
 
     fn on_inbound(&mut self, message: Box<InboundMessage>) {
-        let now = SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+        let now = crate::util::time::unix_secs();
         self.log.inbound_raw(&self.name, &message);
-        let admission = self.gatekeeper.admit(&message, now);
+        let admission = self.inbound_gate.admit(&message, now);
         let queued = match admission.send.clone() {
             Some((kind, text)) => {
                 let command = Command::SendText(SendText {
@@ -412,7 +409,7 @@ impl ConnectorTask {
             self.report_unconfirmed(id, chat);
         }
         if !answered.sent_ids.is_empty() {
-            self.gatekeeper.note_sent(answered.sent_ids);
+            self.inbound_gate.note_sent(answered.sent_ids);
         }
         if let Some(result) = answered.result {
             self.push(GatewayEvent::Result(result));
@@ -481,7 +478,7 @@ impl ConnectorTask {
         });
     }
 
-    fn alert(&mut self, severity: Severity, code: &str, message: String) {
+    fn alert(&mut self, severity: Severity, code: AlertCode, message: String) {
         self.alerts.notify(&self.name, &message, &self.log);
         self.log.emit(
             Some(&self.name),
@@ -494,7 +491,7 @@ impl ConnectorTask {
         self.push(GatewayEvent::Alert {
             connector: Some(self.name.to_string()),
             severity,
-            code: code.to_owned(),
+            code: code.as_str().to_owned(),
             message,
         });
     }

@@ -13,7 +13,7 @@ use nix::sys::signal::Signal;
 use tokio::sync::mpsc;
 use tokio_util::codec::FramedRead;
 
-use super::{ConnectorTask, Process, StopCause, Timer, child};
+use super::{ConnectorTask, Phase, Process, StopCause, Timer, child};
 use crate::policy::exit::{ExitFacts, ExitReason, Stopping, classify_exit};
 use crate::policy::restart::{ExitClass, Next};
 use crate::record::board::{LastExit, unix_ms};
@@ -71,10 +71,8 @@ impl ConnectorTask {
             child: spawned.child,
             pid,
             spawned: Instant::now(),
-            ready: false,
-            exit: None,
+            phase: Phase::AwaitingHello,
             reported: None,
-            hello_timed_out: false,
             group_killed: false,
         });
         self.log.board().update(self.index, |c| {
@@ -100,7 +98,9 @@ impl ConnectorTask {
             self.begin_stop(StopCause::Fatal(ExitReason::ProtocolMismatch));
             return;
         }
-        process.ready = true;
+        if process.phase == Phase::AwaitingHello {
+            process.phase = Phase::Ready;
+        }
         let pid = process.pid;
         self.log.emit(
             Some(&self.name),
@@ -122,7 +122,12 @@ impl ConnectorTask {
             return;
         };
         // An error from wait() means the child can no longer be observed; treat it as gone.
-        process.exit = Some(status.unwrap_or_else(|_| ExitStatus::from_raw(0xff00)));
+        let status = status.unwrap_or_else(|_| ExitStatus::from_raw(0xff00));
+        let hello_timed_out = process.phase == Phase::HelloTimedOut;
+        process.phase = Phase::Exited {
+            status,
+            hello_timed_out,
+        };
         if self.stdout.is_some() && !matches!(self.timer, Some((_, Timer::Term | Timer::Kill))) {
             self.set_timer(DRAIN_AFTER_EXIT, Timer::Drain);
         }
@@ -130,7 +135,7 @@ impl ConnectorTask {
 
     /// The process has exited and its stdout is read to the end (or given up on).
     pub(super) fn finish_exit(&mut self) {
-        let Some(status) = self.process.as_ref().and_then(|p| p.exit) else {
+        let Some(status) = self.process.as_ref().and_then(Process::exit) else {
             return;
         };
         let Some(process) = self.process.take() else {
@@ -198,7 +203,13 @@ impl ConnectorTask {
                 Some(StopCause::Fatal(reason)) => Some(Stopping::Fatal(reason)),
             },
             reported: process.reported,
-            hello_timed_out: process.hello_timed_out,
+            hello_timed_out: matches!(
+                process.phase,
+                Phase::Exited {
+                    hello_timed_out: true,
+                    ..
+                }
+            ),
             code: status.code(),
             signal: status.signal(),
         })
@@ -305,7 +316,7 @@ impl ConnectorTask {
                 let Some(process) = self.process.as_mut() else {
                     return;
                 };
-                process.hello_timed_out = true;
+                process.phase = Phase::HelloTimedOut;
                 let pid = process.pid;
                 self.log.emit(
                     Some(&self.name),
@@ -348,7 +359,7 @@ impl ConnectorTask {
             }
             return;
         };
-        let exited = process.exit.is_some();
+        let exited = process.exit().is_some();
         if cause == StopCause::Shutdown {
             self.set_state(ConnectorStateName::Stopping, None);
         }

@@ -70,14 +70,36 @@ struct Process {
     child: Child,
     pid: u32,
     spawned: Instant,
-    /// `hello` received: commands may be written.
-    ready: bool,
-    exit: Option<ExitStatus>,
+    phase: Phase,
     /// A terminal state the connector reported before exiting.
     reported: Option<ConnectionState>,
-    hello_timed_out: bool,
     /// The ladder already sent SIGKILL to the whole group.
     group_killed: bool,
+}
+
+/// Where the current process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Spawned; its `hello` has not come (commands wait).
+    AwaitingHello,
+    /// The `hello` never came in time: it was killed.
+    HelloTimedOut,
+    /// `hello` received: commands are written.
+    Ready,
+    /// It exited; its stdout may still be read to the end.
+    Exited {
+        status: ExitStatus,
+        hello_timed_out: bool,
+    },
+}
+
+impl Process {
+    fn exit(&self) -> Option<ExitStatus> {
+        match self.phase {
+            Phase::Exited { status, .. } => Some(status),
+            _ => None,
+        }
+    }
 }
 
 pub struct ConnectorTask {
@@ -156,11 +178,11 @@ impl ConnectorTask {
             let timer_at = self.timer.map(|(at, _)| at);
             let outbox_waiting = self.outbox.is_waiting();
             let read_stdout = self.stdout.is_some() && !outbox_waiting;
-            let running = self.process.as_ref().is_some_and(|p| p.exit.is_none());
+            let running = self.process.as_ref().is_some_and(|p| p.exit().is_none());
             let can_write = self
                 .process
                 .as_ref()
-                .is_some_and(|p| p.ready && p.exit.is_none())
+                .is_some_and(|p| p.phase == Phase::Ready)
                 && self.commands.has_unwritten();
             let stdin = self.stdin.clone();
             let gateway = self.outbox.sender();
@@ -187,7 +209,7 @@ impl ConnectorTask {
             if matches!(self.timer, Some((_, Timer::Flush))) && self.commands.is_idle() {
                 self.close_stdin();
             }
-            if self.process.as_ref().is_some_and(|p| p.exit.is_some()) && self.stdout.is_none() {
+            if self.process.as_ref().is_some_and(|p| p.exit().is_some()) && self.stdout.is_none() {
                 self.finish_exit();
             }
         }

@@ -1,5 +1,6 @@
 //! Integration tests: one binary, a module per capability.
 
+mod architecture;
 mod cli;
 mod doctor;
 mod faults;

@@ -3,7 +3,7 @@
 //!
 //! No I/O: the resolved policy, the account identity, the LID mappings, the pairing state and
 //! the clock (`now`, unix seconds) all come in as arguments; acting on the decision (issuing a
-//! code, sending, logging, counting) is the caller's job (`supervisor::task`).
+//! code, sending, logging, counting) is the caller's job (`supervisor::connector::inbound`).
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 

@@ -1,6 +1,6 @@
 //! The message ledger: per connector, every inbound message ends in exactly one outcome, so
 //! `received = delivered + paired + replied + ignored + failed` holds at every moment (the
-//! receive and its outcome are recorded under one lock, see `events::EventLog::decision`).
+//! receive and its outcome are recorded under one lock, see `record::log::EventLog::decision`).
 
 use std::collections::BTreeMap;
 

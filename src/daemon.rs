@@ -222,7 +222,8 @@ async fn flush_log(log: EventLog, stop: CancellationToken) {
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            _ = tick.tick() => crate::util::blocking::blocking(|| log.flush()),
+            // A buffered write to a local file, like every append: on the worker (ARCHITECTURE.md).
+            _ = tick.tick() => log.flush(),
         }
     }
 }

@@ -68,40 +68,26 @@ struct TcpView {
 impl PeerSocket {
     fn tcp_view(&self) -> Option<TcpView> {
         let fd = self.0.as_ref()?.as_raw_fd();
-        // SAFETY: `info` and `error` are plain C values the kernel fills up to `len` bytes;
-        // `fd` is a socket we hold a duplicate of.
-        let mut info: libc::tcp_info = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::tcp_info>() as libc::socklen_t;
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::IPPROTO_TCP,
-                libc::TCP_INFO,
-                (&mut info as *mut libc::tcp_info).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return None;
-        }
-        let mut error: libc::c_int = 0;
-        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-        let rc = unsafe {
-            libc::getsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                libc::SO_ERROR,
-                (&mut error as *mut libc::c_int).cast(),
-                &mut len,
-            )
-        };
+        let info: libc::tcp_info = socket_option(fd, libc::IPPROTO_TCP, libc::TCP_INFO)?;
+        let error: libc::c_int =
+            socket_option(fd, libc::SOL_SOCKET, libc::SO_ERROR).unwrap_or_default();
         Some(TcpView {
             state: info.tcpi_state,
             bytes_acked: info.tcpi_bytes_acked,
             in_flight: info.tcpi_unacked > 0 || info.tcpi_notsent_bytes > 0,
-            reset: rc == 0 && (error == libc::ECONNRESET || error == libc::EPIPE),
+            reset: error == libc::ECONNRESET || error == libc::EPIPE,
         })
     }
+}
+
+/// `getsockopt` for a plain C value (`tcp_info`, an `int`).
+fn socket_option<T: Copy>(fd: libc::c_int, level: libc::c_int, name: libc::c_int) -> Option<T> {
+    // SAFETY: `T` is a plain C struct or integer the kernel fills up to `len` bytes, starting
+    // zeroed; `fd` is a socket we hold a duplicate of.
+    let mut value: T = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    let rc = unsafe { libc::getsockopt(fd, level, name, (&mut value as *mut T).cast(), &mut len) };
+    (rc == 0).then_some(value)
 }
 
 /// How long a written answer may take to be acknowledged by the client's TCP before its

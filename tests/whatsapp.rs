@@ -276,3 +276,49 @@ async fn run_without_a_config_serves_the_hermes_account() {
     drop(child.stdin.take());
     assert!(child.wait().unwrap().success());
 }
+
+/// node-bridge frozen (SIGSTOP): its process and pipes are there, nothing answers. The
+/// supervisor's ping goes unanswered, the connector is killed and restarted as `hung`, and the
+/// next message arrives. Test-sized thresholds are config, not a test-only path.
+#[tokio::test]
+async fn a_frozen_node_bridge_is_found_hung_and_restarted() {
+    let mut s = Stack::start(
+        "policy: {mode: bot, dm_policy: open}\nliveness: {ping_interval_ms: 300, ping_timeout_ms: 600, silence_ms: 0}",
+    )
+    .await;
+    s.server.inject_dm(FRIEND, "before");
+    s.inbound_text("before").await;
+    let pid = s.d.status().await.connectors[0]
+        .pid
+        .expect("node-bridge pid");
+    let frozen_at = std::time::Instant::now();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGSTOP,
+    )
+    .unwrap();
+    s.d.wait_event(
+        "the hung alert",
+        |e| matches!(e, GatewayEvent::Alert { code, .. } if code == "connector_hung"),
+    )
+    .await;
+    let opens = |d: &TestDaemon| {
+        d.seen
+            .iter()
+            .filter(|e| matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open))
+            .count()
+    };
+    while opens(&s.d) < 2 {
+        s.d.next_event().await;
+    }
+    let recovered_in = frozen_at.elapsed();
+    s.server.inject_dm(FRIEND, "after");
+    s.inbound_text("after").await;
+    let status = s.d.status().await;
+    let c = &status.connectors[0];
+    assert_eq!(c.restarts, 1);
+    assert_eq!(c.last_exit.as_ref().unwrap().exit.reason, "hung");
+    assert!(!crate::support::alive(pid), "the frozen process is gone");
+    eprintln!("frozen node-bridge: connection open again after {recovered_in:?}");
+    s.d.stop().await;
+}

@@ -17,6 +17,7 @@ pub mod hermes;
 pub mod hermes_paths;
 
 use crate::policy::AccessPolicy;
+use crate::policy::liveness::LivenessPolicy;
 use crate::policy::restart::RestartPolicy;
 use crate::policy::send::{OperatorTarget, SendPolicy};
 
@@ -126,6 +127,16 @@ struct RawConnector {
     stop: RawStop,
     #[serde(default)]
     commands: RawCommands,
+    #[serde(default)]
+    liveness: RawLiveness,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLiveness {
+    ping_interval_ms: Option<u64>,
+    ping_timeout_ms: Option<u64>,
+    silence_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -214,6 +225,8 @@ pub struct ConnectorConfig {
     /// Commands held while the connector is not ready, plus those awaiting a result.
     pub queue_capacity: usize,
     pub command_timeout: Duration,
+    /// When the supervisor takes a running connector for hung.
+    pub liveness: LivenessPolicy,
 }
 
 /// The stop ladder: close stdin and wait `stdin_grace`, SIGTERM the process group and wait
@@ -603,6 +616,21 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
         if command_timeout.is_zero() {
             problem(key("commands.timeout_ms"), "must be at least 1".into());
         }
+        let defaults = LivenessPolicy::default();
+        let liveness = LivenessPolicy {
+            ping_interval: c
+                .liveness
+                .ping_interval_ms
+                .map_or(defaults.ping_interval, ms),
+            ping_timeout: c.liveness.ping_timeout_ms.map_or(defaults.ping_timeout, ms),
+            silence: c.liveness.silence_ms.map_or(defaults.silence, ms),
+        };
+        if !liveness.ping_interval.is_zero() && liveness.ping_timeout.is_zero() {
+            problem(
+                key("liveness.ping_timeout_ms"),
+                "0 is outside 1.. while pings are on (liveness.ping_interval_ms > 0)".into(),
+            );
+        }
         connectors.push(ConnectorConfig {
             name: c.name,
             platform,
@@ -622,6 +650,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             },
             queue_capacity,
             command_timeout,
+            liveness,
         });
     }
 

@@ -24,6 +24,8 @@ pub enum ExitReason {
     ExitedUnexpectedly,
     Crashed,
     KilledBySignal,
+    /// The supervisor found it hung (no answer to its ping, or silent) and stopped it.
+    Hung,
 }
 
 impl ExitReason {
@@ -41,6 +43,7 @@ impl ExitReason {
             Self::ExitedUnexpectedly => "exited_unexpectedly",
             Self::Crashed => "crashed",
             Self::KilledBySignal => "killed_by_signal",
+            Self::Hung => "hung",
         }
     }
 }
@@ -49,6 +52,8 @@ impl ExitReason {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stopping {
     Shutdown,
+    /// It was hung: stopped to be restarted.
+    Hung,
     /// The connector cannot be used; it is not restarted.
     Fatal(ExitReason),
 }
@@ -70,6 +75,7 @@ pub fn classify_exit(f: ExitFacts) -> (ExitClass, ExitReason) {
     match f.stopping {
         Some(Stopping::Fatal(reason)) => return (ExitClass::Fatal, reason),
         Some(Stopping::Shutdown) => return (ExitClass::Backoff, ExitReason::Stopped),
+        Some(Stopping::Hung) => return (ExitClass::Backoff, ExitReason::Hung),
         None => {}
     }
     match f.reported {
@@ -185,6 +191,14 @@ mod tests {
                     ..facts(None, Some(9))
                 },
                 (C::Backoff, R::HelloTimeout),
+            ),
+            (
+                "found hung: restarted with backoff, whatever the signal",
+                ExitFacts {
+                    stopping: Some(Stopping::Hung),
+                    ..facts(None, Some(9))
+                },
+                (C::Backoff, R::Hung),
             ),
             (
                 "our shutdown wins over the code",

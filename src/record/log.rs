@@ -32,6 +32,7 @@ const PREVIEW_CHARS: usize = 80;
 #[serde(rename_all = "snake_case")]
 pub enum AlertCode {
     RestartLimit,
+    ConnectorHung,
     LoggedOut,
     SessionConflict,
     ConnectorFatal,
@@ -47,6 +48,7 @@ impl AlertCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RestartLimit => "restart_limit",
+            Self::ConnectorHung => "connector_hung",
             Self::LoggedOut => "logged_out",
             Self::SessionConflict => "session_conflict",
             Self::ConnectorFatal => "connector_fatal",
@@ -94,6 +96,11 @@ pub enum Event<'a> {
     HelloTimeout {
         pid: u32,
         waited_ms: u64,
+    },
+    /// The supervisor's liveness check found the connector hung.
+    ConnectorHung {
+        pid: u32,
+        reason: &'static str,
     },
     ConnectorExited {
         pid: u32,

@@ -19,6 +19,8 @@ pub enum Origin {
     Gateway(String),
     /// The supervisor itself (pairing codes, policy replies, alerts): the result is logged.
     Internal(SendKind),
+    /// The supervisor's liveness ping: its answer only proves the connector is alive.
+    Liveness,
 }
 
 impl Origin {
@@ -27,6 +29,8 @@ impl Origin {
         match self {
             Self::Gateway(_) => SendKind::Reply,
             Self::Internal(kind) => *kind,
+            // A ping names no chat: it never reaches the send policy.
+            Self::Liveness => SendKind::Alert,
         }
     }
 }

@@ -39,6 +39,7 @@ struct Pending {
 #[derive(Debug)]
 pub struct Answered {
     pub seq: Seq,
+    pub origin: Origin,
     pub command: &'static str,
     pub ok: bool,
     pub error_code: Option<String>,
@@ -166,15 +167,17 @@ impl CommandBook {
         }
         let ok = outcome.is_ok();
         let error_code = outcome.as_ref().err().map(|e| e.code.clone());
+        let origin = pending.origin.clone();
         let result = match pending.origin {
             Origin::Gateway(id) => Some(match outcome {
                 Ok(data) => CommandResult::ok(id, data),
                 Err(error) => CommandResult::err(id, error),
             }),
-            Origin::Internal(_) => None,
+            Origin::Internal(_) | Origin::Liveness => None,
         };
         Some(Answered {
             seq,
+            origin,
             command: pending.command.type_name(),
             ok,
             error_code,

@@ -79,6 +79,7 @@ impl ConnectorTask {
             c.pid = Some(pid);
             c.started_at_ms = Some(unix_ms(SystemTime::now()));
         });
+        self.liveness.reset();
         self.set_state(ConnectorStateName::Starting, None);
         self.set_timer(self.cfg.hello_timeout, Timer::Hello);
     }
@@ -187,6 +188,10 @@ impl ConnectorTask {
                 self.stopping = None;
                 self.after_exit(exit, ExitClass::Fatal, uptime);
             }
+            Some(StopCause::Hung) => {
+                self.stopping = None;
+                self.after_exit(exit, class, uptime);
+            }
             None => self.after_exit(exit, class, uptime),
         }
     }
@@ -201,6 +206,7 @@ impl ConnectorTask {
                 None => None,
                 Some(StopCause::Shutdown) => Some(Stopping::Shutdown),
                 Some(StopCause::Fatal(reason)) => Some(Stopping::Fatal(reason)),
+                Some(StopCause::Hung) => Some(Stopping::Hung),
             },
             reported: process.reported,
             hello_timed_out: matches!(
@@ -368,6 +374,12 @@ impl ConnectorTask {
         }
         if cause == StopCause::Shutdown && !self.commands.is_idle() {
             self.set_timer(self.cfg.stop.stdin_grace, Timer::Flush);
+        } else if cause == StopCause::Hung {
+            // A stuck process does not read its stdin: start at SIGTERM (a stopped one takes
+            // only SIGKILL, which follows after term_grace).
+            self.stdin = None;
+            self.signal(Signal::SIGTERM, "sigterm");
+            self.set_timer(self.cfg.stop.term_grace, Timer::Kill);
         } else {
             self.close_stdin();
         }

@@ -41,6 +41,7 @@ impl ConnectorTask {
     }
 
     pub(super) fn on_frame(&mut self, frame: Frame) {
+        self.liveness.last_line = std::time::Instant::now();
         match frame {
             None => self.stdout = None,
             Some(Err(e)) => {

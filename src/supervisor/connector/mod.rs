@@ -33,6 +33,7 @@ pub mod outbox;
 use super::handle::{AlertRouter, Control, ErrorCode, Origin};
 use crate::config::ConnectorConfig;
 use crate::policy::exit::ExitReason;
+use crate::policy::liveness;
 use crate::policy::restart::RestartHistory;
 use crate::policy::send::{OutboundGate, Target, Verdict};
 use crate::record::ledger::{FailReason, Outcome};
@@ -64,6 +65,8 @@ enum StopCause {
     Shutdown,
     /// The connector cannot be used (e.g. protocol mismatch): stop it and do not restart.
     Fatal(ExitReason),
+    /// It is hung (`policy::liveness`): stop it and restart it.
+    Hung,
 }
 
 struct Process {
@@ -128,6 +131,8 @@ pub struct ConnectorTask {
 
     /// Commands without their result yet, and sent messages without their server ack.
     commands: CommandBook,
+    /// The supervisor's own check that the running process is alive.
+    liveness: Liveness,
 }
 
 pub struct TaskParts {
@@ -166,6 +171,7 @@ impl ConnectorTask {
             process: None,
             stdout: None,
             stdin: None,
+            liveness: Liveness::new(),
         }
     }
 
@@ -186,6 +192,13 @@ impl ConnectorTask {
                 && self.commands.has_unwritten();
             let stdin = self.stdin.clone();
             let gateway = self.outbox.sender();
+            let check_liveness = !self.cfg.liveness.is_off()
+                && self.stopping.is_none()
+                && self
+                    .process
+                    .as_ref()
+                    .is_some_and(|p| p.phase == Phase::Ready);
+            let liveness_at = self.liveness.next_check;
 
             tokio::select! {
                 // Control first: a command the gateway sent before closing the link is accepted
@@ -203,6 +216,7 @@ impl ConnectorTask {
                 frame = lines::next_frame(&mut self.stdout), if read_stdout => self.on_frames(frame),
                 status = lifecycle::wait_child(&mut self.process), if running => self.on_exit(status),
                 _ = sleep_until(timer_at), if timer_at.is_some() => self.on_timer(),
+                _ = sleep_until(Some(liveness_at)), if check_liveness => self.on_liveness_check(),
                 permit = reserve(stdin), if can_write => self.write_next(permit),
             }
 
@@ -261,7 +275,7 @@ impl ConnectorTask {
                 return Err(ErrorCode::SendDenied);
             }
         }
-        self.queue_command(origin, command, timeout)
+        self.queue_command(origin, command, timeout).map(|_| ())
     }
 
     /// Queues a command the outbound gate has already let through (the inbound path checks it
@@ -271,7 +285,7 @@ impl ConnectorTask {
         origin: Origin,
         command: Command,
         timeout: Option<Duration>,
-    ) -> Result<(), ErrorCode> {
+    ) -> Result<Seq, ErrorCode> {
         if self.stopping == Some(StopCause::Shutdown) {
             return Err(ErrorCode::ShuttingDown);
         }
@@ -281,11 +295,13 @@ impl ConnectorTask {
         if self.commands.is_full() {
             return Err(ErrorCode::QueueFull);
         }
-        self.commands.accept(origin, command, timeout);
-        self.log
-            .board()
-            .update(self.index, |c| c.commands.accepted += 1);
-        Ok(())
+        // Liveness pings are not the gateway's commands: not counted in `status`.
+        if origin != Origin::Liveness {
+            self.log
+                .board()
+                .update(self.index, |c| c.commands.accepted += 1);
+        }
+        Ok(self.commands.accept(origin, command, timeout))
     }
 
     /// The one result of a command that was never queued.
@@ -311,6 +327,7 @@ impl ConnectorTask {
                     reply_to: None,
                 });
                 self.queue_command(Origin::Internal(kind), command, None)
+                    .map(|_| ())
             }
             None => Ok(()),
         };
@@ -356,6 +373,9 @@ impl ConnectorTask {
         match encode_line(&line, self.cfg.max_line_bytes) {
             Ok(bytes) => {
                 permit.send(Bytes::from(bytes));
+                if self.liveness.ping.is_some_and(|(s, _)| s == seq) {
+                    return; // pings are not logged: one each way per interval
+                }
                 self.log.emit(
                     Some(&self.name),
                     &Event::CommandWritten {
@@ -377,6 +397,9 @@ impl ConnectorTask {
     }
 
     fn on_result(&mut self, result: CommandResult) {
+        if let Some(seq) = self.commands.seq_of(&result.id) {
+            self.liveness.answered(seq);
+        }
         let Some(seq) = self.commands.seq_of(&result.id) else {
             self.log
                 .emit(Some(&self.name), &Event::LateResult { id: &result.id });
@@ -410,6 +433,9 @@ impl ConnectorTask {
         let Some(answered) = self.commands.answer(seq, outcome) else {
             return;
         };
+        if answered.origin == Origin::Liveness {
+            return; // its answer (or its deadline) matters only to the liveness check
+        }
         let ok = answered.ok;
         self.log.emit(
             Some(&self.name),
@@ -531,6 +557,63 @@ impl ConnectorTask {
         }
     }
 
+    /// The supervisor's own liveness check (`policy::liveness`): ping when due; a connector
+    /// that does not answer, or is silent too long, is stopped and restarted as hung.
+    fn on_liveness_check(&mut self) {
+        let policy = self.cfg.liveness;
+        let now = Instant::now();
+        self.liveness.next_check = tokio::time::Instant::now() + policy.check_every();
+        let verdict = liveness::assess(
+            &policy,
+            now.duration_since(self.liveness.last_line),
+            self.liveness.ping.map(|(_, at)| now.duration_since(at)),
+            now.duration_since(self.liveness.last_ping),
+        );
+        match verdict {
+            liveness::Verdict::Alive => {}
+            liveness::Verdict::SendPing => {
+                self.liveness.last_ping = now;
+                // The book's own deadline stays out of the way: the verdict decides.
+                let timeout = Some(policy.ping_timeout * 2);
+                let ping = Command::Ping(Default::default());
+                if let Ok(seq) = self.queue_command(Origin::Liveness, ping, timeout) {
+                    self.liveness.ping = Some((seq, now));
+                }
+            }
+            liveness::Verdict::Hung(reason) => self.on_hung(reason),
+        }
+    }
+
+    fn on_hung(&mut self, reason: liveness::HungReason) {
+        let Some(pid) = self.process.as_ref().map(|p| p.pid) else {
+            return;
+        };
+        self.log.emit(
+            Some(&self.name),
+            &Event::ConnectorHung {
+                pid,
+                reason: reason.as_str(),
+            },
+        );
+        let name = self.name.clone();
+        let why = match reason {
+            liveness::HungReason::NoPingAnswer => format!(
+                "did not answer a ping within {} ms",
+                self.cfg.liveness.ping_timeout.as_millis()
+            ),
+            liveness::HungReason::Silent => format!(
+                "wrote nothing for {} ms",
+                self.cfg.liveness.silence.as_millis()
+            ),
+        };
+        self.alert(
+            Severity::Warning,
+            AlertCode::ConnectorHung,
+            format!("connector {name} (pid {pid}) {why}: it is hung; restarting it"),
+        );
+        self.begin_stop(StopCause::Hung);
+    }
+
     /// After the process is stopped: answer every command still open and hand the outbox over.
     async fn finish(mut self) {
         self.fail_all_commands(ErrorCode::ShuttingDown);
@@ -541,6 +624,38 @@ impl ConnectorTask {
         }
         let lost = self.outbox.drain().await;
         self.retract(lost);
+    }
+}
+
+/// The state of the liveness check for the current process.
+struct Liveness {
+    last_line: Instant,
+    last_ping: Instant,
+    /// The outstanding ping and when it was queued.
+    ping: Option<(Seq, Instant)>,
+    next_check: tokio::time::Instant,
+}
+
+impl Liveness {
+    fn new() -> Self {
+        let now = Instant::now();
+        Self {
+            last_line: now,
+            last_ping: now,
+            ping: None,
+            next_check: tokio::time::Instant::now(),
+        }
+    }
+
+    /// A new process: everything starts from now.
+    fn reset(&mut self) {
+        *self = Self::new();
+    }
+
+    fn answered(&mut self, seq: Seq) {
+        if self.ping.is_some_and(|(s, _)| s == seq) {
+            self.ping = None;
+        }
     }
 }
 

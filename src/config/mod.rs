@@ -18,6 +18,7 @@ pub mod hermes_paths;
 
 use crate::policy::AccessPolicy;
 use crate::policy::liveness::LivenessPolicy;
+use crate::policy::pacing::PacingPolicy;
 use crate::policy::restart::RestartPolicy;
 use crate::policy::send::{OperatorTarget, SendPolicy};
 
@@ -129,6 +130,19 @@ struct RawConnector {
     commands: RawCommands,
     #[serde(default)]
     liveness: RawLiveness,
+    #[serde(default)]
+    pacing: RawPacing,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPacing {
+    per_minute: Option<u32>,
+    burst: Option<u32>,
+    chat_per_minute: Option<u32>,
+    chat_burst: Option<u32>,
+    gap_min_ms: Option<u64>,
+    gap_max_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -227,6 +241,8 @@ pub struct ConnectorConfig {
     pub command_timeout: Duration,
     /// When the supervisor takes a running connector for hung.
     pub liveness: LivenessPolicy,
+    /// How fast this account may send.
+    pub pacing: PacingPolicy,
 }
 
 /// The stop ladder: close stdin and wait `stdin_grace`, SIGTERM the process group and wait
@@ -631,6 +647,30 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
                 "0 is outside 1.. while pings are on (liveness.ping_interval_ms > 0)".into(),
             );
         }
+        let d = PacingPolicy::default();
+        let r = &c.pacing;
+        let pacing = PacingPolicy {
+            per_minute: r.per_minute.unwrap_or(d.per_minute),
+            burst: r.burst.unwrap_or(d.burst),
+            chat_per_minute: r.chat_per_minute.unwrap_or(d.chat_per_minute),
+            chat_burst: r.chat_burst.unwrap_or(d.chat_burst),
+            gap_min: r.gap_min_ms.map_or(d.gap_min, ms),
+            gap_max: r.gap_max_ms.map_or(d.gap_max, ms),
+        };
+        if !pacing.is_off() {
+            if pacing.chat_per_minute == 0 {
+                problem(
+                    key("pacing.chat_per_minute"),
+                    "0 is outside 1.. while pacing is on (pacing.per_minute > 0)".into(),
+                );
+            }
+            if pacing.gap_max < pacing.gap_min {
+                problem(
+                    key("pacing.gap_max_ms"),
+                    "is smaller than pacing.gap_min_ms".into(),
+                );
+            }
+        }
         connectors.push(ConnectorConfig {
             name: c.name,
             platform,
@@ -651,6 +691,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             queue_capacity,
             command_timeout,
             liveness,
+            pacing,
         });
     }
 

@@ -8,6 +8,7 @@ pub mod access;
 pub mod exit;
 pub mod identity;
 pub mod liveness;
+pub mod pacing;
 pub mod pairing_limits;
 pub mod restart;
 pub mod send;

@@ -51,6 +51,8 @@ pub enum ErrorCode {
     QueueFull,
     /// No result within the command's timeout.
     Timeout,
+    /// Outbound pacing held the command back past its timeout; it was not sent.
+    RateLimited,
     /// The connector process ended after the command was written to it.
     ConnectorExited,
     /// The connector is failed, needs re-linking or is in conflict.
@@ -73,6 +75,7 @@ impl ErrorCode {
         match self {
             Self::QueueFull => "queue_full",
             Self::Timeout => "timeout",
+            Self::RateLimited => "rate_limited",
             Self::ConnectorExited => "connector_exited",
             Self::ConnectorUnavailable => "connector_unavailable",
             Self::UnknownConnector => "unknown_connector",
@@ -88,6 +91,9 @@ impl ErrorCode {
         match self {
             Self::QueueFull => format!("connector {connector}: command queue is full; retry later"),
             Self::Timeout => format!("connector {connector}: no result within the command timeout"),
+            Self::RateLimited => format!(
+                "connector {connector}: outbound pacing held this send past its timeout; it was not sent"
+            ),
             Self::ConnectorExited => format!(
                 "connector {connector} exited after the command was written; it may or may not have taken effect"
             ),

@@ -46,6 +46,10 @@ pub fn connector_cmd(name: &str, command: &str, args: &[&str], extra: &str) -> S
     if !extra.contains("stop:") {
         entry.push_str("    stop: {stdin_grace_ms: 2000, term_grace_ms: 1000}\n");
     }
+    if !extra.contains("pacing:") {
+        // Tests send bursts on purpose; pacing has its own tests.
+        entry.push_str("    pacing: {per_minute: 0}\n");
+    }
     if !extra.contains("policy:") {
         // Supervision tests are about processes, not access: let every DM through.
         entry.push_str("    policy: {mode: bot, dm_policy: open}\n");

@@ -110,6 +110,13 @@ impl CommandBook {
         seq
     }
 
+    /// The next command to write, without taking it.
+    pub fn peek_next(&self) -> Option<&Command> {
+        self.queue
+            .iter()
+            .find_map(|seq| self.pending.get(seq).map(|p| &p.command))
+    }
+
     /// The next command to write, marked written (the connector may act on it from now on).
     pub fn take_next_to_write(&mut self) -> Option<(Seq, Command)> {
         while let Some(seq) = self.queue.pop_front() {

@@ -430,7 +430,7 @@ pub(super) async fn wait_child(process: &mut Option<Process>) -> io::Result<Exit
 }
 
 /// Uniform in [0, 1) from the OS random source, for restart jitter.
-fn random_unit() -> f64 {
+pub(super) fn random_unit() -> f64 {
     let mut bytes = [0u8; 8];
     if getrandom::fill(&mut bytes).is_err() {
         return 0.5;

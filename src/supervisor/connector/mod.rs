@@ -34,6 +34,7 @@ use super::handle::{AlertRouter, Control, ErrorCode, Origin};
 use crate::config::ConnectorConfig;
 use crate::policy::exit::ExitReason;
 use crate::policy::liveness;
+use crate::policy::pacing::Pacer;
 use crate::policy::restart::RestartHistory;
 use crate::policy::send::{OutboundGate, Target, Verdict};
 use crate::record::ledger::{FailReason, Outcome};
@@ -133,6 +134,10 @@ pub struct ConnectorTask {
     commands: CommandBook,
     /// The supervisor's own check that the running process is alive.
     liveness: Liveness,
+    /// How fast this account may send (`policy::pacing`).
+    pacer: Pacer,
+    /// The next send waits for pacing until then (the whole queue waits: order is kept).
+    paced_until: Option<tokio::time::Instant>,
 }
 
 pub struct TaskParts {
@@ -172,6 +177,8 @@ impl ConnectorTask {
             stdout: None,
             stdin: None,
             liveness: Liveness::new(),
+            pacer: Pacer::default(),
+            paced_until: None,
         }
     }
 
@@ -185,11 +192,13 @@ impl ConnectorTask {
             let outbox_waiting = self.outbox.is_waiting();
             let read_stdout = self.stdout.is_some() && !outbox_waiting;
             let running = self.process.as_ref().is_some_and(|p| p.exit().is_none());
-            let can_write = self
+            let ready = self
                 .process
                 .as_ref()
-                .is_some_and(|p| p.phase == Phase::Ready)
-                && self.commands.has_unwritten();
+                .is_some_and(|p| p.phase == Phase::Ready);
+            self.paced_until = if ready { self.pacing_wait() } else { None };
+            let can_write = ready && self.commands.has_unwritten() && self.paced_until.is_none();
+            let paced_until = self.paced_until;
             let stdin = self.stdin.clone();
             let gateway = self.outbox.sender();
             let check_liveness = !self.cfg.liveness.is_off()
@@ -217,6 +226,8 @@ impl ConnectorTask {
                 status = lifecycle::wait_child(&mut self.process), if running => self.on_exit(status),
                 _ = sleep_until(timer_at), if timer_at.is_some() => self.on_timer(),
                 _ = sleep_until(Some(liveness_at)), if check_liveness => self.on_liveness_check(),
+                // Pacing's wait is over: the loop looks again.
+                _ = sleep_until(paced_until), if paced_until.is_some() => {}
                 permit = reserve(stdin), if can_write => self.write_next(permit),
             }
 
@@ -366,6 +377,10 @@ impl ConnectorTask {
         let Some((seq, command)) = self.commands.take_next_to_write() else {
             return;
         };
+        if let Some(chat) = paced_chat(&command) {
+            self.pacer
+                .record(&self.cfg.pacing, chat, std::time::Instant::now());
+        }
         let line = ConnectorCommand {
             id: seq.wire_id(),
             command,
@@ -424,7 +439,13 @@ impl ConnectorTask {
         self.log
             .board()
             .update(self.index, |c| c.commands.timed_out += 1);
-        let body = self.error_body(ErrorCode::Timeout, written);
+        // Never written while pacing held the queue: held back, not lost.
+        let code = if !written && self.paced_until.is_some() {
+            ErrorCode::RateLimited
+        } else {
+            ErrorCode::Timeout
+        };
+        let body = self.error_body(code, written);
         self.answer(seq, Err(body));
     }
 
@@ -557,6 +578,19 @@ impl ConnectorTask {
         }
     }
 
+    /// How long the next command must wait for outbound pacing (`None`: it may go now).
+    fn pacing_wait(&mut self) -> Option<tokio::time::Instant> {
+        if self.cfg.pacing.is_off() {
+            return None;
+        }
+        let chat = self.commands.peek_next().and_then(paced_chat)?.to_owned();
+        let now = std::time::Instant::now();
+        let at = self
+            .pacer
+            .ready_at(&self.cfg.pacing, &chat, now, lifecycle::random_unit());
+        (at > now).then(|| tokio::time::Instant::now() + (at - now))
+    }
+
     /// The supervisor's own liveness check (`policy::liveness`): ping when due; a connector
     /// that does not answer, or is silent too long, is stopped and restarted as hung.
     fn on_liveness_check(&mut self) {
@@ -624,6 +658,18 @@ impl ConnectorTask {
         }
         let lost = self.outbox.drain().await;
         self.retract(lost);
+    }
+}
+
+/// The chat a command sends a message to, if pacing applies to it (edits, typing and read
+/// receipts are not messages).
+fn paced_chat(command: &Command) -> Option<&str> {
+    match command {
+        Command::SendText(_)
+        | Command::SendMedia(_)
+        | Command::SendPoll(_)
+        | Command::SendLocation(_) => command.target_chat(),
+        _ => None,
     }
 }
 

@@ -9,6 +9,7 @@ mod legacy;
 mod link;
 mod liveness;
 mod logs;
+mod pacing;
 mod policy;
 mod supervisor;
 mod support;

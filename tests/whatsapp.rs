@@ -322,3 +322,83 @@ async fn a_frozen_node_bridge_is_found_hung_and_restarted() {
     eprintln!("frozen node-bridge: connection open again after {recovered_in:?}");
     s.d.stop().await;
 }
+
+/// 100 replies to many chats in one burst: all reach the fake server, paced — the account's
+/// rate and burst, the gap between different chats — and every request gets its one result.
+#[tokio::test]
+async fn a_burst_of_replies_to_many_chats_is_paced_and_all_arrive() {
+    const N_CHATS: usize = 10;
+    let mut s = Stack::start(
+        "policy: {mode: bot, dm_policy: open}\npacing: {per_minute: 600, burst: 5, chat_per_minute: 300, chat_burst: 3, gap_min_ms: 10, gap_max_ms: 30}",
+    )
+    .await;
+    let chats: Vec<String> = (0..N_CHATS)
+        .map(|i| format!("1555000{i:04}@s.whatsapp.net"))
+        .collect();
+    let started = std::time::Instant::now();
+    let mut ids = Vec::new();
+    for i in 0..100 {
+        let chat = &chats[i % chats.len()];
+        ids.push(
+            s.d.send(json!({"type": "send_text", "connector": "whatsapp", "chat": chat, "text": format!("reply {i}")}))
+                .await,
+        );
+    }
+    let mut sent = std::collections::HashSet::new();
+    for id in &ids {
+        let r = s.d.result_of(id).await;
+        assert!(r.ok, "{r:?}");
+        sent.insert(
+            r.data.unwrap()["message_ids"][0]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        );
+    }
+    let took = started.elapsed();
+    // Every one reached the fake server: it acknowledged each.
+    let acked = |d: &TestDaemon| {
+        d.seen
+            .iter()
+            .filter(|e| {
+                matches!(e, GatewayEvent::Receipt { receipt, .. }
+                if receipt.status == bridge_protocol::message::ReceiptStatus::ServerAck
+                    && sent.contains(&receipt.message_id))
+            })
+            .count()
+    };
+    while acked(&s.d) < 100 {
+        s.d.next_event().await;
+    }
+
+    // 5 at once, then 10 a second: at least 95 / 10 s.
+    assert!(took >= std::time::Duration::from_millis(9_400), "{took:?}");
+    s.d.stop().await;
+    let log = s.d.log();
+    let written: Vec<(String, String)> = events_named(&log, "command_written", "whatsapp")
+        .iter()
+        .map(|e| {
+            (
+                e["ts"].as_str().unwrap().to_owned(),
+                e["id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(written.len(), 100);
+    // No second within the burst window holds more than burst + rate sends.
+    let secs: Vec<i64> = written
+        .iter()
+        .map(|(ts, _)| {
+            let t: std::time::SystemTime = humantime::parse_rfc3339(ts).unwrap();
+            t.duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64
+        })
+        .collect();
+    for (i, t) in secs.iter().enumerate() {
+        let in_window = secs[i..].iter().take_while(|u| **u < t + 1_000).count();
+        assert!(
+            in_window <= 5 + 20 + 1,
+            "{in_window} sends within 1 s from #{i}"
+        );
+    }
+    eprintln!("100 paced replies to {N_CHATS} chats took {took:?}");
+}

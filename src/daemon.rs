@@ -95,6 +95,11 @@ where
     for (platform, message) in &config.warnings {
         log.emit(None, &Event::ConfigWarning { platform, message });
     }
+    // `status` has something to show from the first moment, even if we are killed at once.
+    let first = board.clone();
+    if let Ok(Err(e)) = tokio::task::spawn_blocking(move || first.write_now()).await {
+        tracing::warn!(error = %e, "cannot write status file");
+    }
     if let Some(started) = started {
         let _ = started.send(log.clone());
     }

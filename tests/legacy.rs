@@ -532,6 +532,10 @@ async fn health_has_the_old_fields_and_the_ledger() {
     assert_eq!(h["sendReadReceipts"], true);
     assert!(h["session"].as_str().unwrap().ends_with("/session"));
     assert_eq!(h["bridgekeeper"]["connector"]["state"], "running");
+    assert!(
+        h["bridgekeeper"]["connector"]["liveness"]["forced_reconnects_last_hour"] == 0,
+        "{h}"
+    );
     assert_eq!(h["bridgekeeper"]["ledger"]["received"], 0);
     l.stop().await;
 }

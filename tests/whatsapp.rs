@@ -21,13 +21,26 @@ struct Stack {
 impl Stack {
     /// The fake server, a linked session, and bridgekeeper running node-bridge with `policy`.
     async fn start(policy: &str) -> Self {
+        Self::start_with(policy, "").await
+    }
+
+    /// `env`: more `KEY: value` pairs for node-bridge's environment.
+    async fn start_with(policy: &str, env: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let server = FakeWhatsApp::start(dir.path());
         let session = dir.path().join("session");
         server.seed_session(&session);
         let entry = node_bridge_dir().join("src/index.js");
         let media = dir.path().join("media");
-        let env = format!("env: {{WHATSAPP_WEB_SOCKET_URL: {:?}}}", server.ws_url);
+        let env = format!(
+            "env: {{WHATSAPP_WEB_SOCKET_URL: {:?}{}}}",
+            server.ws_url,
+            if env.is_empty() {
+                String::new()
+            } else {
+                format!(", {env}")
+            }
+        );
         let extra = format!(
             "{policy}\n{env}\nrestart: {{initial_backoff_ms: 100, max_backoff_ms: 1000, jitter: 0.0, max_restarts: 5, window_ms: 60000}}"
         );
@@ -401,4 +414,71 @@ async fn a_burst_of_replies_to_many_chats_is_paced_and_all_arrive() {
         );
     }
     eprintln!("100 paced replies to {N_CHATS} chats took {took:?}");
+}
+
+/// A deaf server: the fake WhatsApp server frozen (SIGSTOP) keeps its sockets open and sends
+/// nothing. node-bridge's heartbeats show no server frame; the watchdog forces a reconnect; a
+/// reply written into the silence is reported unconfirmed; once the server is back the
+/// connection is re-established by itself and the next message arrives.
+#[tokio::test]
+async fn a_deaf_server_is_noticed_and_the_connection_recovers_by_itself() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let mut s = Stack::start_with(
+        "policy: {mode: bot, dm_policy: open}\nliveness: {transport_inactive_ms: 2000, reconnect_cooldown_ms: 0, max_reconnects_per_hour: 10}",
+        "BRIDGEKEEPER_HEARTBEAT_MS: '200', WHATSAPP_KEEPALIVE_MS: '400'",
+    )
+    .await;
+    s.server.inject_dm(FRIEND, "before");
+    s.inbound_text("before").await;
+    // Healthy and idle for a while: server frames keep coming, no forced reconnect.
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    assert_eq!(
+        s.d.status().await.connectors[0].restarts,
+        0,
+        "no reconnect while healthy"
+    );
+
+    let server = Pid::from_raw(s.server.pid() as i32);
+    kill(server, Signal::SIGSTOP).unwrap();
+    let reply = s
+        .d
+        .send(json!({"type": "send_text", "connector": "whatsapp", "chat": format!("{FRIEND}@s.whatsapp.net"), "text": "into the silence"}))
+        .await;
+    s.d.wait_event(
+        "the deaf alert",
+        |e| matches!(e, GatewayEvent::Alert { code, .. } if code == "connection_deaf"),
+    )
+    .await;
+    let result = s.d.result_of(&reply).await;
+    let error = result.error.expect("the send cannot be confirmed");
+    assert!(error.unconfirmed, "{error:?}");
+    let resumed = std::time::Instant::now();
+    kill(server, Signal::SIGCONT).unwrap();
+    let opens = |d: &TestDaemon| {
+        d.seen
+            .iter()
+            .filter(|e| matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open))
+            .count()
+    };
+    while opens(&s.d) < 2 {
+        s.d.next_event().await;
+    }
+    let recovery = resumed.elapsed();
+    s.server.inject_dm(FRIEND, "after");
+    s.inbound_text("after").await;
+    let status = s.d.status().await;
+    let c = &status.connectors[0];
+    assert!(c.restarts >= 1);
+    assert!(
+        c.liveness.forced_reconnects_last_hour >= 1,
+        "{:?}",
+        c.liveness
+    );
+    assert_eq!(
+        c.liveness.last_forced_reason.as_deref(),
+        Some("transport_inactive")
+    );
+    eprintln!("deaf server: open again {recovery:?} after it came back");
+    s.d.stop().await;
 }

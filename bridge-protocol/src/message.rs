@@ -44,6 +44,7 @@ pub enum ConnectorEvent {
     Inbound(Box<InboundMessage>),
     Receipt(Receipt),
     Result(CommandResult),
+    Heartbeat(Heartbeat),
 }
 
 impl Message for ConnectorEvent {
@@ -59,6 +60,7 @@ impl Message for ConnectorEvent {
             "qr" => parse(text).map(Self::Qr),
             "link_code" => parse(text).map(Self::LinkCode),
             "account" => parse(text).map(Self::Account),
+            "heartbeat" => parse(text).map(Self::Heartbeat),
             _ => return None,
         })
     }
@@ -73,6 +75,7 @@ impl Message for ConnectorEvent {
         "inbound",
         "receipt",
         "result",
+        "heartbeat",
     ];
 }
 
@@ -88,6 +91,7 @@ impl ConnectorEvent {
             Self::Inbound(_) => "inbound",
             Self::Receipt(_) => "receipt",
             Self::Result(_) => "result",
+            Self::Heartbeat(_) => "heartbeat",
         }
     }
 }
@@ -159,6 +163,26 @@ pub struct Account {
     pub lid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// What the connector's network connection has been doing, sent periodically (SHOULD, every
+/// 15 s or so while running): the supervisor judges from it whether a connection that says it
+/// is open has gone deaf (PROTOCOL.md, "Liveness").
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Heartbeat {
+    /// The connection is open.
+    pub open: bool,
+    /// Milliseconds since the last frame of any kind from the network's server (absent: none
+    /// since this connection opened).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_frame_ms_ago: Option<u64>,
+    /// Milliseconds since the last application message (an inbound message of any kind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_message_ms_ago: Option<u64>,
+    /// Milliseconds since the connection opened (absent while it is not open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_ms_ago: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -98,6 +98,8 @@ const socketOptions = {
   getMessage: async (key) => recent.get(key.id)?.message ?? undefined,
 };
 if (process.env.WHATSAPP_WEB_SOCKET_URL) socketOptions.waWebSocketUrl = process.env.WHATSAPP_WEB_SOCKET_URL;
+// Baileys pings the server this often (default 30 s); the server's answers are frames.
+if (process.env.WHATSAPP_KEEPALIVE_MS) socketOptions.keepAliveIntervalMs = Number(process.env.WHATSAPP_KEEPALIVE_MS);
 const sock = makeWASocket(socketOptions);
 
 let open = false;
@@ -108,6 +110,23 @@ const emitAll = (events) => events.forEach(emit);
 sock.ws.on('CB:ack,class:message', (node) => {
   if (node?.attrs?.id) emitAll(acks.acked(node.attrs.id, node.attrs.error));
 });
+// Liveness (PROTOCOL.md): when the server last sent anything and when the last message came,
+// reported as a heartbeat; the supervisor decides whether an open connection has gone deaf.
+const HEARTBEAT_MS = Number(process.env.BRIDGEKEEPER_HEARTBEAT_MS ?? 15_000);
+const seen = { frame: undefined, message: undefined, opened: undefined };
+sock.ws.on('frame', () => { seen.frame = Date.now(); });
+const heartbeat = setInterval(() => {
+  const now = Date.now();
+  const ago = (name, t) => (t === undefined ? {} : { [name]: Math.max(0, now - t) });
+  emit({
+    type: 'heartbeat',
+    open,
+    ...(open ? ago('last_frame_ms_ago', seen.frame) : {}),
+    ...(open ? ago('last_message_ms_ago', seen.message) : {}),
+    ...(open && seen.opened !== undefined ? { open_ms_ago: now - seen.opened } : {}),
+  });
+}, HEARTBEAT_MS);
+heartbeat.unref();
 let qrCount = 0;
 const waiters = { open: new Set(), qr: new Set() };
 const wake = (set) => {
@@ -145,6 +164,10 @@ sock.ev.on('connection.update', (update) => {
   if (connection === 'open') {
     open = true;
     linked = true;
+    // Idle times count from this connection: nothing from before it.
+    seen.opened = Date.now();
+    seen.frame = undefined;
+    seen.message = undefined;
     emit({ type: 'status', state: 'open' });
     emit(toAccount(sock.user));
     wake(waiters.open);
@@ -181,6 +204,7 @@ sock.ev.on('messages.update', (updates) => {
 // Messages are emitted in arrival order; a media download holds the ones behind it.
 let inboundChain = Promise.resolve();
 sock.ev.on('messages.upsert', ({ messages }) => {
+  if (messages?.length) seen.message = Date.now();
   for (const msg of messages ?? []) {
     remember(msg);
     inboundChain = inboundChain.then(() => forward(msg)).catch((e) => note(`node-bridge: cannot forward a message: ${e.message}`));

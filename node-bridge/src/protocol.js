@@ -46,6 +46,7 @@ export const EVENTS = {
   },
   receipt: { message_id: str(), chat: str(), status: [RECEIPT_STATUSES, true] },
   result: { id: str(), ok: ['bool', true], data: opt('any'), error: [ERROR, false] },
+  heartbeat: { open: ['bool', true], last_frame_ms_ago: opt('uint'), last_message_ms_ago: opt('uint'), open_ms_ago: opt('uint') },
 };
 
 function checkValue(value, type, path) {

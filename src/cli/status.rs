@@ -141,6 +141,25 @@ fn render_connector(out: &mut String, c: &ConnectorStatus, now_ms: u64, live: bo
             let _ = writeln!(out, "    {label}: {}", parts.join(", "));
         }
     }
+    let v = &c.liveness;
+    if live && (v.last_heartbeat_ms.is_some() || v.forced_reconnects_last_hour > 0) {
+        let ago = |t: Option<u64>| match t {
+            Some(t) => format!("{} ago", duration(now_ms.saturating_sub(t))),
+            None => "never".into(),
+        };
+        let _ = writeln!(
+            out,
+            "  liveness: heartbeat {}, server frame {}, message {}; forced reconnects in the last hour {}{}",
+            ago(v.last_heartbeat_ms),
+            ago(v.last_frame_ms),
+            ago(v.last_message_ms),
+            v.forced_reconnects_last_hour,
+            v.last_forced_reason
+                .as_deref()
+                .map(|r| format!(" (last: {r})"))
+                .unwrap_or_default()
+        );
+    }
     let k = &c.commands;
     let _ = writeln!(
         out,
@@ -208,8 +227,26 @@ mod tests {
                 line_errors: Default::default(),
                 stderr_lines: 0,
                 commands: Default::default(),
+                liveness: Default::default(),
             }],
         }
+    }
+
+    #[test]
+    fn liveness_has_its_own_line() {
+        let mut snap = snapshot(true);
+        snap.connectors[0].liveness = crate::record::board::LivenessStatus {
+            last_heartbeat_ms: Some(4_000),
+            last_frame_ms: Some(3_000),
+            last_message_ms: None,
+            forced_reconnects_last_hour: 1,
+            last_forced_reason: Some("transport_inactive".into()),
+        };
+        let text = render(&snap, 5_000);
+        assert!(
+            text.contains("liveness: heartbeat 1s ago, server frame 2s ago, message never; forced reconnects in the last hour 1 (last: transport_inactive)"),
+            "{text}"
+        );
     }
 
     #[test]

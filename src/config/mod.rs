@@ -17,7 +17,7 @@ pub mod hermes;
 pub mod hermes_paths;
 
 use crate::policy::AccessPolicy;
-use crate::policy::liveness::LivenessPolicy;
+use crate::policy::liveness::{LivenessPolicy, WatchdogPolicy};
 use crate::policy::pacing::PacingPolicy;
 use crate::policy::restart::RestartPolicy;
 use crate::policy::send::{OperatorTarget, SendPolicy};
@@ -151,6 +151,11 @@ struct RawLiveness {
     ping_interval_ms: Option<u64>,
     ping_timeout_ms: Option<u64>,
     silence_ms: Option<u64>,
+    transport_inactive_ms: Option<u64>,
+    app_silent_ms: Option<u64>,
+    app_silent_after_reconnect_ms: Option<u64>,
+    reconnect_cooldown_ms: Option<u64>,
+    max_reconnects_per_hour: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -241,6 +246,8 @@ pub struct ConnectorConfig {
     pub command_timeout: Duration,
     /// When the supervisor takes a running connector for hung.
     pub liveness: LivenessPolicy,
+    /// When an open connection counts as deaf (from the connector's heartbeats).
+    pub watchdog: WatchdogPolicy,
     /// How fast this account may send.
     pub pacing: PacingPolicy,
 }
@@ -647,6 +654,17 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
                 "0 is outside 1.. while pings are on (liveness.ping_interval_ms > 0)".into(),
             );
         }
+        let w = WatchdogPolicy::default();
+        let l = &c.liveness;
+        let watchdog = WatchdogPolicy {
+            transport_inactive: l.transport_inactive_ms.map_or(w.transport_inactive, ms),
+            app_silent: l.app_silent_ms.map_or(w.app_silent, ms),
+            app_silent_after_reconnect: l
+                .app_silent_after_reconnect_ms
+                .map_or(w.app_silent_after_reconnect, ms),
+            cooldown: l.reconnect_cooldown_ms.map_or(w.cooldown, ms),
+            max_per_hour: l.max_reconnects_per_hour.unwrap_or(w.max_per_hour),
+        };
         let d = PacingPolicy::default();
         let r = &c.pacing;
         let pacing = PacingPolicy {
@@ -691,6 +709,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             queue_capacity,
             command_timeout,
             liveness,
+            watchdog,
             pacing,
         });
     }

@@ -391,6 +391,7 @@ async fn health(State(api): State<Arc<Api>>) -> Answer {
             "version": env!("CARGO_PKG_VERSION"),
             "connector": connector.map(|c| json!({
                 "state": c.state, "pid": c.pid, "restarts": c.restarts, "lastExit": c.last_exit,
+                "liveness": c.liveness,
             })),
             "ledger": connector.map(|c| &c.ledger),
             "inbox": {

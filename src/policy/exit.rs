@@ -26,6 +26,10 @@ pub enum ExitReason {
     KilledBySignal,
     /// The supervisor found it hung (no answer to its ping, or silent) and stopped it.
     Hung,
+    /// Its connection was open but deaf (no server frames, or no messages): restarted to
+    /// reconnect.
+    TransportInactive,
+    AppSilent,
 }
 
 impl ExitReason {
@@ -44,6 +48,8 @@ impl ExitReason {
             Self::Crashed => "crashed",
             Self::KilledBySignal => "killed_by_signal",
             Self::Hung => "hung",
+            Self::TransportInactive => "transport_inactive",
+            Self::AppSilent => "app_silent",
         }
     }
 }
@@ -54,6 +60,8 @@ pub enum Stopping {
     Shutdown,
     /// It was hung: stopped to be restarted.
     Hung,
+    /// Its connection was deaf: stopped to reconnect at once.
+    Reconnect(ExitReason),
     /// The connector cannot be used; it is not restarted.
     Fatal(ExitReason),
 }
@@ -76,6 +84,7 @@ pub fn classify_exit(f: ExitFacts) -> (ExitClass, ExitReason) {
         Some(Stopping::Fatal(reason)) => return (ExitClass::Fatal, reason),
         Some(Stopping::Shutdown) => return (ExitClass::Backoff, ExitReason::Stopped),
         Some(Stopping::Hung) => return (ExitClass::Backoff, ExitReason::Hung),
+        Some(Stopping::Reconnect(reason)) => return (ExitClass::RestartNow, reason),
         None => {}
     }
     match f.reported {

@@ -187,3 +187,246 @@ mod tests {
         assert_eq!(p.check_every(), Duration::from_millis(2500));
     }
 }
+
+/// When an open connection counts as deaf (config `connectors[].liveness`), judged from the
+/// connector's heartbeats. A zero duration turns that rule off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WatchdogPolicy {
+    /// No frame at all from the network's server this long while open.
+    pub transport_inactive: Duration,
+    /// No application message this long while open (off by default: a quiet account is
+    /// normal).
+    pub app_silent: Duration,
+    /// The same, measured from the reconnect, right after a forced reconnect (0: `app_silent`).
+    pub app_silent_after_reconnect: Duration,
+    /// At least this long between two forced reconnects.
+    pub cooldown: Duration,
+    /// More forced reconnects than this within an hour: the connector is failed, not looped.
+    pub max_per_hour: u32,
+}
+
+impl Default for WatchdogPolicy {
+    fn default() -> Self {
+        Self {
+            transport_inactive: Duration::from_secs(300),
+            app_silent: Duration::ZERO,
+            app_silent_after_reconnect: Duration::ZERO,
+            cooldown: Duration::from_secs(60),
+            max_per_hour: 3,
+        }
+    }
+}
+
+/// Why an open connection was taken for deaf.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeafReason {
+    TransportInactive,
+    AppSilent,
+}
+
+impl DeafReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TransportInactive => "transport_inactive",
+            Self::AppSilent => "app_silent",
+        }
+    }
+}
+
+/// What one heartbeat says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionFacts {
+    pub open: bool,
+    /// Since the connection opened.
+    pub open_for: Duration,
+    /// Since the last server frame (`None`: none since it opened).
+    pub since_frame: Option<Duration>,
+    /// Since the last application message (`None`: none since it opened).
+    pub since_message: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchdogVerdict {
+    Fine,
+    /// Force a reconnect (the connector is restarted).
+    Reconnect(DeafReason),
+    /// Deaf again past the hourly cap: stop trying, mark it failed.
+    GiveUp(DeafReason),
+}
+
+/// The watchdog. `forced_ago`: how long ago each forced reconnect of the last hour was, newest
+/// last; `after_forced`: this connection is the one a forced reconnect made. Idle times count
+/// from the connection's own opening, so a reconnect always starts them afresh.
+pub fn watchdog(
+    p: &WatchdogPolicy,
+    c: ConnectionFacts,
+    forced_ago: &[Duration],
+    after_forced: bool,
+) -> WatchdogVerdict {
+    if !c.open {
+        return WatchdogVerdict::Fine;
+    }
+    let idle = |since: Option<Duration>| since.unwrap_or(c.open_for).min(c.open_for);
+    let app_limit = if after_forced && !p.app_silent_after_reconnect.is_zero() {
+        p.app_silent_after_reconnect
+    } else {
+        p.app_silent
+    };
+    let reason = if !p.transport_inactive.is_zero() && idle(c.since_frame) >= p.transport_inactive {
+        DeafReason::TransportInactive
+    } else if !app_limit.is_zero() && idle(c.since_message) >= app_limit {
+        DeafReason::AppSilent
+    } else {
+        return WatchdogVerdict::Fine;
+    };
+    let hour = Duration::from_secs(3600);
+    let in_hour = forced_ago.iter().filter(|ago| **ago < hour).count();
+    if in_hour >= p.max_per_hour as usize {
+        return WatchdogVerdict::GiveUp(reason);
+    }
+    if forced_ago.iter().any(|ago| *ago < p.cooldown) {
+        return WatchdogVerdict::Fine;
+    }
+    WatchdogVerdict::Reconnect(reason)
+}
+
+#[cfg(test)]
+mod watchdog_tests {
+    use super::*;
+    use WatchdogVerdict::*;
+
+    const S: fn(u64) -> Duration = Duration::from_secs;
+
+    fn open(open_for: u64, frame: Option<u64>, message: Option<u64>) -> ConnectionFacts {
+        ConnectionFacts {
+            open: true,
+            open_for: S(open_for),
+            since_frame: frame.map(S),
+            since_message: message.map(S),
+        }
+    }
+
+    #[test]
+    fn the_watchdog_table() {
+        let p = WatchdogPolicy::default();
+        let app = WatchdogPolicy {
+            app_silent: S(3600),
+            app_silent_after_reconnect: S(600),
+            ..p
+        };
+        type Row = (
+            &'static str,
+            WatchdogPolicy,
+            ConnectionFacts,
+            Vec<Duration>,
+            bool,
+            WatchdogVerdict,
+        );
+        let rows: Vec<Row> = vec![
+            (
+                "frames flow",
+                p,
+                open(9999, Some(10), Some(9000)),
+                vec![],
+                false,
+                Fine,
+            ),
+            (
+                "not open: not judged",
+                p,
+                ConnectionFacts {
+                    open: false,
+                    ..open(9999, None, None)
+                },
+                vec![],
+                false,
+                Fine,
+            ),
+            (
+                "server silent 5 min",
+                p,
+                open(9999, Some(300), None),
+                vec![],
+                false,
+                Reconnect(DeafReason::TransportInactive),
+            ),
+            (
+                "no frame since a fresh open, not yet",
+                p,
+                open(200, None, None),
+                vec![],
+                false,
+                Fine,
+            ),
+            (
+                "no frame since opening 5 min ago",
+                p,
+                open(300, None, None),
+                vec![],
+                false,
+                Reconnect(DeafReason::TransportInactive),
+            ),
+            (
+                "quiet account, app_silent off",
+                p,
+                open(99_999, Some(1), Some(99_000)),
+                vec![],
+                false,
+                Fine,
+            ),
+            (
+                "app silent past its limit",
+                app,
+                open(99_999, Some(1), Some(3600)),
+                vec![],
+                false,
+                Reconnect(DeafReason::AppSilent),
+            ),
+            // The idle timer counts from this connection's opening: an old last message from
+            // before the reconnect cannot trigger another at once (OpenClaw's reconnect loop).
+            (
+                "after a reconnect the timer restarts",
+                app,
+                open(10, Some(1), Some(5000)),
+                vec![S(12)],
+                true,
+                Fine,
+            ),
+            (
+                "after a reconnect: the shorter limit",
+                app,
+                open(600, Some(1), None),
+                vec![S(700)],
+                true,
+                Reconnect(DeafReason::AppSilent),
+            ),
+            (
+                "in the cooldown: wait",
+                p,
+                open(9999, Some(400), None),
+                vec![S(30)],
+                false,
+                Fine,
+            ),
+            (
+                "past the hourly cap: give up",
+                p,
+                open(9999, Some(400), None),
+                vec![S(3000), S(2000), S(1000)],
+                false,
+                GiveUp(DeafReason::TransportInactive),
+            ),
+            (
+                "an old reconnect does not count",
+                p,
+                open(9999, Some(400), None),
+                vec![S(4000), S(2000), S(1000)],
+                false,
+                Reconnect(DeafReason::TransportInactive),
+            ),
+        ];
+        for (name, policy, facts, forced, after, want) in rows {
+            assert_eq!(watchdog(&policy, facts, &forced, after), want, "{name}");
+        }
+    }
+}

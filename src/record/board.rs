@@ -49,6 +49,22 @@ pub struct ConnectorStatus {
     pub line_errors: BTreeMap<String, u64>,
     pub stderr_lines: u64,
     pub commands: CommandCounts,
+    /// What the connector's heartbeats and the watchdog say.
+    #[serde(default)]
+    pub liveness: LivenessStatus,
+}
+
+/// The connection's liveness, as `status` and `/health` show it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LivenessStatus {
+    /// When the last heartbeat came (unix ms).
+    pub last_heartbeat_ms: Option<u64>,
+    /// When the last server frame and the last message were, as of that heartbeat (unix ms).
+    pub last_frame_ms: Option<u64>,
+    pub last_message_ms: Option<u64>,
+    /// Forced reconnects (the watchdog found the connection deaf) in the last hour.
+    pub forced_reconnects_last_hour: u32,
+    pub last_forced_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +120,7 @@ impl StatusBoard {
                     line_errors: BTreeMap::new(),
                     stderr_lines: 0,
                     commands: CommandCounts::default(),
+                    liveness: LivenessStatus::default(),
                 })
                 .collect(),
         };

@@ -33,6 +33,7 @@ const PREVIEW_CHARS: usize = 80;
 pub enum AlertCode {
     RestartLimit,
     ConnectorHung,
+    ConnectionDeaf,
     LoggedOut,
     SessionConflict,
     ConnectorFatal,
@@ -49,6 +50,7 @@ impl AlertCode {
         match self {
             Self::RestartLimit => "restart_limit",
             Self::ConnectorHung => "connector_hung",
+            Self::ConnectionDeaf => "connection_deaf",
             Self::LoggedOut => "logged_out",
             Self::SessionConflict => "session_conflict",
             Self::ConnectorFatal => "connector_fatal",
@@ -96,6 +98,13 @@ pub enum Event<'a> {
     HelloTimeout {
         pid: u32,
         waited_ms: u64,
+    },
+    /// The watchdog found an open connection deaf (from the connector's heartbeat).
+    ConnectionDeaf {
+        reason: &'static str,
+        /// What it does: `reconnect`, or `give_up` past the hourly cap.
+        action: &'static str,
+        forced_last_hour: u32,
     },
     /// The supervisor's liveness check found the connector hung.
     ConnectorHung {

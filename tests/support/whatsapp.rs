@@ -22,6 +22,11 @@ pub struct FakeWhatsApp {
 }
 
 impl FakeWhatsApp {
+    /// The server's process (to freeze it: a server that keeps its sockets and says nothing).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn start(dir: &Path) -> Self {
         let bin = node_bridge_dir().join("node_modules/.bin/crabline");
         assert!(

@@ -179,6 +179,8 @@ impl ConnectorTask {
             signal: status.signal(),
             reason: reason.as_str().into(),
         };
+        // The watchdog's shorter limits apply to the connection a forced reconnect makes.
+        self.liveness.after_forced = matches!(self.stopping, Some(StopCause::Reconnect(_)));
         match self.stopping {
             Some(StopCause::Shutdown) => {
                 self.record_exit(&exit, uptime);
@@ -188,7 +190,7 @@ impl ConnectorTask {
                 self.stopping = None;
                 self.after_exit(exit, ExitClass::Fatal, uptime);
             }
-            Some(StopCause::Hung) => {
+            Some(StopCause::Hung | StopCause::Reconnect(_)) => {
                 self.stopping = None;
                 self.after_exit(exit, class, uptime);
             }
@@ -207,6 +209,7 @@ impl ConnectorTask {
                 Some(StopCause::Shutdown) => Some(Stopping::Shutdown),
                 Some(StopCause::Fatal(reason)) => Some(Stopping::Fatal(reason)),
                 Some(StopCause::Hung) => Some(Stopping::Hung),
+                Some(StopCause::Reconnect(reason)) => Some(Stopping::Reconnect(reason)),
             },
             reported: process.reported,
             hello_timed_out: matches!(
@@ -374,7 +377,7 @@ impl ConnectorTask {
         }
         if cause == StopCause::Shutdown && !self.commands.is_idle() {
             self.set_timer(self.cfg.stop.stdin_grace, Timer::Flush);
-        } else if cause == StopCause::Hung {
+        } else if matches!(cause, StopCause::Hung | StopCause::Reconnect(_)) {
             // A stuck process does not read its stdin: start at SIGTERM (a stopped one takes
             // only SIGKILL, which follows after term_grace).
             self.stdin = None;

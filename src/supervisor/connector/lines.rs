@@ -206,6 +206,7 @@ impl ConnectorTask {
                 });
             }
             ConnectorEvent::Result(result) => self.on_result(result),
+            ConnectorEvent::Heartbeat(beat) => self.on_heartbeat(beat),
         }
     }
 }

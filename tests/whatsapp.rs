@@ -482,3 +482,25 @@ async fn a_deaf_server_is_noticed_and_the_connection_recovers_by_itself() {
     eprintln!("deaf server: open again {recovery:?} after it came back");
     s.d.stop().await;
 }
+
+/// A quiet but healthy connection: server frames keep coming, no message arrives. With
+/// `app_silent` on, the watchdog reconnects at most the capped number of times, then gives up
+/// (failed, with a critical alert) — never a reconnect loop.
+#[tokio::test]
+async fn a_quiet_connection_is_reconnected_at_most_the_capped_number_of_times() {
+    let mut s = Stack::start_with(
+        "policy: {mode: bot, dm_policy: open}\nliveness: {app_silent_ms: 800, reconnect_cooldown_ms: 0, max_reconnects_per_hour: 2}",
+        "BRIDGEKEEPER_HEARTBEAT_MS: '200', WHATSAPP_KEEPALIVE_MS: '400'",
+    )
+    .await;
+    s.d.wait_state("whatsapp", ConnectorStateName::Failed).await;
+    let status = s.d.status().await;
+    let c = &status.connectors[0];
+    assert_eq!(c.restarts, 2, "exactly the cap");
+    assert_eq!(c.liveness.last_forced_reason.as_deref(), Some("app_silent"));
+    s.d.stop().await;
+    let log = s.d.log();
+    let deaf = events_named(&log, "connection_deaf", "whatsapp");
+    let actions: Vec<&str> = deaf.iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(actions, vec!["reconnect", "reconnect", "give_up"]);
+}

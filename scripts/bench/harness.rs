@@ -178,7 +178,17 @@ fn through_relay(b: &Bench, args: &[String], n: usize) -> (Sample, u64) {
 
 /// fake → bridgekeeper (policy, ledger, log) → us. Also bridgekeeper's peak RSS.
 fn through_bridgekeeper(b: &mut Bench, args: &[String], n: usize) -> (Sample, u64) {
-    let config = b.config("flood", 1, args, "");
+    through_bridgekeeper_with(b, args, n, "")
+}
+
+/// The same with more connector config (`extra`: indented connector keys).
+fn through_bridgekeeper_with(
+    b: &mut Bench,
+    args: &[String],
+    n: usize,
+    extra: &str,
+) -> (Sample, u64) {
+    let config = b.config("flood", 1, args, extra);
     let mut bk = b.bridgekeeper(&config);
     let pid = bk.id();
     let s = collect(bk.stdout.take().unwrap(), n);
@@ -411,6 +421,9 @@ fn main() {
     let flood = args(&["--emit", &N.to_string(), "--stamp"]);
     eprintln!("throughput: cat, relay, bridgekeeper ({N} messages each, {ROUNDS} rounds)…");
     let (mut cat, mut relay, mut ours) = (Vec::new(), Vec::new(), Vec::new());
+    // The liveness checks (on by default, as in `ours`) against the same run with them off.
+    let mut unchecked = Vec::new();
+    const LIVENESS_OFF: &str = "    liveness: {ping_interval_ms: 0, silence_ms: 0}\n";
     let mut flood_rss = 0;
     let mut relay_rss = 0;
     for _ in 0..ROUNDS {
@@ -421,8 +434,11 @@ fn main() {
         let (o, rss) = through_bridgekeeper(&mut b, &flood, N);
         ours.push(o.rate());
         flood_rss = flood_rss.max(rss);
+        let (u, _) = through_bridgekeeper_with(&mut b, &flood, N, LIVENESS_OFF);
+        unchecked.push(u.rate());
     }
     let (cat, relay, ours) = (median(cat), median(relay), median(ours));
+    let unchecked = median(unchecked);
     rows.push(row(
         "inbound throughput (msg/s) vs minimal relay",
         format!("{ours:.0}"),
@@ -436,6 +452,13 @@ fn main() {
         format!("{cat:.0}"),
         ours / cat,
         "× cat",
+    ));
+    rows.push(row(
+        "inbound throughput (msg/s), liveness checks on vs off",
+        format!("{ours:.0}"),
+        format!("{unchecked:.0}"),
+        ours / unchecked,
+        "× off",
     ));
     if std::env::var("BENCH_ONLY").as_deref() == Ok("throughput") {
         // For iterating on the hot path: the throughput rows alone.

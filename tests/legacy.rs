@@ -993,6 +993,16 @@ async fn a_poll_that_timed_out_while_the_daemon_was_frozen_loses_nothing() {
         .spawn()
         .unwrap();
     let pid = Pid::from_raw(bridge.id() as i32);
+    // Whatever happens in the test, the daemon (and with it node-bridge) does not outlive it,
+    // even frozen.
+    struct Reap(Pid);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = kill(self.0, Signal::SIGCONT);
+            let _ = kill(self.0, Signal::SIGTERM);
+        }
+    }
+    let _reap = Reap(pid);
     let addr = format!("127.0.0.1:{}", read_port(bridge.stderr.take().unwrap()));
     wait_for("bridge connected", || {
         call(&addr, "GET", "/health", None).json()["status"] == "connected"

@@ -305,6 +305,16 @@ async fn a_frozen_node_bridge_is_found_hung_and_restarted() {
         .pid
         .expect("node-bridge pid");
     let frozen_at = std::time::Instant::now();
+    // If the test fails, the frozen process must not stay behind stopped (it would never see
+    // its stdin close).
+    struct Thaw(i32);
+    impl Drop for Thaw {
+        fn drop(&mut self) {
+            let pid = nix::unistd::Pid::from_raw(self.0);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+    let _thaw = Thaw(pid as i32);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
         nix::sys::signal::Signal::SIGSTOP,

@@ -54,3 +54,43 @@ async fn sends_held_by_pacing_past_their_timeout_are_rate_limited() {
     }
     d.stop().await;
 }
+
+/// `simulate_typing`: "typing…" goes to the chat first, and the text follows after a time that
+/// grows with its length.
+#[tokio::test]
+async fn a_text_can_be_preceded_by_typing_for_its_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("commands.jsonl");
+    let mut d = TestDaemon::start(&[connector(
+        "wa",
+        &["--command-log", log.to_str().unwrap()],
+        "pacing: {per_minute: 600, burst: 5, simulate_typing: true, typing_ms_per_char: 20, typing_max_ms: 1000}",
+    )])
+    .await;
+    d.wait_state("wa", ConnectorStateName::Running).await;
+    let chat = "15551234567@s.whatsapp.net";
+    let started = std::time::Instant::now();
+    let r = d
+        .request(json!({"type": "send_text", "connector": "wa", "chat": chat, "text": "twenty characters!!!"}))
+        .await;
+    let took = started.elapsed();
+    assert!(r.ok, "{r:?}");
+    assert!(
+        took >= std::time::Duration::from_millis(400),
+        "20 chars × 20 ms: {took:?}"
+    );
+    let kinds: Vec<String> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["chat"] == chat)
+        .map(|v| v["type"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(kinds, vec!["typing", "send_text"]);
+    let status = d.status().await;
+    assert_eq!(
+        status.connectors[0].commands.accepted, 1,
+        "typing is housekeeping"
+    );
+    d.stop().await;
+}

@@ -143,6 +143,9 @@ struct RawPacing {
     chat_burst: Option<u32>,
     gap_min_ms: Option<u64>,
     gap_max_ms: Option<u64>,
+    simulate_typing: Option<bool>,
+    typing_ms_per_char: Option<u64>,
+    typing_max_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -674,6 +677,9 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             chat_burst: r.chat_burst.unwrap_or(d.chat_burst),
             gap_min: r.gap_min_ms.map_or(d.gap_min, ms),
             gap_max: r.gap_max_ms.map_or(d.gap_max, ms),
+            simulate_typing: r.simulate_typing.unwrap_or(d.simulate_typing),
+            typing_per_char: r.typing_ms_per_char.map_or(d.typing_per_char, ms),
+            typing_max: r.typing_max_ms.map_or(d.typing_max, ms),
         };
         if !pacing.is_off() {
             if pacing.chat_per_minute == 0 {

@@ -23,11 +23,19 @@ pub struct PacingPolicy {
     /// Between sends to different chats: a gap drawn between these two.
     pub gap_min: Duration,
     pub gap_max: Duration,
+    /// Show "typing…" before a text, for a time that grows with its length (off by default).
+    pub simulate_typing: bool,
+    pub typing_per_char: Duration,
+    pub typing_max: Duration,
 }
 
 impl Default for PacingPolicy {
     fn default() -> Self {
         Self {
+            simulate_typing: false,
+            // About 40 characters a second, never more than 4 s.
+            typing_per_char: Duration::from_millis(25),
+            typing_max: Duration::from_secs(4),
             per_minute: 20,
             burst: 5,
             chat_per_minute: 12,
@@ -41,6 +49,16 @@ impl Default for PacingPolicy {
 impl PacingPolicy {
     pub fn is_off(&self) -> bool {
         self.per_minute == 0
+    }
+
+    /// How long "typing…" shows before a text of `chars` characters (zero when off).
+    pub fn typing_time(&self, chars: usize) -> Duration {
+        if !self.simulate_typing {
+            return Duration::ZERO;
+        }
+        self.typing_per_char
+            .saturating_mul(chars.min(u32::MAX as usize) as u32)
+            .min(self.typing_max)
     }
 }
 
@@ -165,6 +183,7 @@ mod tests {
             chat_burst: 2,
             gap_min: Duration::from_millis(500),
             gap_max: Duration::from_millis(1_500),
+            ..PacingPolicy::default()
         }
     }
 
@@ -241,6 +260,18 @@ mod tests {
         for (name, policy, chats, jitter, want) in rows {
             assert_eq!(schedule(&policy, &chats, jitter), want, "{name}");
         }
+    }
+
+    #[test]
+    fn typing_time_grows_with_the_text_up_to_a_limit() {
+        let on = PacingPolicy {
+            simulate_typing: true,
+            ..policy()
+        };
+        assert_eq!(policy().typing_time(100), Duration::ZERO, "off by default");
+        assert_eq!(on.typing_time(0), Duration::ZERO);
+        assert_eq!(on.typing_time(40), MS(1_000));
+        assert_eq!(on.typing_time(100_000), Duration::from_secs(4));
     }
 
     #[test]

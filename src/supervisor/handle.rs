@@ -19,8 +19,9 @@ pub enum Origin {
     Gateway(String),
     /// The supervisor itself (pairing codes, policy replies, alerts): the result is logged.
     Internal(SendKind),
-    /// The supervisor's liveness ping: its answer only proves the connector is alive.
-    Liveness,
+    /// The supervisor's own housekeeping (the liveness ping, simulated typing): not the
+    /// gateway's command, not counted, its answer dropped.
+    Housekeeping,
 }
 
 impl Origin {
@@ -29,8 +30,9 @@ impl Origin {
         match self {
             Self::Gateway(_) => SendKind::Reply,
             Self::Internal(kind) => *kind,
-            // A ping names no chat: it never reaches the send policy.
-            Self::Liveness => SendKind::Alert,
+            // Never judged by the send policy: a ping names no chat, and typing goes only
+            // before a send that was already let through.
+            Self::Housekeeping => SendKind::Alert,
         }
     }
 }

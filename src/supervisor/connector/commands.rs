@@ -110,11 +110,20 @@ impl CommandBook {
         seq
     }
 
-    /// The next command to write, without taking it.
-    pub fn peek_next(&self) -> Option<&Command> {
+    /// Queues a housekeeping command ahead of everything waiting (the typing indicator that
+    /// goes before the next text).
+    pub fn accept_front(&mut self, origin: Origin, command: Command, timeout: Duration) -> Seq {
+        let seq = self.accept(origin, command, Some(timeout));
+        self.queue.retain(|s| *s != seq);
+        self.queue.push_front(seq);
+        seq
+    }
+
+    /// The next command to write and its number, without taking it.
+    pub fn peek_next_seq(&self) -> Option<(Seq, &Command)> {
         self.queue
             .iter()
-            .find_map(|seq| self.pending.get(seq).map(|p| &p.command))
+            .find_map(|seq| self.pending.get(seq).map(|p| (*seq, &p.command)))
     }
 
     /// The next command to write, marked written (the connector may act on it from now on).
@@ -180,7 +189,7 @@ impl CommandBook {
                 Ok(data) => CommandResult::ok(id, data),
                 Err(error) => CommandResult::err(id, error),
             }),
-            Origin::Internal(_) | Origin::Liveness => None,
+            Origin::Internal(_) | Origin::Housekeeping => None,
         };
         Some(Answered {
             seq,

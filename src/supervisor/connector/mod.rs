@@ -140,6 +140,8 @@ pub struct ConnectorTask {
     pacer: Pacer,
     /// The next send waits for pacing until then (the whole queue waits: order is kept).
     paced_until: Option<tokio::time::Instant>,
+    /// Simulated typing under way before this text, shown until then.
+    typing: Option<(Seq, tokio::time::Instant)>,
 }
 
 pub struct TaskParts {
@@ -181,6 +183,7 @@ impl ConnectorTask {
             liveness: Liveness::new(),
             pacer: Pacer::default(),
             paced_until: None,
+            typing: None,
         }
     }
 
@@ -308,8 +311,8 @@ impl ConnectorTask {
         if self.commands.is_full() {
             return Err(ErrorCode::QueueFull);
         }
-        // Liveness pings are not the gateway's commands: not counted in `status`.
-        if origin != Origin::Liveness {
+        // Housekeeping is not the gateway's commands: not counted in `status`.
+        if origin != Origin::Housekeeping {
             self.log
                 .board()
                 .update(self.index, |c| c.commands.accepted += 1);
@@ -382,6 +385,7 @@ impl ConnectorTask {
         if let Some(chat) = paced_chat(&command) {
             self.pacer
                 .record(&self.cfg.pacing, chat, std::time::Instant::now());
+            self.typing = None;
         }
         let line = ConnectorCommand {
             id: seq.wire_id(),
@@ -456,8 +460,8 @@ impl ConnectorTask {
         let Some(answered) = self.commands.answer(seq, outcome) else {
             return;
         };
-        if answered.origin == Origin::Liveness {
-            return; // its answer (or its deadline) matters only to the liveness check
+        if answered.origin == Origin::Housekeeping {
+            return; // housekeeping: its answer (or its deadline) concerns nobody else
         }
         let ok = answered.ok;
         self.log.emit(
@@ -585,12 +589,36 @@ impl ConnectorTask {
         if self.cfg.pacing.is_off() {
             return None;
         }
-        let chat = self.commands.peek_next().and_then(paced_chat)?.to_owned();
+        let (seq, command) = self.commands.peek_next_seq()?;
+        let chat = paced_chat(command)?.to_owned();
+        let chars = match command {
+            Command::SendText(t) => t.text.chars().count(),
+            _ => 0,
+        };
         let now = std::time::Instant::now();
         let at = self
             .pacer
             .ready_at(&self.cfg.pacing, &chat, now, lifecycle::random_unit());
-        (at > now).then(|| tokio::time::Instant::now() + (at - now))
+        if at > now {
+            return Some(tokio::time::Instant::now() + (at - now));
+        }
+        // Its turn: show "typing…" first, for a time that grows with the text.
+        let typing = self.cfg.pacing.typing_time(chars);
+        match self.typing {
+            Some((s, until)) if s == seq => (until > tokio::time::Instant::now()).then_some(until),
+            _ if typing.is_zero() => None,
+            _ => {
+                let show = Command::Typing(bridge_protocol::message::Typing {
+                    chat,
+                    state: Default::default(),
+                });
+                self.commands
+                    .accept_front(Origin::Housekeeping, show, typing * 2);
+                self.typing = Some((seq, tokio::time::Instant::now() + typing));
+                // The typing command is now first in line and goes at once.
+                None
+            }
+        }
     }
 
     /// The supervisor's own liveness check (`policy::liveness`): ping when due; a connector
@@ -612,7 +640,7 @@ impl ConnectorTask {
                 // The book's own deadline stays out of the way: the verdict decides.
                 let timeout = Some(policy.ping_timeout * 2);
                 let ping = Command::Ping(Default::default());
-                if let Ok(seq) = self.queue_command(Origin::Liveness, ping, timeout) {
+                if let Ok(seq) = self.queue_command(Origin::Housekeeping, ping, timeout) {
                     self.liveness.ping = Some((seq, now));
                 }
             }

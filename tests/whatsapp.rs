@@ -64,6 +64,20 @@ impl Stack {
         }
     }
 
+    /// Waits until the WhatsApp connection has opened `n` times in all (a reconnect is the
+    /// second).
+    async fn wait_opens(&mut self, n: usize) {
+        let opens = |d: &TestDaemon| {
+            d.seen
+                .iter()
+                .filter(|e| matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open))
+                .count()
+        };
+        while opens(&self.d) < n {
+            self.d.next_event().await;
+        }
+    }
+
     async fn inbound_text(&mut self, text: &str) -> Box<bridge_protocol::message::InboundMessage> {
         match self
             .d
@@ -206,15 +220,7 @@ async fn killing_node_bridge_mid_conversation_restarts_it_and_the_next_message_a
     })
     .await;
     // Wait for the second connection to open before the next message is sent.
-    let opens = |d: &TestDaemon| {
-        d.seen
-            .iter()
-            .filter(|e| matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open))
-            .count()
-    };
-    while opens(&s.d) < 2 {
-        s.d.next_event().await;
-    }
+    s.wait_opens(2).await;
     s.server.inject_dm(FRIEND, "second");
     let second = s.inbound_text("second").await;
     assert_eq!(second.chat, format!("{FRIEND}@s.whatsapp.net"));
@@ -325,15 +331,7 @@ async fn a_frozen_node_bridge_is_found_hung_and_restarted() {
         |e| matches!(e, GatewayEvent::Alert { code, .. } if code == "connector_hung"),
     )
     .await;
-    let opens = |d: &TestDaemon| {
-        d.seen
-            .iter()
-            .filter(|e| matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open))
-            .count()
-    };
-    while opens(&s.d) < 2 {
-        s.d.next_event().await;
-    }
+    s.wait_opens(2).await;
     let recovered_in = frozen_at.elapsed();
     s.server.inject_dm(FRIEND, "after");
     s.inbound_text("after").await;
@@ -468,15 +466,7 @@ async fn a_deaf_server_is_noticed_and_the_connection_recovers_by_itself() {
     assert!(error.unconfirmed, "{error:?}");
     let resumed = std::time::Instant::now();
     kill(server, Signal::SIGCONT).unwrap();
-    let opens = |d: &TestDaemon| {
-        d.seen
-            .iter()
-            .filter(|e| matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open))
-            .count()
-    };
-    while opens(&s.d) < 2 {
-        s.d.next_event().await;
-    }
+    s.wait_opens(2).await;
     let recovery = resumed.elapsed();
     s.server.inject_dm(FRIEND, "after");
     s.inbound_text("after").await;

@@ -572,6 +572,27 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             }
         }
         let platform = c.platform.clone().unwrap_or_else(|| c.name.clone());
+        // The file's own policy values are checked here too, so that every problem of the
+        // file is in one report (the other sources are checked when they are read).
+        let file_only = hermes::Sources {
+            hermes_home: PathBuf::new(),
+            cli: BTreeMap::new(),
+            file: Some((path.to_owned(), policy_overrides.clone())),
+            env: BTreeMap::new(),
+            dotenv: None,
+            yaml: None,
+        };
+        if let Err(e) = hermes::resolve(&file_only, &platform) {
+            for invalid in e.problems {
+                problem(
+                    key(&format!("policy.{}", invalid.key)),
+                    format!(
+                        "{:?} is not valid; allowed: {}",
+                        invalid.value, invalid.allowed
+                    ),
+                );
+            }
+        }
         let cwd = c.cwd.map(|p| base.join(p));
         if let Some(dir) = &cwd
             && !dir.is_dir()
@@ -894,6 +915,7 @@ mod tests {
             "    hello_timeout_ms: 0\n",
             "    restart: {max_restarts: -1, jitter: 2.0}\n",
             "    stop: {stdin_grace_ms: soon}\n",
+            "    policy: {mode: robot}\n",
         ));
         let has = |prefix: &str| found.iter().any(|p| p.starts_with(prefix));
         assert!(has("logg: unknown field `logg`"), "{found:#?}");
@@ -918,7 +940,11 @@ mod tests {
             has("connectors[1].stop.stdin_grace_ms: invalid type"),
             "{found:#?}"
         );
-        assert_eq!(found.len(), 7, "{found:#?}");
+        assert!(
+            has(r#"connectors[1].policy.mode: "robot" is not valid; allowed: self-chat, bot"#),
+            "{found:#?}"
+        );
+        assert_eq!(found.len(), 8, "{found:#?}");
     }
 
     #[test]

@@ -115,9 +115,16 @@ pub struct Pacer {
 }
 
 impl Pacer {
-    /// When a send to `chat` may go. `jitter` is uniform in [0, 1) and draws the gap between
-    /// different chats (used only the first time it is needed).
-    pub fn ready_at(&mut self, p: &PacingPolicy, chat: &str, now: Instant, jitter: f64) -> Instant {
+    /// When a send to `chat` may go. `jitter` gives a number uniform in [0, 1) that draws the
+    /// gap between different chats; it is called only when a gap is drawn (once per send to
+    /// another chat), not on every look.
+    pub fn ready_at(
+        &mut self,
+        p: &PacingPolicy,
+        chat: &str,
+        now: Instant,
+        jitter: impl FnOnce() -> f64,
+    ) -> Instant {
         if p.is_off() {
             return now;
         }
@@ -133,7 +140,7 @@ impl Pacer {
                 let spread = p.gap_max.saturating_sub(p.gap_min);
                 let gap = *self
                     .gap
-                    .get_or_insert_with(|| p.gap_min + spread.mul_f64(jitter.clamp(0.0, 1.0)));
+                    .get_or_insert_with(|| p.gap_min + spread.mul_f64(jitter().clamp(0.0, 1.0)));
                 *at + gap
             }
             _ => now,
@@ -197,7 +204,7 @@ mod tests {
         chats
             .iter()
             .map(|chat| {
-                now = pacer.ready_at(p, chat, now, jitter);
+                now = pacer.ready_at(p, chat, now, || jitter);
                 pacer.record(p, chat, now);
                 now.duration_since(t0).as_millis() as u64
             })
@@ -280,8 +287,8 @@ mod tests {
         let t0 = Instant::now();
         let mut pacer = Pacer::default();
         pacer.record(&p, "a", t0);
-        let first = pacer.ready_at(&p, "b", t0, 0.0);
-        let again = pacer.ready_at(&p, "b", t0 + MS(100), 0.99);
+        let first = pacer.ready_at(&p, "b", t0, || 0.0);
+        let again = pacer.ready_at(&p, "b", t0 + MS(100), || 0.99);
         assert_eq!(first, again);
     }
 

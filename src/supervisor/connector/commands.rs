@@ -145,6 +145,11 @@ impl CommandBook {
             .filter(|s| self.pending.contains_key(s))
     }
 
+    /// Who asked for an open command.
+    pub fn origin(&self, seq: Seq) -> Option<&Origin> {
+        self.pending.get(&seq).map(|p| &p.origin)
+    }
+
     pub fn written(&self, seq: Seq) -> Option<bool> {
         self.pending.get(&seq).map(|p| p.written)
     }

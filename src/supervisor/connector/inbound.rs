@@ -30,7 +30,7 @@ const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
 const SENT_WINDOW: usize = 2_000;
 
 /// What to do about one inbound message.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Admission {
     pub outcome: Outcome,
     /// A message to send to the sender's chat.
@@ -269,15 +269,12 @@ impl InboundGate {
 }
 
 /// The one place an inbound message's outcome is settled: the admission's, unless the reply
-/// it called for could not be queued, or the message cannot reach a gateway that is gone.
-pub fn settle(
-    admission: &Admission,
-    queued: Result<(), ErrorCode>,
-    gateway_closed: bool,
-) -> Outcome {
-    match (admission.outcome, queued) {
+/// it called for could not be queued (`queued` is `Ok` when there was none), or the message
+/// cannot reach a gateway that is gone.
+pub fn settle(admitted: Outcome, queued: Result<(), ErrorCode>, gateway_closed: bool) -> Outcome {
+    match (admitted, queued) {
         (_, Err(ErrorCode::SendDenied)) => Outcome::Failed(FailReason::SendDenied),
-        (_, Err(_)) if admission.send.is_some() => Outcome::Failed(FailReason::SendQueueFull),
+        (_, Err(_)) => Outcome::Failed(FailReason::SendQueueFull),
         (Outcome::Delivered(_), _) if gateway_closed => Outcome::Failed(FailReason::GatewayClosed),
         (outcome, _) => outcome,
     }
@@ -327,39 +324,36 @@ mod tests {
 
     #[test]
     fn the_outcome_is_settled_in_one_place() {
-        let delivered = admission(Outcome::Delivered(Reason::Allowlisted));
-        let code = Admission {
-            send: Some((SendKind::PairingCode, "code".into())),
-            ..admission(Outcome::PairingCodeSent)
-        };
+        let delivered = Outcome::Delivered(Reason::Allowlisted);
+        let code = Outcome::PairingCodeSent;
         let rows = [
             (
-                &delivered,
+                delivered,
                 Ok(()),
                 false,
                 Outcome::Delivered(Reason::Allowlisted),
             ),
             (
-                &delivered,
+                delivered,
                 Ok(()),
                 true,
                 Outcome::Failed(FailReason::GatewayClosed),
             ),
-            (&code, Ok(()), true, Outcome::PairingCodeSent),
+            (code, Ok(()), true, Outcome::PairingCodeSent),
             (
-                &code,
+                code,
                 Err(ErrorCode::QueueFull),
                 false,
                 Outcome::Failed(FailReason::SendQueueFull),
             ),
             (
-                &code,
+                code,
                 Err(ErrorCode::ShuttingDown),
                 false,
                 Outcome::Failed(FailReason::SendQueueFull),
             ),
             (
-                &code,
+                code,
                 Err(ErrorCode::SendDenied),
                 false,
                 Outcome::Failed(FailReason::SendDenied),

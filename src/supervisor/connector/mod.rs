@@ -206,12 +206,7 @@ impl ConnectorTask {
             let paced_until = self.paced_until;
             let stdin = self.stdin.clone();
             let gateway = self.outbox.sender();
-            let check_liveness = !self.cfg.liveness.is_off()
-                && self.stopping.is_none()
-                && self
-                    .process
-                    .as_ref()
-                    .is_some_and(|p| p.phase == Phase::Ready);
+            let check_liveness = ready && !self.cfg.liveness.is_off() && self.stopping.is_none();
             let liveness_at = self.liveness.next_check;
 
             tokio::select! {
@@ -334,8 +329,8 @@ impl ConnectorTask {
     fn on_inbound(&mut self, message: Box<InboundMessage>) {
         let now = crate::util::time::unix_secs();
         self.log.inbound_raw(&self.name, &message);
-        let admission = self.inbound_gate.admit(&message, now);
-        let queued = match admission.send.clone() {
+        let mut admission = self.inbound_gate.admit(&message, now);
+        let queued = match admission.send.take() {
             Some((kind, text)) => {
                 let command = Command::SendText(SendText {
                     chat: message.chat.clone(),
@@ -347,7 +342,7 @@ impl ConnectorTask {
             }
             None => Ok(()),
         };
-        let outcome = inbound::settle(&admission, queued, self.outbox.is_closed());
+        let outcome = inbound::settle(admission.outcome, queued, self.outbox.is_closed());
         self.log.decision(self.index, &self.name, &message, outcome);
         if matches!(outcome, Outcome::Delivered(_)) {
             let connector = self.name.to_string();
@@ -394,8 +389,8 @@ impl ConnectorTask {
         match encode_line(&line, self.cfg.max_line_bytes) {
             Ok(bytes) => {
                 permit.send(Bytes::from(bytes));
-                if self.liveness.ping.is_some_and(|(s, _)| s == seq) {
-                    return; // pings are not logged: one each way per interval
+                if self.commands.origin(seq) == Some(&Origin::Housekeeping) {
+                    return; // pings and typing are not logged line by line
                 }
                 self.log.emit(
                     Some(&self.name),
@@ -418,14 +413,12 @@ impl ConnectorTask {
     }
 
     fn on_result(&mut self, result: CommandResult) {
-        if let Some(seq) = self.commands.seq_of(&result.id) {
-            self.liveness.answered(seq);
-        }
         let Some(seq) = self.commands.seq_of(&result.id) else {
             self.log
                 .emit(Some(&self.name), &Event::LateResult { id: &result.id });
             return;
         };
+        self.liveness.answered(seq);
         let outcome = match (result.ok, result.error) {
             (true, _) => Ok(result.data),
             (false, Some(error)) => Err(error),
@@ -598,7 +591,7 @@ impl ConnectorTask {
         let now = std::time::Instant::now();
         let at = self
             .pacer
-            .ready_at(&self.cfg.pacing, &chat, now, lifecycle::random_unit());
+            .ready_at(&self.cfg.pacing, &chat, now, lifecycle::random_unit);
         if at > now {
             return Some(tokio::time::Instant::now() + (at - now));
         }
@@ -730,7 +723,7 @@ impl ConnectorTask {
                 reason.as_str()
             ),
         );
-        self.liveness.after_forced = true;
+        // `finish_exit` marks the next connection as one a forced reconnect made.
         self.begin_stop(StopCause::Reconnect(exit_reason));
     }
 

@@ -1,7 +1,9 @@
 //! Is the HTTP client still there? `GET /messages` takes messages out of the inbox; handing
 //! them to a connection whose client has gone (it timed out while we were frozen, or it sent
 //! the request and closed at once) would lose them while the ledger says delivered. So the
-//! poll looks at its socket first, and its answer puts the batch back when it was never taken.
+//! poll looks at its socket first; its answer puts the batch back when it was never taken, and
+//! once taken counts it as handed over only when the client's TCP acknowledged it without a
+//! reset (`handover`).
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::pin::Pin;
@@ -12,15 +14,13 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::connect_info::Connected;
 use axum::serve::IncomingStream;
+use bridge_protocol::message::InboundMessage;
 use http_body::{Frame, SizeHint};
 use nix::sys::socket::{MsgFlags, recv};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
 use super::shape::to_legacy;
-
-use bridge_protocol::message::InboundMessage;
-
 use crate::gateway::in_process::GatewayClient;
 
 /// A duplicate of the connection's socket, to look at it without reading from it.

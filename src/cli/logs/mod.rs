@@ -56,9 +56,9 @@ fn log_path(args: &LogsArgs) -> anyhow::Result<PathBuf> {
     if let Some(config) = &args.config {
         return Ok(SupervisorConfig::load(config)?.log.path);
     }
+    use crate::config::hermes_paths::{bridge_log_for, default_session};
     let home = args.hermes_home.clone().unwrap_or_else(default_hermes_home);
-    let session = crate::config::hermes_paths::default_session(&home);
-    Ok(session.parent().unwrap_or(&home).join("bridge.log"))
+    Ok(bridge_log_for(&default_session(&home)))
 }
 
 fn parse_since(text: &str) -> anyhow::Result<SystemTime> {

@@ -510,3 +510,103 @@ async fn a_quiet_connection_is_reconnected_at_most_the_capped_number_of_times() 
     let actions: Vec<&str> = deaf.iter().map(|e| e["action"].as_str().unwrap()).collect();
     assert_eq!(actions, vec!["reconnect", "reconnect", "give_up"]);
 }
+
+/// Waits up to `limit` for an event matching `pred`, through quiet stretches longer than the
+/// usual patience (the baselines below wait out Baileys' own timers). `None`: it did not come.
+async fn event_within(
+    d: &mut TestDaemon,
+    limit: std::time::Duration,
+    mut pred: impl FnMut(&GatewayEvent) -> bool,
+) -> Option<std::time::Duration> {
+    let started = std::time::Instant::now();
+    if d.seen.iter().any(&mut pred) {
+        return Some(std::time::Duration::ZERO);
+    }
+    while started.elapsed() < limit {
+        let step = std::time::Duration::from_secs(5).min(limit - started.elapsed());
+        if let Ok(event) = tokio::time::timeout(step, d.next_event()).await
+            && pred(&event)
+        {
+            return Some(started.elapsed());
+        }
+    }
+    None
+}
+
+/// Benchmark baseline, run by `scripts/bench/recovery.sh` (ignored otherwise: minutes long).
+/// A deaf server with bridgekeeper's own checks off, which leaves what the old `bridge.js`
+/// relies on: Baileys 7.0.0-rc13's keepalive at its default (30 s, the socket is ended once
+/// nothing has come back for 35 s) and a reconnect whenever the socket closes.
+#[tokio::test]
+#[ignore = "benchmark baseline, minutes long: scripts/bench/recovery.sh runs it"]
+async fn baseline_deaf_server_with_only_the_baileys_keepalive() {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    const FREEZE: std::time::Duration = std::time::Duration::from_secs(90);
+    let mut s = Stack::start(
+        "policy: {mode: bot, dm_policy: open}\nliveness: {ping_interval_ms: 0, silence_ms: 0, transport_inactive_ms: 0}",
+    )
+    .await;
+    s.server.inject_dm(FRIEND, "before");
+    s.inbound_text("before").await;
+    let server = Pid::from_raw(s.server.pid() as i32);
+    kill(server, Signal::SIGSTOP).unwrap();
+    let closed = event_within(&mut s.d, FREEZE, |e| {
+        matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Closed)
+    })
+    .await;
+    if let Some(after) = closed {
+        tokio::time::sleep(FREEZE.saturating_sub(after)).await;
+    }
+    kill(server, Signal::SIGCONT).unwrap();
+    // Only an open after the resume counts (the server could not open anything while frozen).
+    s.d.seen.clear();
+    let open_again = event_within(&mut s.d, std::time::Duration::from_secs(300), |e| {
+        matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open)
+    })
+    .await;
+    let show = |d: Option<std::time::Duration>| {
+        d.map_or("never".to_owned(), |d| format!("{:.3}s", d.as_secs_f64()))
+    };
+    eprintln!(
+        "baseline deaf server: socket closed by Baileys {} into the freeze; open again {} after it came back",
+        show(closed),
+        show(open_again)
+    );
+    s.d.stop().await;
+}
+
+/// Benchmark baseline, run by `scripts/bench/recovery.sh`: a frozen connector with the ping
+/// off. Nothing else watches a process that is alive but stuck (Hermes 0.19.0's adapter only
+/// notices the bridge's exit), so this measures how long it stays stuck: the whole window.
+#[tokio::test]
+#[ignore = "benchmark baseline, minutes long: scripts/bench/recovery.sh runs it"]
+async fn baseline_frozen_node_bridge_without_the_ping() {
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+    let mut s = Stack::start(
+        "policy: {mode: bot, dm_policy: open}\nliveness: {ping_interval_ms: 0, silence_ms: 0, transport_inactive_ms: 0}",
+    )
+    .await;
+    let pid = s.d.status().await.connectors[0]
+        .pid
+        .expect("node-bridge pid");
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    s.server.inject_dm(FRIEND, "while frozen");
+    let arrived = event_within(&mut s.d, WINDOW, |e| {
+        matches!(e, GatewayEvent::Inbound { message, .. } if message.text.as_deref() == Some("while frozen"))
+    })
+    .await;
+    let restarts = s.d.status().await.connectors[0].restarts;
+    let _ = nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGKILL);
+    eprintln!(
+        "baseline frozen node-bridge: {} within {}s, {restarts} restarts",
+        if arrived.is_some() {
+            "recovered"
+        } else {
+            "not recovered"
+        },
+        WINDOW.as_secs()
+    );
+    s.d.stop().await;
+}

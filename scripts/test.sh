@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting and lints, the Rust unit, protocol and integration tests, and the
 # node-bridge tests when that package exists. Installs what it needs (crates via cargo, Node
-# packages via `npm ci`).
+# packages via `npm ci`, the real Hermes relay client via pip into target/hermes-venv, reused
+# while tests/hermes-requirements.txt is unchanged).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +11,14 @@ cargo clippy --locked --all-targets -- -D warnings
 
 if [ -f node-bridge/package-lock.json ]; then
   (cd node-bridge && npm ci --no-audit --no-fund && npm test)
+fi
+
+venv=target/hermes-venv
+if ! cmp -s tests/hermes-requirements.txt "$venv/installed-requirements.txt" 2>/dev/null; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r tests/hermes-requirements.txt
+  cp tests/hermes-requirements.txt "$venv/installed-requirements.txt"
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

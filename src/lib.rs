@@ -13,5 +13,6 @@ pub mod legacy;
 pub mod pairing;
 pub mod policy;
 pub mod record;
+pub mod relay;
 pub mod supervisor;
 pub mod util;

@@ -11,6 +11,7 @@ mod liveness;
 mod logs;
 mod pacing;
 mod policy;
+mod relay;
 mod supervisor;
 mod support;
 mod whatsapp;

@@ -85,6 +85,18 @@ struct RawConfig {
     gateway: RawGateway,
     #[serde(default)]
     connectors: Vec<RawConnector>,
+    relay: Option<RawRelay>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRelay {
+    listen: Option<String>,
+    secret_file: Option<PathBuf>,
+    insecure_no_auth: Option<bool>,
+    buffer: Option<usize>,
+    ack_timeout_ms: Option<u64>,
+    max_frame_bytes: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -204,6 +216,51 @@ pub struct SupervisorConfig {
     pub log: LogConfig,
     pub gateway: GatewayConfig,
     pub connectors: Vec<ConnectorConfig>,
+    /// The Hermes relay endpoint (`relay:` in the file, or `run --relay ADDR`).
+    pub relay: Option<RelayConfig>,
+}
+
+/// Where and how the relay endpoint listens (README, "Hermes relay").
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    pub listen: std::net::SocketAddr,
+    /// A file holding the shared secret (0600), instead of `GATEWAY_RELAY_SECRET`.
+    pub secret_file: Option<PathBuf>,
+    /// Serve without checking tokens: only on a loopback address.
+    pub insecure_no_auth: bool,
+    /// Delivered messages kept until a gateway acks them.
+    pub buffer: usize,
+    /// An unacked message is sent again after this long.
+    pub ack_timeout: Duration,
+    pub max_frame_bytes: usize,
+}
+
+impl RelayConfig {
+    pub const DEFAULT_BUFFER: usize = 10_000;
+    pub const DEFAULT_ACK_TIMEOUT: Duration = Duration::from_secs(30);
+    pub const DEFAULT_MAX_FRAME_BYTES: usize = 1 << 20;
+
+    pub fn new(listen: std::net::SocketAddr) -> Self {
+        Self {
+            listen,
+            secret_file: None,
+            insecure_no_auth: false,
+            buffer: Self::DEFAULT_BUFFER,
+            ack_timeout: Self::DEFAULT_ACK_TIMEOUT,
+            max_frame_bytes: Self::DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+
+    /// A contradiction that must stop the start: no token check on a reachable address.
+    pub fn check(&self) -> Result<(), String> {
+        if self.insecure_no_auth && !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "relay.insecure_no_auth is only allowed on a loopback address, not {}",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -762,8 +819,33 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
         }
     }
 
+    let relay = raw.relay.and_then(|r| {
+        let listen = r.listen.as_deref().unwrap_or("127.0.0.1:8790");
+        let Ok(addr) = listen.parse() else {
+            problem(
+                "relay.listen".into(),
+                format!("{listen:?} is not an address like 127.0.0.1:8790"),
+            );
+            return None;
+        };
+        let mut c = RelayConfig::new(addr);
+        c.secret_file = r.secret_file.map(|p| expand(base, p));
+        c.insecure_no_auth = r.insecure_no_auth.unwrap_or(false);
+        c.buffer = r.buffer.unwrap_or(c.buffer);
+        c.ack_timeout = r.ack_timeout_ms.map_or(c.ack_timeout, ms);
+        c.max_frame_bytes = r.max_frame_bytes.unwrap_or(c.max_frame_bytes);
+        if c.buffer == 0 {
+            problem("relay.buffer".into(), "must be at least 1".into());
+        }
+        if let Err(e) = c.check() {
+            problem("relay.insecure_no_auth".into(), e);
+        }
+        Some(c)
+    });
+
     if problems.is_empty() {
         Ok(SupervisorConfig {
+            relay,
             path: path.to_owned(),
             hermes_home: raw
                 .hermes_home

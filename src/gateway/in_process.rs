@@ -32,11 +32,89 @@ pub enum CallError {
     Encode,
 }
 
-pub struct GatewayClient {
-    connector: String,
+/// Requests written to a daemon's gateway link, each waiting for its one result.
+pub struct Requests {
     writer: tokio::sync::Mutex<Box<dyn AsyncWrite + Send + Unpin>>,
     pending: Mutex<HashMap<String, oneshot::Sender<CommandResult>>>,
     next_id: AtomicU64,
+    /// Starts every id, so this client's results are told from another's on a shared link.
+    prefix: &'static str,
+}
+
+impl Requests {
+    pub fn new(prefix: &'static str, writer: impl AsyncWrite + Send + Unpin + 'static) -> Self {
+        Self {
+            writer: tokio::sync::Mutex::new(Box::new(writer)),
+            pending: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+            prefix,
+        }
+    }
+
+    /// Sends a command to `connector` and waits for its one result.
+    pub async fn call(
+        &self,
+        connector: &str,
+        command: GatewayCommand,
+        timeout: Duration,
+    ) -> Result<CommandResult, CallError> {
+        let id = format!(
+            "{}{}",
+            self.prefix,
+            self.next_id.fetch_add(1, Ordering::Relaxed)
+        );
+        let (tx, rx) = oneshot::channel();
+        lock(&self.pending).insert(id.clone(), tx);
+        let request = GatewayRequest {
+            id: id.clone(),
+            connector: Some(connector.to_owned()),
+            // The daemon answers with its own timeout error just before ours would fire.
+            timeout_ms: Some(timeout.saturating_sub(Duration::from_secs(1)).as_millis() as u64),
+            command,
+        };
+        let Ok(line) = encode_line(&request, usize::MAX) else {
+            lock(&self.pending).remove(&id);
+            return Err(CallError::Encode);
+        };
+        if self.write_line(&line).await.is_err() {
+            lock(&self.pending).remove(&id);
+            return Err(CallError::Closed);
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => Ok(result),
+            Ok(Err(_)) => Err(CallError::Closed),
+            Err(_) => {
+                lock(&self.pending).remove(&id);
+                Err(CallError::Timeout(timeout))
+            }
+        }
+    }
+
+    /// Writes one whole line (a request of another client sharing the link, too).
+    pub async fn write_line(&self, line: &[u8]) -> std::io::Result<()> {
+        self.writer.lock().await.write_all(line).await
+    }
+
+    /// Hands a result to its waiting caller. False: not one of ours.
+    pub fn resolve(&self, result: &CommandResult) -> bool {
+        if !result.id.starts_with(self.prefix) {
+            return false;
+        }
+        if let Some(tx) = lock(&self.pending).remove(&result.id) {
+            let _ = tx.send(result.clone());
+        }
+        true
+    }
+
+    /// The link closed: every waiting caller sees it.
+    pub fn close(&self) {
+        lock(&self.pending).clear();
+    }
+}
+
+pub struct GatewayClient {
+    connector: String,
+    requests: Requests,
     /// Delivered messages waiting for the embedding gateway to take them (`GET /messages`).
     inbox: Mutex<VecDeque<InboundMessage>>,
     inbox_capacity: usize,
@@ -64,9 +142,7 @@ impl GatewayClient {
     ) -> Self {
         Self {
             connector: connector.to_owned(),
-            writer: tokio::sync::Mutex::new(Box::new(writer)),
-            pending: Mutex::new(HashMap::new()),
-            next_id: AtomicU64::new(1),
+            requests: Requests::new("h", writer),
             inbox: Mutex::new(VecDeque::new()),
             inbox_capacity: inbox_capacity.max(1),
             dropped: AtomicU64::new(0),
@@ -151,33 +227,14 @@ impl GatewayClient {
         command: GatewayCommand,
         timeout: Duration,
     ) -> Result<CommandResult, CallError> {
-        let id = format!("h{}", self.next_id.fetch_add(1, Ordering::Relaxed));
-        let (tx, rx) = oneshot::channel();
-        lock(&self.pending).insert(id.clone(), tx);
-        let request = GatewayRequest {
-            id: id.clone(),
-            connector: Some(self.connector.clone()),
-            // The daemon answers with its own timeout error just before ours would fire.
-            timeout_ms: Some(timeout.saturating_sub(Duration::from_secs(1)).as_millis() as u64),
-            command,
-        };
         let is_send = matches!(
-            request.command,
+            command,
             GatewayCommand::SendText(_)
                 | GatewayCommand::SendMedia(_)
                 | GatewayCommand::SendPoll(_)
                 | GatewayCommand::SendLocation(_)
         );
-        let Ok(line) = encode_line(&request, usize::MAX) else {
-            lock(&self.pending).remove(&id);
-            return Err(CallError::Encode);
-        };
-        let written = self.writer.lock().await.write_all(&line).await;
-        if written.is_err() {
-            lock(&self.pending).remove(&id);
-            return Err(CallError::Closed);
-        }
-        let answer = self.wait_result(&id, timeout, rx).await;
+        let answer = self.requests.call(&self.connector, command, timeout).await;
         if is_send {
             match &answer {
                 Ok(r) if r.ok => self.sends.accepted.fetch_add(1, Ordering::Relaxed),
@@ -185,22 +242,6 @@ impl GatewayClient {
             };
         }
         answer
-    }
-
-    async fn wait_result(
-        &self,
-        id: &str,
-        timeout: Duration,
-        rx: oneshot::Receiver<CommandResult>,
-    ) -> Result<CommandResult, CallError> {
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => Ok(result),
-            Ok(Err(_)) => Err(CallError::Closed),
-            Err(_) => {
-                lock(&self.pending).remove(id);
-                Err(CallError::Timeout(timeout))
-            }
-        }
     }
 
     /// Reads the daemon's events until the link closes.
@@ -212,15 +253,13 @@ impl GatewayClient {
             let _ = self.events.send(event);
         }
         self.connected.store(false, Ordering::Relaxed);
-        lock(&self.pending).clear(); // waiting callers see the link closed
+        self.requests.close();
     }
 
     fn on_event(&self, event: &GatewayEvent) {
         match event {
             GatewayEvent::Result(result) => {
-                if let Some(tx) = lock(&self.pending).remove(&result.id) {
-                    let _ = tx.send(result.clone());
-                }
+                self.requests.resolve(result);
             }
             GatewayEvent::Inbound { message, .. } => {
                 let mut inbox = lock(&self.inbox);

@@ -25,6 +25,8 @@ pub enum FailReason {
     TooLong,
     /// Answered to a `GET /messages` whose client neither acknowledged nor refused it.
     HttpUnconfirmed,
+    /// The relay buffer was full (no gateway acked for a long time).
+    RelayBufferFull,
 }
 
 impl FailReason {
@@ -37,6 +39,7 @@ impl FailReason {
             Self::HttpQueueFull => "http_queue_full",
             Self::TooLong => "too_long",
             Self::HttpUnconfirmed => "http_unconfirmed",
+            Self::RelayBufferFull => "relay_buffer_full",
         }
     }
 }

@@ -43,6 +43,9 @@ pub enum AlertCode {
     HttpQueueFull,
     HttpDeliveryUnknown,
     SendsUnconfirmed,
+    RelayBufferFull,
+    RelayBufferCorrupt,
+    RelayInsecure,
 }
 
 impl AlertCode {
@@ -60,6 +63,9 @@ impl AlertCode {
             Self::HttpQueueFull => "http_queue_full",
             Self::HttpDeliveryUnknown => "http_delivery_unknown",
             Self::SendsUnconfirmed => "sends_unconfirmed",
+            Self::RelayBufferFull => "relay_buffer_full",
+            Self::RelayBufferCorrupt => "relay_buffer_corrupt",
+            Self::RelayInsecure => "relay_insecure",
         }
     }
 }
@@ -243,6 +249,36 @@ pub enum Event<'a> {
         method: &'a str,
         path: &'a str,
         refused: u64,
+    },
+    /// The Hermes relay endpoint is serving.
+    RelayListening {
+        address: String,
+        auth: bool,
+        /// Messages still waiting for an ack from before the start.
+        buffered: usize,
+    },
+    /// A relay gateway connected, took a platform, or went away.
+    RelayGateway {
+        change: &'static str,
+        gateway: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        platform: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+    },
+    /// A relay upgrade or policy request refused (at most once a minute; `refused` counts all).
+    RelayRefused {
+        reason: &'static str,
+        refused: u64,
+    },
+    /// A frame the relay could not take (answered with an `error` frame).
+    RelayFrameError {
+        gateway: &'a str,
+        code: &'static str,
+    },
+    /// A gateway's `interrupt` (acknowledged; bridgekeeper has no turn to stop).
+    RelayInterrupt {
+        gateway: &'a str,
     },
     /// An alert could not be queued for an operator target.
     AlertUndeliverable {

@@ -339,3 +339,15 @@ impl Drop for TestDaemon {
         self.shutdown.cancel();
     }
 }
+
+/// `wait_for` for tests without a runtime (the relay tests drive processes).
+pub fn wait_blocking(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,401 @@
+//! The relay's frames (Hermes `gateway/relay/ws_transport.py`, contract version 1): JSON
+//! objects, each ending in a newline, inside WebSocket text messages. Pure conversions between
+//! those frames and the gateway link's types; no I/O.
+
+use bridge_protocol::gateway::GatewayCommand;
+use bridge_protocol::message::{
+    ChatInfo, EditText, InboundMessage, MediaKind, ReadReceipt, SendMedia, SendText, Typing,
+    TypingState,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// What a gateway may send.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum GatewayFrame {
+    Hello {
+        platform: String,
+        #[serde(rename = "botId", default)]
+        bot_id: Option<String>,
+    },
+    Outbound {
+        #[serde(rename = "requestId")]
+        request_id: String,
+        action: Value,
+        #[serde(default)]
+        platform: Option<String>,
+    },
+    InboundAck {
+        #[serde(rename = "bufferId")]
+        buffer_id: String,
+    },
+    GoingIdle,
+    Interrupt {
+        #[serde(default)]
+        session_key: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+}
+
+/// A frame that could not be taken, answered with an `error` frame (the socket stays open).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    #[error("the frame is not a JSON object: {0}")]
+    NotJson(String),
+    #[error("unknown frame type {0:?}")]
+    UnknownType(String),
+    #[error("the frame has no \"type\"")]
+    NoType,
+    #[error("a {kind} frame is missing or mistypes a field: {detail}")]
+    BadFields { kind: String, detail: String },
+}
+
+impl FrameError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotJson(_) => "invalid_frame",
+            Self::UnknownType(_) => "unknown_type",
+            Self::NoType => "invalid_frame",
+            Self::BadFields { .. } => "invalid_frame",
+        }
+    }
+}
+
+const KNOWN: [&str; 5] = [
+    "hello",
+    "outbound",
+    "inbound_ack",
+    "going_idle",
+    "interrupt",
+];
+
+/// Parses one line. The error keeps the `requestId` when the frame had one, so a malformed
+/// `outbound` still gets its one `outbound_result`.
+pub fn parse(line: &str) -> Result<GatewayFrame, (FrameError, Option<String>)> {
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| (FrameError::NotJson(e.to_string()), None))?;
+    let Value::Object(map) = &value else {
+        return Err((FrameError::NotJson("not an object".into()), None));
+    };
+    let request_id = map
+        .get("requestId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let kind = match map.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        _ => return Err((FrameError::NoType, request_id)),
+    };
+    if !KNOWN.contains(&kind.as_str()) {
+        return Err((FrameError::UnknownType(kind), request_id));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        (
+            FrameError::BadFields {
+                kind,
+                detail: e.to_string(),
+            },
+            request_id,
+        )
+    })
+}
+
+/// Ends a frame: the client reads only newline-terminated lines.
+pub fn line(frame: &Value) -> String {
+    let mut s = frame.to_string();
+    s.push('\n');
+    s
+}
+
+pub fn error_frame(code: &str, message: &str, request_id: Option<&str>) -> Value {
+    let mut frame = json!({"type": "error", "code": code, "message": message});
+    if let Some(id) = request_id {
+        frame["requestId"] = json!(id);
+    }
+    frame
+}
+
+pub fn outbound_result(request_id: &str, result: Value) -> Value {
+    json!({"type": "outbound_result", "requestId": request_id, "result": result})
+}
+
+pub fn failure(error: &str) -> Value {
+    json!({"success": false, "error": error})
+}
+
+/// What a platform can do, told to the gateway at the handshake. All nine required fields are
+/// always present: Hermes drops a descriptor that lacks one and redials without a word.
+pub fn descriptor(platform: &str) -> Option<Value> {
+    let (label, max, edit, dialect, unit) = match platform {
+        "whatsapp" => ("WhatsApp", 4096, true, "whatsapp", "chars"),
+        _ => return None,
+    };
+    Some(json!({
+        "type": "descriptor",
+        "descriptor": {
+            "contract_version": CONTRACT_VERSION,
+            "platform": platform,
+            "label": label,
+            "max_message_length": max,
+            "supports_draft_streaming": false,
+            "supports_edit": edit,
+            "supports_threads": false,
+            "markdown_dialect": dialect,
+            "len_unit": unit,
+            "pii_safe": false,
+        }
+    }))
+}
+
+/// A delivered message as Hermes' `MessageEvent` wire form (`_event_from_wire`).
+pub fn inbound_event(platform: &str, m: &InboundMessage) -> Value {
+    let message_type = match m.media.as_ref().map(|x| x.kind) {
+        Some(MediaKind::Image) => "photo",
+        Some(MediaKind::Video | MediaKind::Gif) => "video",
+        Some(MediaKind::Audio) => "audio",
+        Some(MediaKind::Voice) => "voice",
+        Some(MediaKind::Document) => "document",
+        Some(MediaKind::Sticker) => "sticker",
+        Some(MediaKind::Location) => "location",
+        _ if m.text.as_deref().is_some_and(|t| t.starts_with('/')) => "command",
+        _ => "text",
+    };
+    let media_urls: Vec<&str> = m.media.iter().filter_map(|x| x.path.as_deref()).collect();
+    // In a direct chat the chat is the sender, so the sender's other identity is the chat's.
+    let chat_alt = if m.is_group {
+        None
+    } else {
+        m.sender_alt.as_deref()
+    };
+    let mut event = json!({
+        "text": m.text.as_deref().unwrap_or_default(),
+        "message_type": message_type,
+        "message_id": m.id,
+        "media_urls": media_urls,
+        "source": {
+            "platform": platform,
+            "chat_id": m.chat,
+            "chat_type": if m.is_group { "group" } else { "dm" },
+            "user_id": m.sender,
+            "user_name": m.push_name,
+            "user_id_alt": m.sender_alt,
+            "chat_id_alt": chat_alt,
+            "message_id": m.id,
+        },
+    });
+    if let Some(q) = &m.quoted {
+        event["reply_to_message_id"] = json!(q.id);
+        if let Some(text) = &q.text {
+            event["reply_to_text"] = json!(text);
+        }
+    }
+    if let Some(error) = m.media.as_ref().and_then(|x| x.download_error.as_deref()) {
+        event["media_error"] = json!(error);
+    }
+    event
+}
+
+/// An outbound action, as a command for the connector, or the reason it is not one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Command(GatewayCommand),
+    /// The op is known to Hermes but this connector cannot do it.
+    Unsupported(String),
+    Invalid(String),
+}
+
+/// Maps `action` (`{op, chat_id, …}`) onto the gateway link's commands.
+pub fn action(action: &Value) -> Action {
+    let op = action.get("op").and_then(Value::as_str).unwrap_or_default();
+    let s = |k: &str| action.get(k).and_then(Value::as_str).map(str::to_owned);
+    let Some(chat) = s("chat_id").filter(|c| !c.is_empty()) else {
+        return Action::Invalid(format!("op {op:?} without chat_id"));
+    };
+    let content = s("content").or_else(|| s("text"));
+    let command = match op {
+        "send" => match content {
+            Some(text) if !text.is_empty() => GatewayCommand::SendText(SendText {
+                chat,
+                text,
+                reply_to: s("reply_to").filter(|r| !r.is_empty()),
+            }),
+            _ => return Action::Invalid("send without content".into()),
+        },
+        "get_chat_info" => GatewayCommand::ChatInfo(ChatInfo { chat }),
+        "typing" => GatewayCommand::Typing(Typing {
+            chat,
+            state: TypingState::default(),
+        }),
+        "edit" => match (s("message_id"), content) {
+            (Some(message_id), Some(text)) => GatewayCommand::Edit(EditText {
+                chat,
+                message_id,
+                text,
+            }),
+            _ => return Action::Invalid("edit needs message_id and content".into()),
+        },
+        "read" => match s("message_id") {
+            Some(id) => GatewayCommand::Read(ReadReceipt {
+                chat,
+                message_ids: vec![id],
+                participant: None,
+            }),
+            None => return Action::Invalid("read needs message_id".into()),
+        },
+        "send_media" => {
+            let Some(path) = s("path").or_else(|| s("file_path")) else {
+                return Action::Invalid("send_media needs path".into());
+            };
+            let kind = match s("media_type").as_deref().unwrap_or("document") {
+                "image" | "photo" => MediaKind::Image,
+                "video" => MediaKind::Video,
+                "audio" => MediaKind::Audio,
+                "voice" => MediaKind::Voice,
+                _ => MediaKind::Document,
+            };
+            GatewayCommand::SendMedia(SendMedia {
+                chat,
+                path,
+                kind,
+                caption: s("caption").or(content),
+                file_name: s("file_name"),
+                mime: None,
+            })
+        }
+        other => return Action::Unsupported(other.to_owned()),
+    };
+    Action::Command(command)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_gateway_frame_parses() {
+        assert_eq!(
+            parse(r#"{"type":"hello","platform":"whatsapp","botId":"b"}"#).unwrap(),
+            GatewayFrame::Hello {
+                platform: "whatsapp".into(),
+                bot_id: Some("b".into())
+            }
+        );
+        assert!(matches!(
+            parse(r#"{"type":"outbound","requestId":"r1","action":{"op":"send"}}"#).unwrap(),
+            GatewayFrame::Outbound { request_id, .. } if request_id == "r1"
+        ));
+        assert_eq!(
+            parse(r#"{"type":"inbound_ack","bufferId":"x"}"#).unwrap(),
+            GatewayFrame::InboundAck {
+                buffer_id: "x".into()
+            }
+        );
+        assert_eq!(
+            parse(r#"{"type":"going_idle"}"#).unwrap(),
+            GatewayFrame::GoingIdle
+        );
+        assert!(matches!(
+            parse(r#"{"type":"interrupt","session_key":"k","reason":null}"#).unwrap(),
+            GatewayFrame::Interrupt { .. }
+        ));
+    }
+
+    #[test]
+    fn bad_frames_get_typed_errors_that_keep_the_request_id() {
+        let cases = [
+            ("{", "invalid_frame", None),
+            ("[1]", "invalid_frame", None),
+            (r#"{"platform":"x"}"#, "invalid_frame", None),
+            (
+                r#"{"type":"teleport","requestId":"r9"}"#,
+                "unknown_type",
+                Some("r9"),
+            ),
+            (
+                r#"{"type":"outbound","requestId":"r2"}"#,
+                "invalid_frame",
+                Some("r2"),
+            ),
+            (r#"{"type":"hello"}"#, "invalid_frame", None),
+            (
+                r#"{"type":"inbound_ack","bufferId":7}"#,
+                "invalid_frame",
+                None,
+            ),
+        ];
+        for (line, code, id) in cases {
+            let (e, rid) = parse(line).unwrap_err();
+            assert_eq!((e.code(), rid.as_deref()), (code, id), "{line}");
+        }
+    }
+
+    #[test]
+    fn the_whatsapp_descriptor_has_every_required_field() {
+        let d = descriptor("whatsapp").unwrap();
+        for key in [
+            "contract_version",
+            "platform",
+            "label",
+            "max_message_length",
+            "supports_draft_streaming",
+            "supports_edit",
+            "supports_threads",
+            "markdown_dialect",
+            "len_unit",
+        ] {
+            assert!(d["descriptor"].get(key).is_some(), "{key}");
+        }
+        assert_eq!(d["descriptor"]["max_message_length"], 4096);
+        assert!(descriptor("irc").is_none());
+        assert!(line(&d).ends_with("}\n"));
+    }
+
+    #[test]
+    fn a_lid_sender_carries_its_phone_as_the_alt_id() {
+        let m: InboundMessage = serde_json::from_value(json!({
+            "id": "M1", "chat": "123@lid", "sender": "123@lid",
+            "sender_alt": "15551234567@s.whatsapp.net", "push_name": "Ann",
+            "text": "hi", "quoted": {"id": "Q1", "text": "before"}, "timestamp": 1
+        }))
+        .unwrap();
+        let e = inbound_event("whatsapp", &m);
+        assert_eq!(e["source"]["user_id_alt"], "15551234567@s.whatsapp.net");
+        assert_eq!(e["source"]["chat_id_alt"], "15551234567@s.whatsapp.net");
+        assert_eq!(e["source"]["chat_type"], "dm");
+        assert_eq!(e["reply_to_message_id"], "Q1");
+        assert_eq!(e["message_type"], "text");
+        assert_eq!(e["media_urls"], json!([]));
+    }
+
+    #[test]
+    fn ops_map_to_commands_or_say_why_not() {
+        let send =
+            action(&json!({"op": "send", "chat_id": "c", "content": "hi", "reply_to": null}));
+        assert!(
+            matches!(send, Action::Command(GatewayCommand::SendText(ref t)) if t.text == "hi" && t.reply_to.is_none())
+        );
+        assert!(matches!(
+            action(&json!({"op": "get_chat_info", "chat_id": "c"})),
+            Action::Command(GatewayCommand::ChatInfo(_))
+        ));
+        assert_eq!(
+            action(&json!({"op": "react", "chat_id": "c"})),
+            Action::Unsupported("react".into())
+        );
+        assert_eq!(
+            action(&json!({"op": "follow_up", "chat_id": "c"})),
+            Action::Unsupported("follow_up".into())
+        );
+        assert!(matches!(
+            action(&json!({"op": "send", "chat_id": "c"})),
+            Action::Invalid(_)
+        ));
+        assert!(matches!(
+            action(&json!({"op": "send", "content": "x"})),
+            Action::Invalid(_)
+        ));
+    }
+}

@@ -1,0 +1,762 @@
+//! The Hermes relay endpoint: an unmodified Hermes gateway (`GATEWAY_RELAY_URL`) dials
+//! `GET /relay`, says `hello` per platform, and exchanges newline-terminated JSON frames
+//! (`frames.rs`). Every access decision stays in the supervisor: the relay only ever sees what
+//! the policy delivered, kept in a durable buffer (`buffer.rs`) until the gateway acks it.
+//!
+//! Data flow: daemon gateway link → `DaemonLink::pump` → `Hub::offer` (buffer, then the owning
+//! session's socket); socket → `session` → `Hub` (acks, hellos) or `Requests::call` (outbound
+//! ops, one `outbound_result` each).
+
+pub mod auth;
+pub mod buffer;
+pub mod frames;
+pub mod hub;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bridge_protocol::JsonLinesCodec;
+use bridge_protocol::gateway::GatewayEvent;
+use bridge_protocol::message::CommandResult;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::codec::FramedRead;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RelayConfig;
+use crate::gateway::in_process::{CallError, Requests};
+use crate::record::log::{AlertCode, Event, EventLog};
+use auth::Secret;
+use hub::{HelloError, Hub, Out, close};
+
+/// Outbound ops answered within Hermes' 30 s wait, with a second to spare for the frame.
+const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(29);
+/// Outbound ops in flight per connection; beyond it an op is answered `busy` at once.
+const MAX_OUTBOUND_IN_FLIGHT: usize = 64;
+/// How often the secret sources are read again (a removed secret closes its sockets, 4401).
+const SECRET_RECHECK: Duration = Duration::from_secs(5);
+const INSECURE_WARNING_EVERY: Duration = Duration::from_secs(60);
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// Where the shared secret comes from, read again every few seconds.
+#[derive(Debug, Clone)]
+pub struct SecretSources {
+    pub env: Option<Secret>,
+    pub dotenv: PathBuf,
+    pub file: Option<PathBuf>,
+    /// `GATEWAY_RELAY_ID`, when set: a token must name this gateway.
+    pub gateway_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("{0}: readable by others (mode {1:o}); chmod 600 it")]
+    Permissions(PathBuf, u32),
+    #[error("{0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error(
+        "the relay has no secret: set GATEWAY_RELAY_SECRET (environment or $HERMES_HOME/.env) or relay.secret_file, or relay.insecure_no_auth: true on a loopback address"
+    )]
+    None,
+}
+
+impl SecretSources {
+    pub fn from_env(hermes_home: &Path, file: Option<PathBuf>) -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self {
+            env: var("GATEWAY_RELAY_SECRET").and_then(Secret::new),
+            dotenv: hermes_home.join(".env"),
+            file,
+            gateway_id: var("GATEWAY_RELAY_ID").or_else(|| {
+                dotenv_value(&hermes_home.join(".env"), "GATEWAY_RELAY_ID")
+                    .ok()
+                    .flatten()
+            }),
+        }
+    }
+
+    /// Every secret configured now (blocking file reads: call off the async workers).
+    pub fn load(&self) -> Result<Vec<Secret>, SecretError> {
+        let mut secrets: Vec<Secret> = self.env.iter().cloned().collect();
+        if let Some(v) = dotenv_value(&self.dotenv, "GATEWAY_RELAY_SECRET")
+            .map_err(|e| SecretError::Read(self.dotenv.clone(), e))?
+            .and_then(Secret::new)
+        {
+            secrets.push(v);
+        }
+        if let Some(path) = &self.file {
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(path).map_err(|e| SecretError::Read(path.clone(), e))?;
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                return Err(SecretError::Permissions(path.clone(), mode));
+            }
+            let text =
+                std::fs::read_to_string(path).map_err(|e| SecretError::Read(path.clone(), e))?;
+            secrets.extend(Secret::new(text));
+        }
+        secrets.dedup();
+        Ok(secrets)
+    }
+}
+
+fn dotenv_value(path: &Path, key: &str) -> std::io::Result<Option<String>> {
+    let iter = match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter,
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    Ok(iter
+        .flatten()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .filter(|v| !v.trim().is_empty()))
+}
+
+struct Relay {
+    hub: Hub,
+    requests: Arc<Requests>,
+    /// `None`: `insecure_no_auth`.
+    secrets: Option<std::sync::Mutex<Vec<Secret>>>,
+    gateway_id: Option<String>,
+    max_frame_bytes: usize,
+    shutdown: CancellationToken,
+    refused: AtomicU64,
+    refusal_logged: std::sync::Mutex<Option<Instant>>,
+    policy_path: PathBuf,
+}
+
+/// Everything `serve` needs besides the listener.
+pub struct RelayParts {
+    pub config: RelayConfig,
+    pub sources: Option<SecretSources>,
+    pub state_dir: PathBuf,
+    pub connectors: Vec<(String, String)>,
+    pub log: EventLog,
+    pub requests: Arc<Requests>,
+}
+
+/// The relay, ready to serve: `events` is the daemon's gateway output, fed to `pump`.
+pub struct Running {
+    relay: Arc<Relay>,
+}
+
+impl Running {
+    /// Opens the buffer and loads the secret; errors stop the start.
+    pub fn start(parts: RelayParts, shutdown: CancellationToken) -> anyhow::Result<Self> {
+        use anyhow::Context;
+        parts.config.check().map_err(anyhow::Error::msg)?;
+        let secrets = match &parts.sources {
+            Some(sources) => {
+                let loaded = sources.load()?;
+                if loaded.is_empty() {
+                    return Err(SecretError::None.into());
+                }
+                Some(std::sync::Mutex::new(loaded))
+            }
+            None => None,
+        };
+        let (buffer, loaded) = buffer::RelayBuffer::open(&parts.state_dir, parts.config.buffer)
+            .context("cannot open the relay buffer")?;
+        let relay = Arc::new(Relay {
+            hub: Hub::new(
+                buffer,
+                &parts.connectors,
+                parts.log.clone(),
+                parts.config.ack_timeout,
+            ),
+            requests: parts.requests,
+            gateway_id: parts.sources.as_ref().and_then(|s| s.gateway_id.clone()),
+            secrets,
+            max_frame_bytes: parts.config.max_frame_bytes,
+            shutdown: shutdown.clone(),
+            refused: AtomicU64::new(0),
+            refusal_logged: std::sync::Mutex::new(None),
+            policy_path: parts.state_dir.join("relay-policy.json"),
+        });
+        if loaded.corrupt > 0 {
+            let text = format!(
+                "{} line(s) of the relay buffer could not be read; they are kept in {}.corrupt",
+                loaded.corrupt,
+                buffer::FILE_NAME
+            );
+            for (name, _) in parts.connectors.iter().take(1) {
+                relay.hub.alert(name, AlertCode::RelayBufferCorrupt, &text);
+            }
+        }
+        parts.log.emit(
+            None,
+            &Event::RelayListening {
+                address: parts.config.listen.to_string(),
+                auth: relay.secrets.is_some(),
+                buffered: loaded.waiting,
+            },
+        );
+        tokio::spawn(housekeeping(relay.clone(), parts.sources));
+        Ok(Self { relay })
+    }
+
+    pub fn status(&self) -> Value {
+        self.relay.hub.status()
+    }
+
+    /// Serves `GET /relay` and `POST /relay/policy` until shutdown.
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let app = axum::Router::new()
+            .route("/relay", get(upgrade))
+            .route("/relay/policy", post(policy))
+            .route("/relay/health", get(health))
+            .with_state(self.relay.clone());
+        axum::serve(listener, app)
+            .with_graceful_shutdown(self.relay.shutdown.clone().cancelled_owned())
+            .await
+    }
+
+    /// Reads the daemon's gateway output: delivered messages to the relay, results to their
+    /// callers, everything else to `stdio` (a gateway piped to us), if any.
+    pub async fn pump(
+        &self,
+        events: impl AsyncRead + Unpin,
+        mut stdio: Option<Box<dyn AsyncWrite + Send + Unpin>>,
+    ) {
+        let mut lines = FramedRead::new(events, JsonLinesCodec::<GatewayEvent>::new());
+        while let Some(Ok(item)) = lines.next().await {
+            let Ok(event) = item else { continue };
+            match &event {
+                GatewayEvent::Inbound { connector, message } => {
+                    self.relay.hub.offer(connector, message);
+                    continue;
+                }
+                GatewayEvent::Result(r) if self.relay.requests.resolve(r) => continue,
+                _ => {}
+            }
+            if let Some(out) = stdio.as_mut() {
+                let line = bridge_protocol::encode_line(&event, usize::MAX).unwrap_or_default();
+                if out.write_all(&line).await.is_err() || out.flush().await.is_err() {
+                    stdio = None;
+                }
+            }
+        }
+        self.relay.requests.close();
+    }
+}
+
+/// Forwards a piped gateway's requests (stdin) to the daemon, line by line. End of input only
+/// ends the forwarding: with the relay the daemon runs until SIGTERM/SIGINT.
+pub async fn forward_stdin(input: impl AsyncRead + Unpin, requests: Arc<Requests>, max: usize) {
+    let mut lines = tokio::io::BufReader::new(input).lines();
+    while let Ok(Some(mut line)) = lines.next_line().await {
+        if line.len() > max {
+            continue; // the daemon would refuse it anyway; it cannot be split back into lines
+        }
+        line.push('\n');
+        if requests.write_line(line.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn housekeeping(relay: Arc<Relay>, sources: Option<SecretSources>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut last_secret_check = Instant::now();
+    let mut last_insecure_warning: Option<Instant> = None;
+    loop {
+        tokio::select! {
+            _ = relay.shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        relay.hub.tick();
+        if relay.secrets.is_none()
+            && last_insecure_warning.is_none_or(|t| t.elapsed() >= INSECURE_WARNING_EVERY)
+        {
+            last_insecure_warning = Some(Instant::now());
+            relay.hub.log().emit(
+                None,
+                &Event::Alert {
+                    severity: bridge_protocol::gateway::Severity::Warning,
+                    code: AlertCode::RelayInsecure,
+                    message: "the relay accepts gateways without a token (relay.insecure_no_auth)",
+                },
+            );
+        }
+        if let (Some(sources), Some(current)) = (&sources, &relay.secrets)
+            && last_secret_check.elapsed() >= SECRET_RECHECK
+        {
+            last_secret_check = Instant::now();
+            let s = sources.clone();
+            // A file that cannot be read keeps the secrets we have: a typo must not cut off
+            // every gateway. An emptied source is a revocation.
+            if let Ok(Ok(fresh)) = tokio::task::spawn_blocking(move || s.load()).await {
+                let prints: Vec<[u8; 32]> = fresh.iter().map(Secret::fingerprint).collect();
+                *current.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+                for tx in relay.hub.revoked(&prints) {
+                    let _ = tx
+                        .send(Out::Close(close::REVOKED, "relay secret revoked".into()))
+                        .await;
+                }
+            }
+        }
+    }
+}
+
+/// A refused request: its status and a JSON body naming the reason.
+struct Refusal(StatusCode, &'static str, String);
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        let body = json!({"error": self.1, "message": self.2});
+        (self.0, axum::Json(body)).into_response()
+    }
+}
+
+impl Relay {
+    fn refuse(&self, status: StatusCode, reason: &'static str, message: &str) -> Refusal {
+        let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut last = self
+            .refusal_logged
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= REFUSAL_LOG_EVERY) {
+            *last = Some(Instant::now());
+            self.hub
+                .log()
+                .emit(None, &Event::RelayRefused { reason, refused });
+        }
+        Refusal(status, reason, message.to_owned())
+    }
+
+    /// The checks every request passes: no browser, a valid token naming the right gateway.
+    fn admit(&self, headers: &HeaderMap) -> Result<(String, Option<[u8; 32]>), Refusal> {
+        // A web page can open a WebSocket to loopback, and CORS does not stop it; Hermes never
+        // sends an Origin.
+        if headers.contains_key(header::ORIGIN) {
+            return Err(self.refuse(
+                StatusCode::FORBIDDEN,
+                "browser_origin",
+                "requests carrying an Origin header (from a web page) are refused",
+            ));
+        }
+        let Some(secrets) = &self.secrets else {
+            return Ok(("unauthenticated".into(), None));
+        };
+        let header = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let secrets = secrets.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs();
+        let verified = auth::bearer(header).and_then(|t| auth::verify(t, &secrets, now));
+        match verified {
+            Err(e) => Err(self.refuse(StatusCode::UNAUTHORIZED, e.code(), &e.to_string())),
+            Ok(v)
+                if self
+                    .gateway_id
+                    .as_ref()
+                    .is_some_and(|id| *id != v.gateway_id) =>
+            {
+                Err(self.refuse(
+                    StatusCode::UNAUTHORIZED,
+                    "unknown_gateway",
+                    "the token names another gateway than GATEWAY_RELAY_ID",
+                ))
+            }
+            Ok(v) => Ok((v.gateway_id, Some(v.secret))),
+        }
+    }
+}
+
+async fn upgrade(State(relay): State<Arc<Relay>>, request: Request) -> Response {
+    let (mut parts, _body) = request.into_parts();
+    let (gateway, secret) = match relay.admit(&parts.headers) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let max = relay.max_frame_bytes;
+    ws.max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| session(relay, socket, gateway, secret))
+}
+
+use axum::extract::FromRequestParts;
+
+async fn health(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = relay.admit(&headers) {
+        return refusal.into_response();
+    }
+    axum::Json(relay.hub.status()).into_response()
+}
+
+/// `POST /relay/policy`: the gateway's relevance settings, stored and answered 200. What they
+/// would change is reported; bridgekeeper's own policy settings stay what decides.
+async fn policy(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: String) -> Response {
+    let (gateway, _) = match relay.admit(&headers) {
+        Ok(admitted) => admitted,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let json_body = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !json_body {
+        return relay
+            .refuse(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "not_json",
+                "the policy must be sent as application/json",
+            )
+            .into_response();
+    }
+    let Ok(Value::Object(mut policy)) = serde_json::from_str::<Value>(&body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            axum::Json(
+                json!({"error": "invalid_policy", "message": "the body is not a JSON object"}),
+            ),
+        )
+            .into_response();
+    };
+    policy.insert("gateway".into(), json!(gateway));
+    let path = relay.policy_path.clone();
+    let data = serde_json::to_vec_pretty(&policy).unwrap_or_default();
+    let stored =
+        tokio::task::spawn_blocking(move || crate::util::fs::write_atomic(&path, &data)).await;
+    match stored {
+        Ok(Ok(())) => axum::Json(json!({"ok": true, "applied": false,
+            "note": "stored; bridgekeeper's own settings (require_mention, allowlists) decide delivery"}))
+        .into_response(),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(json!({"error": "store_failed", "message": "the policy could not be stored"})),
+        )
+            .into_response(),
+    }
+}
+
+/// One gateway connection, from the upgrade to the close.
+async fn session(relay: Arc<Relay>, socket: WebSocket, gateway: String, secret: Option<[u8; 32]>) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Out>(512);
+    let id = relay.hub.register(&gateway, tx.clone(), secret);
+    relay.hub.log().emit(
+        None,
+        &Event::RelayGateway {
+            change: "connected",
+            gateway: &gateway,
+            platform: None,
+            reason: None,
+        },
+    );
+    let writer = tokio::spawn(async move {
+        while let Some(out) = rx.recv().await {
+            let sent = match out {
+                Out::Frame(text) => sink.send(Message::Text(text.into())).await,
+                Out::Close(code, reason) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
+                    let _ = sink.send(Message::Close(Some(frame))).await;
+                    break;
+                }
+            };
+            if sent.is_err() {
+                break;
+            }
+        }
+    });
+    let outbound = Arc::new(Semaphore::new(MAX_OUTBOUND_IN_FLIGHT));
+    let mut pending = String::new();
+    let mut end_reason = "gateway closed";
+    loop {
+        let message = tokio::select! {
+            _ = relay.shutdown.cancelled() => {
+                let _ = tx.send(Out::Close(close::GOING_AWAY, "bridgekeeper is stopping".into())).await;
+                end_reason = "shutdown";
+                break;
+            }
+            message = stream.next() => message,
+        };
+        let text = match message {
+            None => break,
+            Some(Err(e)) => {
+                // tungstenite refuses a message over max_message_size before we see it.
+                if e.to_string().to_lowercase().contains("too long")
+                    || e.to_string().to_lowercase().contains("size")
+                {
+                    let _ = tx
+                        .send(Out::Close(close::TOO_BIG, "frame too large".into()))
+                        .await;
+                    end_reason = "frame too large";
+                } else {
+                    end_reason = "socket error";
+                }
+                break;
+            }
+            Some(Ok(Message::Text(t))) => t.to_string(),
+            Some(Ok(Message::Binary(_))) => {
+                frame_error(
+                    &relay,
+                    id,
+                    &tx,
+                    "invalid_frame",
+                    "binary messages are not relay frames",
+                    None,
+                )
+                .await;
+                continue;
+            }
+            Some(Ok(Message::Close(_))) => break,
+            Some(Ok(_)) => continue, // ping/pong: answered by the library
+        };
+        pending.push_str(&text);
+        while let Some(at) = pending.find('\n') {
+            let line: String = pending.drain(..=at).collect();
+            let line = line.trim();
+            if !line.is_empty() {
+                on_frame(&relay, id, &tx, line, &outbound).await;
+            }
+        }
+        if pending.len() > relay.max_frame_bytes {
+            let _ = tx
+                .send(Out::Close(close::TOO_BIG, "frame too large".into()))
+                .await;
+            end_reason = "frame too large";
+            break;
+        }
+        if tx.is_closed() {
+            end_reason = "closed by bridgekeeper";
+            break;
+        }
+    }
+    relay.hub.unregister(id);
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
+    relay.hub.log().emit(
+        None,
+        &Event::RelayGateway {
+            change: "disconnected",
+            gateway: &gateway,
+            platform: None,
+            reason: Some(end_reason),
+        },
+    );
+}
+
+async fn frame_error(
+    relay: &Relay,
+    session: u64,
+    tx: &mpsc::Sender<Out>,
+    code: &'static str,
+    message: &str,
+    request_id: Option<&str>,
+) {
+    let gateway = relay.hub.gateway_of(session);
+    relay.hub.log().emit(
+        None,
+        &Event::RelayFrameError {
+            gateway: &gateway,
+            code,
+        },
+    );
+    let _ = tx
+        .send(Out::Frame(frames::line(&frames::error_frame(
+            code, message, request_id,
+        ))))
+        .await;
+    // An outbound the gateway is waiting for still gets its one result.
+    if let Some(id) = request_id {
+        let result = frames::outbound_result(id, frames::failure(&format!("{code}: {message}")));
+        let _ = tx.send(Out::Frame(frames::line(&result))).await;
+    }
+}
+
+async fn on_frame(
+    relay: &Arc<Relay>,
+    session: u64,
+    tx: &mpsc::Sender<Out>,
+    line: &str,
+    outbound: &Arc<Semaphore>,
+) {
+    let frame = match frames::parse(line) {
+        Ok(frame) => frame,
+        Err((e, request_id)) => {
+            frame_error(
+                relay,
+                session,
+                tx,
+                e.code(),
+                &e.to_string(),
+                request_id.as_deref(),
+            )
+            .await;
+            return;
+        }
+    };
+    match frame {
+        frames::GatewayFrame::Hello { platform, .. } => {
+            let gateway = relay.hub.gateway_of(session);
+            match relay.hub.hello(session, &platform) {
+                Ok(descriptor) => {
+                    let _ = tx.send(Out::Frame(frames::line(&descriptor))).await;
+                    relay.hub.log().emit(
+                        None,
+                        &Event::RelayGateway {
+                            change: "hello",
+                            gateway: &gateway,
+                            platform: Some(&platform),
+                            reason: None,
+                        },
+                    );
+                    relay.hub.pump(session);
+                }
+                Err(HelloError::UnknownPlatform) => {
+                    let message =
+                        format!("bridgekeeper runs no connector for platform {platform:?}");
+                    frame_error(relay, session, tx, "unknown_platform", &message, None).await;
+                    if !relay.hub.has_platforms(session) {
+                        let _ = tx.send(Out::Close(close::UNKNOWN_PLATFORM, message)).await;
+                    }
+                }
+                Err(HelloError::Taken { by }) => {
+                    let message = format!(
+                        "platform {platform:?} already has a gateway ({by}); one owner per platform"
+                    );
+                    relay.hub.log().emit(
+                        None,
+                        &Event::RelayGateway {
+                            change: "refused",
+                            gateway: &gateway,
+                            platform: Some(&platform),
+                            reason: Some("platform already has a gateway"),
+                        },
+                    );
+                    let _ = tx.send(Out::Close(close::PLATFORM_TAKEN, message)).await;
+                }
+            }
+        }
+        frames::GatewayFrame::InboundAck { buffer_id } => {
+            if let Err(e) = relay.hub.ack(session, &buffer_id) {
+                tracing::warn!(error = %e, "cannot record a relay ack");
+            }
+        }
+        frames::GatewayFrame::GoingIdle => {
+            relay.hub.going_idle(session);
+            let _ = tx
+                .send(Out::Frame(frames::line(&json!({"type": "going_idle_ack"}))))
+                .await;
+        }
+        frames::GatewayFrame::Interrupt { session_key, .. } => {
+            let gateway = relay.hub.gateway_of(session);
+            relay
+                .hub
+                .log()
+                .emit(None, &Event::RelayInterrupt { gateway: &gateway });
+            let ack = json!({"type": "interrupt_ack", "session_key": session_key});
+            let _ = tx.send(Out::Frame(frames::line(&ack))).await;
+        }
+        frames::GatewayFrame::Outbound {
+            request_id,
+            action,
+            platform,
+        } => {
+            let Ok(permit) = outbound.clone().try_acquire_owned() else {
+                let result = frames::outbound_result(&request_id, frames::failure("busy"));
+                let _ = tx.send(Out::Frame(frames::line(&result))).await;
+                return;
+            };
+            let (relay, tx) = (relay.clone(), tx.clone());
+            tokio::spawn(async move {
+                let result = run_outbound(&relay, session, platform.as_deref(), &action).await;
+                let frame = frames::outbound_result(&request_id, result);
+                let _ = tx.send(Out::Frame(frames::line(&frame))).await;
+                drop(permit);
+            });
+        }
+    }
+}
+
+/// One outbound op, answered truthfully: `success` means the connector wrote the message
+/// (`status: "written"`); the network's acknowledgement follows as a receipt on the ledger.
+async fn run_outbound(
+    relay: &Relay,
+    session: u64,
+    platform: Option<&str>,
+    action: &Value,
+) -> Value {
+    let chat = action
+        .get("chat_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let command = match frames::action(action) {
+        frames::Action::Command(c) => c,
+        frames::Action::Unsupported(op) => {
+            return json!({"success": false, "error": "unsupported", "op": op});
+        }
+        frames::Action::Invalid(why) => return frames::failure(&format!("invalid_action: {why}")),
+    };
+    let connector = match relay.hub.route(session, platform, chat) {
+        Ok(c) => c,
+        Err(why) => return frames::failure(&why),
+    };
+    let is_chat_info = matches!(
+        command,
+        bridge_protocol::gateway::GatewayCommand::ChatInfo(_)
+    );
+    match relay
+        .requests
+        .call(&connector, command, OUTBOUND_TIMEOUT)
+        .await
+    {
+        Ok(r) if r.ok && is_chat_info => chat_info(chat, &r),
+        Ok(r) if r.ok => {
+            let id = r
+                .data
+                .as_ref()
+                .and_then(|d| d.pointer("/message_ids/0").or_else(|| d.get("message_id")))
+                .and_then(Value::as_str);
+            json!({"success": true, "message_id": id, "status": "written"})
+        }
+        Ok(CommandResult { error, .. }) => {
+            let e = error.unwrap_or_else(|| bridge_protocol::message::ErrorBody {
+                code: "failed".into(),
+                message: "the connector gave no reason".into(),
+                unconfirmed: false,
+            });
+            json!({"success": false, "error": format!("{}: {}", e.code, e.message), "unconfirmed": e.unconfirmed})
+        }
+        Err(CallError::Timeout(_)) => {
+            json!({"success": false, "error": "timeout: no answer from the connector in time", "unconfirmed": true})
+        }
+        Err(e) => frames::failure(&e.to_string()),
+    }
+}
+
+fn chat_info(chat: &str, r: &CommandResult) -> Value {
+    let data = r.data.clone().unwrap_or_default();
+    let is_group = data
+        .get("is_group")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let name = data
+        .get("name")
+        .and_then(Value::as_str)
+        .unwrap_or(chat)
+        .to_owned();
+    let kind = if is_group { "group" } else { "dm" };
+    json!({"success": true, "chat_info": {"name": name, "type": kind}, "name": name, "type": kind})
+}

@@ -1,0 +1,535 @@
+//! The Hermes relay endpoint end to end with real components: the real Hermes relay client
+//! (`hermes-agent==0.19.0` from PyPI, in the venv `scripts/test.sh` installs), `bridgekeeper
+//! run` as a process, node-bridge with real Baileys, and the fake WhatsApp server.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
+use crate::support::{PATIENCE, connector_cmd, write_config_with};
+
+const FRIEND: &str = "15551234567";
+const STRANGER: &str = "15557654321";
+const SECRET: &str = "relay-test-secret-0123456789";
+
+/// The venv's Python with `hermes-agent` installed (scripts/test.sh makes it).
+fn hermes_python() -> PathBuf {
+    let path = std::env::var_os("BRIDGEKEEPER_HERMES_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/hermes-venv/bin/python")
+        });
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/test.sh, which installs hermes-agent into it",
+        path.display()
+    );
+    path
+}
+
+struct Bridgekeeper {
+    child: Child,
+    port: u16,
+}
+
+impl Bridgekeeper {
+    fn start(config: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("GATEWAY_RELAY_SECRET", SECRET)
+            .env("GATEWAY_RELAY_ID", "gw-test")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let port = loop {
+            let line = lines
+                .next()
+                .expect("bridgekeeper exited before listening")
+                .unwrap();
+            if let Some(rest) = line.split("relay listening on http://127.0.0.1:").nth(1) {
+                break rest.trim_end_matches("/relay").parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        Self { child, port }
+    }
+
+    /// SIGTERM, as systemd stops it; waits for the exit.
+    fn stop(mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+impl Drop for Bridgekeeper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The real Hermes relay client in a Python process, driven by `tests/hermes_relay.py`.
+struct Hermes {
+    child: Child,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Hermes {
+    fn start(port: u16, secret: &str) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_relay.py");
+        let mut child = Command::new(hermes_python())
+            .arg(script)
+            .env("GATEWAY_RELAY_URL", format!("http://127.0.0.1:{port}"))
+            .env("GATEWAY_RELAY_ID", "gw-test")
+            .env("GATEWAY_RELAY_SECRET", secret)
+            .env("GATEWAY_RELAY_PLATFORMS", "whatsapp")
+            .env(
+                "HERMES_HOME",
+                std::env::temp_dir().join("bk-relay-unused-hermes-home"),
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        Self {
+            child,
+            events,
+            seen: Vec::new(),
+        }
+    }
+
+    fn cmd(&mut self, cmd: Value) {
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "{cmd}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// The next event named `name` (others are kept in `seen`).
+    fn wait(&mut self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(v) = self.seen.iter().find(|v| v["event"] == name && pred(v)) {
+                return v.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!("no {name} event; seen: {:?}", self.seen),
+            }
+        }
+    }
+
+    /// Collects events for `d` and returns them all.
+    fn settle(&mut self, d: Duration) -> &[Value] {
+        let until = Instant::now() + d;
+        while let Ok(v) = self
+            .events
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v);
+        }
+        &self.seen
+    }
+
+    fn messages_with(&self, text: &str) -> usize {
+        self.seen
+            .iter()
+            .filter(|v| v["event"] == "message" && v["text"] == text)
+            .count()
+    }
+}
+
+impl Drop for Hermes {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Stack {
+    server: FakeWhatsApp,
+    config: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Stack {
+    fn new(relay: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let server = FakeWhatsApp::start(dir.path());
+        let session = dir.path().join("session");
+        server.seed_session(&session);
+        let entry = node_bridge_dir().join("src/index.js");
+        let media = dir.path().join("media");
+        let extra = format!(
+            "policy: {{mode: bot, dm_policy: pairing, allow_from: ['{FRIEND}']}}\nenv: {{WHATSAPP_WEB_SOCKET_URL: {:?}}}",
+            server.ws_url
+        );
+        let args = [
+            entry.to_str().unwrap(),
+            "--session",
+            session.to_str().unwrap(),
+            "--media-dir",
+            media.to_str().unwrap(),
+        ];
+        let connector = connector_cmd("whatsapp", "node", &args, &extra);
+        let config = write_config_with(dir.path(), &[connector], relay);
+        Self {
+            server,
+            config,
+            dir,
+        }
+    }
+
+    fn buffer_file(&self) -> PathBuf {
+        self.dir.path().join("state/relay-buffer.jsonl")
+    }
+}
+
+const RELAY: &str = "relay: {listen: '127.0.0.1:0'}";
+
+fn connect(h: &mut Hermes) -> Value {
+    h.cmd(json!({"cmd": "connect"}));
+    let v = h.wait("connected", |_| true);
+    v["descriptor"].clone()
+}
+
+#[test]
+fn the_real_hermes_client_gets_allowed_dms_never_a_strangers_and_its_reply_reaches_whatsapp() {
+    let s = Stack::new(RELAY);
+    let bk = Bridgekeeper::start(&s.config);
+    let mut h = Hermes::start(bk.port, SECRET);
+    let d = connect(&mut h);
+    assert_eq!(d["platform"], "whatsapp");
+    assert_eq!(d["max_message_length"], 4096);
+
+    s.server.inject_dm(STRANGER, "let me in");
+    s.server.inject_dm(FRIEND, "hello over the relay");
+    let m = h.wait("message", |v| v["text"] == "hello over the relay");
+    assert_eq!(m["platform"], "whatsapp");
+    assert_eq!(m["chat_type"], "dm");
+    assert_eq!(m["chat_id"], format!("{FRIEND}@s.whatsapp.net"));
+    let chat = m["chat_id"].as_str().unwrap().to_owned();
+    // The stranger's DM was decided first (one connector, in order): it never arrives.
+    h.settle(Duration::from_millis(500));
+    assert_eq!(h.messages_with("let me in"), 0, "{:?}", h.seen);
+    assert_eq!(h.messages_with("hello over the relay"), 1);
+
+    h.cmd(json!({"cmd": "send", "chat_id": chat, "text": "hello from hermes"}));
+    let sent = h.wait("sent", |_| true);
+    assert_eq!(sent["success"], true, "{sent}");
+    assert!(sent["message_id"].as_str().is_some_and(|id| !id.is_empty()));
+    crate::support::wait_blocking("the fake server to record the reply", || {
+        s.server
+            .accepted_sends()
+            .iter()
+            .any(|(to, text)| to.starts_with(FRIEND) && text == "hello from hermes")
+    });
+    // The stranger got a pairing code from bridgekeeper, not from Hermes.
+    assert!(
+        s.server
+            .accepted_sends()
+            .iter()
+            .any(|(to, _)| to.starts_with(STRANGER)),
+        "no pairing code sent"
+    );
+
+    h.cmd(json!({"cmd": "chat_info", "chat_id": chat}));
+    let info = h.wait("chat_info", |_| true);
+    assert_eq!(info["info"]["type"], "dm", "{info}");
+    bk.stop();
+}
+
+#[test]
+fn bad_expired_and_browser_upgrades_are_refused() {
+    let s = Stack::new(RELAY);
+    let bk = Bridgekeeper::start(&s.config);
+    let mut h = Hermes::start(bk.port, SECRET);
+    h.cmd(json!({"cmd": "dial", "ttl": 300}));
+    assert_eq!(h.wait("dial", |_| true)["status"], 101);
+    h.cmd(json!({"cmd": "dial", "ttl": -10}));
+    assert_eq!(h.wait("dial", |v| v["status"] != 101)["status"], 401);
+    h.cmd(json!({"cmd": "dial", "ttl": 300, "origin": "https://evil.example"}));
+    assert_eq!(h.wait("dial", |v| v["status"] == 403)["status"], 403);
+
+    let mut wrong = Hermes::start(bk.port, "not-the-secret");
+    wrong.cmd(json!({"cmd": "dial", "ttl": 300}));
+    assert_eq!(wrong.wait("dial", |_| true)["status"], 401);
+    wrong.cmd(json!({"cmd": "connect"}));
+    let failed = wrong.wait("connect_failed", |_| true);
+    assert!(
+        failed["error"].as_str().unwrap().contains("401"),
+        "{failed}"
+    );
+    bk.stop();
+}
+
+#[test]
+fn a_dm_that_arrives_while_hermes_is_away_is_delivered_once_when_it_is_back() {
+    let s = Stack::new(RELAY);
+    let bk = Bridgekeeper::start(&s.config);
+    let mut h = Hermes::start(bk.port, SECRET);
+    connect(&mut h);
+    h.cmd(json!({"cmd": "disconnect"}));
+    h.wait("disconnected", |_| true);
+    drop(h);
+
+    s.server.inject_dm(FRIEND, "while you were away");
+    crate::support::wait_blocking("the DM to wait in the relay buffer", || {
+        std::fs::read_to_string(s.buffer_file())
+            .unwrap_or_default()
+            .contains("while you were away")
+    });
+    let mut h = Hermes::start(bk.port, SECRET);
+    connect(&mut h);
+    h.wait("message", |v| v["text"] == "while you were away");
+    h.settle(Duration::from_secs(1));
+    assert_eq!(h.messages_with("while you were away"), 1);
+    // Acked: nothing waits any more.
+    crate::support::wait_blocking("the buffer to empty after the ack", || {
+        std::fs::read_to_string(s.buffer_file()).is_ok_and(|t| t.is_empty())
+    });
+    bk.stop();
+}
+
+#[test]
+fn unacked_messages_survive_a_bridgekeeper_restart() {
+    let s = Stack::new(RELAY);
+    let bk = Bridgekeeper::start(&s.config);
+    s.server.inject_dm(FRIEND, "kept across a restart");
+    crate::support::wait_blocking("the DM to wait in the relay buffer", || {
+        std::fs::read_to_string(s.buffer_file())
+            .unwrap_or_default()
+            .contains("kept across a restart")
+    });
+    bk.stop();
+
+    let bk = Bridgekeeper::start(&s.config);
+    let mut h = Hermes::start(bk.port, SECRET);
+    connect(&mut h);
+    h.wait("message", |v| v["text"] == "kept across a restart");
+    h.settle(Duration::from_secs(1));
+    assert_eq!(h.messages_with("kept across a restart"), 1);
+    bk.stop();
+}
+
+// ---- the frame contract, with a plain WebSocket client and the fake connector --------------
+
+mod contract {
+    use futures_util::{SinkExt, StreamExt};
+    use serde_json::{Value, json};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+    use super::Bridgekeeper;
+    use crate::support::{FAKE, connector_cmd, write_config_with};
+
+    type Ws = tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >;
+
+    fn token() -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let secret = bridgekeeper::relay::auth::Secret::new(super::SECRET).unwrap();
+        bridgekeeper::relay::auth::make("gw-test", &secret, now + 300)
+    }
+
+    async fn dial(port: u16) -> Ws {
+        let mut req = format!("ws://127.0.0.1:{port}/relay")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut().insert(
+            "Authorization",
+            format!("Bearer {}", token()).parse().unwrap(),
+        );
+        tokio_tungstenite::connect_async(req).await.unwrap().0
+    }
+
+    async fn send(ws: &mut Ws, frame: &str) {
+        ws.send(Message::text(format!("{frame}\n"))).await.unwrap();
+    }
+
+    /// The next frame (a text message may carry several lines), or the close code.
+    async fn next(
+        ws: &mut Ws,
+        queue: &mut std::collections::VecDeque<Value>,
+    ) -> Result<Value, u16> {
+        loop {
+            if let Some(v) = queue.pop_front() {
+                return Ok(v);
+            }
+            let msg = tokio::time::timeout(crate::support::PATIENCE, ws.next())
+                .await
+                .expect("a frame in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => {
+                    assert!(t.ends_with('\n'), "frames end in a newline: {t:?}");
+                    for line in t.lines().filter(|l| !l.is_empty()) {
+                        queue.push_back(serde_json::from_str(line).unwrap());
+                    }
+                }
+                Some(Ok(Message::Close(Some(f)))) => return Err(f.code.into()),
+                Some(Ok(Message::Close(None))) | None => return Err(0),
+                Some(Ok(_)) => {}
+                Some(Err(e)) => panic!("{e}"),
+            }
+        }
+    }
+
+    /// Every frame, error and close code: malformed, unknown, oversized, unsupported ops, a
+    /// second owner, an unknown platform, and a gateway that never acks (the message comes
+    /// again under the same buffer id, and stops once acked).
+    #[tokio::test]
+    async fn every_frame_error_and_close_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let connector = connector_cmd("whatsapp", FAKE, &["--emit", "1"], "");
+        let config = write_config_with(
+            dir.path(),
+            &[connector],
+            "relay: {listen: '127.0.0.1:0', ack_timeout_ms: 700, max_frame_bytes: 4096}",
+        );
+        let bk = Bridgekeeper::start(&config);
+        let port = bk.port;
+
+        // No token: refused before the upgrade.
+        let err = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/relay"))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("401"), "{err}");
+
+        let mut q = Default::default();
+        let mut ws = dial(port).await;
+        send(
+            &mut ws,
+            r#"{"type":"hello","platform":"whatsapp","botId":"b"}"#,
+        )
+        .await;
+        let d = next(&mut ws, &mut q).await.unwrap();
+        assert_eq!(d["type"], "descriptor");
+        assert_eq!(d["descriptor"]["contract_version"], 1);
+
+        // The message emitted before anyone connected arrives with a buffer id …
+        let first = next(&mut ws, &mut q).await.unwrap();
+        assert_eq!(first["type"], "inbound", "{first}");
+        let buffer_id = first["bufferId"].as_str().unwrap().to_owned();
+        assert_eq!(first["event"]["source"]["platform"], "whatsapp");
+        // … and, never acked, again after the ack timeout, under the same id.
+        let again = next(&mut ws, &mut q).await.unwrap();
+        assert_eq!(again["bufferId"], buffer_id.as_str());
+
+        for (frame, code) in [
+            ("{", "invalid_frame"),
+            (r#"{"type":"teleport"}"#, "unknown_type"),
+            (r#"{"type":"inbound_ack"}"#, "invalid_frame"),
+            ("[]", "invalid_frame"),
+        ] {
+            send(&mut ws, frame).await;
+            let e = loop {
+                let v = next(&mut ws, &mut q).await.unwrap();
+                if v["type"] != "inbound" {
+                    break v;
+                }
+            };
+            assert_eq!(
+                (e["type"].as_str(), e["code"].as_str()),
+                (Some("error"), Some(code)),
+                "{frame}: {e}"
+            );
+        }
+        send(
+            &mut ws,
+            &format!(r#"{{"type":"inbound_ack","bufferId":"{buffer_id}"}}"#),
+        )
+        .await;
+
+        // Outbound: an unknown type with a request id still gets its one result.
+        let mut results = std::collections::HashMap::new();
+        send(&mut ws, r#"{"type":"teleport","requestId":"r0"}"#).await;
+        send(&mut ws, r#"{"type":"outbound","requestId":"r1","action":{"op":"react","chat_id":"c@s.whatsapp.net"}}"#).await;
+        send(
+            &mut ws,
+            r#"{"type":"outbound","requestId":"r2","action":{"op":"send","content":"no chat"}}"#,
+        )
+        .await;
+        send(&mut ws, r#"{"type":"outbound","requestId":"r3","action":{"op":"send","chat_id":"15551234567@s.whatsapp.net","content":"hi"}}"#).await;
+        send(&mut ws, r#"{"type":"interrupt","session_key":"k"}"#).await;
+        let mut interrupt_acked = false;
+        while results.len() < 4 || !interrupt_acked {
+            let v = next(&mut ws, &mut q).await.unwrap();
+            match v["type"].as_str() {
+                Some("outbound_result") => {
+                    results.insert(
+                        v["requestId"].as_str().unwrap().to_owned(),
+                        v["result"].clone(),
+                    );
+                }
+                Some("interrupt_ack") => interrupt_acked = true,
+                Some("inbound") => panic!("acked message sent again: {v}"),
+                _ => {}
+            }
+        }
+        assert_eq!(results["r0"]["success"], false);
+        assert_eq!(
+            results["r1"],
+            json!({"success": false, "error": "unsupported", "op": "react"})
+        );
+        assert!(
+            results["r2"]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("invalid_action")
+        );
+        assert_eq!(results["r3"]["success"], true, "{}", results["r3"]);
+        assert_eq!(results["r3"]["status"], "written");
+
+        // A second gateway for the same platform: refused, one owner.
+        let mut q2 = Default::default();
+        let mut second = dial(port).await;
+        send(&mut second, r#"{"type":"hello","platform":"whatsapp"}"#).await;
+        assert_eq!(next(&mut second, &mut q2).await, Err(4409));
+
+        // A platform bridgekeeper does not run: an error frame, then the close.
+        let mut q3 = Default::default();
+        let mut third = dial(port).await;
+        send(&mut third, r#"{"type":"hello","platform":"irc"}"#).await;
+        let e = next(&mut third, &mut q3).await.unwrap();
+        assert_eq!(e["code"], "unknown_platform");
+        assert_eq!(next(&mut third, &mut q3).await, Err(4404));
+
+        send(&mut ws, r#"{"type":"going_idle"}"#).await;
+        assert_eq!(
+            next(&mut ws, &mut q).await.unwrap()["type"],
+            "going_idle_ack"
+        );
+
+        // Oversized: a frame past max_frame_bytes closes the socket with 1009.
+        ws.send(Message::text("x".repeat(8192))).await.unwrap();
+        assert_eq!(next(&mut ws, &mut q).await, Err(1009));
+        bk.stop();
+    }
+}

@@ -533,3 +533,102 @@ mod contract {
         bk.stop();
     }
 }
+
+/// Benchmark, run by `scripts/bench/relay.sh` (ignored otherwise): 20,000 delivered messages
+/// waiting in the relay buffer while no gateway is connected (bridgekeeper's RSS then, beside
+/// idle), then a WebSocket client that says hello and acks each: the drain rate with acks.
+#[tokio::test]
+#[ignore = "benchmark: scripts/bench/relay.sh runs it"]
+async fn bench_relay_buffer_and_drain_with_acks() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    const N: usize = 20_000;
+    let rss = |pid: u32| -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let connector = connector_cmd(
+        "whatsapp",
+        crate::support::FAKE,
+        &["--emit", &N.to_string(), "--text-bytes", "100"],
+        "",
+    );
+    let idle_dir = tempfile::tempdir().unwrap();
+    let idle_config = write_config_with(
+        idle_dir.path(),
+        &[connector_cmd("whatsapp", crate::support::FAKE, &[], "")],
+        "relay: {listen: '127.0.0.1:0'}",
+    );
+    let idle = Bridgekeeper::start(&idle_config);
+    std::thread::sleep(Duration::from_secs(1));
+    let idle_rss = rss(idle.child.id());
+    idle.stop();
+
+    let config = write_config_with(
+        dir.path(),
+        &[connector],
+        "relay: {listen: '127.0.0.1:0', buffer: 30000}",
+    );
+    let bk = Bridgekeeper::start(&config);
+    let buffer = dir.path().join("state/relay-buffer.jsonl");
+    crate::support::wait_blocking("every message in the buffer", || {
+        std::fs::read_to_string(&buffer).is_ok_and(|t| t.lines().count() >= N)
+    });
+    let buffered_rss = rss(bk.child.id());
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
+    let token = bridgekeeper::relay::auth::make("gw-test", &secret, now + 300);
+    let mut req = format!("ws://127.0.0.1:{}/relay", bk.port)
+        .into_client_request()
+        .unwrap();
+    req.headers_mut()
+        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let (mut sink, mut stream) = ws.split();
+    let started = Instant::now();
+    sink.send(Message::text(
+        "{\"type\":\"hello\",\"platform\":\"whatsapp\"}\n",
+    ))
+    .await
+    .unwrap();
+    let mut received = std::collections::HashSet::new();
+    while received.len() < N {
+        let Some(Ok(Message::Text(t))) = stream.next().await else {
+            panic!("socket ended")
+        };
+        let mut acks = String::new();
+        for line in t.lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            if v["type"] == "inbound" {
+                received.insert(v["event"]["message_id"].as_str().unwrap().to_owned());
+                acks.push_str(&format!(
+                    "{{\"type\":\"inbound_ack\",\"bufferId\":{}}}\n",
+                    v["bufferId"]
+                ));
+            }
+        }
+        if !acks.is_empty() {
+            sink.send(Message::text(acks)).await.unwrap();
+        }
+    }
+    crate::support::wait_blocking("the buffer to empty", || {
+        std::fs::read_to_string(&buffer).is_ok_and(|t| t.is_empty())
+    });
+    let took = started.elapsed();
+    eprintln!(
+        "relay bench: {N} buffered; RSS idle {idle_rss} kB, with {N} buffered {buffered_rss} kB; drained with acks in {:.3}s = {:.0} msg/s",
+        took.as_secs_f64(),
+        N as f64 / took.as_secs_f64()
+    );
+    bk.stop();
+}

@@ -241,22 +241,25 @@ impl Hub {
             if session.idle || !which(session) {
                 continue;
             }
-            let mut in_flight = buffer
-                .entries()
-                .filter(|e| e.sent.is_some_and(|(s, _)| s == sid))
-                .count();
+            // One pass in buffer order, ending at the window: what was sent sits before what
+            // was not, so this touches about `window` entries, not the whole buffer.
+            let mut in_flight = 0;
             for e in buffer.entries_mut() {
                 if in_flight >= self.window {
                     break;
                 }
-                if e.sent.is_some() || !session.platforms.contains(&e.platform) {
-                    continue;
+                match e.sent {
+                    Some((s, _)) if s == sid => in_flight += 1,
+                    Some(_) => {}
+                    None if session.platforms.contains(&e.platform) => {
+                        if session.tx.try_send(Out::Frame(inbound_line(e))).is_err() {
+                            break; // the socket is slow: the next ack or tick continues
+                        }
+                        e.sent = Some((sid, Instant::now()));
+                        in_flight += 1;
+                    }
+                    None => {}
                 }
-                if session.tx.try_send(Out::Frame(inbound_line(e))).is_err() {
-                    break; // the socket is slow: the next ack or tick continues
-                }
-                e.sent = Some((sid, Instant::now()));
-                in_flight += 1;
             }
         }
     }

@@ -28,21 +28,21 @@ pub fn new_code() -> Result<String, RandomUnavailable> {
 }
 
 pub fn new_salt_hex() -> Result<String, RandomUnavailable> {
-    Ok(hex(&random_bytes::<16>()?))
+    Ok(crate::util::hex::encode(&random_bytes::<16>()?))
 }
 
 /// 16 hex digits, the key of a pending request.
 pub fn new_request_id() -> Result<String, RandomUnavailable> {
-    Ok(hex(&random_bytes::<8>()?))
+    Ok(crate::util::hex::encode(&random_bytes::<8>()?))
 }
 
 /// `sha256(salt bytes + code)` as hex.
 pub fn hash_code(salt_hex: &str, code: &str) -> Option<String> {
-    let salt = unhex(salt_hex)?;
+    let salt = crate::util::hex::decode(salt_hex)?;
     let mut h = Sha256::new();
     h.update(&salt);
     h.update(code.as_bytes());
-    Some(hex(&h.finalize()))
+    Some(crate::util::hex::encode(&h.finalize()))
 }
 
 /// What a person typed, as a code: upper case, without spaces or dashes.
@@ -60,20 +60,6 @@ pub fn ct_eq(a: &str, b: &str) -> bool {
 
 pub fn looks_like_code(s: &str) -> bool {
     s.len() == CODE_LEN && s.bytes().all(|b| CODE_ALPHABET.contains(&b))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -89,7 +89,9 @@ pub fn verify(token: &str, secrets: &[Secret], now_unix: u64) -> Result<Verified
     let (signed, sig_hex) = text.rsplit_once(':').ok_or(TokenError::Malformed)?;
     let (gateway_id, exp) = signed.rsplit_once(':').ok_or(TokenError::Malformed)?;
     let exp: u64 = exp.parse().map_err(|_| TokenError::Malformed)?;
-    let sig = decode_hex(sig_hex).ok_or(TokenError::Malformed)?;
+    let sig = crate::util::hex::decode(sig_hex)
+        .filter(|s| !s.is_empty())
+        .ok_or(TokenError::Malformed)?;
     let matched = secrets.iter().find(|secret| {
         let mut mac = HmacSha256::new_from_slice(secret.0.as_bytes()).expect("any key length");
         mac.update(signed.as_bytes());
@@ -113,23 +115,8 @@ pub fn make(gateway_id: &str, secret: &Secret, exp_unix: u64) -> String {
     let signed = format!("{gateway_id}:{exp_unix}");
     let mut mac = HmacSha256::new_from_slice(secret.0.as_bytes()).expect("any key length");
     mac.update(signed.as_bytes());
-    let sig: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let sig = crate::util::hex::encode(&mac.finalize().into_bytes());
     URL_SAFE_NO_PAD.encode(format!("{signed}:{sig}"))
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.is_empty() {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 pub mod blocking;
 pub mod fs;
+pub mod hex;
 pub mod lock;
 pub mod mask;
 pub mod time;

@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::SupervisorConfig;
 use crate::gateway;
-use crate::pairing::{self, PairingStore};
+use crate::pairing::PairingStore;
 use crate::policy::send::OutboundGate;
 use crate::record::board::StatusBoard;
 use crate::record::log::{Event, EventLog};
@@ -138,17 +138,20 @@ where
             .collect(),
     ));
     let outbound_gate = Arc::new(OutboundGate::new(config.send_policy.clone()));
-    let pairing = PairingStore::new(pairing::locate(&config.hermes_home));
+    let pairing = PairingStore::for_hermes_home(&config.hermes_home);
 
     let connectors = TaskTracker::new();
     for ((index, cfg), control) in config.connectors.iter().enumerate().zip(receivers) {
-        let inbound_gate = InboundGate::new(
+        let mut inbound_gate = InboundGate::new(
             &cfg.platform,
             cfg.access.clone(),
             pairing.clone(),
             outbound_gate.clone(),
             &config.state_dir.join(format!("{}.seen", cfg.name)),
         );
+        if let Some(source) = &cfg.policy_source {
+            inbound_gate.watch_policy(source.clone());
+        }
         let task = ConnectorTask::new(TaskParts {
             index,
             cfg: Arc::new(cfg.clone()),

@@ -12,6 +12,10 @@ to its message handler is printed as one JSON line on stdout:
   {"cmd": "disconnect"}                     -> {"event": "disconnected"}
   {"cmd": "dial", "ttl": N, "origin": str?} -> {"event": "dial", "status": int}
       (a bare upgrade with a token from Hermes' own auth.make_upgrade_token, N seconds to live)
+  {"cmd": "pairing", "op": "approve"|"revoke"|"is_approved", "platform", "arg"}
+                                            -> {"event": "pairing", "result": ...}
+      (Hermes' own gateway.pairing.PairingStore under $HERMES_HOME, with its .env loaded into
+      the environment first, as the hermes CLI does at start)
 """
 
 import asyncio
@@ -98,6 +102,20 @@ async def main():
                         emit(event="dial", status=101)
                 except websockets.exceptions.InvalidStatus as e:
                     emit(event="dial", status=e.response.status_code)
+            elif name == "pairing":
+                from hermes_cli.env_loader import load_hermes_dotenv
+                from gateway.pairing import PairingStore
+
+                load_hermes_dotenv(hermes_home=os.environ["HERMES_HOME"])
+                store = PairingStore()
+                op, platform, arg = cmd["op"], cmd["platform"], cmd["arg"]
+                if op == "approve":
+                    result = store.approve_code(platform, arg)
+                elif op == "revoke":
+                    result = store.revoke(platform, arg)
+                else:
+                    result = store.is_approved(platform, arg)
+                emit(event="pairing", op=op, result=result)
             else:
                 emit(event="error", error=f"unknown command {name}")
         except Exception as e:  # report, keep serving: the test decides

@@ -130,7 +130,7 @@ impl Scene {
 }
 
 /// The code in a pairing message: "Your pairing code: ABCD 2345".
-fn code_in(text: &str) -> String {
+pub(crate) fn code_in(text: &str) -> String {
     let line = text
         .lines()
         .find(|l| l.starts_with("Your pairing code: "))

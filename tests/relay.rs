@@ -88,6 +88,15 @@ struct Hermes {
 
 impl Hermes {
     fn start(port: u16, secret: &str) -> Self {
+        Self::start_in(
+            port,
+            secret,
+            &std::env::temp_dir().join("bk-relay-unused-hermes-home"),
+        )
+    }
+
+    /// With `HERMES_HOME` set to `home` (for Hermes' own pairing store).
+    fn start_in(port: u16, secret: &str, home: &Path) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_relay.py");
         let mut child = Command::new(hermes_python())
             .arg(script)
@@ -95,10 +104,7 @@ impl Hermes {
             .env("GATEWAY_RELAY_ID", "gw-test")
             .env("GATEWAY_RELAY_SECRET", secret)
             .env("GATEWAY_RELAY_PLATFORMS", "whatsapp")
-            .env(
-                "HERMES_HOME",
-                std::env::temp_dir().join("bk-relay-unused-hermes-home"),
-            )
+            .env("HERMES_HOME", home)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -177,6 +183,14 @@ struct Stack {
 
 impl Stack {
     fn new(relay: &str) -> Self {
+        Self::with_policy(
+            relay,
+            &format!("policy: {{mode: bot, dm_policy: pairing, allow_from: ['{FRIEND}']}}"),
+        )
+    }
+
+    /// `policy`: the connector's `policy:` line in the config file.
+    fn with_policy(relay: &str, policy: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let server = FakeWhatsApp::start(dir.path());
         let session = dir.path().join("session");
@@ -184,7 +198,7 @@ impl Stack {
         let entry = node_bridge_dir().join("src/index.js");
         let media = dir.path().join("media");
         let extra = format!(
-            "policy: {{mode: bot, dm_policy: pairing, allow_from: ['{FRIEND}']}}\nenv: {{WHATSAPP_WEB_SOCKET_URL: {:?}}}",
+            "{policy}\nenv: {{WHATSAPP_WEB_SOCKET_URL: {:?}}}",
             server.ws_url
         );
         let args = [
@@ -206,9 +220,148 @@ impl Stack {
     fn buffer_file(&self) -> PathBuf {
         self.dir.path().join("state/relay-buffer.jsonl")
     }
+
+    fn hermes_home(&self) -> PathBuf {
+        self.dir.path().join("hermes")
+    }
+
+    /// The pairing code the fake server last accepted for `user`.
+    fn code_for(&self, user: &str) -> String {
+        let mut code = None;
+        crate::support::wait_blocking("a pairing code", || {
+            code = self
+                .server
+                .accepted_sends()
+                .iter()
+                .rev()
+                .find(|(to, text)| to.starts_with(user) && text.contains("Your pairing code: "))
+                .map(|(_, text)| crate::policy::code_in(text));
+            code.is_some()
+        });
+        code.unwrap()
+    }
+
+    fn dotenv(&self) -> String {
+        std::fs::read_to_string(self.hermes_home().join(".env")).unwrap_or_default()
+    }
+
+    fn bridgekeeper_cli(&self, args: &[&str]) -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
 }
 
 const RELAY: &str = "relay: {listen: '127.0.0.1:0'}";
+const STRANGER_TWO: &str = "15550002222";
+/// In the `.env` allowlist from the start.
+const LISTED: &str = "15559990000";
+
+/// Hermes' own `PairingStore` and bridgekeeper's pairing commands work on the same files while
+/// the daemon runs, both keep the `.env` allowlist mirror, and the daemon follows every change
+/// from the next message on: an approval lets the user in, a revoke (by either tool) shuts them
+/// out, without a restart.
+#[test]
+fn pairing_by_hermes_or_bridgekeeper_takes_effect_at_once_and_keeps_the_allowlist_mirror() {
+    let s = Stack::with_policy(RELAY, "policy: {mode: bot, dm_policy: pairing}");
+    let home = s.hermes_home();
+    std::fs::write(
+        home.join(".env"),
+        "WHATSAPP_ALLOWED_USERS=15559990000
+",
+    )
+    .unwrap();
+    let bk = Bridgekeeper::start(&s.config);
+    let mut h = Hermes::start_in(bk.port, SECRET, &home);
+    connect(&mut h);
+    let pairing = |h: &mut Hermes, op: &str, arg: &str| -> Value {
+        h.cmd(json!({"cmd": "pairing", "op": op, "platform": "whatsapp", "arg": arg}));
+        let v = h.wait("pairing", |v| v["op"] == op);
+        h.seen.retain(|e| e["event"] != "pairing");
+        v["result"].clone()
+    };
+
+    // Hermes approves the code bridgekeeper sent; the mirror puts the user in the allowlist.
+    s.server.inject_dm(STRANGER, "hello?");
+    let code = s.code_for(STRANGER);
+    let approved = pairing(&mut h, "approve", &code);
+    assert!(
+        approved.is_object(),
+        "Hermes did not accept the code: {approved}"
+    );
+    assert!(s.dotenv().contains(STRANGER), "{}", s.dotenv());
+    s.server.inject_dm(STRANGER, "approved by hermes");
+    h.wait("message", |v| v["text"] == "approved by hermes");
+
+    // Hermes revokes: approval and mirror gone; the next DM is not delivered.
+    let user_id = approved["user_id"].as_str().unwrap().to_owned();
+    assert_eq!(pairing(&mut h, "revoke", &user_id), json!(true));
+    assert!(!s.dotenv().contains(STRANGER), "{}", s.dotenv());
+    // One connector decides in order: once the allowlisted marker is through, the DM before
+    // it was decided too.
+    s.server.inject_dm(STRANGER, "revoked by hermes");
+    s.server.inject_dm(LISTED, "marker one");
+    h.wait("message", |v| v["text"] == "marker one");
+    assert_eq!(h.messages_with("revoked by hermes"), 0);
+
+    // bridgekeeper approves (lower case, spaces), Hermes sees it, and the mirror is the same.
+    s.server.inject_dm(STRANGER_TWO, "me too");
+    let code = s.code_for(STRANGER_TWO).to_lowercase();
+    let spaced = format!("{} {}", &code[..4], &code[4..]);
+    let said = s.bridgekeeper_cli(&["pairing", "approve", "whatsapp", &spaced]);
+    assert!(
+        said.contains("also added to WHATSAPP_ALLOWED_USERS"),
+        "{said}"
+    );
+    assert_eq!(pairing(&mut h, "is_approved", STRANGER_TWO), json!(true));
+    assert!(s.dotenv().contains(STRANGER_TWO));
+    s.server.inject_dm(STRANGER_TWO, "approved by bridgekeeper");
+    h.wait("message", |v| v["text"] == "approved by bridgekeeper");
+
+    // bridgekeeper revokes: Hermes no longer finds the approval, and the DM stays out.
+    let said = s.bridgekeeper_cli(&["pairing", "revoke", "whatsapp", STRANGER_TWO]);
+    assert!(
+        said.contains("also removed from WHATSAPP_ALLOWED_USERS"),
+        "{said}"
+    );
+    assert_eq!(pairing(&mut h, "is_approved", STRANGER_TWO), json!(false));
+    assert_eq!(s.dotenv(), format!("WHATSAPP_ALLOWED_USERS={LISTED}\n"));
+    s.server.inject_dm(STRANGER_TWO, "revoked by bridgekeeper");
+    s.server.inject_dm(LISTED, "marker two");
+    h.wait("message", |v| v["text"] == "marker two");
+    assert_eq!(h.messages_with("revoked by bridgekeeper"), 0);
+    // A text editor: FRIEND added to the allowlist counts from the next DM, and so does the
+    // removal.
+    std::fs::write(
+        home.join(".env"),
+        format!("WHATSAPP_ALLOWED_USERS={LISTED},{FRIEND}\n"),
+    )
+    .unwrap();
+    s.server.inject_dm(FRIEND, "added by an editor");
+    h.wait("message", |v| v["text"] == "added by an editor");
+    std::fs::write(
+        home.join(".env"),
+        format!("WHATSAPP_ALLOWED_USERS={LISTED}\n"),
+    )
+    .unwrap();
+    s.server.inject_dm(FRIEND, "removed by an editor");
+    s.server.inject_dm(LISTED, "marker three");
+    h.wait("message", |v| v["text"] == "marker three");
+    assert_eq!(h.messages_with("removed by an editor"), 0);
+
+    // Each change of the allowlist was logged with where the new value came from.
+    let log = std::fs::read_to_string(s.dir.path().join("state/bridge.log")).unwrap_or_default();
+    assert!(
+        log.contains("policy_reloaded"),
+        "no policy_reloaded in bridge.log"
+    );
+    bk.stop();
+}
 
 fn connect(h: &mut Hermes) -> Value {
     h.cmd(json!({"cmd": "connect"}));
@@ -259,6 +412,18 @@ fn the_real_hermes_client_gets_allowed_dms_never_a_strangers_and_its_reply_reach
     h.cmd(json!({"cmd": "chat_info", "chat_id": chat}));
     let info = h.wait("chat_info", |_| true);
     assert_eq!(info["info"]["type"], "dm", "{info}");
+
+    // `status` names the gateway, since when, its last ack and the buffer depth.
+    let mut shown = String::new();
+    crate::support::wait_blocking("status to show the gateway's ack", || {
+        shown = s.bridgekeeper_cli(&["status"]);
+        shown.contains("gateway gw-test [whatsapp] connected since")
+            && !shown.contains("last ack -")
+    });
+    assert!(
+        shown.contains("relay: 0 of 10000 buffered, 1 acked"),
+        "{shown}"
+    );
     bk.stop();
 }
 

@@ -43,7 +43,7 @@ fn now() -> f64 {
 
 pub fn run(args: PairingArgs) -> anyhow::Result<()> {
     let home = crate::cli::hermes_home(args.config.as_deref(), args.hermes_home)?;
-    let store = PairingStore::new(pairing::locate(&home));
+    let store = PairingStore::for_hermes_home(&home);
     match args.action {
         PairingAction::List { platform } => {
             let listing = store.list(platform.as_deref(), now())?;
@@ -97,6 +97,12 @@ pub fn run(args: PairingArgs) -> anyhow::Result<()> {
                     &approved.user_name
                 }
             );
+            if let Some(key) = approved.mirrored {
+                println!(
+                    "also added to {key} in {}/.env, as Hermes does",
+                    home.display()
+                );
+            }
         }
         PairingAction::Revoke { platform, user } => {
             let r = store.revoke(&platform, &user)?;
@@ -115,6 +121,12 @@ pub fn run(args: PairingArgs) -> anyhow::Result<()> {
                     "none"
                 }
             );
+            if let Some(key) = r.mirrored {
+                println!(
+                    "also removed from {key} in {}/.env, as Hermes does",
+                    home.display()
+                );
+            }
         }
         PairingAction::Unlock { platform } => {
             if store.unlock(&platform)? {

@@ -70,7 +70,56 @@ pub fn render(s: &StatusSnapshot, now_ms: u64) -> String {
     for c in &s.connectors {
         render_connector(&mut out, c, now_ms, s.running);
     }
+    if let Some(relay) = &s.relay {
+        render_relay(&mut out, relay);
+    }
     out
+}
+
+/// The relay's gateways and buffer, from `Hub::status`.
+fn render_relay(out: &mut String, relay: &serde_json::Value) {
+    let n = |k: &str| {
+        relay
+            .get(k)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    };
+    let _ = writeln!(
+        out,
+        "relay: {} of {} buffered, {} acked, {} resent, {} failed buffer_full",
+        n("buffered"),
+        n("bufferCapacity"),
+        n("acked"),
+        n("resent"),
+        n("failedBufferFull")
+    );
+    let gateways = relay.get("gateways").and_then(serde_json::Value::as_array);
+    if gateways.is_none_or(|g| g.is_empty()) {
+        let _ = writeln!(out, "  no gateway connected (messages wait in the buffer)");
+    }
+    for g in gateways.into_iter().flatten() {
+        let s = |k: &str| g.get(k).and_then(serde_json::Value::as_str).unwrap_or("-");
+        let platforms: Vec<&str> = g
+            .get("platforms")
+            .and_then(serde_json::Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(serde_json::Value::as_str)
+            .collect();
+        let _ = writeln!(
+            out,
+            "  gateway {} [{}] connected since {}, last ack {}{}",
+            s("gateway"),
+            platforms.join(","),
+            s("since"),
+            s("lastAck"),
+            if g.get("idle") == Some(&serde_json::Value::Bool(true)) {
+                " (idle)"
+            } else {
+                ""
+            }
+        );
+    }
 }
 
 /// `live`: a daemon holds the lock. Otherwise the states are the last ones it wrote, and no
@@ -210,6 +259,7 @@ mod tests {
             ));
         }
         StatusSnapshot {
+            relay: None,
             pid: 10,
             version: "0.1.0".into(),
             started_at_ms: 0,

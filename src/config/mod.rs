@@ -290,6 +290,8 @@ pub struct ConnectorConfig {
     /// The resolved access policy (`SupervisorConfig::resolve_access` fills it in; until then
     /// the safe defaults).
     pub access: AccessPolicy,
+    /// How `access` was resolved, to resolve it again when Hermes' files change (set with it).
+    pub policy_source: Option<PolicySource>,
     /// Resolved executable path (found with `which` when given as a bare name).
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -420,6 +422,13 @@ impl SupervisorConfig {
             match hermes::resolve(&sources, &c.platform) {
                 Ok(r) => {
                     c.access = r.policy.clone();
+                    c.policy_source = Some(PolicySource {
+                        hermes_home: self.hermes_home.clone(),
+                        cli: cli.clone(),
+                        file: sources.file.clone(),
+                        platform: c.platform.clone(),
+                        settings: r.settings.clone(),
+                    });
                     // WHATSAPP_DEBUG (or its platform's equivalent) turns on the log's debug mode.
                     self.log.debug |= r.debug;
                     for w in &r.warnings {
@@ -439,6 +448,71 @@ impl SupervisorConfig {
             Err(AccessError::Invalid(errors))
         }
     }
+}
+
+/// Everything needed to resolve one connector's access policy again: the command line's and
+/// the config file's values (fixed for the run) and where Hermes' own files are (read again).
+#[derive(Debug, Clone)]
+pub struct PolicySource {
+    pub hermes_home: PathBuf,
+    pub cli: BTreeMap<String, String>,
+    pub file: Option<(PathBuf, BTreeMap<String, hermes::Raw>)>,
+    pub platform: String,
+    /// The settings as last resolved, each with its origin.
+    pub settings: Vec<hermes::Setting>,
+}
+
+impl PolicySource {
+    /// The files whose change means resolving again.
+    pub fn watched(&self) -> [PathBuf; 2] {
+        [
+            self.hermes_home.join(".env"),
+            self.hermes_home.join("config.yaml"),
+        ]
+    }
+
+    /// Resolves again from the files as they are now (blocking reads).
+    pub fn resolve(&self) -> Result<hermes::Resolved, AccessError> {
+        let mut sources = hermes::Sources::gather(&self.hermes_home, self.cli.clone())?;
+        sources.file = self.file.clone();
+        hermes::resolve(&sources, &self.platform).map_err(|e| AccessError::Invalid(vec![e]))
+    }
+
+    /// What differs between the settings last resolved and `now`, one line per setting, with
+    /// where the new value comes from (as `config --explain` says it).
+    pub fn changes(&self, now: &[hermes::Setting]) -> Vec<String> {
+        now.iter()
+            .filter(|n| {
+                !self
+                    .settings
+                    .iter()
+                    .any(|o| o.name == n.name && o.value == n.value)
+            })
+            .map(|n| {
+                let before = self
+                    .settings
+                    .iter()
+                    .find(|o| o.name == n.name)
+                    .map_or("(unset)".to_owned(), shown);
+                format!("{}: {before} → {} from {}", n.name, shown(n), n.origin)
+            })
+            .collect()
+    }
+}
+
+/// A setting's value for the log: user ids in the allowlists masked to their last 4 digits.
+fn shown(setting: &hermes::Setting) -> String {
+    let text = setting.value.to_string();
+    if !setting.name.contains("allow_from") {
+        return text;
+    }
+    text.split(',')
+        .map(|id| match id.trim() {
+            "*" => "*".to_owned(),
+            id => crate::util::mask::mask_id(id),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -774,6 +848,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             }
         }
         connectors.push(ConnectorConfig {
+            policy_source: None,
             name: c.name,
             platform,
             policy_overrides,

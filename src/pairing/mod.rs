@@ -5,6 +5,7 @@
 //! Rules (the same numbers as Hermes): 1 h code TTL, 3 pending per platform, one request per
 //! user per 600 s, 5 failed approvals lock the platform for 1 h (the counter resets on success).
 
+pub mod allowlist;
 pub mod code;
 pub mod files;
 
@@ -54,6 +55,8 @@ pub enum IssueError {
 pub struct Approved {
     pub user_id: String,
     pub user_name: String,
+    /// The `.env` allowlist the approval was mirrored into (`allowlist.rs`), if any.
+    pub mirrored: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,8 @@ pub enum ApproveError {
 
 #[derive(Debug, Default, PartialEq)]
 pub struct Revoked {
+    /// The `.env` allowlist the user was taken out of, if any.
+    pub mirrored: Option<String>,
     pub was_approved: bool,
     pub pending_removed: usize,
     pub rate_limit_removed: bool,
@@ -119,11 +124,37 @@ pub struct PlatformListing {
 #[derive(Debug, Clone)]
 pub struct PairingStore {
     dir: PathBuf,
+    /// Hermes' `.env`, where approvals are mirrored into a configured allowlist.
+    env_file: Option<PathBuf>,
 }
 
 impl PairingStore {
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir }
+        Self {
+            dir,
+            env_file: None,
+        }
+    }
+
+    /// The store of a Hermes home: its pairing files, and approvals mirrored into its `.env`.
+    pub fn for_hermes_home(hermes_home: &Path) -> Self {
+        Self {
+            dir: locate(hermes_home),
+            env_file: Some(hermes_home.join(".env")),
+        }
+    }
+
+    /// Best effort, as in Hermes: the approval itself is what grants access; a `.env` that
+    /// cannot be written only leaves the mirror behind, and says so in the log.
+    fn mirror(&self, platform: &str, user: &str, change: allowlist::Change) -> Option<String> {
+        let path = self.env_file.as_deref()?;
+        match allowlist::apply(path, platform, user, change) {
+            Ok(key) => key,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot mirror the pairing change into .env");
+                None
+            }
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -344,9 +375,11 @@ impl PairingStore {
             files::write(&self.pending_path(platform), &upgrade_legacy(pending)?)?;
             rates.remove(&failures_key);
             files::write(&self.rate_path(), &rates)?;
+            let mirrored = self.mirror(platform, &user_id, allowlist::Change::Add);
             Ok(Approved {
                 user_id,
                 user_name: record.user_name,
+                mirrored,
             })
         })
     }
@@ -386,7 +419,11 @@ impl PairingStore {
             if rate_limit_removed {
                 files::write(&self.rate_path(), &rates)?;
             }
+            let mirrored = was_approved
+                .then(|| self.mirror(platform, &user, allowlist::Change::Remove))
+                .flatten();
             Ok(Revoked {
+                mirrored,
                 was_approved,
                 pending_removed,
                 rate_limit_removed,

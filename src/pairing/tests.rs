@@ -110,6 +110,7 @@ fn revoke_clears_approval_pending_codes_and_the_rate_limit() {
     assert_eq!(
         revoked,
         Revoked {
+            mirrored: None,
             was_approved: true,
             pending_removed: 1,
             rate_limit_removed: true

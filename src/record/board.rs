@@ -31,6 +31,10 @@ pub struct StatusSnapshot {
     /// False once the daemon has stopped (the file then shows its last state).
     pub running: bool,
     pub connectors: Vec<ConnectorStatus>,
+    /// The Hermes relay (with `run --relay`): connected gateways, since when, their last ack,
+    /// the buffer depth (`relay::hub::Hub::status`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -123,6 +127,7 @@ impl StatusBoard {
                     liveness: LivenessStatus::default(),
                 })
                 .collect(),
+            relay: None,
         };
         Self {
             inner: Arc::new(Inner {
@@ -138,6 +143,18 @@ impl StatusBoard {
         {
             let mut snap = self.lock();
             change(&mut snap.connectors[index]);
+        }
+        self.inner.changed.notify_one();
+    }
+
+    /// Replaces the relay's part; the file is written only when it changed.
+    pub fn set_relay(&self, relay: serde_json::Value) {
+        {
+            let mut snap = self.lock();
+            if snap.relay.as_ref() == Some(&relay) {
+                return;
+            }
+            snap.relay = Some(relay);
         }
         self.inner.changed.notify_one();
     }

@@ -250,6 +250,12 @@ pub enum Event<'a> {
         path: &'a str,
         refused: u64,
     },
+    /// Hermes' settings changed while running: the access policy now in force, what changed
+    /// and where each new value comes from.
+    PolicyReloaded {
+        platform: &'a str,
+        changes: Vec<String>,
+    },
     /// The Hermes relay endpoint is serving.
     RelayListening {
         address: String,

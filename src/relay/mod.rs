@@ -275,6 +275,7 @@ async fn housekeeping(relay: Arc<Relay>, sources: Option<SecretSources>) {
             _ = tick.tick() => {}
         }
         relay.hub.tick();
+        relay.hub.log().board().set_relay(relay.hub.status());
         if relay.secrets.is_none()
             && last_insecure_warning.is_none_or(|t| t.elapsed() >= INSECURE_WARNING_EVERY)
         {

@@ -50,9 +50,37 @@ pub struct PairingRequest {
     pub request_id: String,
 }
 
+/// Hermes' settings files as last seen, to notice an edit (by `hermes pairing`, an editor, or
+/// bridgekeeper's own approve) and resolve the policy again.
+struct PolicyWatch {
+    source: crate::config::PolicySource,
+    stamps: Vec<Option<(std::time::SystemTime, u64)>>,
+}
+
+fn stamps(source: &crate::config::PolicySource) -> Vec<Option<(std::time::SystemTime, u64)>> {
+    source
+        .watched()
+        .iter()
+        .map(|p| {
+            let m = std::fs::metadata(p).ok()?;
+            Some((m.modified().ok()?, m.len()))
+        })
+        .collect()
+}
+
+/// What a look at Hermes' files found.
+#[derive(Debug)]
+pub enum PolicyReload {
+    /// The policy changed: one line per setting, with its new origin.
+    Changed(Vec<String>),
+    /// The files changed but cannot be resolved: the policy in force stays.
+    Invalid(String),
+}
+
 pub struct InboundGate {
     platform: String,
     policy: AccessPolicy,
+    watch: Option<PolicyWatch>,
     who: Who,
     store: PairingStore,
     snapshot: Option<(Instant, PairingSnapshot)>,
@@ -75,6 +103,7 @@ impl InboundGate {
         Self {
             platform: platform.to_owned(),
             policy,
+            watch: None,
             who: Who::default(),
             store,
             snapshot: None,
@@ -88,6 +117,37 @@ impl InboundGate {
 
     pub fn platform(&self) -> &str {
         &self.platform
+    }
+
+    /// From now on, `refresh_policy` resolves the policy again when Hermes' files change.
+    pub fn watch_policy(&mut self, source: crate::config::PolicySource) {
+        let stamps = blocking(|| stamps(&source));
+        self.watch = Some(PolicyWatch { source, stamps });
+    }
+
+    /// Looks at Hermes' `.env` and `config.yaml` (two `stat` calls) and, when either changed,
+    /// resolves the policy again, before the next message is decided: an allowlist edit or a
+    /// revoke mirrored into `.env` counts from the very next message.
+    pub fn refresh_policy(&mut self) -> Option<PolicyReload> {
+        let watch = self.watch.as_mut()?;
+        let now = blocking(|| stamps(&watch.source));
+        if now == watch.stamps {
+            return None;
+        }
+        watch.stamps = now;
+        match blocking(|| watch.source.resolve()) {
+            Ok(resolved) => {
+                let changes = watch.source.changes(&resolved.settings);
+                watch.source.settings = resolved.settings;
+                if resolved.policy == self.policy {
+                    return None;
+                }
+                self.policy = resolved.policy;
+                self.snapshot = None;
+                Some(PolicyReload::Changed(changes))
+            }
+            Err(e) => Some(PolicyReload::Invalid(e.to_string())),
+        }
     }
 
     pub fn set_account(&mut self, account: &Account) {

@@ -41,6 +41,7 @@ use crate::record::ledger::{FailReason, Outcome};
 use crate::record::log::{AlertCode, Event, EventLog};
 use commands::{CommandBook, Seq};
 use inbound::InboundGate;
+use inbound::PolicyReload;
 use outbox::{Outbox, Undeliverable};
 
 type Stdout = FramedRead<ChildStdout, JsonLinesCodec<ConnectorEvent>>;
@@ -329,6 +330,23 @@ impl ConnectorTask {
     fn on_inbound(&mut self, message: Box<InboundMessage>) {
         let now = crate::util::time::unix_secs();
         self.log.inbound_raw(&self.name, &message);
+        match self.inbound_gate.refresh_policy() {
+            Some(PolicyReload::Changed(changes)) => self.log.emit(
+                Some(&self.name),
+                &Event::PolicyReloaded {
+                    platform: self.inbound_gate.platform(),
+                    changes,
+                },
+            ),
+            Some(PolicyReload::Invalid(message)) => self.log.emit(
+                Some(&self.name),
+                &Event::ConfigWarning {
+                    platform: self.inbound_gate.platform(),
+                    message: &format!("the settings changed but cannot be used; the policy in force stays: {message}"),
+                },
+            ),
+            None => {}
+        }
         let mut admission = self.inbound_gate.admit(&message, now);
         let queued = match admission.send.take() {
             Some((kind, text)) => {

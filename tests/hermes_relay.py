@@ -12,6 +12,8 @@ to its message handler is printed as one JSON line on stdout:
   {"cmd": "disconnect"}                     -> {"event": "disconnected"}
   {"cmd": "dial", "ttl": N, "origin": str?} -> {"event": "dial", "status": int}
       (a bare upgrade with a token from Hermes' own auth.make_upgrade_token, N seconds to live)
+  {"cmd": "send_policy"}                    -> {"event": "policy", "declared": bool}
+      (Hermes' own send_relay_policy(), from its config.yaml under $HERMES_HOME)
   {"cmd": "pairing", "op": "approve"|"revoke"|"is_approved", "platform", "arg"}
                                             -> {"event": "pairing", "result": ...}
       (Hermes' own gateway.pairing.PairingStore under $HERMES_HOME, with its .env loaded into
@@ -102,6 +104,10 @@ async def main():
                         emit(event="dial", status=101)
                 except websockets.exceptions.InvalidStatus as e:
                     emit(event="dial", status=e.response.status_code)
+            elif name == "send_policy":
+                from gateway.relay import send_relay_policy
+
+                emit(event="policy", declared=send_relay_policy())
             elif name == "pairing":
                 from hermes_cli.env_loader import load_hermes_dotenv
                 from gateway.pairing import PairingStore

@@ -262,6 +262,59 @@ const STRANGER_TWO: &str = "15550002222";
 /// In the `.env` allowlist from the start.
 const LISTED: &str = "15559990000";
 
+/// Hermes declares its relevance policy (its own `send_relay_policy()`, from a config.yaml
+/// bridgekeeper does not read): stored, applied as the lowest source, shown by `config
+/// --explain` with its origin, and picked up by the running daemon.
+#[test]
+fn the_gateways_relevance_policy_is_applied_below_our_own_settings() {
+    let s = Stack::new(RELAY);
+    let bk = Bridgekeeper::start(&s.config);
+    let gateway_home = s.dir.path().join("gateway-home");
+    std::fs::create_dir_all(&gateway_home).unwrap();
+    std::fs::write(
+        gateway_home.join("config.yaml"),
+        "whatsapp:\n  require_mention: true\n  free_response_channels: ['120363000000000000@g.us']\n",
+    )
+    .unwrap();
+    let mut h = Hermes::start_in(bk.port, SECRET, &gateway_home);
+    connect(&mut h);
+    h.cmd(json!({"cmd": "send_policy"}));
+    assert_eq!(h.wait("policy", |_| true)["declared"], true);
+    let stored: Value = serde_json::from_str(
+        &std::fs::read_to_string(s.dir.path().join("state/relay-policy.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(stored["whatsapp"]["requireAddress"], true, "{stored}");
+    assert_eq!(stored["whatsapp"]["gateway"], "gw-test");
+
+    let explained = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .args(["config", "--explain", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let explained = String::from_utf8_lossy(&explained.stdout);
+    let line = explained
+        .lines()
+        .find(|l| l.trim_start().starts_with("require_mention"))
+        .unwrap();
+    assert!(
+        line.contains("true") && line.contains("relay gateway's policy"),
+        "{explained}"
+    );
+
+    // The daemon takes it from the next message on, and says so.
+    s.server.inject_dm(FRIEND, "after the policy");
+    h.wait("message", |v| v["text"] == "after the policy");
+    // (require_mention is on by default, so the free-response group is what changes.)
+    crate::support::wait_blocking("policy_reloaded in bridge.log", || {
+        std::fs::read_to_string(s.dir.path().join("state/bridge.log"))
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.contains("policy_reloaded") && l.contains("free_response_chats"))
+    });
+    bk.stop();
+}
+
 /// Hermes' own `PairingStore` and bridgekeeper's pairing commands work on the same files while
 /// the daemon runs, both keep the `.env` allowlist mirror, and the daemon follows every change
 /// from the next message on: an approval lets the user in, a revoke (by either tool) shuts them
@@ -691,6 +744,65 @@ mod contract {
             next(&mut ws, &mut q).await.unwrap()["type"],
             "going_idle_ack"
         );
+
+        // POST /relay/policy: every bad request gets its status and a typed error.
+        let addr = format!("127.0.0.1:{port}");
+        let bearer = format!("Bearer {}", token());
+        let post = |headers: &[(&str, &str)], body: &str| {
+            crate::support::http::request(
+                &addr,
+                "POST",
+                "/relay/policy",
+                Some("x"),
+                headers,
+                Some(body),
+            )
+        };
+        let auth = [("Authorization", bearer.as_str())];
+        type Case<'a> = (&'a [(&'a str, &'a str)], &'a str, u16, &'a str);
+        let cases: [Case; 6] = [
+            (&[], r#"{"platform":"whatsapp"}"#, 401, "missing_token"),
+            (
+                &[
+                    ("Authorization", bearer.as_str()),
+                    ("Content-Type", "text/plain"),
+                ],
+                "{}",
+                415,
+                "not_json",
+            ),
+            (&auth, "{", 400, "invalid_policy"),
+            (&auth, r#"{"platform":"irc"}"#, 400, "invalid_policy"),
+            (
+                &auth,
+                r#"{"platform":"whatsapp","requireAddress":"yes"}"#,
+                400,
+                "invalid_policy",
+            ),
+            (
+                &[
+                    ("Authorization", bearer.as_str()),
+                    ("Origin", "https://evil.example"),
+                ],
+                "{}",
+                403,
+                "browser_origin",
+            ),
+        ];
+        for (headers, body, status, error) in cases {
+            let r = post(headers, body);
+            assert_eq!(
+                (r.status, r.json()["error"].as_str()),
+                (status, Some(error)),
+                "{body}"
+            );
+        }
+        let ok = post(
+            &auth,
+            r#"{"platform":"whatsapp","requireAddress":true,"allowOtherBots":true}"#,
+        );
+        assert_eq!(ok.status, 200, "{}", ok.body);
+        assert_eq!(ok.json()["not_applied"], json!(["allowOtherBots"]));
 
         // Oversized: a frame past max_frame_bytes closes the socket with 1009.
         ws.send(Message::text("x".repeat(8192))).await.unwrap();

@@ -56,7 +56,7 @@ pub fn render(home: &std::path::Path, resolved: &[Resolved]) -> String {
     let _ = writeln!(out, "Hermes home: {}", home.display());
     let _ = writeln!(
         out,
-        "Precedence: --set > config file policy > environment > .env > config.yaml > default"
+        "Precedence: --set > config file policy > environment > .env > config.yaml > relay gateway's policy > default"
     );
     for r in resolved {
         let _ = writeln!(out, "\nplatform {}:", r.platform);

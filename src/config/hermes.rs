@@ -23,11 +23,29 @@ use crate::policy::{AccessPolicy, DmPolicy, GroupPolicy, Mode, UnauthorizedDm, n
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
-    Cli { key: String },
-    ConfigFile { path: PathBuf, key: String },
-    Env { key: String },
-    DotEnv { path: PathBuf, key: String },
-    ConfigYaml { path: PathBuf, key: String },
+    Cli {
+        key: String,
+    },
+    ConfigFile {
+        path: PathBuf,
+        key: String,
+    },
+    Env {
+        key: String,
+    },
+    DotEnv {
+        path: PathBuf,
+        key: String,
+    },
+    ConfigYaml {
+        path: PathBuf,
+        key: String,
+    },
+    /// What a relay gateway declared with `POST /relay/policy` (kept in the state dir).
+    RelayPolicy {
+        path: PathBuf,
+        key: String,
+    },
     Default,
 }
 
@@ -39,6 +57,9 @@ impl fmt::Display for Origin {
             Self::Env { key } => write!(f, "environment ({key})"),
             Self::DotEnv { path, key } => write!(f, "{} ({key})", path.display()),
             Self::ConfigYaml { path, key } => write!(f, "{} ({key})", path.display()),
+            Self::RelayPolicy { path, key } => {
+                write!(f, "relay gateway's policy {} ({key})", path.display())
+            }
             Self::Default => write!(f, "default"),
         }
     }
@@ -71,6 +92,8 @@ pub struct Sources {
     pub env: BTreeMap<String, String>,
     pub dotenv: Option<(PathBuf, BTreeMap<String, String>)>,
     pub yaml: Option<(PathBuf, Yaml)>,
+    /// `relay-policy.json`: per platform, what a relay gateway declared.
+    pub relay: Option<(PathBuf, serde_json::Map<String, serde_json::Value>)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -134,8 +157,62 @@ impl Sources {
             env: std::env::vars().collect(),
             dotenv,
             yaml,
+            relay: None,
         })
     }
+
+    /// Adds what relay gateways declared (`relay-policy.json`, written by the relay). Missing
+    /// is fine; an unreadable file is an error like any other source's.
+    pub fn read_relay_policy(&mut self, path: &Path) -> Result<(), SourceError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(SourceError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let map = serde_json::from_str(&text).map_err(|e| SourceError::Yaml {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+        self.relay = Some((path.to_owned(), map));
+        Ok(())
+    }
+}
+
+/// The relay policy's generic names for our settings (`gateway/relay/__init__.py`,
+/// `relay_relevance_policy`). `allowOtherBots` has no counterpart and is reported, not applied.
+pub const RELAY_POLICY_KEYS: [(&str, &str); 2] = [
+    ("requireAddress", "require_mention"),
+    ("freeResponseScopes", "free_response_chats"),
+];
+
+fn relay_hit(sources: &Sources, platform: &str, key: &Key) -> Option<(Raw, Origin)> {
+    let (path, map) = sources.relay.as_ref()?;
+    let (wire, _) = RELAY_POLICY_KEYS
+        .iter()
+        .find(|(_, ours)| *ours == key.name)?;
+    let value = map.get(platform)?.get(*wire)?;
+    let raw = match value {
+        serde_json::Value::Bool(b) => Raw::Bool(*b),
+        serde_json::Value::Array(items) => Raw::List(
+            items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_owned))
+                .collect(),
+        ),
+        other => Raw::Text(other.to_string()),
+    };
+    Some((
+        raw,
+        Origin::RelayPolicy {
+            path: path.clone(),
+            key: format!("{platform}.{wire}"),
+        },
+    ))
 }
 
 /// `$HERMES_HOME`, else `~/.hermes`.
@@ -389,6 +466,7 @@ fn hits(sources: &Sources, platform: &str, key: &Key) -> Vec<(Raw, Origin)> {
         ));
     }
     out.extend(yaml_hits(sources, platform, key));
+    out.extend(relay_hit(sources, platform, key));
     out
 }
 
@@ -603,6 +681,18 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
             platform: platform.to_owned(),
             problems,
         });
+    }
+    if let Some((path, map)) = &sources.relay
+        && map
+            .get(platform)
+            .and_then(|p| p.get("allowOtherBots"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true)
+    {
+        warnings.push(format!(
+            "the relay gateway's allowOtherBots ({}) is not applied: bridgekeeper has no setting for messages from other bots",
+            path.display()
+        ));
     }
     warn_about_contradictions(platform, &policy, &settings, &mut warnings);
     warn_about_legacy_dirs(&sources.hermes_home, platform, &mut warnings);

@@ -415,6 +415,8 @@ impl SupervisorConfig {
         cli: &BTreeMap<String, String>,
     ) -> Result<Vec<hermes::Resolved>, AccessError> {
         let mut sources = hermes::Sources::gather(&self.hermes_home, cli.clone())?;
+        let relay_policy = self.state_dir.join(RELAY_POLICY_FILE);
+        sources.read_relay_policy(&relay_policy)?;
         let mut resolved = Vec::new();
         let mut errors = Vec::new();
         for c in &mut self.connectors {
@@ -428,6 +430,7 @@ impl SupervisorConfig {
                         file: sources.file.clone(),
                         platform: c.platform.clone(),
                         settings: r.settings.clone(),
+                        relay_policy: relay_policy.clone(),
                     });
                     // WHATSAPP_DEBUG (or its platform's equivalent) turns on the log's debug mode.
                     self.log.debug |= r.debug;
@@ -460,20 +463,27 @@ pub struct PolicySource {
     pub platform: String,
     /// The settings as last resolved, each with its origin.
     pub settings: Vec<hermes::Setting>,
+    /// What relay gateways declared (`relay-policy.json` in the state dir).
+    pub relay_policy: PathBuf,
 }
+
+/// Where the relay keeps what gateways POST to `/relay/policy`, in the state dir.
+pub const RELAY_POLICY_FILE: &str = "relay-policy.json";
 
 impl PolicySource {
     /// The files whose change means resolving again.
-    pub fn watched(&self) -> [PathBuf; 2] {
+    pub fn watched(&self) -> [PathBuf; 3] {
         [
             self.hermes_home.join(".env"),
             self.hermes_home.join("config.yaml"),
+            self.relay_policy.clone(),
         ]
     }
 
     /// Resolves again from the files as they are now (blocking reads).
     pub fn resolve(&self) -> Result<hermes::Resolved, AccessError> {
         let mut sources = hermes::Sources::gather(&self.hermes_home, self.cli.clone())?;
+        sources.read_relay_policy(&self.relay_policy)?;
         sources.file = self.file.clone();
         hermes::resolve(&sources, &self.platform).map_err(|e| AccessError::Invalid(vec![e]))
     }
@@ -712,6 +722,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             env: BTreeMap::new(),
             dotenv: None,
             yaml: None,
+            relay: None,
         };
         if let Err(e) = hermes::resolve(&file_only, &platform) {
             for invalid in e.problems {

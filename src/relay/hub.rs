@@ -114,6 +114,11 @@ impl Hub {
         &self.log
     }
 
+    /// Whether a connector here serves `platform`.
+    pub fn serves(&self, platform: &str) -> bool {
+        self.by_platform.contains_key(platform)
+    }
+
     pub fn register(&self, gateway: &str, tx: mpsc::Sender<Out>, secret: Option<[u8; 32]>) -> u64 {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         lock(&self.state).sessions.insert(

@@ -181,7 +181,7 @@ impl Running {
             shutdown: shutdown.clone(),
             refused: AtomicU64::new(0),
             refusal_logged: std::sync::Mutex::new(None),
-            policy_path: parts.state_dir.join("relay-policy.json"),
+            policy_path: parts.state_dir.join(crate::config::RELAY_POLICY_FILE),
         });
         if loaded.corrupt > 0 {
             let text = format!(
@@ -402,8 +402,12 @@ async fn health(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response
     axum::Json(relay.hub.status()).into_response()
 }
 
-/// `POST /relay/policy`: the gateway's relevance settings, stored and answered 200. What they
-/// would change is reported; bridgekeeper's own policy settings stay what decides.
+/// `POST /relay/policy`: a gateway's relevance settings for one platform
+/// (`{platform, requireAddress, freeResponseScopes, allowOtherBots}`, Hermes'
+/// `relay_relevance_policy`). Kept per platform in `relay-policy.json`, where policy resolution
+/// reads it as its lowest source (above the defaults, below every setting of ours):
+/// `requireAddress` is `require_mention`, `freeResponseScopes` is `free_response_chats`;
+/// `allowOtherBots` has no counterpart and is reported (answer, `config --explain`).
 async fn policy(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: String) -> Response {
     let (gateway, _) = match relay.admit(&headers) {
         Ok(admitted) => admitted,
@@ -422,30 +426,79 @@ async fn policy(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Strin
             )
             .into_response();
     }
-    let Ok(Value::Object(mut policy)) = serde_json::from_str::<Value>(&body) else {
-        return (
-            StatusCode::BAD_REQUEST,
-            axum::Json(
-                json!({"error": "invalid_policy", "message": "the body is not a JSON object"}),
-            ),
-        )
-            .into_response();
+    let row = match policy_row(&relay.hub, &body, &gateway) {
+        Ok(row) => row,
+        Err(message) => {
+            let body = json!({"error": "invalid_policy", "message": message});
+            return (StatusCode::BAD_REQUEST, axum::Json(body)).into_response();
+        }
     };
-    policy.insert("gateway".into(), json!(gateway));
+    let platform = row.0.clone();
     let path = relay.policy_path.clone();
-    let data = serde_json::to_vec_pretty(&policy).unwrap_or_default();
-    let stored =
-        tokio::task::spawn_blocking(move || crate::util::fs::write_atomic(&path, &data)).await;
+    let stored = tokio::task::spawn_blocking(move || {
+        let mut all: serde_json::Map<String, Value> = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        all.insert(row.0, row.1);
+        let data = serde_json::to_vec_pretty(&all).unwrap_or_default();
+        crate::util::fs::write_atomic(&path, &data)
+    })
+    .await;
     match stored {
-        Ok(Ok(())) => axum::Json(json!({"ok": true, "applied": false,
-            "note": "stored; bridgekeeper's own settings (require_mention, allowlists) decide delivery"}))
+        Ok(Ok(())) => axum::Json(json!({
+            "ok": true,
+            "platform": platform,
+            "applied": ["require_mention", "free_response_chats"],
+            "not_applied": ["allowOtherBots"],
+            "note": "applied below bridgekeeper's own settings: a value set in its config, the environment, .env or config.yaml wins (bridgekeeper config --explain)",
+        }))
         .into_response(),
-        _ => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            axum::Json(json!({"error": "store_failed", "message": "the policy could not be stored"})),
-        )
-            .into_response(),
+        _ => {
+            let body = json!({"error": "store_failed", "message": "the policy could not be stored"});
+            (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
+        }
     }
+}
+
+/// Checks a policy body field by field: `(platform, row to store)` or what is wrong.
+fn policy_row(hub: &Hub, body: &str, gateway: &str) -> Result<(String, Value), String> {
+    let Ok(Value::Object(p)) = serde_json::from_str::<Value>(body) else {
+        return Err("the body is not a JSON object".into());
+    };
+    let platform = p
+        .get("platform")
+        .and_then(Value::as_str)
+        .ok_or("\"platform\" is missing or not a string")?;
+    if !hub.serves(platform) {
+        return Err(format!(
+            "bridgekeeper runs no connector for platform {platform:?}"
+        ));
+    }
+    let mut row = serde_json::Map::new();
+    for (key, bool_field) in [
+        ("requireAddress", true),
+        ("allowOtherBots", true),
+        ("freeResponseScopes", false),
+    ] {
+        let Some(v) = p.get(key) else { continue };
+        let ok = if bool_field {
+            v.is_boolean()
+        } else {
+            v.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+        };
+        if !ok {
+            let want = if bool_field {
+                "true or false"
+            } else {
+                "a list of strings"
+            };
+            return Err(format!("{key:?} must be {want}"));
+        }
+        row.insert(key.into(), v.clone());
+    }
+    row.insert("gateway".into(), json!(gateway));
+    Ok((platform.to_owned(), Value::Object(row)))
 }
 
 /// One gateway connection, from the upgrade to the close.

@@ -248,3 +248,33 @@ fn gather_reads_dotenv_and_config_yaml() {
         "{err}"
     );
 }
+
+/// What a relay gateway declared ranks just above the default: it sets mention gating when
+/// nothing of ours does, never over a value we were given, and what has no counterpart is said.
+#[test]
+fn the_relay_gateways_policy_is_the_lowest_source_and_says_what_it_cannot_apply() {
+    let mut s = sources();
+    let declared = serde_json::json!({"whatsapp": {
+        "requireAddress": true, "freeResponseScopes": ["123-456@g.us"], "allowOtherBots": true}});
+    s.relay = Some((
+        PathBuf::from("/state/relay-policy.json"),
+        declared.as_object().unwrap().clone(),
+    ));
+    let r = resolve(&s, "whatsapp").unwrap();
+    assert!(r.policy.require_mention);
+    assert_eq!(r.policy.free_response_chats.len(), 1);
+    assert!(origin_of(&r, "require_mention").contains("relay gateway's policy"));
+    assert!(
+        r.warnings.iter().any(|w| w.contains("allowOtherBots")),
+        "{:?}",
+        r.warnings
+    );
+    // Ours wins.
+    s.env
+        .insert("WHATSAPP_REQUIRE_MENTION".into(), "false".into());
+    let r = resolve(&s, "whatsapp").unwrap();
+    assert!(!r.policy.require_mention);
+    // Another platform's declaration changes nothing here.
+    let r = resolve(&s, "telegram").unwrap();
+    assert!(r.policy.free_response_chats.is_empty());
+}

@@ -221,6 +221,13 @@ impl Stack {
         self.dir.path().join("state/relay-buffer.jsonl")
     }
 
+    /// The WhatsApp connector's ledger in `status.json`.
+    fn ledger(&self) -> Option<Value> {
+        let text = std::fs::read_to_string(self.dir.path().join("state/status.json")).ok()?;
+        let status: Value = serde_json::from_str(&text).ok()?;
+        Some(status["connectors"][0]["ledger"].clone())
+    }
+
     fn hermes_home(&self) -> PathBuf {
         self.dir.path().join("hermes")
     }
@@ -520,14 +527,24 @@ fn a_dm_that_arrives_while_hermes_is_away_is_delivered_once_when_it_is_back() {
             .unwrap_or_default()
             .contains("while you were away")
     });
+    // The ledger: let in, not yet delivered.
+    crate::support::wait_blocking("the ledger to show it awaiting an ack", || {
+        s.ledger()
+            .is_some_and(|l| l["awaiting_ack"] == 1 && l["delivered"] == 0)
+    });
     let mut h = Hermes::start(bk.port, SECRET);
     connect(&mut h);
     h.wait("message", |v| v["text"] == "while you were away");
     h.settle(Duration::from_secs(1));
     assert_eq!(h.messages_with("while you were away"), 1);
-    // Acked: nothing waits any more.
+    // Acked: nothing waits any more, and it counts as delivered.
     crate::support::wait_blocking("the buffer to empty after the ack", || {
         std::fs::read_to_string(s.buffer_file()).is_ok_and(|t| t.is_empty())
+    });
+    crate::support::wait_blocking("the ledger to count it delivered", || {
+        s.ledger().is_some_and(|l| {
+            l["delivered"] == 1 && l.get("awaiting_ack").is_none() && l["received"] == 1
+        })
     });
     bk.stop();
 }
@@ -550,6 +567,16 @@ fn unacked_messages_survive_a_bridgekeeper_restart() {
     h.wait("message", |v| v["text"] == "kept across a restart");
     h.settle(Duration::from_secs(1));
     assert_eq!(h.messages_with("kept across a restart"), 1);
+    // Received in the first run, so it is in that run's ledger; this run's stays balanced.
+    crate::support::wait_blocking("the status to show the ack", || {
+        s.bridgekeeper_cli(&["status"]).contains("1 acked")
+    });
+    let ledger = s.ledger().unwrap();
+    assert_eq!(
+        (&ledger["received"], &ledger["delivered"]),
+        (&json!(0), &json!(0)),
+        "{ledger}"
+    );
     bk.stop();
 }
 

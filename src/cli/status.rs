@@ -161,9 +161,14 @@ fn render_connector(out: &mut String, c: &ConnectorStatus, now_ms: u64, live: bo
     let l = &c.ledger;
     let _ = writeln!(
         out,
-        "  messages: received {} = delivered {} + paired {} + replied {} + ignored {} + failed {}{}",
+        "  messages: received {} = delivered {}{} + paired {} + replied {} + ignored {} + failed {}{}",
         l.received,
         l.delivered,
+        if l.awaiting_ack > 0 {
+            format!(" + awaiting a relay ack {}", l.awaiting_ack)
+        } else {
+            String::new()
+        },
         l.paired,
         l.replied,
         l.ignored_total(),

@@ -175,6 +175,22 @@ impl StatusBoard {
         self.inner.changed.notify_one();
     }
 
+    /// Moves one of connector `name`'s delivered messages to awaiting an ack, or back: the
+    /// relay counts a message delivered once a gateway acked it.
+    pub fn relay_delivery(&self, name: &str, acked: bool) {
+        {
+            let mut snap = self.lock();
+            if let Some(c) = snap.connectors.iter_mut().find(|c| c.name == name) {
+                if acked {
+                    c.ledger.acked();
+                } else {
+                    c.ledger.hold_for_ack();
+                }
+            }
+        }
+        self.inner.changed.notify_one();
+    }
+
     pub fn snapshot(&self) -> StatusSnapshot {
         let mut snap = self.lock().clone();
         snap.updated_at_ms = unix_ms(SystemTime::now());

@@ -82,6 +82,10 @@ impl Outcome {
 pub struct LedgerCounts {
     pub received: u64,
     pub delivered: u64,
+    /// With the relay: let in by the policy and kept in the relay buffer, not yet acked by a
+    /// gateway. An ack moves it to `delivered`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub awaiting_ack: u64,
     pub paired: u64,
     pub replied: u64,
     /// Ignored messages by reason.
@@ -110,6 +114,18 @@ impl LedgerCounts {
         *self.failed.entry(reason.as_str().to_owned()).or_default() += 1;
     }
 
+    /// A delivered message went into the relay buffer: delivered only once a gateway acks it.
+    pub fn hold_for_ack(&mut self) {
+        self.delivered = self.delivered.saturating_sub(1);
+        self.awaiting_ack += 1;
+    }
+
+    /// A gateway acked a message held for it.
+    pub fn acked(&mut self) {
+        self.awaiting_ack = self.awaiting_ack.saturating_sub(1);
+        self.delivered += 1;
+    }
+
     pub fn ignored_total(&self) -> u64 {
         self.ignored.values().sum()
     }
@@ -122,11 +138,16 @@ impl LedgerCounts {
     pub fn unaccounted(&self) -> i128 {
         self.received as i128
             - (self.delivered
+                + self.awaiting_ack
                 + self.paired
                 + self.replied
                 + self.ignored_total()
                 + self.failed_total()) as i128
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[cfg(test)]

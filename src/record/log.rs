@@ -263,6 +263,11 @@ pub enum Event<'a> {
         /// Messages still waiting for an ack from before the start.
         buffered: usize,
     },
+    /// A gateway acked a delivered message: from now on it counts as `delivered`.
+    RelayAcked {
+        message_id: &'a str,
+        gateway: &'a str,
+    },
     /// A relay gateway connected, took a platform, or went away.
     RelayGateway {
         change: &'static str,
@@ -305,6 +310,7 @@ impl Event<'_> {
                 | Self::CommandResult { .. }
                 | Self::ConnectorStderr { .. }
                 | Self::ConnectorLineError { .. }
+                | Self::RelayAcked { .. }
         )
     }
 }

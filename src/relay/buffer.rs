@@ -31,6 +31,9 @@ pub struct Entry {
     /// When it was last written to a gateway, and to which session.
     #[serde(skip)]
     pub sent: Option<(u64, Instant)>,
+    /// Loaded from the file at start: counted in an earlier run's ledger, not this one's.
+    #[serde(skip)]
+    pub carried: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -83,7 +86,7 @@ impl RelayBuffer {
                         continue;
                     }
                     match serde_json::from_str::<Record>(&line) {
-                        Ok(Record::Add(e)) => entries.push_back(e),
+                        Ok(Record::Add(e)) => entries.push_back(Entry { carried: true, ..e }),
                         Ok(Record::Ack(id)) => entries.retain(|e: &Entry| e.id != id),
                         Err(_) => bad.push(line),
                     }
@@ -154,6 +157,7 @@ impl RelayBuffer {
             message_id: message_id.to_owned(),
             event,
             sent: None,
+            carried: false,
         };
         self.append(&Record::Add(entry.clone()))?;
         self.entries.push_back(entry);

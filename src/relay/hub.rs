@@ -203,7 +203,7 @@ impl Hub {
             pushed
         };
         match pushed {
-            Ok(_) => {}
+            Ok(_) => self.log.board().relay_delivery(connector, false),
             Err(PushError::Full(capacity)) => self.overflow(connector, &message.id, capacity),
             Err(PushError::Io(e)) => {
                 self.log
@@ -279,14 +279,30 @@ impl Hub {
     pub fn ack(&self, session: u64, buffer_id: &str) -> Result<bool, crate::util::fs::PathError> {
         let mut st = lock(&self.state);
         let released = st.buffer.ack(buffer_id)?;
-        if released.is_some() {
-            self.acked.fetch_add(1, Ordering::Relaxed);
-            if let Some(s) = st.sessions.get_mut(&session) {
+        let Some(entry) = released else {
+            return Ok(false);
+        };
+        self.acked.fetch_add(1, Ordering::Relaxed);
+        let gateway = match st.sessions.get_mut(&session) {
+            Some(s) => {
                 s.last_ack = Some(SystemTime::now());
+                s.gateway.clone()
             }
-            self.deliver(&mut st, |_| true);
+            None => String::new(),
+        };
+        self.deliver(&mut st, |_| true);
+        drop(st);
+        if !entry.carried {
+            self.log.board().relay_delivery(&entry.connector, true);
         }
-        Ok(released.is_some())
+        self.log.emit(
+            Some(&entry.connector),
+            &Event::RelayAcked {
+                message_id: &entry.message_id,
+                gateway: &gateway,
+            },
+        );
+        Ok(true)
     }
 
     pub fn going_idle(&self, session: u64) {

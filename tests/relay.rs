@@ -936,3 +936,236 @@ async fn bench_relay_buffer_and_drain_with_acks() {
     );
     bk.stop();
 }
+
+/// Benchmark, run by `scripts/bench/relay.sh`: the added latency from the fake WhatsApp server
+/// to the gateway, the same DMs through three gateways in one run: the stdio link (a reader of
+/// bridgekeeper's stdout), the relay (a WebSocket client that acks), and the drop-in HTTP API
+/// polled once a second as Hermes' adapter does. Each DM is injected only after the previous
+/// one arrived, at staggered offsets so the polling phase is sampled evenly.
+#[tokio::test]
+#[ignore = "benchmark: scripts/bench/relay.sh runs it"]
+async fn bench_latency_relay_vs_stdio_vs_polling() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    const N: usize = 200;
+    const N_POLLED: usize = 30;
+
+    fn stats(name: &str, mut ms: Vec<f64>) -> (f64, f64) {
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+        let (p50, p99) = (at(0.5), at(0.99));
+        eprintln!(
+            "latency bench: {name}: n={} p50 {p50:.2} ms p99 {p99:.2} ms",
+            ms.len()
+        );
+        (p50, p99)
+    }
+    let stagger = |i: usize| Duration::from_millis((i as u64 * 37) % 100);
+
+    // 1. The stdio link.
+    let stdio = {
+        let s = Stack::new("");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(["run", "--config"])
+            .arg(&s.config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel::<(String, Instant)>();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                let at = Instant::now();
+                let v: Value = serde_json::from_str(&line).unwrap_or_default();
+                if v["type"] == "inbound" {
+                    let text = v["message"]["text"].as_str().unwrap_or_default().to_owned();
+                    let _ = tx.send((text, at));
+                }
+            }
+        });
+        s.server.inject_dm(FRIEND, "warm-up");
+        rx.recv_timeout(PATIENCE).expect("warm-up");
+        let mut ms = Vec::new();
+        for i in 0..N {
+            std::thread::sleep(stagger(i));
+            let text = format!("lat-{i}");
+            let t0 = Instant::now();
+            s.server.inject_dm(FRIEND, &text);
+            loop {
+                let (got, at) = rx.recv_timeout(PATIENCE).expect("a stdio event");
+                if got == text {
+                    ms.push(at.duration_since(t0).as_secs_f64() * 1e3);
+                    break;
+                }
+            }
+        }
+        drop(child.stdin.take());
+        let _ = child.wait();
+        stats("stdio link", ms)
+    };
+
+    // 2. The relay.
+    let relay = {
+        let s = Stack::new(RELAY);
+        let bk = Bridgekeeper::start(&s.config);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
+        let token = bridgekeeper::relay::auth::make("gw-test", &secret, now + 300);
+        let mut req = format!("ws://127.0.0.1:{}/relay", bk.port)
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+        let (mut sink, mut stream) = ws.split();
+        sink.send(Message::text(
+            "{\"type\":\"hello\",\"platform\":\"whatsapp\"}\n",
+        ))
+        .await
+        .unwrap();
+        let (tx, rx) = mpsc::channel::<(String, Instant)>();
+        tokio::spawn(async move {
+            while let Some(Ok(Message::Text(t))) = stream.next().await {
+                let at = Instant::now();
+                let mut acks = String::new();
+                for line in t.lines() {
+                    let v: Value = serde_json::from_str(line).unwrap_or_default();
+                    if v["type"] == "inbound" {
+                        let text = v["event"]["text"].as_str().unwrap_or_default().to_owned();
+                        let _ = tx.send((text, at));
+                        acks.push_str(&format!(
+                            "{{\"type\":\"inbound_ack\",\"bufferId\":{}}}\n",
+                            v["bufferId"]
+                        ));
+                    }
+                }
+                if !acks.is_empty() && sink.send(Message::text(acks)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let ms = tokio::task::spawn_blocking(move || {
+            s.server.inject_dm(FRIEND, "warm-up");
+            rx.recv_timeout(PATIENCE).expect("warm-up");
+            let mut ms = Vec::new();
+            for i in 0..N {
+                std::thread::sleep(stagger(i));
+                let text = format!("lat-{i}");
+                let t0 = Instant::now();
+                s.server.inject_dm(FRIEND, &text);
+                loop {
+                    let (got, at) = rx.recv_timeout(PATIENCE).expect("a relay frame");
+                    if got == text {
+                        ms.push(at.duration_since(t0).as_secs_f64() * 1e3);
+                        break;
+                    }
+                }
+            }
+            bk.stop();
+            ms
+        })
+        .await
+        .unwrap();
+        stats("relay", ms)
+    };
+
+    // 3. The drop-in API, polled every second like Hermes' adapter.
+    let polled = tokio::task::spawn_blocking(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let server = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
+        let hermes = dir.path().join("hermes");
+        let session = hermes.join("platforms/whatsapp/session");
+        server.seed_session(&session);
+        std::fs::write(
+            hermes.join(".env"),
+            format!("WHATSAPP_DM_POLICY=allowlist\nWHATSAPP_ALLOWED_USERS={FRIEND}\n"),
+        )
+        .unwrap();
+        let mut bridge = Command::new("node")
+            .arg(node_bridge_dir().join("legacy-bridge.js"))
+            .args(["--port", "0", "--mode", "bot", "--session"])
+            .arg(&session)
+            .env("HERMES_HOME", &hermes)
+            .env("BRIDGEKEEPER_BIN", env!("CARGO_BIN_EXE_bridgekeeper"))
+            .env("WHATSAPP_WEB_SOCKET_URL", &server.ws_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(bridge.stderr.take().unwrap()).lines();
+        let port: u16 = loop {
+            let line = lines.next().expect("listening").unwrap();
+            if let Some(rest) = line.split("http://127.0.0.1:").nth(1) {
+                break rest.trim().parse().unwrap();
+            }
+        };
+        std::thread::spawn(move || lines.for_each(drop));
+        let addr = format!("127.0.0.1:{port}");
+        let (tx, rx) = mpsc::channel::<(String, Instant)>();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let polling = {
+            let (addr, stop) = (addr.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let r = crate::support::http::request(
+                        &addr,
+                        "GET",
+                        "/messages",
+                        Some("127.0.0.1"),
+                        &[],
+                        None,
+                    );
+                    let at = Instant::now();
+                    if let Some(list) = serde_json::from_str::<Value>(&r.body)
+                        .ok()
+                        .and_then(|v| v.as_array().cloned())
+                    {
+                        for m in list {
+                            let text = m["body"].as_str().unwrap_or_default().to_owned();
+                            let _ = tx.send((text, at));
+                        }
+                    }
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            })
+        };
+        server.inject_dm(FRIEND, "warm-up");
+        rx.recv_timeout(Duration::from_secs(60)).expect("warm-up");
+        let mut ms = Vec::new();
+        for i in 0..N_POLLED {
+            std::thread::sleep(Duration::from_millis((i as u64 * 337) % 1000));
+            let text = format!("lat-{i}");
+            let t0 = Instant::now();
+            server.inject_dm(FRIEND, &text);
+            loop {
+                let (got, at) = rx.recv_timeout(PATIENCE).expect("a polled message");
+                if got == text {
+                    ms.push(at.duration_since(t0).as_secs_f64() * 1e3);
+                    break;
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = polling.join();
+        let _ = bridge.kill();
+        let _ = bridge.wait();
+        ms
+    })
+    .await
+    .unwrap();
+    let polled = stats("drop-in polled every 1 s", polled);
+    eprintln!(
+        "latency bench: relay − stdio: p50 {:+.2} ms, p99 {:+.2} ms; polled − stdio: p50 {:+.0} ms",
+        relay.0 - stdio.0,
+        relay.1 - stdio.1,
+        polled.0 - stdio.0
+    );
+}

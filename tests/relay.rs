@@ -1169,3 +1169,99 @@ async fn bench_latency_relay_vs_stdio_vs_polling() {
         polled.0 - stdio.0
     );
 }
+
+/// Without a secret the relay refuses to start, and says how to give it one; unauthenticated
+/// mode is refused off loopback, and allowed on loopback with a warning in the log.
+#[test]
+fn the_relay_will_not_start_unprotected() {
+    let dir = tempfile::tempdir().unwrap();
+    let connector = connector_cmd("whatsapp", crate::support::FAKE, &[], "");
+    let run = |top: &str, secret: Option<&str>| {
+        let config = write_config_with(dir.path(), std::slice::from_ref(&connector), top);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"));
+        cmd.args(["run", "--config"])
+            .arg(&config)
+            .env_remove("GATEWAY_RELAY_SECRET")
+            .env_remove("GATEWAY_RELAY_ID")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if let Some(s) = secret {
+            cmd.env("GATEWAY_RELAY_SECRET", s);
+        }
+        cmd.spawn().unwrap()
+    };
+    let out = run(RELAY, None).wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("GATEWAY_RELAY_SECRET"), "{said}");
+
+    let out = run("relay: {listen: '0.0.0.0:0', insecure_no_auth: true}", None)
+        .wait_with_output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        said.contains("only allowed on a loopback address"),
+        "{said}"
+    );
+
+    // A secret file readable by others is refused too.
+    let secret_file = dir.path().join("relay.secret");
+    std::fs::write(&secret_file, "s3cret").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(
+        &format!("relay: {{listen: '127.0.0.1:0', secret_file: {secret_file:?}}}"),
+        None,
+    )
+    .wait_with_output()
+    .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(said.contains("chmod 600"), "{said}");
+
+    let mut child = run(
+        "relay: {listen: '127.0.0.1:0', insecure_no_auth: true}",
+        None,
+    );
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("relay listening"))),
+        "insecure loopback mode starts"
+    );
+    crate::support::wait_blocking("the insecure warning in bridge.log", || {
+        std::fs::read_to_string(dir.path().join("state/bridge.log"))
+            .is_ok_and(|l| l.contains("relay_insecure"))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The real client stays up while bridgekeeper restarts (same address): its own reconnect,
+/// with backoff, brings it back, and the next DM arrives without anything done on its side.
+#[test]
+fn the_hermes_client_reconnects_by_itself_after_a_bridgekeeper_restart() {
+    let s = Stack::new(RELAY);
+    let bk = Bridgekeeper::start(&s.config);
+    let port = bk.port;
+    let mut h = Hermes::start(port, SECRET);
+    connect(&mut h);
+    bk.stop();
+    // The same port this time, as a service restart would have it.
+    let text = std::fs::read_to_string(&s.config).unwrap();
+    std::fs::write(
+        &s.config,
+        text.replace("127.0.0.1:0", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let bk = Bridgekeeper::start(&s.config);
+    assert_eq!(bk.port, port);
+    crate::support::wait_blocking("Hermes to be connected again", || {
+        s.bridgekeeper_cli(&["status"])
+            .contains("gateway gw-test [whatsapp]")
+    });
+    s.server.inject_dm(FRIEND, "after the restart");
+    h.wait("message", |v| v["text"] == "after the restart");
+    bk.stop();
+}

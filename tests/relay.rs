@@ -1265,3 +1265,101 @@ fn the_hermes_client_reconnects_by_itself_after_a_bridgekeeper_restart() {
     h.wait("message", |v| v["text"] == "after the restart");
     bk.stop();
 }
+
+/// A secret removed from `$HERMES_HOME/.env` while a gateway is connected: its socket is closed
+/// with 4401 (Hermes reads that as "revoked" and stops redialling), and a new token signed with
+/// the old secret is refused.
+#[tokio::test]
+async fn a_revoked_secret_closes_the_socket_with_4401() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let dir = tempfile::tempdir().unwrap();
+    let connector = connector_cmd("whatsapp", crate::support::FAKE, &[], "");
+    let config = write_config_with(dir.path(), &[connector], RELAY);
+    let dotenv = dir.path().join("hermes/.env");
+    std::fs::write(&dotenv, format!("GATEWAY_RELAY_SECRET={SECRET}\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("GATEWAY_RELAY_SECRET")
+        .env_remove("GATEWAY_RELAY_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let port: u16 = loop {
+        let line = lines.next().expect("listening").unwrap();
+        if let Some(rest) = line.split("relay listening on http://127.0.0.1:").nth(1) {
+            break rest.trim_end_matches("/relay").parse().unwrap();
+        }
+    };
+    let request = || {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
+        let token = bridgekeeper::relay::auth::make("gw", &secret, now + 300);
+        let mut req = format!("ws://127.0.0.1:{port}/relay")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        req
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(request()).await.unwrap();
+    ws.send(Message::text(
+        "{\"type\":\"hello\",\"platform\":\"whatsapp\"}\n",
+    ))
+    .await
+    .unwrap();
+    std::fs::write(&dotenv, "GATEWAY_RELAY_SECRET=a-new-secret\n").unwrap();
+    let code = loop {
+        match tokio::time::timeout(PATIENCE, ws.next())
+            .await
+            .expect("a close in time")
+        {
+            Some(Ok(Message::Close(Some(f)))) => break u16::from(f.code),
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, 4401);
+    let refused = tokio_tungstenite::connect_async(request())
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("401"), "{refused}");
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// No gateway for a long time and the buffer full: each message that does not fit is failed
+/// `relay_buffer_full` in the ledger, with an alert, never silently dropped.
+#[test]
+fn a_full_relay_buffer_fails_messages_with_a_reason_and_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let connector = connector_cmd("whatsapp", crate::support::FAKE, &["--emit", "5"], "");
+    let config = write_config_with(
+        dir.path(),
+        &[connector],
+        "relay: {listen: '127.0.0.1:0', buffer: 2}",
+    );
+    let bk = Bridgekeeper::start(&config);
+    let status = dir.path().join("state/status.json");
+    crate::support::wait_blocking("the ledger to account for all five", || {
+        let Ok(text) = std::fs::read_to_string(&status) else {
+            return false;
+        };
+        let v: Value = serde_json::from_str(&text).unwrap_or_default();
+        let l = &v["connectors"][0]["ledger"];
+        l["received"] == 5 && l["awaiting_ack"] == 2 && l["failed"]["relay_buffer_full"] == 3
+    });
+    crate::support::wait_blocking("the alert", || {
+        std::fs::read_to_string(dir.path().join("state/bridge.log"))
+            .is_ok_and(|l| l.contains("\"code\":\"relay_buffer_full\""))
+    });
+    bk.stop();
+}

@@ -215,6 +215,8 @@ impl Running {
             .route("/relay", get(upgrade))
             .route("/relay/policy", post(policy))
             .route("/relay/health", get(health))
+            // The drop-in API's name for the same question.
+            .route("/health", get(health))
             .with_state(self.relay.clone());
         axum::serve(listener, app)
             .with_graceful_shutdown(self.relay.shutdown.clone().cancelled_owned())

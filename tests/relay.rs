@@ -39,11 +39,20 @@ struct Bridgekeeper {
 
 impl Bridgekeeper {
     fn start(config: &Path) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        Self::start_for(config, Some("gw-test"))
+    }
+
+    /// `gateway_id`: the `GATEWAY_RELAY_ID` tokens must name (`None`: any).
+    fn start_for(config: &Path, gateway_id: Option<&str>) -> Self {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"));
+        cmd.env_remove("GATEWAY_RELAY_ID");
+        if let Some(id) = gateway_id {
+            cmd.env("GATEWAY_RELAY_ID", id);
+        }
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(config)
             .env("GATEWAY_RELAY_SECRET", SECRET)
-            .env("GATEWAY_RELAY_ID", "gw-test")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -595,24 +604,32 @@ mod contract {
         tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
     >;
 
-    fn token() -> String {
+    fn token_for(gateway: &str) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_secs();
         let secret = bridgekeeper::relay::auth::Secret::new(super::SECRET).unwrap();
-        bridgekeeper::relay::auth::make("gw-test", &secret, now + 300)
+        bridgekeeper::relay::auth::make(gateway, &secret, now + 300)
     }
 
-    async fn dial(port: u16) -> Ws {
+    fn token() -> String {
+        token_for("gw-test")
+    }
+
+    async fn dial_as(port: u16, gateway: &str) -> Ws {
         let mut req = format!("ws://127.0.0.1:{port}/relay")
             .into_client_request()
             .unwrap();
         req.headers_mut().insert(
             "Authorization",
-            format!("Bearer {}", token()).parse().unwrap(),
+            format!("Bearer {}", token_for(gateway)).parse().unwrap(),
         );
         tokio_tungstenite::connect_async(req).await.unwrap().0
+    }
+
+    async fn dial(port: u16) -> Ws {
+        dial_as(port, "gw-test").await
     }
 
     async fn send(ws: &mut Ws, frame: &str) {
@@ -658,7 +675,7 @@ mod contract {
             &[connector],
             "relay: {listen: '127.0.0.1:0', ack_timeout_ms: 700, max_frame_bytes: 4096}",
         );
-        let bk = Bridgekeeper::start(&config);
+        let bk = Bridgekeeper::start_for(&config, None);
         let port = bk.port;
 
         // No token: refused before the upgrade.
@@ -752,9 +769,9 @@ mod contract {
         assert_eq!(results["r3"]["success"], true, "{}", results["r3"]);
         assert_eq!(results["r3"]["status"], "written");
 
-        // A second gateway for the same platform: refused, one owner.
+        // Another gateway for the same platform: refused, one owner.
         let mut q2 = Default::default();
-        let mut second = dial(port).await;
+        let mut second = dial_as(port, "gw-other").await;
         send(&mut second, r#"{"type":"hello","platform":"whatsapp"}"#).await;
         assert_eq!(next(&mut second, &mut q2).await, Err(4409));
 
@@ -831,9 +848,20 @@ mod contract {
         assert_eq!(ok.status, 200, "{}", ok.body);
         assert_eq!(ok.json()["not_applied"], json!(["allowOtherBots"]));
 
+        // The same gateway again (a restart, a half-open socket): the new socket takes the
+        // platform over and the old one is closed with 4408.
+        let mut q4 = Default::default();
+        let mut again = dial(port).await;
+        send(&mut again, r#"{"type":"hello","platform":"whatsapp"}"#).await;
+        assert_eq!(
+            next(&mut again, &mut q4).await.unwrap()["type"],
+            "descriptor"
+        );
+        assert_eq!(next(&mut ws, &mut q).await, Err(4408));
+
         // Oversized: a frame past max_frame_bytes closes the socket with 1009.
-        ws.send(Message::text("x".repeat(8192))).await.unwrap();
-        assert_eq!(next(&mut ws, &mut q).await, Err(1009));
+        again.send(Message::text("x".repeat(8192))).await.unwrap();
+        assert_eq!(next(&mut again, &mut q4).await, Err(1009));
         bk.stop();
     }
 }

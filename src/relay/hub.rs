@@ -29,6 +29,8 @@ pub mod close {
     pub const REVOKED: u16 = 4401;
     pub const UNKNOWN_PLATFORM: u16 = 4404;
     pub const PLATFORM_TAKEN: u16 = 4409;
+    /// The same gateway connected again: its older socket gives way.
+    pub const REPLACED: u16 = 4408;
     pub const TOO_BIG: u16 = 1009;
     pub const GOING_AWAY: u16 = 1001;
 }
@@ -148,7 +150,10 @@ impl Hub {
         }
     }
 
-    /// A `hello`: the platform's descriptor, and its waiting messages start flowing.
+    /// A `hello`: the platform's descriptor, and its waiting messages start flowing. A platform
+    /// owned by another gateway is refused; one owned by an older socket of the *same* gateway
+    /// (a restart, or a socket left half-open by the network) is taken over, and that socket
+    /// closed, so a gateway can always come back.
     pub fn hello(&self, session: u64, platform: &str) -> Result<Value, HelloError> {
         let descriptor = frames::descriptor(platform)
             .filter(|_| self.by_platform.contains_key(platform))
@@ -157,12 +162,28 @@ impl Hub {
         if let Some(owner) = st.owners.get(platform).copied()
             && owner != session
         {
-            let by = st
-                .sessions
-                .get(&owner)
-                .map(|s| s.gateway.clone())
-                .unwrap_or_default();
-            return Err(HelloError::Taken { by });
+            let theirs = st.sessions.get(&owner).map(|s| s.gateway.clone());
+            let ours = st.sessions.get(&session).map(|s| s.gateway.clone());
+            if theirs.is_some() && theirs != ours {
+                return Err(HelloError::Taken {
+                    by: theirs.unwrap_or_default(),
+                });
+            }
+            if let Some(old) = st.sessions.get(&owner) {
+                let _ = old.tx.try_send(Out::Close(
+                    close::REPLACED,
+                    "replaced by a newer connection of the same gateway".into(),
+                ));
+            }
+            st.owners.retain(|_, s| *s != owner);
+            if let Some(old) = st.sessions.get_mut(&owner) {
+                old.platforms.clear();
+            }
+            for e in st.buffer.entries_mut() {
+                if e.sent.is_some_and(|(s, _)| s == owner) {
+                    e.sent = None;
+                }
+            }
         }
         st.owners.insert(platform.to_owned(), session);
         if let Some(s) = st.sessions.get_mut(&session)

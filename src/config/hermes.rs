@@ -164,9 +164,12 @@ impl Sources {
     /// Adds what relay gateways declared (`relay-policy.json`, written by the relay). Missing
     /// is fine; an unreadable file is an error like any other source's.
     pub fn read_relay_policy(&mut self, path: &Path) -> Result<(), SourceError> {
+        // No file (or no state dir yet, which `run` reports itself): nothing was declared.
+        if !path.is_file() {
+            return Ok(());
+        }
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(source) => {
                 return Err(SourceError::Read {
                     path: path.to_owned(),

@@ -274,6 +274,42 @@ impl Stack {
 }
 
 const RELAY: &str = "relay: {listen: '127.0.0.1:0'}";
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A token as Hermes makes one, for `gateway`, signed with the test secret, valid 300 s.
+fn token_for(gateway: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
+    bridgekeeper::relay::auth::make(gateway, &secret, now + 300)
+}
+
+/// The upgrade request a gateway sends to the relay on `port`.
+fn ws_request(
+    port: u16,
+    gateway: &str,
+) -> tokio_tungstenite::tungstenite::handshake::client::Request {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!("ws://127.0.0.1:{port}/relay")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Authorization",
+        format!("Bearer {}", token_for(gateway)).parse().unwrap(),
+    );
+    req
+}
+
+async fn ws_dial(port: u16, gateway: &str) -> Ws {
+    tokio_tungstenite::connect_async(ws_request(port, gateway))
+        .await
+        .unwrap()
+        .0
+}
 const STRANGER_TWO: &str = "15550002222";
 /// In the `.env` allowlist from the start.
 const LISTED: &str = "15559990000";
@@ -595,41 +631,24 @@ mod contract {
     use futures_util::{SinkExt, StreamExt};
     use serde_json::{Value, json};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
     use super::Bridgekeeper;
     use crate::support::{FAKE, connector_cmd, write_config_with};
 
-    type Ws = tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >;
+    use super::Ws;
 
-    fn token_for(gateway: &str) -> String {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let secret = bridgekeeper::relay::auth::Secret::new(super::SECRET).unwrap();
-        bridgekeeper::relay::auth::make(gateway, &secret, now + 300)
-    }
+    use super::{token_for, ws_dial};
 
     fn token() -> String {
         token_for("gw-test")
     }
 
     async fn dial_as(port: u16, gateway: &str) -> Ws {
-        let mut req = format!("ws://127.0.0.1:{port}/relay")
-            .into_client_request()
-            .unwrap();
-        req.headers_mut().insert(
-            "Authorization",
-            format!("Bearer {}", token_for(gateway)).parse().unwrap(),
-        );
-        tokio_tungstenite::connect_async(req).await.unwrap().0
+        ws_dial(port, gateway).await
     }
 
     async fn dial(port: u16) -> Ws {
-        dial_as(port, "gw-test").await
+        ws_dial(port, "gw-test").await
     }
 
     async fn send(ws: &mut Ws, frame: &str) {
@@ -874,7 +893,6 @@ mod contract {
 async fn bench_relay_buffer_and_drain_with_acks() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     const N: usize = 20_000;
     let rss = |pid: u32| -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -914,19 +932,7 @@ async fn bench_relay_buffer_and_drain_with_acks() {
     });
     let buffered_rss = rss(bk.child.id());
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
-    let token = bridgekeeper::relay::auth::make("gw-test", &secret, now + 300);
-    let mut req = format!("ws://127.0.0.1:{}/relay", bk.port)
-        .into_client_request()
-        .unwrap();
-    req.headers_mut()
-        .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-    let (mut sink, mut stream) = ws.split();
+    let (mut sink, mut stream) = ws_dial(bk.port, "gw-test").await.split();
     let started = Instant::now();
     sink.send(Message::text(
         "{\"type\":\"hello\",\"platform\":\"whatsapp\"}\n",
@@ -965,6 +971,33 @@ async fn bench_relay_buffer_and_drain_with_acks() {
     bk.stop();
 }
 
+/// Injects a warm-up DM and then `n` more, each once the previous one arrived (after
+/// `pause(i)`), and returns each one's milliseconds from the inject call to its arrival on `rx`.
+fn time_dms(
+    server: &crate::support::whatsapp::FakeWhatsApp,
+    rx: &mpsc::Receiver<(String, Instant)>,
+    n: usize,
+    pause: impl Fn(usize) -> Duration,
+) -> Vec<f64> {
+    server.inject_dm(FRIEND, "warm-up");
+    rx.recv_timeout(Duration::from_secs(60)).expect("warm-up");
+    let mut ms = Vec::new();
+    for i in 0..n {
+        std::thread::sleep(pause(i));
+        let text = format!("lat-{i}");
+        let t0 = Instant::now();
+        server.inject_dm(FRIEND, &text);
+        loop {
+            let (got, at) = rx.recv_timeout(PATIENCE).expect("the DM in time");
+            if got == text {
+                ms.push(at.duration_since(t0).as_secs_f64() * 1e3);
+                break;
+            }
+        }
+    }
+    ms
+}
+
 /// Benchmark, run by `scripts/bench/relay.sh`: the added latency from the fake WhatsApp server
 /// to the gateway, the same DMs through three gateways in one run: the stdio link (a reader of
 /// bridgekeeper's stdout), the relay (a WebSocket client that acks), and the drop-in HTTP API
@@ -975,7 +1008,6 @@ async fn bench_relay_buffer_and_drain_with_acks() {
 async fn bench_latency_relay_vs_stdio_vs_polling() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     const N: usize = 200;
     const N_POLLED: usize = 30;
 
@@ -1015,22 +1047,7 @@ async fn bench_latency_relay_vs_stdio_vs_polling() {
                 }
             }
         });
-        s.server.inject_dm(FRIEND, "warm-up");
-        rx.recv_timeout(PATIENCE).expect("warm-up");
-        let mut ms = Vec::new();
-        for i in 0..N {
-            std::thread::sleep(stagger(i));
-            let text = format!("lat-{i}");
-            let t0 = Instant::now();
-            s.server.inject_dm(FRIEND, &text);
-            loop {
-                let (got, at) = rx.recv_timeout(PATIENCE).expect("a stdio event");
-                if got == text {
-                    ms.push(at.duration_since(t0).as_secs_f64() * 1e3);
-                    break;
-                }
-            }
-        }
+        let ms = time_dms(&s.server, &rx, N, stagger);
         drop(child.stdin.take());
         let _ = child.wait();
         stats("stdio link", ms)
@@ -1040,19 +1057,7 @@ async fn bench_latency_relay_vs_stdio_vs_polling() {
     let relay = {
         let s = Stack::new(RELAY);
         let bk = Bridgekeeper::start(&s.config);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
-        let token = bridgekeeper::relay::auth::make("gw-test", &secret, now + 300);
-        let mut req = format!("ws://127.0.0.1:{}/relay", bk.port)
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-        let (mut sink, mut stream) = ws.split();
+        let (mut sink, mut stream) = ws_dial(bk.port, "gw-test").await.split();
         sink.send(Message::text(
             "{\"type\":\"hello\",\"platform\":\"whatsapp\"}\n",
         ))
@@ -1080,22 +1085,7 @@ async fn bench_latency_relay_vs_stdio_vs_polling() {
             }
         });
         let ms = tokio::task::spawn_blocking(move || {
-            s.server.inject_dm(FRIEND, "warm-up");
-            rx.recv_timeout(PATIENCE).expect("warm-up");
-            let mut ms = Vec::new();
-            for i in 0..N {
-                std::thread::sleep(stagger(i));
-                let text = format!("lat-{i}");
-                let t0 = Instant::now();
-                s.server.inject_dm(FRIEND, &text);
-                loop {
-                    let (got, at) = rx.recv_timeout(PATIENCE).expect("a relay frame");
-                    if got == text {
-                        ms.push(at.duration_since(t0).as_secs_f64() * 1e3);
-                        break;
-                    }
-                }
-            }
+            let ms = time_dms(&s.server, &rx, N, stagger);
             bk.stop();
             ms
         })
@@ -1165,22 +1155,9 @@ async fn bench_latency_relay_vs_stdio_vs_polling() {
                 }
             })
         };
-        server.inject_dm(FRIEND, "warm-up");
-        rx.recv_timeout(Duration::from_secs(60)).expect("warm-up");
-        let mut ms = Vec::new();
-        for i in 0..N_POLLED {
-            std::thread::sleep(Duration::from_millis((i as u64 * 337) % 1000));
-            let text = format!("lat-{i}");
-            let t0 = Instant::now();
-            server.inject_dm(FRIEND, &text);
-            loop {
-                let (got, at) = rx.recv_timeout(PATIENCE).expect("a polled message");
-                if got == text {
-                    ms.push(at.duration_since(t0).as_secs_f64() * 1e3);
-                    break;
-                }
-            }
-        }
+        let ms = time_dms(&server, &rx, N_POLLED, |i| {
+            Duration::from_millis((i as u64 * 337) % 1000)
+        });
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let _ = polling.join();
         let _ = bridge.kill();
@@ -1301,7 +1278,6 @@ fn the_hermes_client_reconnects_by_itself_after_a_bridgekeeper_restart() {
 async fn a_revoked_secret_closes_the_socket_with_4401() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let dir = tempfile::tempdir().unwrap();
     let connector = connector_cmd("whatsapp", crate::support::FAKE, &[], "");
     let config = write_config_with(dir.path(), &[connector], RELAY);
@@ -1324,21 +1300,7 @@ async fn a_revoked_secret_closes_the_socket_with_4401() {
             break rest.trim_end_matches("/relay").parse().unwrap();
         }
     };
-    let request = || {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
-        let token = bridgekeeper::relay::auth::make("gw", &secret, now + 300);
-        let mut req = format!("ws://127.0.0.1:{port}/relay")
-            .into_client_request()
-            .unwrap();
-        req.headers_mut()
-            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
-        req
-    };
-    let (mut ws, _) = tokio_tungstenite::connect_async(request()).await.unwrap();
+    let mut ws = ws_dial(port, "gw").await;
     ws.send(Message::text(
         "{\"type\":\"hello\",\"platform\":\"whatsapp\"}\n",
     ))
@@ -1356,7 +1318,7 @@ async fn a_revoked_secret_closes_the_socket_with_4401() {
         }
     };
     assert_eq!(code, 4401);
-    let refused = tokio_tungstenite::connect_async(request())
+    let refused = tokio_tungstenite::connect_async(ws_request(port, "gw"))
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("401"), "{refused}");

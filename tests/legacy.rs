@@ -134,7 +134,12 @@ impl Legacy {
             .collect()
     }
 
-    async fn stop(mut self) -> Vec<Value> {
+    async fn stop(self) -> Vec<Value> {
+        self.stop_with_status().await.0
+    }
+
+    /// Stops, and also gives the final `status.json` (read before the temp dir goes).
+    async fn stop_with_status(mut self) -> (Vec<Value>, Value) {
         self.shutdown.cancel();
         let task = self.task.take().unwrap();
         tokio::time::timeout(PATIENCE, task)
@@ -142,7 +147,11 @@ impl Legacy {
             .unwrap()
             .unwrap()
             .unwrap();
-        crate::support::log_events(&self.state_dir)
+        let status = std::fs::read_to_string(self.state_dir.join("status.json")).unwrap();
+        (
+            crate::support::log_events(&self.state_dir),
+            serde_json::from_str(&status).unwrap(),
+        )
     }
 }
 
@@ -846,6 +855,35 @@ async fn a_full_inbox_is_recorded_in_the_ledger_and_alerted() {
         alerts, 2,
         "at the 1st and 2nd loss (powers of two), not at every message"
     );
+}
+
+/// Stopped with messages nobody polled: they never reached Hermes, so the final ledger says so
+/// (failed `http_not_polled`, not delivered), with an alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_never_polled_before_a_stop_are_failed_not_delivered() {
+    let l = Legacy::start(Setup::default()).await;
+    for i in 0..2 {
+        l.inject(json!({"sender": "15551234567@s.whatsapp.net", "text": format!("m{i}")}));
+    }
+    let addr = l.addr.clone();
+    wait_for("both delivered into the inbox", || {
+        call(&addr, "GET", "/health", None).json()["bridgekeeper"]["ledger"]["delivered"] == 2
+    })
+    .await;
+    let (log, status) = l.stop_with_status().await;
+    assert_eq!(
+        log.iter()
+            .filter(|e| e["event"] == "delivery_retracted" && e["reason"] == "http_not_polled")
+            .count(),
+        2
+    );
+    assert!(
+        log.iter()
+            .any(|e| e["event"] == "alert" && e["code"] == "http_not_polled")
+    );
+    let ledger = &status["connectors"][0]["ledger"];
+    assert_eq!(ledger["delivered"], 0, "{ledger}");
+    assert_eq!(ledger["failed"]["http_not_polled"], 2, "{ledger}");
 }
 
 // The Hermes adapter's way of using the bridge, as a stdlib Python script, against the whole

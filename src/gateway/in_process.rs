@@ -212,6 +212,36 @@ impl GatewayClient {
         );
     }
 
+    /// The daemon has stopped with messages nobody polled: they never reached the gateway, so
+    /// they move from `delivered` to `failed: http_not_polled` (the final `status.json` is
+    /// written again), with one alert naming how many.
+    pub fn not_polled_at_shutdown(&self) {
+        let left = self.drain();
+        if left.is_empty() {
+            return;
+        }
+        for message in &left {
+            self.log
+                .retract(&self.connector, &message.id, FailReason::HttpNotPolled);
+        }
+        let message = format!(
+            "bridgekeeper stopped with {} delivered message(s) that no GET /messages took (ledger: failed http_not_polled)",
+            left.len()
+        );
+        self.log.emit(
+            Some(&self.connector),
+            &Event::Alert {
+                severity: Severity::Warning,
+                code: AlertCode::HttpNotPolled,
+                message: &message,
+            },
+        );
+        if let Err(e) = self.log.board().write_now() {
+            tracing::warn!(error = %e, "cannot write the final status");
+        }
+        self.log.flush();
+    }
+
     /// Puts a batch that could not be handed over back at the head of the inbox, in order,
     /// ahead of anything that arrived meanwhile.
     pub fn requeue_front(&self, batch: Vec<InboundMessage>) {

@@ -88,7 +88,7 @@ pub async fn serve(
         crate::daemon::start_in_process(config, options.inbox_capacity, shutdown.clone()).await?;
     let (client, daemon) = (started.client, started.daemon);
     let api = Arc::new(http::Api {
-        client,
+        client: client.clone(),
         session: options.session,
         script_hash: options.script_hash,
         send_read_receipts: options.send_read_receipts,
@@ -112,5 +112,6 @@ pub async fn serve(
         .await;
     shutdown.cancel();
     daemon.await.context("the daemon task failed")??;
+    client.not_polled_at_shutdown();
     served.context("the HTTP server failed")
 }

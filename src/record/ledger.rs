@@ -27,6 +27,8 @@ pub enum FailReason {
     HttpUnconfirmed,
     /// The relay buffer was full (no gateway acked for a long time).
     RelayBufferFull,
+    /// Still in the drop-in API's inbox when bridgekeeper stopped: never polled.
+    HttpNotPolled,
 }
 
 impl FailReason {
@@ -40,6 +42,7 @@ impl FailReason {
             Self::TooLong => "too_long",
             Self::HttpUnconfirmed => "http_unconfirmed",
             Self::RelayBufferFull => "relay_buffer_full",
+            Self::HttpNotPolled => "http_not_polled",
         }
     }
 }

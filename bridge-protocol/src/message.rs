@@ -161,6 +161,13 @@ pub struct Account {
     pub phone: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lid: Option<String>,
+    /// The account's own user id on networks where it is not a phone number (a Telegram bot's
+    /// numeric id): mentions of it and replies to it address the bot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    /// The account's username, without `@` (Telegram).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
 }

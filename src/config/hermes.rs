@@ -231,6 +231,7 @@ enum Field {
     AllowAllUsers,
     GroupPolicy,
     GroupAllowFrom,
+    GroupAllowChats,
     RequireMention,
     FreeResponseChats,
     UnauthorizedDm,
@@ -287,6 +288,13 @@ const KEYS: &[Key] = &[
         env: "GROUP_ALLOWED_USERS",
         yaml: &["group_allow_from", "group_allowed_users"],
         allowed: "comma-separated numbers or group ids, or *",
+    },
+    Key {
+        field: Field::GroupAllowChats,
+        name: "group_allow_chats",
+        env: "GROUP_ALLOWED_CHATS",
+        yaml: &["group_allow_chats", "group_allowed_chats"],
+        allowed: "comma-separated chat ids, or *",
     },
     Key {
         field: Field::RequireMention,
@@ -633,6 +641,8 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
             ),
             Field::AllowFrom => extend(&mut policy.allow_from, parse_list(&raw)),
             Field::GroupAllowFrom => assign(&mut policy.group_allow_from, parse_list(&raw)),
+            // Telegram's name for the groups themselves; one list with the users in groups.
+            Field::GroupAllowChats => extend(&mut policy.group_allow_from, parse_list(&raw)),
             Field::FreeResponseChats => assign(&mut policy.free_response_chats, parse_list(&raw)),
             Field::AllowAllUsers => star_if(&mut policy.allow_from, parse_bool(&raw)),
             Field::RequireMention => assign(&mut policy.require_mention, parse_bool(&raw)),
@@ -679,6 +689,24 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
         });
     }
 
+    if !has_self_chat(platform) && policy.mode == Mode::SelfChat {
+        let mode = settings
+            .iter_mut()
+            .find(|s| s.name == "mode")
+            .expect("mode is always resolved");
+        if mode.origin == Origin::Default {
+            policy.mode = Mode::Bot;
+            mode.value = Raw::Text("bot".into());
+        } else {
+            problems.push(InvalidValue {
+                key: "mode".into(),
+                origin: mode.origin.to_string(),
+                value: mode.value.to_string(),
+                allowed: "bot (this platform has no self-chat mode)",
+            });
+        }
+    }
+
     if !problems.is_empty() {
         return Err(PolicyError {
             platform: platform.to_owned(),
@@ -706,6 +734,12 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
         settings,
         warnings,
     })
+}
+
+/// Only WhatsApp has a self-chat mode (the owner's own account, talking to itself); a bot on
+/// Telegram is always a bot.
+pub fn has_self_chat(platform: &str) -> bool {
+    !matches!(platform, "telegram")
 }
 
 fn default_raw(name: &str, p: &AccessPolicy) -> Raw {

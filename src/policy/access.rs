@@ -83,6 +83,9 @@ impl Default for AccessPolicy {
 pub struct Who {
     /// The account's phone number, normalised.
     pub phone: Option<String>,
+    /// The account's own user id where the network has one apart from a phone (a Telegram
+    /// bot's id), normalised.
+    pub id: Option<String>,
     /// The account's LID, normalised (with its `@lid`, see `lid_key`).
     pub lid: Option<String>,
     pub identities: IdentityMap,
@@ -91,7 +94,10 @@ pub struct Who {
 impl Who {
     fn is_me(&self, id: &str) -> bool {
         let id = normalize(id);
-        !id.is_empty() && (self.phone.as_deref() == Some(&id) || self.lid.as_deref() == Some(&id))
+        !id.is_empty()
+            && [&self.phone, &self.lid, &self.id]
+                .iter()
+                .any(|mine| mine.as_deref() == Some(&id))
     }
 }
 
@@ -279,7 +285,12 @@ pub fn decide(
     seen: Seen,
     now: f64,
 ) -> Decision {
-    let kind = chat_kind(&msg.chat);
+    // WhatsApp ids say what they are; elsewhere (Telegram's numeric chat ids) the connector's
+    // `is_group` does.
+    let kind = match chat_kind(&msg.chat) {
+        ChatKind::Direct if msg.is_group => ChatKind::Group,
+        kind => kind,
+    };
     match kind {
         ChatKind::Status => return Decision::ignore(Reason::StatusBroadcast),
         ChatKind::Broadcast => return Decision::ignore(Reason::BroadcastChat),

@@ -14,6 +14,15 @@ use std::collections::HashMap;
 /// have the same digits — they meet only through a known mapping (`IdentityMap`).
 pub fn normalize(id: &str) -> String {
     let id = id.trim();
+    // A username (Telegram's `@alice`): case-insensitive, kept with its `@` so it never meets a
+    // number. WhatsApp ids never start with `@`.
+    if let Some(name) = id
+        .strip_prefix('@')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        return format!("@{}", name.to_lowercase());
+    }
     if let Some(group) = id.strip_suffix("@g.us") {
         return format!("{}@g.us", group.trim());
     }

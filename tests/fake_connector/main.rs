@@ -239,6 +239,7 @@ fn main() {
                 phone: Some(phone),
                 lid,
                 name: Some("Bot".into()),
+                ..Default::default()
             }),
         );
     }

@@ -278,3 +278,36 @@ fn the_relay_gateways_policy_is_the_lowest_source_and_says_what_it_cannot_apply(
     let r = resolve(&s, "telegram").unwrap();
     assert!(r.policy.free_response_chats.is_empty());
 }
+
+/// Telegram has no self-chat mode: the default is bot, and asking for self-chat is an error
+/// that names the source. Its group chats have their own key, joined with the group users.
+#[test]
+fn telegram_is_always_a_bot_and_takes_its_own_key_names() {
+    let mut s = sources();
+    s.env
+        .insert("TELEGRAM_ALLOWED_USERS".into(), "123456, @Alice".into());
+    s.env.insert(
+        "TELEGRAM_GROUP_ALLOWED_CHATS".into(),
+        "-1001234567890".into(),
+    );
+    s.env
+        .insert("TELEGRAM_GROUP_ALLOWED_USERS".into(), "555".into());
+    let r = resolve(&s, "telegram").unwrap();
+    assert_eq!(r.policy.mode, Mode::Bot);
+    assert!(r.policy.allow_from.contains("123456") && r.policy.allow_from.contains("@alice"));
+    assert_eq!(
+        r.policy.group_allow_from.len(),
+        2,
+        "{:?}",
+        r.policy.group_allow_from
+    );
+    // WhatsApp keeps its self-chat default.
+    assert_eq!(resolve(&s, "whatsapp").unwrap().policy.mode, Mode::SelfChat);
+
+    s.env.insert("TELEGRAM_MODE".into(), "self-chat".into());
+    let e = resolve(&s, "telegram").unwrap_err().to_string();
+    assert!(
+        e.contains("no self-chat mode") && e.contains("TELEGRAM_MODE"),
+        "{e}"
+    );
+}

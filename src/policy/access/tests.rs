@@ -18,6 +18,7 @@ fn who() -> Who {
     Who {
         phone: Some(ME.into()),
         lid: Some(format!("{ME_LID}@lid")),
+        id: None,
         identities,
     }
 }
@@ -592,9 +593,14 @@ fn the_decision_table() {
         )
     });
 
+    check(&rows, &who());
+}
+
+/// Runs every row against `who` and lists each row whose outcome differs.
+fn check(rows: &[Row], who: &Who) {
     let mut failures = Vec::new();
-    for r in &rows {
-        let d = decide(&r.policy, &who(), &r.pairing, &r.msg, r.seen, NOW);
+    for r in rows {
+        let d = decide(&r.policy, who, &r.pairing, &r.msg, r.seen, NOW);
         let got = match d.action {
             Action::Deliver => Do::Deliver,
             Action::SendPairingCode { .. } => Do::Code,
@@ -611,6 +617,115 @@ fn the_decision_table() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// Telegram's identity model: numeric user ids with the username as an alias, negative chat
+/// ids for groups (`is_group` says so, not the id), no self-chat; a mention is the bot's
+/// username entity, a reply to the bot or `/command@bot` (the connector reports each as a
+/// mention of the bot's id).
+#[test]
+fn the_telegram_rows() {
+    use Do::*;
+    use Reason::*;
+    const BOT_ID: &str = "777000111";
+    const ALICE: &str = "123456";
+    const TG_GROUP: &str = "-1001234567890";
+    let who = Who {
+        id: Some(BOT_ID.into()),
+        ..Who::default()
+    };
+    let alice = || InboundMessage {
+        sender_alt: Some("@Alice".into()),
+        ..dm(ALICE)
+    };
+    let in_tg_group = |m: InboundMessage| InboundMessage {
+        chat: TG_GROUP.into(),
+        is_group: true,
+        ..m
+    };
+    let allow = |dm_policy, list: &[&str]| AccessPolicy {
+        dm_policy,
+        allow_from: set(list),
+        ..bot()
+    };
+    let groups = |group_policy, list: &[&str]| AccessPolicy {
+        group_policy,
+        group_allow_from: set(list),
+        ..bot()
+    };
+    let rows = vec![
+        row(
+            "allowlisted by id",
+            allow(DmPolicy::Allowlist, &[ALICE]),
+            alice(),
+            (Deliver, Allowlisted),
+        ),
+        row(
+            "allowlisted by @username, any case",
+            allow(DmPolicy::Allowlist, &[&crate::policy::normalize("@ALICE")]),
+            alice(),
+            (Deliver, Allowlisted),
+        ),
+        row(
+            "a stranger gets a code",
+            allow(DmPolicy::Pairing, &["999"]),
+            alice(),
+            (Code, UnknownSender),
+        ),
+        row(
+            "group, bot not mentioned",
+            groups(GroupPolicy::Open, &[]),
+            in_tg_group(alice()),
+            (Ignore, NoMention),
+        ),
+        row(
+            "group, bot mentioned",
+            groups(GroupPolicy::Open, &[]),
+            in_tg_group(InboundMessage {
+                mentions: vec![BOT_ID.into()],
+                ..alice()
+            }),
+            (Deliver, GroupAllowed),
+        ),
+        row(
+            "group, a reply to the bot",
+            groups(GroupPolicy::Open, &[]),
+            in_tg_group(InboundMessage {
+                quoted: Some(bridge_protocol::message::Quoted {
+                    id: "5".into(),
+                    sender: Some(BOT_ID.into()),
+                    text: None,
+                }),
+                ..alice()
+            }),
+            (Deliver, GroupAllowed),
+        ),
+        row(
+            "an allowed user in a group that is not allowed",
+            AccessPolicy {
+                allow_from: set(&[ALICE]),
+                ..groups(GroupPolicy::Allowlist, &["1009999999999"])
+            },
+            in_tg_group(InboundMessage {
+                mentions: vec![BOT_ID.into()],
+                ..alice()
+            }),
+            (Ignore, GroupNotAllowed),
+        ),
+        row(
+            "an allowed group, mentioned",
+            groups(
+                GroupPolicy::Allowlist,
+                &[&crate::policy::normalize(TG_GROUP)],
+            ),
+            in_tg_group(InboundMessage {
+                mentions: vec![BOT_ID.into()],
+                ..alice()
+            }),
+            (Deliver, GroupAllowed),
+        ),
+    ];
+    check(&rows, &who);
 }
 
 #[test]

@@ -157,6 +157,9 @@ impl InboundGate {
         if let Some(lid) = &account.lid {
             self.who.lid = Some(lid_key(lid));
         }
+        if let Some(id) = &account.user_id {
+            self.who.id = Some(normalize(id));
+        }
     }
 
     pub fn learn_mapping(&mut self, lid: &str, phone: &str) {

@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod connectors;
 pub mod daemon;
 pub mod gateway;
 pub mod legacy;

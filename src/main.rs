@@ -30,6 +30,10 @@ fn main() -> ExitCode {
         Commands::Config(args) => cli::config::run(args),
         Commands::Logs(args) => cli::logs::run(args),
         Commands::Doctor(args) => cli::doctor::run(args),
+        // Its exit code is the protocol's (PROTOCOL.md, "Exit codes").
+        Commands::Connector(cli::ConnectorKind::Telegram(args)) => {
+            return ExitCode::from(bridgekeeper::connectors::telegram::run(args) as u8);
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

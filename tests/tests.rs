@@ -14,4 +14,5 @@ mod policy;
 mod relay;
 mod supervisor;
 mod support;
+mod telegram;
 mod whatsapp;

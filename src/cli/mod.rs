@@ -43,6 +43,15 @@ pub enum Commands {
     Logs(logs::LogsArgs),
     /// WhatsApp account tools: `whatsapp link`.
     Whatsapp(whatsapp::WhatsappArgs),
+    /// A built-in connector process (the supervisor starts it; PROTOCOL.md on stdio).
+    #[command(hide = true, subcommand)]
+    Connector(ConnectorKind),
+}
+
+/// The connectors built into this executable.
+#[derive(Debug, Subcommand)]
+pub enum ConnectorKind {
+    Telegram(crate::connectors::telegram::TelegramArgs),
 }
 
 /// Where to find the daemon's state: from its config file, directly, or — as every other

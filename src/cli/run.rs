@@ -36,15 +36,22 @@ fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)
     let home = crate::config::hermes::default_hermes_home();
     let session = crate::config::hermes_paths::default_session(&home);
     let node_bridge = crate::config::builtin::find_node_bridge(None)?;
-    let mut config = crate::config::builtin::whatsapp_config(
+    let telegram = crate::config::builtin::telegram_token_set(&home);
+    let mut config = crate::config::builtin::hermes_config(
         &home,
         &session,
         &node_bridge,
-        "the default WhatsApp connector (run without --config)",
+        "the default connectors (run without --config)",
+        telegram,
     )?;
     config.resolve_access(&parse_cli_sets(sets).map_err(anyhow::Error::msg)?)?;
     eprintln!(
-        "bridgekeeper: no --config: running the WhatsApp connector for {} (session {})",
+        "bridgekeeper: no --config: running the WhatsApp connector{} for {} (session {})",
+        if telegram {
+            " and the Telegram connector (TELEGRAM_BOT_TOKEN is set)"
+        } else {
+            ""
+        },
         home.display(),
         session.display()
     );

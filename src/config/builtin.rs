@@ -54,12 +54,23 @@ pub fn whatsapp_config(
     node_bridge: &Path,
     origin: &str,
 ) -> Result<SupervisorConfig, ConfigError> {
+    hermes_config(hermes_home, session, node_bridge, origin, false)
+}
+
+/// `whatsapp_config`, with the built-in Telegram connector beside it when `telegram`.
+pub fn hermes_config(
+    hermes_home: &Path,
+    session: &Path,
+    node_bridge: &Path,
+    origin: &str,
+    telegram: bool,
+) -> Result<SupervisorConfig, ConfigError> {
     let base = session.parent().unwrap_or(Path::new("/"));
     let media = std::env::var_os("HERMES_IMAGE_CACHE_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| base.join("media"));
     // JSON is YAML: the generated config goes through the same validation as a written one.
-    let text = json!({
+    let mut text = json!({
         "state_dir": state_dir_for(session),
         "hermes_home": hermes_home,
         "log": { "path": bridge_log_for(session) },
@@ -70,7 +81,62 @@ pub fn whatsapp_config(
             "args": [node_bridge, "--media-dir", media],
             "session_dir": session,
         }],
-    })
-    .to_string();
+    });
+    if telegram {
+        let media = base.join("telegram-media");
+        text["connectors"]
+            .as_array_mut()
+            .expect("a list")
+            .push(json!({"name": TELEGRAM, "builtin": TELEGRAM, "args": ["--media-dir", media]}));
+    }
+    let text = text.to_string();
     SupervisorConfig::parse(&text, Path::new(origin), base)
+}
+
+pub const TELEGRAM: &str = "telegram";
+
+/// How to start a built-in connector.
+pub struct BuiltinSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Settings the connector reads from its environment, taken from `$HERMES_HOME/.env`
+    /// when the process environment does not have them (a child inherits the rest).
+    pub env: Vec<(String, String)>,
+}
+
+/// `builtin: NAME` in a config file: this executable's `connector NAME` subcommand.
+pub fn connector(name: &str, hermes_home: &Path) -> Result<BuiltinSpec, String> {
+    if name != TELEGRAM {
+        return Err(format!(
+            "{name:?} is not a built-in connector; built in: {TELEGRAM}"
+        ));
+    }
+    let program = std::env::current_exe()
+        .map_err(|e| format!("cannot find the bridgekeeper executable: {e}"))?;
+    let env = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"]
+        .into_iter()
+        .filter(|k| std::env::var_os(k).is_none())
+        .filter_map(|k| Some((k.to_owned(), dotenv_value(hermes_home, k)?)))
+        .collect();
+    Ok(BuiltinSpec {
+        program,
+        args: vec!["connector".into(), TELEGRAM.into()],
+        env,
+    })
+}
+
+/// Whether a Telegram bot token is set (environment or `$HERMES_HOME/.env`): then `run`
+/// without a config starts the Telegram connector beside WhatsApp.
+pub fn telegram_token_set(hermes_home: &Path) -> bool {
+    std::env::var("TELEGRAM_BOT_TOKEN").is_ok_and(|t| !t.trim().is_empty())
+        || dotenv_value(hermes_home, "TELEGRAM_BOT_TOKEN").is_some()
+}
+
+fn dotenv_value(hermes_home: &Path, key: &str) -> Option<String> {
+    dotenvy::from_path_iter(hermes_home.join(".env"))
+        .ok()?
+        .flatten()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .filter(|v| !v.trim().is_empty())
 }

@@ -124,7 +124,10 @@ struct RawConnector {
     /// Policy settings with canonical keys; they override Hermes' sources (see `hermes`).
     #[serde(default)]
     policy: BTreeMap<String, serde_yaml_ng::Value>,
-    command: String,
+    /// The program to run, or
+    command: Option<String>,
+    /// a connector built into bridgekeeper itself (`telegram`).
+    builtin: Option<String>,
     #[serde(default)]
     args: Vec<String>,
     #[serde(default)]
@@ -632,6 +635,11 @@ fn remove(value: &mut serde_yaml_ng::Value, path: &[Segment]) -> bool {
 fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut problem = |key: String, message: String| problems.push(Problem { key, message });
+    let hermes_home = raw
+        .hermes_home
+        .clone()
+        .map(|h| expand(base, h))
+        .unwrap_or_else(hermes::default_hermes_home);
 
     let state_dir = expand(
         base,
@@ -712,7 +720,11 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
                 );
             }
         }
-        let platform = c.platform.clone().unwrap_or_else(|| c.name.clone());
+        let platform = c
+            .platform
+            .clone()
+            .or_else(|| c.builtin.clone())
+            .unwrap_or_else(|| c.name.clone());
         // The file's own policy values are checked here too, so that every problem of the
         // file is in one report (the other sources are checked when they are read).
         let file_only = hermes::Sources {
@@ -741,10 +753,41 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
         {
             problem(key("cwd"), format!("{} is not a directory", dir.display()));
         }
-        let program = match resolve_program(&c.command, base, cwd.as_deref()) {
-            Ok(p) => p,
-            Err(message) => {
-                problem(key("command"), message);
+        let mut args = c.args;
+        let mut env = c.env;
+        let program = match (&c.command, c.builtin.as_deref()) {
+            (Some(command), None) => match resolve_program(command, base, cwd.as_deref()) {
+                Ok(p) => p,
+                Err(message) => {
+                    problem(key("command"), message);
+                    PathBuf::new()
+                }
+            },
+            (None, Some(builtin)) => match builtin::connector(builtin, &hermes_home) {
+                Ok(spec) => {
+                    args.splice(0..0, spec.args);
+                    for (k, v) in spec.env {
+                        env.entry(k).or_insert(v);
+                    }
+                    spec.program
+                }
+                Err(message) => {
+                    problem(key("builtin"), message);
+                    PathBuf::new()
+                }
+            },
+            (Some(_), Some(_)) => {
+                problem(
+                    key("builtin"),
+                    "give either command or builtin, not both".into(),
+                );
+                PathBuf::new()
+            }
+            (None, None) => {
+                problem(
+                    key("command"),
+                    "missing: the program to run (or builtin: telegram)".into(),
+                );
                 PathBuf::new()
             }
         };
@@ -865,8 +908,8 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
             policy_overrides,
             access: AccessPolicy::default(),
             program,
-            args: c.args,
-            env: c.env,
+            args,
+            env,
             cwd,
             session_dir: c.session_dir.map(|p| expand(base, p)),
             max_line_bytes,
@@ -933,10 +976,7 @@ fn validate(raw: RawConfig, path: &Path, base: &Path) -> Result<SupervisorConfig
         Ok(SupervisorConfig {
             relay,
             path: path.to_owned(),
-            hermes_home: raw
-                .hermes_home
-                .map(|h| expand(base, h))
-                .unwrap_or_else(hermes::default_hermes_home),
+            hermes_home,
             send_policy: raw.send_policy,
             operator_targets: raw.operator_targets,
             warnings: Vec::new(),

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod telegram;
 pub mod whatsapp;
 
 use std::future::Future;

@@ -1,0 +1,117 @@
+//! The local fake Telegram Bot API (`crabline serve telegram`, installed by `npm ci` in
+//! node-bridge): start it, inject updates over its admin URL, and read what it recorded.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::whatsapp::{node_bridge_dir, post_json};
+
+pub struct FakeTelegram {
+    child: Child,
+    pub api_root: String,
+    pub bot_token: String,
+    admin_url: String,
+    admin_token: String,
+    recorder: PathBuf,
+}
+
+impl FakeTelegram {
+    pub fn start(dir: &Path) -> Self {
+        let bin = node_bridge_dir().join("node_modules/.bin/crabline");
+        let ready = dir.join("telegram-ready.json");
+        let child = Command::new(&bin)
+            .args(["--json", "serve", "telegram", "--ready-file"])
+            .arg(&ready)
+            .arg("--recorder")
+            .arg(dir.join("telegram-recorder.jsonl"))
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start crabline");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let manifest: Value = loop {
+            if let Some(v) = std::fs::read_to_string(&ready)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
+                break v;
+            }
+            assert!(Instant::now() < deadline, "crabline telegram did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let s = |p: &str| {
+            manifest
+                .pointer(p)
+                .and_then(Value::as_str)
+                .unwrap()
+                .to_owned()
+        };
+        Self {
+            child,
+            api_root: s("/endpoints/apiRoot"),
+            bot_token: s("/botToken"),
+            admin_url: s("/endpoints/adminInboundUrl"),
+            admin_token: s("/adminToken"),
+            recorder: PathBuf::from(s("/recorderPath")),
+        }
+    }
+
+    /// One update, as the admin API takes it (`chatId`, `text`, `fromId`, `chatType`,
+    /// `entities`, …).
+    pub fn inject(&self, body: &Value) -> Value {
+        let (status, reply) = post_json(
+            &self.admin_url,
+            &[("X-Crabline-Admin-Token", &self.admin_token)],
+            body,
+        );
+        assert_eq!(status, 200, "inject failed: {reply}");
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    /// A DM from user `from` (its chat id is the user id).
+    pub fn dm(&self, from: i64, text: &str) -> Value {
+        self.inject(&serde_json::json!({
+            "chatId": from.to_string(), "fromId": from, "text": text, "fromName": "Tester"
+        }))
+    }
+
+    /// `(chat_id, text)` of every `sendMessage` the server accepted.
+    pub fn sent(&self) -> Vec<(String, String)> {
+        std::fs::read_to_string(&self.recorder)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|e| {
+                e["accepted"] == true
+                    && e["path"]
+                        .as_str()
+                        .is_some_and(|p| p.ends_with("/sendMessage"))
+            })
+            .map(|e| {
+                (
+                    e["body"]["chat_id"]
+                        .to_string()
+                        .trim_matches('"')
+                        .to_owned(),
+                    e["body"]["text"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    pub fn recorder(&self) -> &Path {
+        &self.recorder
+    }
+}
+
+impl Drop for FakeTelegram {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,438 @@
+//! The Telegram connector end to end with real components: the fake Telegram Bot API
+//! (`crabline serve telegram`) and, in the same run, the fake WhatsApp server with node-bridge
+//! and Baileys, one `bridgekeeper run` process supervising both, driven over its gateway link.
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::telegram::FakeTelegram;
+use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
+use crate::support::{PATIENCE, connector_cmd, wait_blocking, write_config_with};
+
+const ALLOWED: i64 = 100001;
+const STRANGER: i64 = 100777;
+const WA_FRIEND: &str = "15551234567";
+const GROUP: &str = "-1001234567890";
+
+/// `bridgekeeper run` as a process, its gateway link on pipes.
+struct Daemon {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    stdout_copy: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Daemon {
+    fn start(config: &Path, token: &str) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(["run", "--config"])
+            .arg(config)
+            .env("TELEGRAM_BOT_TOKEN", token)
+            .env("BRIDGEKEEPER_HEARTBEAT_MS", "1000")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let (tx, events) = mpsc::channel();
+        let stdout_copy = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let out = child.stdout.take().unwrap();
+        let copy = stdout_copy.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines() {
+                let Ok(line) = line else { break };
+                copy.lock().unwrap().push_str(&line);
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let err = child.stderr.take().unwrap();
+        let copy = stderr.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+                copy.lock().unwrap().push_str(&line);
+            }
+        });
+        Self {
+            child,
+            stdin: Some(stdin),
+            events,
+            seen: Vec::new(),
+            stderr,
+            stdout_copy,
+        }
+    }
+
+    fn send(&mut self, request: Value) {
+        let stdin = self.stdin.as_mut().expect("running");
+        writeln!(stdin, "{request}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(v) = self.seen.iter().find(|v| pred(v)) {
+                return v.clone();
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(v) => self.seen.push(v),
+                Err(_) => panic!("no {what}; seen: {:#?}", self.seen),
+            }
+        }
+    }
+
+    fn settle(&mut self, d: Duration) {
+        let until = Instant::now() + d;
+        while let Ok(v) = self
+            .events
+            .recv_timeout(until.saturating_duration_since(Instant::now()))
+        {
+            self.seen.push(v);
+        }
+    }
+
+    fn inbound_texts(&self, connector: &str) -> Vec<String> {
+        self.seen
+            .iter()
+            .filter(|v| v["type"] == "inbound" && v["connector"] == connector)
+            .filter_map(|v| v["message"]["text"].as_str().map(str::to_owned))
+            .collect()
+    }
+
+    /// Closes stdin (the gateway goes away) and waits for the exit; gives what it printed.
+    fn stop(mut self) -> (String, String) {
+        drop(self.stdin.take());
+        let _ = self.child.wait();
+        (
+            self.stdout_copy.lock().unwrap().clone(),
+            self.stderr.lock().unwrap().clone(),
+        )
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Scene {
+    telegram: FakeTelegram,
+    whatsapp: Option<FakeWhatsApp>,
+    config: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// The fake Telegram server (and with `with_whatsapp`, the fake WhatsApp server and
+/// node-bridge), and a config running both connectors.
+fn scene(telegram_policy: &str, with_whatsapp: bool) -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    let telegram = FakeTelegram::start(dir.path());
+    let mut connectors = vec![format!(
+        "  - name: telegram\n    builtin: telegram\n    args: [--media-dir, {:?}]\n    env: {{TELEGRAM_API_ROOT: {:?}}}\n    {telegram_policy}\n    restart: {{initial_backoff_ms: 50, max_backoff_ms: 500, jitter: 0.0, max_restarts: 20, window_ms: 60000}}\n",
+        dir.path().join("tg-media"),
+        telegram.api_root
+    )];
+    let whatsapp = with_whatsapp.then(|| {
+        let server = FakeWhatsApp::start(dir.path());
+        let session = dir.path().join("session");
+        server.seed_session(&session);
+        let entry = node_bridge_dir().join("src/index.js");
+        let extra = format!(
+            "policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}\nenv: {{WHATSAPP_WEB_SOCKET_URL: {:?}}}",
+            server.ws_url
+        );
+        let args = [entry.to_str().unwrap(), "--session", session.to_str().unwrap()];
+        connectors.push(connector_cmd("whatsapp", "node", &args, &extra));
+        server
+    });
+    let config = write_config_with(dir.path(), &connectors, "");
+    Scene {
+        telegram,
+        whatsapp,
+        config,
+        dir,
+    }
+}
+
+fn code_for(t: &FakeTelegram, chat: i64) -> String {
+    let mut code = None;
+    wait_blocking("a pairing code by sendMessage", || {
+        code = t
+            .sent()
+            .iter()
+            .find(|(to, text)| *to == chat.to_string() && text.contains("Your pairing code: "))
+            .map(|(_, text)| crate::policy::code_in(text));
+        code.is_some()
+    });
+    code.unwrap()
+}
+
+/// Everything a user sees, in one run with WhatsApp beside: an allowed DM and its reply, a
+/// stranger paired with a code typed in lower case with spaces, group messages with and
+/// without a mention, a WhatsApp DM; and the bot token in nothing the run wrote or printed.
+#[test]
+fn telegram_and_whatsapp_in_one_run() {
+    let s = scene(
+        &format!("policy: {{dm_policy: pairing, allow_from: ['{ALLOWED}'], group_policy: open}}"),
+        true,
+    );
+    let mut d = Daemon::start(&s.config, &s.telegram.bot_token);
+    d.wait("telegram open", |v| {
+        v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
+    });
+    d.wait("whatsapp open", |v| {
+        v["type"] == "connection" && v["connector"] == "whatsapp" && v["status"]["state"] == "open"
+    });
+
+    // An allowed DM arrives; the reply is recorded by the fake as sendMessage to that chat.
+    s.telegram.dm(ALLOWED, "hello from telegram");
+    let m = d.wait("the telegram DM", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "hello from telegram"
+    });
+    assert_eq!(m["connector"], "telegram");
+    assert_eq!(m["message"]["chat"], ALLOWED.to_string());
+    let quote = m["message"]["id"].as_str().unwrap().to_owned();
+    d.send(
+        json!({"type": "send_text", "id": "r1", "connector": "telegram",
+        "chat": ALLOWED.to_string(), "text": "hello back", "reply_to": quote}),
+    );
+    let r = d.wait("the reply's result", |v| {
+        v["type"] == "result" && v["id"] == "r1"
+    });
+    assert_eq!(r["ok"], true, "{r}");
+    assert!(
+        s.telegram
+            .sent()
+            .contains(&(ALLOWED.to_string(), "hello back".into()))
+    );
+
+    // A stranger gets a code; approved in lower case with spaces, their next DM arrives.
+    s.telegram.dm(STRANGER, "who are you?");
+    let code = code_for(&s.telegram, STRANGER).to_lowercase();
+    let spaced = format!("{} {}", &code[..4], &code[4..]);
+    let approve = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .args(["pairing", "approve", "telegram", &spaced, "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(approve.status.success(), "{approve:?}");
+    s.telegram.dm(STRANGER, "now paired");
+    d.wait("the paired DM", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "now paired"
+    });
+    assert!(
+        !d.inbound_texts("telegram")
+            .contains(&"who are you?".to_owned())
+    );
+
+    // Groups: without a mention nothing; with the bot's @username, delivered.
+    s.telegram.inject(
+        &json!({"chatId": GROUP, "chatType": "supergroup", "fromId": ALLOWED,
+        "text": "just chatting"}),
+    );
+    s.telegram.inject(
+        &json!({"chatId": GROUP, "chatType": "supergroup", "fromId": ALLOWED,
+        "text": "hey @crabline_bot", "entities": [{"type": "mention", "offset": 4, "length": 13}]}),
+    );
+    let g = d.wait("the mention", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "hey @crabline_bot"
+    });
+    assert_eq!(g["message"]["is_group"], true);
+    assert!(
+        !d.inbound_texts("telegram")
+            .contains(&"just chatting".to_owned())
+    );
+
+    // And WhatsApp, in the same run.
+    s.whatsapp
+        .as_ref()
+        .unwrap()
+        .inject_dm(WA_FRIEND, "hello from whatsapp");
+    let w = d.wait("the whatsapp DM", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "hello from whatsapp"
+    });
+    assert_eq!(w["connector"], "whatsapp");
+
+    let status = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .args(["status", "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(
+        status.contains("telegram") && status.contains("whatsapp"),
+        "{status}"
+    );
+
+    let (stdout, stderr) = d.stop();
+    assert_token_nowhere(
+        &s.telegram.bot_token,
+        s.dir.path(),
+        &[&stdout, &stderr, &status],
+    );
+}
+
+/// The token is a password: not in any file the run wrote (state dir, bridge.log, status, the
+/// offset; the config and the fake's own files aside), nor in what it printed.
+fn assert_token_nowhere(token: &str, dir: &Path, printed: &[&str]) {
+    assert!(token.len() > 10);
+    let secret = token.split(':').nth(1).unwrap();
+    for text in printed {
+        assert!(!text.contains(secret), "the token was printed");
+    }
+    let mut files = Vec::new();
+    let mut stack = vec![dir.join("state")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    assert!(files.iter().any(|f| f.ends_with("bridge.log")));
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(secret),
+            "the token is in {}",
+            f.display()
+        );
+    }
+}
+
+/// A token Telegram refuses: `needs_token` (the connector's status says so), an alert, and no
+/// restart loop.
+#[test]
+fn a_bad_token_needs_a_new_one_and_is_not_retried() {
+    let s = scene("policy: {dm_policy: open}", false);
+    let mut d = Daemon::start(&s.config, "999999:not-the-token");
+    let c = d.wait("the refusal", |v| {
+        v["type"] == "connection"
+            && v["connector"] == "telegram"
+            && v["status"]["state"] == "logged_out"
+    });
+    assert!(
+        c["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("needs_token"),
+        "{c}"
+    );
+    d.wait("the state", |v| {
+        v["type"] == "connector_state"
+            && v["connector"] == "telegram"
+            && v["state"] == "needs_relink"
+    });
+    d.settle(Duration::from_secs(1));
+    let starts = d
+        .seen
+        .iter()
+        .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
+        .count();
+    assert_eq!(starts, 1, "started once, never again: {:#?}", d.seen);
+    let (stdout, stderr) = d.stop();
+    assert!(!stdout.contains("not-the-token") && !stderr.contains("not-the-token"));
+}
+
+/// A second poller on the same token: the connector reports `conflict` (saying it is another
+/// poller, not a webhook) and is not restarted into a fight.
+#[test]
+fn a_second_poller_is_a_conflict_not_a_loop() {
+    let s = scene("policy: {dm_policy: open}", false);
+    let mut d = Daemon::start(&s.config, &s.telegram.bot_token);
+    d.wait("telegram open", |v| {
+        v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
+    });
+    // Someone else polls with the same token.
+    let url = format!(
+        "{}/bot{}/getUpdates",
+        s.telegram.api_root, s.telegram.bot_token
+    );
+    let other = std::thread::spawn(move || {
+        crate::support::whatsapp::post_json(&url, &[], &json!({"timeout": 3}))
+    });
+    let c = d.wait("the conflict", |v| {
+        v["type"] == "connection"
+            && v["connector"] == "telegram"
+            && v["status"]["state"] == "conflict"
+    });
+    assert!(
+        c["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("another process"),
+        "{c}"
+    );
+    d.wait("the state", |v| {
+        v["type"] == "connector_state" && v["connector"] == "telegram" && v["state"] == "conflict"
+    });
+    d.wait("the alert", |v| {
+        v["type"] == "alert" && v["connector"] == "telegram"
+    });
+    let _ = other.join();
+    d.stop();
+}
+
+/// The connector SIGKILLed again and again while messages keep coming: each is delivered
+/// once, none twice (the offset is kept; a repeat is dropped by the duplicate window).
+#[test]
+fn killed_while_messages_arrive_each_is_delivered_once() {
+    let s = scene("policy: {dm_policy: open}", false);
+    let mut d = Daemon::start(&s.config, &s.telegram.bot_token);
+    d.wait("telegram open", |v| {
+        v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
+    });
+    let status_file = s.dir.path().join("state/status.json");
+    let pid = || -> Option<i32> {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&status_file).ok()?).ok()?;
+        v["connectors"][0]["pid"].as_i64().map(|p| p as i32)
+    };
+    const N: usize = 30;
+    for i in 0..N {
+        s.telegram.dm(ALLOWED, &format!("m{i}"));
+        if i % 10 == 5
+            && let Some(p) = pid()
+        {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let deadline = Instant::now() + PATIENCE;
+    while d.inbound_texts("telegram").len() < N && Instant::now() < deadline {
+        d.settle(Duration::from_millis(200));
+    }
+    d.settle(Duration::from_secs(1));
+    let mut texts = d.inbound_texts("telegram");
+    texts.sort();
+    let mut unique = texts.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), N, "every message: {texts:?}");
+    assert_eq!(texts.len(), N, "none twice: {texts:?}");
+    let restarts = d
+        .seen
+        .iter()
+        .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
+        .count();
+    assert!(restarts >= 2, "the connector was killed and restarted");
+    d.stop();
+}

@@ -326,7 +326,7 @@ fn a_bad_token_needs_a_new_one_and_is_not_retried() {
     let c = d.wait("the refusal", |v| {
         v["type"] == "connection"
             && v["connector"] == "telegram"
-            && v["status"]["state"] == "logged_out"
+            && v["status"]["state"] == "closed"
     });
     assert!(
         c["status"]["reason"]
@@ -338,7 +338,7 @@ fn a_bad_token_needs_a_new_one_and_is_not_retried() {
     d.wait("the state", |v| {
         v["type"] == "connector_state"
             && v["connector"] == "telegram"
-            && v["state"] == "needs_relink"
+            && v["state"] == "needs_token"
     });
     d.settle(Duration::from_secs(1));
     let starts = d
@@ -360,14 +360,21 @@ fn a_second_poller_is_a_conflict_not_a_loop() {
     d.wait("telegram open", |v| {
         v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
     });
-    // Someone else polls with the same token.
+    // Someone else polls with the same token, again and again, as a second instance would
+    // (whichever poll came last wins; the loser hears 409).
     let url = format!(
         "{}/bot{}/getUpdates",
         s.telegram.api_root, s.telegram.bot_token
     );
-    let other = std::thread::spawn(move || {
-        crate::support::whatsapp::post_json(&url, &[], &json!({"timeout": 3}))
-    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let other = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                crate::support::whatsapp::post_json(&url, &[], &json!({"timeout": 1}));
+            }
+        })
+    };
     let c = d.wait("the conflict", |v| {
         v["type"] == "connection"
             && v["connector"] == "telegram"
@@ -386,6 +393,7 @@ fn a_second_poller_is_a_conflict_not_a_loop() {
     d.wait("the alert", |v| {
         v["type"] == "alert" && v["connector"] == "telegram"
     });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = other.join();
     d.stop();
 }

@@ -13,3 +13,6 @@ pub const LOGGED_OUT: i32 = 12;
 pub const CONFLICT: i32 = 13;
 /// Unrecoverable (bad arguments, unusable session): do not restart.
 pub const FATAL: i32 = 14;
+/// The network refused the account's credential (a bot token): do not restart; a new one is
+/// needed.
+pub const NEEDS_TOKEN: i32 = 15;

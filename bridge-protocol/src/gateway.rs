@@ -34,6 +34,8 @@ pub enum ConnectorStateName {
     NeedsRelink,
     /// Another client took over the session; not restarted.
     Conflict,
+    /// The network refused the connector's token (Telegram): a new one is needed.
+    NeedsToken,
 }
 
 impl ConnectorStateName {
@@ -47,6 +49,7 @@ impl ConnectorStateName {
             Self::Failed => "failed",
             Self::NeedsRelink => "needs_relink",
             Self::Conflict => "conflict",
+            Self::NeedsToken => "needs_token",
         }
     }
 
@@ -54,7 +57,7 @@ impl ConnectorStateName {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            Self::Stopped | Self::Failed | Self::NeedsRelink | Self::Conflict
+            Self::Stopped | Self::Failed | Self::NeedsRelink | Self::Conflict | Self::NeedsToken
         )
     }
 }

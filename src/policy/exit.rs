@@ -30,6 +30,8 @@ pub enum ExitReason {
     /// reconnect.
     TransportInactive,
     AppSilent,
+    /// The network refused the connector's token.
+    BadToken,
 }
 
 impl ExitReason {
@@ -50,6 +52,7 @@ impl ExitReason {
             Self::Hung => "hung",
             Self::TransportInactive => "transport_inactive",
             Self::AppSilent => "app_silent",
+            Self::BadToken => "bad_token",
         }
     }
 }
@@ -101,6 +104,7 @@ pub fn classify_exit(f: ExitFacts) -> (ExitClass, ExitReason) {
         (Some(exit::LOGGED_OUT), _) => (ExitClass::LoggedOut, ExitReason::LoggedOut),
         (Some(exit::CONFLICT), _) => (ExitClass::Conflict, ExitReason::Conflict),
         (Some(exit::FATAL), _) => (ExitClass::Fatal, ExitReason::ConnectorFatal),
+        (Some(exit::NEEDS_TOKEN), _) => (ExitClass::NeedsToken, ExitReason::BadToken),
         (Some(exit::CLEAN), _) => (ExitClass::Backoff, ExitReason::ExitedUnexpectedly),
         (Some(_), _) => (ExitClass::Backoff, ExitReason::Crashed),
         (None, Some(_)) => (ExitClass::Backoff, ExitReason::KilledBySignal),

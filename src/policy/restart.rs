@@ -8,6 +8,7 @@
 //! | `LoggedOut` (12 / status report) | `needs_relink`, no restart                             |
 //! | `Conflict` (13 / status report)  | `conflict`, no restart                                 |
 //! | `Fatal` (14, protocol mismatch)  | `failed`, no restart                                   |
+//! | `NeedsToken` (15)                | `needs_token`, no restart                              |
 //!
 //! Before any restart: if `max_restarts` restarts already happened within `window`, the
 //! connector goes to `failed` instead (restart-intensity limit). `n` (consecutive failures)
@@ -37,6 +38,7 @@ pub enum ExitClass {
     LoggedOut,
     Conflict,
     Fatal,
+    NeedsToken,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,6 +54,7 @@ pub enum Next {
     NeedsRelink,
     Conflict,
     Fatal,
+    NeedsToken,
 }
 
 /// Restart history of one connector (owned by its task).
@@ -77,6 +80,7 @@ impl RestartPolicy {
     ) -> Next {
         match class {
             ExitClass::LoggedOut => return Next::NeedsRelink,
+            ExitClass::NeedsToken => return Next::NeedsToken,
             ExitClass::Conflict => return Next::Conflict,
             ExitClass::Fatal => return Next::Fatal,
             ExitClass::RestartNow | ExitClass::Backoff => {}

@@ -45,6 +45,7 @@ pub enum AlertCode {
     SendsUnconfirmed,
     RelayBufferFull,
     RelayBufferCorrupt,
+    NeedsToken,
     HttpNotPolled,
     RelayInsecure,
 }
@@ -65,6 +66,7 @@ impl AlertCode {
             Self::HttpDeliveryUnknown => "http_delivery_unknown",
             Self::SendsUnconfirmed => "sends_unconfirmed",
             Self::RelayBufferFull => "relay_buffer_full",
+            Self::NeedsToken => "needs_token",
             Self::HttpNotPolled => "http_not_polled",
             Self::RelayBufferCorrupt => "relay_buffer_corrupt",
             Self::RelayInsecure => "relay_insecure",

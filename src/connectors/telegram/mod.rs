@@ -89,7 +89,7 @@ impl Shared {
     }
 }
 
-/// Runs until stdin closes (exit 0), the token is refused (exit 12), or another poller or a
+/// Runs until stdin closes (exit 0), the token is refused (exit 15), or another poller or a
 /// webhook takes the updates (exit 13).
 pub fn run(args: TelegramArgs) -> i32 {
     let token = std::env::var("TELEGRAM_BOT_TOKEN").unwrap_or_default();
@@ -167,12 +167,12 @@ pub fn run(args: TelegramArgs) -> i32 {
 
 fn needs_token(shared: &Shared, why: String) -> i32 {
     shared.status(
-        ConnectionState::LoggedOut,
+        ConnectionState::Closed,
         Some(format!(
             "needs_token: {why}; set a valid TELEGRAM_BOT_TOKEN (from @BotFather)"
         )),
     );
-    exit::LOGGED_OUT
+    exit::NEEDS_TOKEN
 }
 
 /// Where the next update's id is kept between runs.

@@ -287,6 +287,17 @@ impl ConnectorTask {
                     ),
                 );
             }
+            Next::NeedsToken => {
+                self.set_state(ConnectorStateName::NeedsToken, Some(exit));
+                self.alert(
+                    Severity::Critical,
+                    AlertCode::NeedsToken,
+                    format!(
+                        "connector {name}: the network refused its token; set a valid one \
+                         (TELEGRAM_BOT_TOKEN, from @BotFather), then restart bridgekeeper"
+                    ),
+                );
+            }
             Next::Conflict => {
                 self.set_state(ConnectorStateName::Conflict, Some(exit));
                 self.alert(

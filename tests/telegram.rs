@@ -444,3 +444,136 @@ fn killed_while_messages_arrive_each_is_delivered_once() {
     assert!(restarts >= 2, "the connector was killed and restarted");
     d.stop();
 }
+
+/// Benchmark, run by `scripts/bench/telegram.sh` (ignored otherwise): in one run with both
+/// connectors, inject → gateway link latency for Telegram and WhatsApp side by side (DMs
+/// alternating), the Telegram connector's RSS idle and at its peak under a burst of 1,000
+/// DMs, and the burst's throughput (the fake keeps at most 1,000 unconfirmed updates; an inject
+/// it refuses with 429 is retried).
+#[test]
+#[ignore = "benchmark: scripts/bench/telegram.sh runs it"]
+fn bench_telegram_beside_whatsapp() {
+    const N: usize = 100;
+    const BURST: usize = 1000;
+    // The connector is frozen while the burst is queued at the fake: no liveness pings then.
+    let s = scene(
+        "policy: {dm_policy: open}\n    liveness: {ping_interval_ms: 0, silence_ms: 0}",
+        true,
+    );
+    let mut d = Daemon::start(&s.config, &s.telegram.bot_token);
+    for c in ["telegram", "whatsapp"] {
+        d.wait("open", |v| {
+            v["type"] == "connection" && v["connector"] == c && v["status"]["state"] == "open"
+        });
+    }
+    let wa = s.whatsapp.as_ref().unwrap();
+    let mut lat = std::collections::BTreeMap::<&str, Vec<f64>>::new();
+    for i in 0..N {
+        for name in ["telegram", "whatsapp"] {
+            let text = format!("{name}-lat-{i}");
+            let t0 = Instant::now();
+            if name == "telegram" {
+                s.telegram.dm(ALLOWED, &text);
+            } else {
+                wa.inject_dm(WA_FRIEND, &text);
+            }
+            d.wait(&text, |v| {
+                v["type"] == "inbound" && v["message"]["text"] == text.as_str()
+            });
+            lat.entry(name)
+                .or_default()
+                .push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        d.seen.clear();
+    }
+    for (name, mut ms) in lat {
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+        eprintln!(
+            "telegram bench: inject → gateway, {name}: n={} p50 {:.2} ms p99 {:.2} ms",
+            ms.len(),
+            at(0.5),
+            at(0.99)
+        );
+    }
+
+    let status = s.dir.path().join("state/status.json");
+    let pid = {
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&status).unwrap()).unwrap();
+        v["connectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "telegram")
+            .unwrap()["pid"]
+            .as_u64()
+            .unwrap() as u32
+    };
+    let rss = move || -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            .unwrap_or(0)
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    let idle = rss();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(idle));
+    let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let sampler = {
+        let (peak, sampling) = (peak.clone(), sampling.clone());
+        std::thread::spawn(move || {
+            while sampling.load(std::sync::atomic::Ordering::Relaxed) {
+                peak.fetch_max(rss(), std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    // Queue the whole burst at the fake with the connector frozen, then let it go: the time to
+    // drain is the connector's and the supervisor's, not the fake's inject rate.
+    let target = nix::unistd::Pid::from_raw(pid as i32);
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    let queued = Instant::now();
+    let mut refused = 0;
+    for i in 0..BURST {
+        while s.telegram.try_dm(ALLOWED, &format!("burst-{i}")) == 429 {
+            refused += 1;
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let injected = queued.elapsed();
+    let started = Instant::now();
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let burst_in = |d: &Daemon| {
+        d.seen
+            .iter()
+            .filter(|v| {
+                v["type"] == "inbound"
+                    && v["message"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("burst-"))
+            })
+            .count()
+    };
+    while burst_in(&d) < BURST && Instant::now() < deadline {
+        d.settle(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    sampling.store(false, std::sync::atomic::Ordering::Relaxed);
+    let _ = sampler.join();
+    assert_eq!(burst_in(&d), BURST);
+    eprintln!(
+        "telegram bench: connector RSS idle {:.1} MiB, peak under the burst {:.1} MiB",
+        idle as f64 / 1024.0,
+        peak.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1024.0
+    );
+    eprintln!(
+        "telegram bench: burst of {BURST}: queued at the fake in {:.2} s ({refused} refused 429), drained to the gateway in {:.2} s = {:.0} msg/s",
+        injected.as_secs_f64(),
+        took.as_secs_f64(),
+        BURST as f64 / took.as_secs_f64()
+    );
+    d.stop();
+}

@@ -577,3 +577,65 @@ fn bench_telegram_beside_whatsapp() {
     );
     d.stop();
 }
+
+/// `doctor` asks Telegram about the token (never printing it) and finds a webhook that would
+/// block polling.
+#[test]
+fn doctor_checks_the_token_and_a_blocking_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = FakeTelegram::start(dir.path());
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let doctor = |token: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(["doctor", "--hermes-home"])
+            .arg(&home)
+            .env("TELEGRAM_BOT_TOKEN", token)
+            .env("TELEGRAM_API_ROOT", &t.api_root)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let said = doctor(&t.bot_token);
+    assert!(
+        said.contains("Telegram token accepted: the bot is @crabline_bot"),
+        "{said}"
+    );
+    assert!(said.contains("no webhook set"), "{said}");
+    assert!(
+        !said.contains(t.bot_token.split(':').nth(1).unwrap()),
+        "{said}"
+    );
+
+    let said = doctor("424242:wrong-token-value");
+    assert!(
+        said.contains("FAIL  Telegram refused the bot token"),
+        "{said}"
+    );
+    assert!(!said.contains("wrong-token-value"), "{said}");
+
+    // A webhook, set the way another program would (the fake checks the URL answers).
+    let hook = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = hook.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in hook.incoming().flatten() {
+            let mut stream = stream;
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut stream, &mut buf);
+            let _ = stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+        }
+    });
+    let url = format!("{}/bot{}/setWebhook", t.api_root, t.bot_token);
+    let (status, body) = crate::support::whatsapp::post_json(
+        &url,
+        &[],
+        &json!({"url": format!("http://127.0.0.1:{port}/hook")}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let said = doctor(&t.bot_token);
+    assert!(
+        said.contains("a webhook (to 127.0.0.1:") && said.contains("FAIL"),
+        "{said}"
+    );
+}

@@ -1,5 +1,6 @@
-//! `bridgekeeper doctor`: checks what a WhatsApp bridge needs and says, for each problem, the
-//! command that fixes it. Exits non-zero when something is broken (warnings alone do not).
+//! `bridgekeeper doctor`: checks what the bridges need (WhatsApp's node and session, Telegram's
+//! token and webhook) and says, for each problem, the command that fixes it. Exits non-zero
+//! when something is broken (warnings alone do not).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -260,6 +261,85 @@ fn check_pairing(home: &Path) -> Finding {
     }
 }
 
+/// With a Telegram token (the config's built-in connector, the environment or `.env`): the
+/// token is accepted (`getMe`), and no webhook takes the updates polling needs. The token is
+/// never printed; errors come back with it redacted.
+fn check_telegram(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
+    use crate::connectors::telegram::api::{Api, ApiError};
+    let from_config = |key: &str| {
+        config.and_then(|c| {
+            c.connectors
+                .iter()
+                .find(|k| k.platform == "telegram")
+                .and_then(|k| k.env.get(key).cloned())
+        })
+    };
+    let dotenv = |key: &str| {
+        dotenvy::from_path_iter(home.join(".env"))
+            .ok()?
+            .flatten()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    };
+    let setting = |key: &str| {
+        from_config(key)
+            .or_else(|| std::env::var(key).ok())
+            .or_else(|| dotenv(key))
+            .filter(|v| !v.trim().is_empty())
+    };
+    let Some(token) = setting("TELEGRAM_BOT_TOKEN") else {
+        return vec![ok(
+            "Telegram: no TELEGRAM_BOT_TOKEN, the connector is not started",
+        )];
+    };
+    let root = setting("TELEGRAM_API_ROOT").unwrap_or_else(|| "https://api.telegram.org".into());
+    let api = Api::new(&root, token.trim());
+    let timeout = std::time::Duration::from_secs(15);
+    let me = match api.call("getMe", &serde_json::json!({}), timeout) {
+        Ok(me) => me,
+        Err(ApiError::BadToken(why)) => {
+            return vec![fail(
+                format!("Telegram refused the bot token ({why})"),
+                "get the token again from @BotFather and set TELEGRAM_BOT_TOKEN (environment or $HERMES_HOME/.env)",
+            )];
+        }
+        Err(e) => {
+            return vec![warn(
+                format!("Telegram could not be asked about the token: {e}"),
+                format!("check that {root} is reachable from this machine"),
+            )];
+        }
+    };
+    let name = me
+        .get("username")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("?");
+    let mut findings = vec![ok(format!("Telegram token accepted: the bot is @{name}"))];
+    match api.call("getWebhookInfo", &serde_json::json!({}), timeout) {
+        Ok(info) => {
+            let url = info
+                .get("url")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or_default();
+            if !url.is_empty() {
+                // The host only: a webhook path often carries a secret of its own.
+                let host = url.split('/').nth(2).unwrap_or("?");
+                findings.push(fail(
+                    format!("a webhook (to {host}) is set for this bot: Telegram refuses getUpdates polling while it is"),
+                    "remove it with the Bot API's deleteWebhook (or stop the other program that set it)",
+                ));
+            } else {
+                findings.push(ok("Telegram: no webhook set, polling can receive updates"));
+            }
+        }
+        Err(e) => findings.push(warn(
+            format!("Telegram: cannot read the webhook setting: {e}"),
+            "run doctor again; if it persists, check getWebhookInfo by hand",
+        )),
+    }
+    findings
+}
+
 pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let config = args
         .config
@@ -286,6 +366,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     findings.push(check_port(args.port));
     findings.extend(check_settings(&home));
     findings.push(check_pairing(&home));
+    findings.extend(check_telegram(&home, config.as_ref()));
 
     println!("bridgekeeper doctor (Hermes home {})", home.display());
     for f in &findings {

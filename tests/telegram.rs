@@ -220,6 +220,25 @@ fn telegram_and_whatsapp_in_one_run() {
             .contains(&(ALLOWED.to_string(), "hello back".into()))
     );
 
+    // A photo from a local file, uploaded as multipart: the fake records a sendPhoto.
+    let photo = s.dir.path().join("chart.png");
+    std::fs::write(&photo, b"\x89PNG\r\n\x1a\nnot really").unwrap();
+    d.send(
+        json!({"type": "send_media", "id": "r2", "connector": "telegram",
+        "chat": ALLOWED.to_string(), "path": photo, "kind": "image", "caption": "the chart"}),
+    );
+    let r = d.wait("the photo's result", |v| {
+        v["type"] == "result" && v["id"] == "r2"
+    });
+    assert_eq!(r["ok"], true, "{r}");
+    let uploads = std::fs::read_to_string(s.telegram.recorder()).unwrap();
+    assert!(
+        uploads
+            .lines()
+            .any(|l| l.contains("/sendPhoto") && l.contains("\"accepted\":true")),
+        "no accepted sendPhoto in the recorder"
+    );
+
     // A stranger gets a code; approved in lower case with spaces, their next DM arrives.
     s.telegram.dm(STRANGER, "who are you?");
     let code = code_for(&s.telegram, STRANGER).to_lowercase();

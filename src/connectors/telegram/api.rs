@@ -88,6 +88,56 @@ impl Api {
             .timeout_global(Some(timeout))
             .build()
             .send_json(body);
+        self.answer(method, sent)
+    }
+
+    /// Calls `method` with a file: `multipart/form-data` of `fields` and the file's bytes
+    /// under `file_field` (sendPhoto's `photo`, sendDocument's `document`).
+    pub fn upload(
+        &self,
+        method: &str,
+        fields: &[(&str, String)],
+        file_field: &str,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<Value, ApiError> {
+        let boundary = format!("bk{:016x}", rand_u64());
+        let mut body = Vec::with_capacity(bytes.len() + 512);
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                    .as_bytes(),
+            );
+        }
+        let file_name = file_name.replace(['"', '\r', '\n'], "_");
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{file_field}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+        let url = format!("{}/bot{}/{method}", self.root, self.token);
+        let sent = self
+            .agent
+            .post(&url)
+            .header(
+                "Content-Type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .config()
+            .timeout_global(Some(Duration::from_secs(120)))
+            .build()
+            .send(&body[..]);
+        self.answer(method, sent)
+    }
+
+    fn answer(
+        &self,
+        method: &str,
+        sent: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    ) -> Result<Value, ApiError> {
         let mut response = sent.map_err(|e| ApiError::Network(self.redact(&e.to_string())))?;
         let status = response.status().as_u16();
         let text = response
@@ -108,6 +158,13 @@ impl Api {
         );
         Err(classify(method, status, description, &answer))
     }
+}
+
+/// A multipart boundary that no file is likely to contain.
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    u64::from_le_bytes(b)
 }
 
 impl Api {

@@ -33,6 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Calls other than the long poll.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_DOWNLOAD_BYTES: u64 = 20 << 20;
+/// The Bot API's limit for a file a bot sends.
+const MAX_UPLOAD_BYTES: u64 = 50 << 20;
 
 #[derive(Debug, clap::Args)]
 pub struct TelegramArgs {
@@ -111,9 +113,17 @@ pub fn run(args: TelegramArgs) -> i32 {
         protocol: bridge_protocol::PROTOCOL_VERSION,
         connector: "telegram".into(),
         version: env!("CARGO_PKG_VERSION").into(),
-        capabilities: ["send_text", "edit", "typing", "read", "chat_info", "ping"]
-            .map(str::to_owned)
-            .to_vec(),
+        capabilities: [
+            "send_text",
+            "send_media",
+            "edit",
+            "typing",
+            "read",
+            "chat_info",
+            "ping",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
     }));
     shared.status(ConnectionState::Connecting, None);
     {
@@ -471,6 +481,51 @@ fn execute(shared: &Shared, command: &Command) -> Result<Option<Value>, ErrorBod
                 .or_else(|| chat.get("first_name"))
                 .and_then(Value::as_str);
             Ok(Some(json!({"name": name, "is_group": kind != "private"})))
+        }
+        Command::SendMedia(m) => {
+            use bridge_protocol::message::MediaKind;
+            let (method, field) = match m.kind {
+                MediaKind::Image => ("sendPhoto", "photo"),
+                MediaKind::Video | MediaKind::Gif => ("sendVideo", "video"),
+                MediaKind::Audio | MediaKind::Voice => ("sendAudio", "audio"),
+                _ => ("sendDocument", "document"),
+            };
+            let size = std::fs::metadata(&m.path)
+                .map_err(|e| error("media_unreadable", &format!("{}: {e}", m.path), false))?
+                .len();
+            if size > MAX_UPLOAD_BYTES {
+                return Err(error(
+                    "too_large",
+                    &format!("{size} bytes; bots may upload at most {MAX_UPLOAD_BYTES}"),
+                    false,
+                ));
+            }
+            let bytes = std::fs::read(&m.path)
+                .map_err(|e| error("media_unreadable", &format!("{}: {e}", m.path), false))?;
+            let name = m.file_name.clone().unwrap_or_else(|| {
+                std::path::Path::new(&m.path)
+                    .file_name()
+                    .map_or("file".into(), |n| n.to_string_lossy().into_owned())
+            });
+            let mut fields = vec![("chat_id", m.chat.trim().to_owned())];
+            if let Some(caption) = m.caption.as_ref().filter(|c| !c.is_empty()) {
+                fields.push(("caption", caption.clone()));
+            }
+            let sent = shared
+                .api
+                .upload(method, &fields, field, &name, &bytes)
+                .map_err(failed)?;
+            shared.heard();
+            let id = translate::message_key(
+                &m.chat,
+                sent.get("message_id").and_then(Value::as_i64).unwrap_or(0),
+            );
+            shared.emit(&ConnectorEvent::Receipt(Receipt {
+                message_id: id.clone(),
+                chat: m.chat.clone(),
+                status: ReceiptStatus::ServerAck,
+            }));
+            Ok(Some(json!({"message_ids": [id]})))
         }
         other => Err(error(
             "unsupported",

@@ -658,3 +658,66 @@ fn doctor_checks_the_token_and_a_blocking_webhook() {
         "{said}"
     );
 }
+
+/// The update offset moves (and Telegram is told it may forget the updates) only once the
+/// supervisor has said `recorded` for every message of the batch. The connector alone, with
+/// the test as its supervisor.
+#[test]
+fn the_offset_waits_for_the_supervisors_recorded_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let t = FakeTelegram::start(dir.path());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .args(["connector", "telegram"])
+        .env("TELEGRAM_BOT_TOKEN", &t.bot_token)
+        .env("TELEGRAM_API_ROOT", &t.api_root)
+        .env("BRIDGEKEEPER_STATE_DIR", dir.path())
+        .env("BRIDGEKEEPER_CONNECTOR", "tg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let (tx, lines) = mpsc::channel::<Value>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(serde_json::from_str(&line).unwrap());
+        }
+    });
+    let next = |what: &str, pred: &dyn Fn(&Value) -> bool| loop {
+        let v = lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no {what}"));
+        if pred(&v) {
+            return v;
+        }
+    };
+    let hello = next("hello", &|v| v["type"] == "hello");
+    assert!(
+        hello["capabilities"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("recorded"))
+    );
+    next("open", &|v| v["type"] == "status" && v["state"] == "open");
+    t.dm(ALLOWED, "keep me until recorded");
+    let m = next("the inbound", &|v| v["type"] == "inbound");
+    let offset = dir.path().join("tg.telegram-offset");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !offset.exists(),
+        "the offset moved before the supervisor recorded the message"
+    );
+    writeln!(stdin, "{}", json!({"type": "recorded", "id": m["id"]})).unwrap();
+    stdin.flush().unwrap();
+    wait_blocking("the offset to move", || {
+        std::fs::read_to_string(&offset).is_ok_and(|o| o.trim() == "2")
+    });
+    drop(stdin);
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(0),
+        "stdin closed: a clean exit"
+    );
+}

@@ -33,6 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// Calls other than the long poll.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_DOWNLOAD_BYTES: u64 = 20 << 20;
+/// How long a batch waits for the supervisor's `recorded` notes before the offset moves on.
+const RECORDED_WAIT: Duration = Duration::from_secs(10);
 /// The Bot API's limit for a file a bot sends.
 const MAX_UPLOAD_BYTES: u64 = 50 << 20;
 
@@ -54,6 +56,9 @@ struct Shared {
     last_message: AtomicU64,
     open: AtomicBool,
     opened_at: AtomicU64,
+    /// Ids the supervisor said are in its ledger (`recorded`), until the poller takes them.
+    recorded: Mutex<std::collections::HashSet<String>>,
+    recorded_changed: std::sync::Condvar,
 }
 
 impl Shared {
@@ -108,6 +113,8 @@ pub fn run(args: TelegramArgs) -> i32 {
         last_message: AtomicU64::new(0),
         open: AtomicBool::new(false),
         opened_at: AtomicU64::new(0),
+        recorded: Mutex::new(std::collections::HashSet::new()),
+        recorded_changed: std::sync::Condvar::new(),
     });
     shared.emit(&ConnectorEvent::Hello(Hello {
         protocol: bridge_protocol::PROTOCOL_VERSION,
@@ -121,6 +128,7 @@ pub fn run(args: TelegramArgs) -> i32 {
             "read",
             "chat_info",
             "ping",
+            "recorded",
         ]
         .map(str::to_owned)
         .to_vec(),
@@ -215,6 +223,7 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
                     shared.status(ConnectionState::Open, None);
                 }
                 let updates = updates.as_array().cloned().unwrap_or_default();
+                let mut emitted = Vec::new();
                 for u in &updates {
                     let Some(id) = u.get("update_id").and_then(Value::as_i64) else {
                         continue;
@@ -234,12 +243,16 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
                         shared
                             .last_message
                             .store(shared.now_ms(), Ordering::Relaxed);
+                        emitted.push(msg.id.clone());
                         shared.emit(&ConnectorEvent::Inbound(Box::new(msg)));
                     }
                     offset = offset.max(id + 1);
                 }
-                // Written after the lines are: a crash in between delivers them again, and
-                // the supervisor's duplicate window drops the repeat.
+                // The next getUpdates confirms these to Telegram, which then forgets them:
+                // first the supervisor must have them in its ledger.
+                wait_recorded(shared, emitted);
+                // Kept for a restart of this process; a crash before it delivers the batch
+                // again, and the supervisor's duplicate window drops the repeats.
                 if !updates.is_empty()
                     && let Some(f) = &file
                 {
@@ -261,6 +274,26 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
                 backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
+    }
+}
+
+/// Waits (at most `RECORDED_WAIT`) until the supervisor said every one of `ids` is recorded.
+/// Past the wait it goes on: a supervisor that does not answer must not stop the bot, and a
+/// crash then is no worse than before this check.
+fn wait_recorded(shared: &Shared, mut ids: Vec<String>) {
+    let deadline = Instant::now() + RECORDED_WAIT;
+    let mut recorded = shared.recorded.lock().unwrap_or_else(|p| p.into_inner());
+    loop {
+        ids.retain(|id| !recorded.remove(id));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if ids.is_empty() || left.is_zero() {
+            return;
+        }
+        recorded = shared
+            .recorded_changed
+            .wait_timeout(recorded, left)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
     }
 }
 
@@ -321,6 +354,16 @@ fn commands(shared: &Shared) {
         if line.trim().is_empty() {
             continue;
         }
+        if let Some(id) = recorded_note(&line) {
+            let mut recorded = shared.recorded.lock().unwrap_or_else(|p| p.into_inner());
+            // Bounded: notes for messages no batch waits on (a restart) are not kept forever.
+            if recorded.len() > 10_000 {
+                recorded.clear();
+            }
+            recorded.insert(id);
+            shared.recorded_changed.notify_all();
+            continue;
+        }
         let command: ConnectorCommand = match serde_json::from_str(&line) {
             Ok(c) => c,
             Err(e) => {
@@ -355,6 +398,15 @@ fn commands(shared: &Shared) {
         shared.emit(&ConnectorEvent::Result(result));
     }
     std::process::exit(exit::CLEAN);
+}
+
+/// `{"type":"recorded","id":…}`: the supervisor has the message in its ledger.
+fn recorded_note(line: &str) -> Option<String> {
+    if !line.contains("\"recorded\"") {
+        return None;
+    }
+    let v: Value = serde_json::from_str(line).ok()?;
+    (v.get("type")? == "recorded").then(|| v.get("id")?.as_str().map(str::to_owned))?
 }
 
 fn error(code: &str, message: &str, unconfirmed: bool) -> ErrorBody {

@@ -74,6 +74,7 @@ impl ConnectorTask {
             phase: Phase::AwaitingHello,
             reported: None,
             group_killed: false,
+            acks_recorded: false,
         });
         self.log.board().update(self.index, |c| {
             c.pid = Some(pid);
@@ -102,6 +103,7 @@ impl ConnectorTask {
         if process.phase == Phase::AwaitingHello {
             process.phase = Phase::Ready;
         }
+        process.acks_recorded = hello.capabilities.iter().any(|c| c == "recorded");
         let pid = process.pid;
         self.log.emit(
             Some(&self.name),

@@ -82,6 +82,8 @@ struct Process {
     reported: Option<ConnectionState>,
     /// The ladder already sent SIGKILL to the whole group.
     group_killed: bool,
+    /// It asked (capability `recorded`) to hear when each inbound message is in the ledger.
+    acks_recorded: bool,
 }
 
 /// Where the current process is in its life.
@@ -327,6 +329,22 @@ impl ConnectorTask {
         }
     }
 
+    /// Tells a connector that asked for it (`recorded` capability) that a message is in the
+    /// ledger, so it may let the network forget it (Telegram's update offset). Never waits: a
+    /// full stdin queue just skips the note, and the connector's own timeout moves on.
+    fn tell_recorded(&self, id: &str) {
+        let (Some(process), Some(stdin)) = (&self.process, &self.stdin) else {
+            return;
+        };
+        if !process.acks_recorded {
+            return;
+        }
+        let id = serde_json::to_string(id).expect("strings serialize");
+        let _ = stdin.try_send(Bytes::from(format!(
+            "{{\"type\":\"recorded\",\"id\":{id}}}\n"
+        )));
+    }
+
     fn on_inbound(&mut self, message: Box<InboundMessage>) {
         let now = crate::util::time::unix_secs();
         self.log.inbound_raw(&self.name, &message);
@@ -362,6 +380,7 @@ impl ConnectorTask {
         };
         let outcome = inbound::settle(admission.outcome, queued, self.outbox.is_closed());
         self.log.decision(self.index, &self.name, &message, outcome);
+        self.tell_recorded(&message.id);
         if matches!(outcome, Outcome::Delivered(_)) {
             let connector = self.name.to_string();
             self.push(GatewayEvent::Inbound { connector, message });

@@ -751,7 +751,7 @@ mod contract {
         // Outbound: an unknown type with a request id still gets its one result.
         let mut results = std::collections::HashMap::new();
         send(&mut ws, r#"{"type":"teleport","requestId":"r0"}"#).await;
-        send(&mut ws, r#"{"type":"outbound","requestId":"r1","action":{"op":"react","chat_id":"c@s.whatsapp.net"}}"#).await;
+        send(&mut ws, r#"{"type":"outbound","requestId":"r1","action":{"op":"follow_up","chat_id":"c@s.whatsapp.net"}}"#).await;
         send(
             &mut ws,
             r#"{"type":"outbound","requestId":"r2","action":{"op":"send","content":"no chat"}}"#,
@@ -777,7 +777,7 @@ mod contract {
         assert_eq!(results["r0"]["success"], false);
         assert_eq!(
             results["r1"],
-            json!({"success": false, "error": "unsupported", "op": "react"})
+            json!({"success": false, "error": "unsupported", "op": "follow_up"})
         );
         assert!(
             results["r2"]["error"]

@@ -220,6 +220,14 @@ fn telegram_and_whatsapp_in_one_run() {
             .contains(&(ALLOWED.to_string(), "hello back".into()))
     );
 
+    // A reaction to the DM (setMessageReaction).
+    d.send(json!({"type": "react", "id": "r3", "connector": "telegram",
+        "chat": ALLOWED.to_string(), "message_id": quote, "emoji": "👍"}));
+    let r = d.wait("the reaction's result", |v| {
+        v["type"] == "result" && v["id"] == "r3"
+    });
+    assert_eq!(r["ok"], true, "{r}");
+
     // A photo from a local file, uploaded as multipart: the fake records a sendPhoto.
     let photo = s.dir.path().join("chart.png");
     std::fs::write(&photo, b"\x89PNG\r\n\x1a\nnot really").unwrap();

@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 
 use crate::message::{
     Account, ChatInfo, Command, CommandResult, ConnectionStatus, EditText, InboundMessage,
-    LinkByPhone, Message, NoArgs, ReadReceipt, Receipt, SendLocation, SendMedia, SendPoll,
+    LinkByPhone, Message, NoArgs, React, ReadReceipt, Receipt, SendLocation, SendMedia, SendPoll,
     SendText, Typing,
 };
 
@@ -190,6 +190,7 @@ pub enum GatewayCommand {
     Typing(Typing),
     Read(ReadReceipt),
     ChatInfo(ChatInfo),
+    React(React),
     LinkByPhone(LinkByPhone),
     Logout(NoArgs),
     /// With `connector`: ping that connector; without: the supervisor answers.
@@ -258,6 +259,7 @@ impl Message for GatewayRequest {
         "typing",
         "read",
         "chat_info",
+        "react",
         "link_by_phone",
         "logout",
         "ping",
@@ -290,6 +292,7 @@ impl GatewayCommand {
             Self::Typing(c) => Route::Connector(Command::Typing(c)),
             Self::Read(c) => Route::Connector(Command::Read(c)),
             Self::ChatInfo(c) => Route::Connector(Command::ChatInfo(c)),
+            Self::React(c) => Route::Connector(Command::React(c)),
             Self::LinkByPhone(c) => Route::Connector(Command::LinkByPhone(c)),
             Self::Logout(c) => Route::Connector(Command::Logout(c)),
             Self::Ping(c) if has_connector => Route::Connector(Command::Ping(c)),

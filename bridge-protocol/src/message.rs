@@ -441,6 +441,15 @@ pub struct ReadReceipt {
     pub participant: Option<String>,
 }
 
+/// A reaction to a message; an empty `emoji` takes the bot's reaction back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct React {
+    pub chat: String,
+    pub message_id: String,
+    pub emoji: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ChatInfo {
@@ -476,6 +485,7 @@ pub enum Command {
     Logout(NoArgs),
     Shutdown(NoArgs),
     Ping(NoArgs),
+    React(React),
 }
 
 pub const COMMAND_TYPES: &[&str] = &[
@@ -491,6 +501,7 @@ pub const COMMAND_TYPES: &[&str] = &[
     "logout",
     "shutdown",
     "ping",
+    "react",
 ];
 
 impl Command {
@@ -508,6 +519,7 @@ impl Command {
             Self::Logout(_) => "logout",
             Self::Shutdown(_) => "shutdown",
             Self::Ping(_) => "ping",
+            Self::React(_) => "react",
         }
     }
 
@@ -521,6 +533,7 @@ impl Command {
             Self::SendLocation(c) => Some(&c.chat),
             Self::Typing(c) => Some(&c.chat),
             Self::Read(c) => Some(&c.chat),
+            Self::React(c) => Some(&c.chat),
             Self::ChatInfo(_)
             | Self::LinkByPhone(_)
             | Self::Logout(_)

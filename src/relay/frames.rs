@@ -4,7 +4,7 @@
 
 use bridge_protocol::gateway::GatewayCommand;
 use bridge_protocol::message::{
-    ChatInfo, EditText, InboundMessage, MediaKind, ReadReceipt, SendMedia, SendText, Typing,
+    ChatInfo, EditText, InboundMessage, MediaKind, React, ReadReceipt, SendMedia, SendText, Typing,
     TypingState,
 };
 use serde::Deserialize;
@@ -237,6 +237,14 @@ pub fn action(action: &Value) -> Action {
             }),
             _ => return Action::Invalid("edit needs message_id and content".into()),
         },
+        "react" => match (s("message_id"), s("emoji").or(content)) {
+            (Some(message_id), Some(emoji)) => GatewayCommand::React(React {
+                chat,
+                message_id,
+                emoji,
+            }),
+            _ => return Action::Invalid("react needs message_id and emoji".into()),
+        },
         "read" => match s("message_id") {
             Some(id) => GatewayCommand::Read(ReadReceipt {
                 chat,
@@ -381,10 +389,14 @@ mod tests {
             action(&json!({"op": "get_chat_info", "chat_id": "c"})),
             Action::Command(GatewayCommand::ChatInfo(_))
         ));
-        assert_eq!(
+        assert!(matches!(
+            action(&json!({"op": "react", "chat_id": "c", "message_id": "m", "emoji": "👍"})),
+            Action::Command(GatewayCommand::React(_))
+        ));
+        assert!(matches!(
             action(&json!({"op": "react", "chat_id": "c"})),
-            Action::Unsupported("react".into())
-        );
+            Action::Invalid(_)
+        ));
         assert_eq!(
             action(&json!({"op": "follow_up", "chat_id": "c"})),
             Action::Unsupported("follow_up".into())

@@ -127,6 +127,7 @@ pub fn run(args: TelegramArgs) -> i32 {
             "typing",
             "read",
             "chat_info",
+            "react",
             "ping",
             "recorded",
         ]
@@ -460,6 +461,18 @@ fn call(shared: &Shared, method: &str, body: &Value) -> Result<Value, ApiError> 
 fn execute(shared: &Shared, command: &Command) -> Result<Option<Value>, ErrorBody> {
     match command {
         Command::Ping(_) => Ok(None),
+        Command::React(r) => {
+            let id = translate::telegram_message_id(&r.message_id)
+                .ok_or_else(|| error("invalid_request", "not a Telegram message id", false))?;
+            let reaction = if r.emoji.is_empty() {
+                json!([])
+            } else {
+                json!([{"type": "emoji", "emoji": r.emoji}])
+            };
+            let body = json!({"chat_id": chat_id(&r.chat), "message_id": id, "reaction": reaction});
+            call(shared, "setMessageReaction", &body).map_err(failed)?;
+            Ok(None)
+        }
         Command::SendText(t) => {
             let parts = translate::split(&t.text, translate::MAX_TEXT_UNITS);
             if parts.is_empty() {

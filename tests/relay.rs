@@ -15,7 +15,7 @@ use crate::support::{PATIENCE, connector_cmd, write_config_with};
 
 const FRIEND: &str = "15551234567";
 const STRANGER: &str = "15557654321";
-const SECRET: &str = "relay-test-secret-0123456789";
+pub(crate) const SECRET: &str = "relay-test-secret-0123456789";
 
 /// The venv's Python with `hermes-agent` installed (scripts/test.sh makes it).
 fn hermes_python() -> PathBuf {
@@ -89,7 +89,7 @@ impl Drop for Bridgekeeper {
 }
 
 /// The real Hermes relay client in a Python process, driven by `tests/hermes_relay.py`.
-struct Hermes {
+pub(crate) struct Hermes {
     child: Child,
     events: mpsc::Receiver<Value>,
     seen: Vec<Value>,
@@ -106,13 +106,18 @@ impl Hermes {
 
     /// With `HERMES_HOME` set to `home` (for Hermes' own pairing store).
     fn start_in(port: u16, secret: &str, home: &Path) -> Self {
+        Self::start_for(port, secret, home, "whatsapp")
+    }
+
+    /// `platforms`: `GATEWAY_RELAY_PLATFORMS`, the platforms this gateway fronts.
+    pub(crate) fn start_for(port: u16, secret: &str, home: &Path, platforms: &str) -> Self {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_relay.py");
         let mut child = Command::new(hermes_python())
             .arg(script)
             .env("GATEWAY_RELAY_URL", format!("http://127.0.0.1:{port}"))
             .env("GATEWAY_RELAY_ID", "gw-test")
             .env("GATEWAY_RELAY_SECRET", secret)
-            .env("GATEWAY_RELAY_PLATFORMS", "whatsapp")
+            .env("GATEWAY_RELAY_PLATFORMS", platforms)
             .env("HERMES_HOME", home)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -136,14 +141,14 @@ impl Hermes {
         }
     }
 
-    fn cmd(&mut self, cmd: Value) {
+    pub(crate) fn cmd(&mut self, cmd: Value) {
         let stdin = self.child.stdin.as_mut().unwrap();
         writeln!(stdin, "{cmd}").unwrap();
         stdin.flush().unwrap();
     }
 
     /// The next event named `name` (others are kept in `seen`).
-    fn wait(&mut self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    pub(crate) fn wait(&mut self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
             if let Some(v) = self.seen.iter().find(|v| v["event"] == name && pred(v)) {

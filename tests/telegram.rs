@@ -35,6 +35,8 @@ impl Daemon {
             .args(["run", "--config"])
             .arg(config)
             .env("TELEGRAM_BOT_TOKEN", token)
+            .env("GATEWAY_RELAY_SECRET", crate::relay::SECRET)
+            .env_remove("GATEWAY_RELAY_ID")
             .env("BRIDGEKEEPER_HEARTBEAT_MS", "1000")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -114,6 +116,15 @@ impl Daemon {
     /// Closes stdin (the gateway goes away) and waits for the exit; gives what it printed.
     fn stop(mut self) -> (String, String) {
         drop(self.stdin.take());
+        // With the relay, end of stdin does not stop the daemon: SIGTERM does, as for a service.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if self.child.try_wait().unwrap().is_none() {
+            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        }
         let _ = self.child.wait();
         (
             self.stdout_copy.lock().unwrap().clone(),
@@ -139,6 +150,11 @@ struct Scene {
 /// The fake Telegram server (and with `with_whatsapp`, the fake WhatsApp server and
 /// node-bridge), and a config running both connectors.
 fn scene(telegram_policy: &str, with_whatsapp: bool) -> Scene {
+    scene_with(telegram_policy, with_whatsapp, "")
+}
+
+/// `top`: more top-level config (a `relay:` section).
+fn scene_with(telegram_policy: &str, with_whatsapp: bool, top: &str) -> Scene {
     let dir = tempfile::tempdir().unwrap();
     let telegram = FakeTelegram::start(dir.path());
     let mut connectors = vec![format!(
@@ -159,7 +175,7 @@ fn scene(telegram_policy: &str, with_whatsapp: bool) -> Scene {
         connectors.push(connector_cmd("whatsapp", "node", &args, &extra));
         server
     });
-    let config = write_config_with(dir.path(), &connectors, "");
+    let config = write_config_with(dir.path(), &connectors, top);
     Scene {
         telegram,
         whatsapp,
@@ -728,4 +744,58 @@ fn the_offset_waits_for_the_supervisors_recorded_note() {
         Some(0),
         "stdin closed: a clean exit"
     );
+}
+
+/// One unmodified Hermes gateway (the real relay client from PyPI) fronting both platforms on
+/// one socket: a Telegram DM and a WhatsApp DM arrive tagged with their platform, and the reply
+/// to the Telegram chat goes out through the Telegram connector.
+#[test]
+fn one_hermes_relay_socket_fronts_telegram_and_whatsapp() {
+    let s = scene_with(
+        &format!("policy: {{dm_policy: allowlist, allow_from: ['{ALLOWED}']}}"),
+        true,
+        "relay: {listen: '127.0.0.1:0'}",
+    );
+    let d = Daemon::start(&s.config, &s.telegram.bot_token);
+    let mut port = None;
+    wait_blocking("the relay to listen", || {
+        let err = d.stderr.lock().unwrap().clone();
+        port = err
+            .split("relay listening on http://127.0.0.1:")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .and_then(|p| p.parse::<u16>().ok());
+        port.is_some()
+    });
+    let home = s.dir.path().join("gateway-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut h = crate::relay::Hermes::start_for(
+        port.unwrap(),
+        crate::relay::SECRET,
+        &home,
+        "whatsapp,telegram",
+    );
+    h.cmd(json!({"cmd": "connect"}));
+    h.wait("connected", |_| true);
+
+    s.telegram.dm(ALLOWED, "telegram over the relay");
+    let m = h.wait("message", |v| v["text"] == "telegram over the relay");
+    assert_eq!(m["platform"], "telegram");
+    assert_eq!(m["chat_id"], ALLOWED.to_string());
+    s.whatsapp
+        .as_ref()
+        .unwrap()
+        .inject_dm(WA_FRIEND, "whatsapp over the relay");
+    let w = h.wait("message", |v| v["text"] == "whatsapp over the relay");
+    assert_eq!(w["platform"], "whatsapp");
+
+    h.cmd(json!({"cmd": "send", "chat_id": ALLOWED.to_string(), "text": "telegram reply"}));
+    let sent = h.wait("sent", |_| true);
+    assert_eq!(sent["success"], true, "{sent}");
+    wait_blocking("the fake Telegram to record the reply", || {
+        s.telegram
+            .sent()
+            .contains(&(ALLOWED.to_string(), "telegram reply".into()))
+    });
+    d.stop();
 }

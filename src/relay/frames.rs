@@ -131,6 +131,8 @@ pub fn failure(error: &str) -> Value {
 pub fn descriptor(platform: &str) -> Option<Value> {
     let (label, max, edit, dialect, unit) = match platform {
         "whatsapp" => ("WhatsApp", 4096, true, "whatsapp", "chars"),
+        // Telegram counts its 4096 in UTF-16 code units.
+        "telegram" => ("Telegram", 4096, true, "plain", "utf16"),
         _ => return None,
     };
     Some(json!({
@@ -357,6 +359,10 @@ mod tests {
             assert!(d["descriptor"].get(key).is_some(), "{key}");
         }
         assert_eq!(d["descriptor"]["max_message_length"], 4096);
+        assert_eq!(
+            descriptor("telegram").unwrap()["descriptor"]["len_unit"],
+            "utf16"
+        );
         assert!(descriptor("irc").is_none());
         assert!(line(&d).ends_with("}\n"));
     }

@@ -300,6 +300,32 @@ fn telegram_and_whatsapp_in_one_run() {
             .contains(&"just chatting".to_owned())
     );
 
+    // A forum topic: the message carries its thread, and the reply goes back into it.
+    s.telegram.inject(
+        &json!({"chatId": GROUP, "chatType": "supergroup", "isForum": true,
+        "messageThreadId": 7, "fromId": ALLOWED, "text": "@crabline_bot in a topic",
+        "entities": [{"type": "mention", "offset": 0, "length": 13}]}),
+    );
+    let t = d.wait("the topic message", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "@crabline_bot in a topic"
+    });
+    assert_eq!(t["message"]["thread"], "7", "{t}");
+    d.send(
+        json!({"type": "send_text", "id": "r4", "connector": "telegram",
+        "chat": GROUP, "text": "answer in the topic", "thread": "7"}),
+    );
+    let r = d.wait("the topic reply's result", |v| {
+        v["type"] == "result" && v["id"] == "r4"
+    });
+    assert_eq!(r["ok"], true, "{r}");
+    let recorded = std::fs::read_to_string(s.telegram.recorder()).unwrap();
+    assert!(
+        recorded
+            .lines()
+            .any(|l| l.contains("answer in the topic") && l.contains("\"message_thread_id\":7")),
+        "the reply did not go into the topic"
+    );
+
     // And WhatsApp, in the same run.
     s.whatsapp
         .as_ref()

@@ -273,6 +273,9 @@ pub struct InboundMessage {
     pub mentions: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quoted: Option<Quoted>,
+    /// The thread within the chat (a Telegram forum topic), when the network has them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
     /// Unix seconds.
     pub timestamp: u64,
 }
@@ -357,6 +360,9 @@ pub struct SendText {
     /// Message id to quote.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
+    /// The thread (a Telegram forum topic) to send into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -469,6 +469,7 @@ async fn send(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
             chat: chat.clone(),
             text: part,
             reply_to: reply_to.take(), // only the first chunk quotes
+            thread: None,
         });
         ids.extend(message_ids(&command(&api, cmd).await?));
     }

@@ -185,6 +185,7 @@ pub fn inbound_event(platform: &str, m: &InboundMessage) -> Value {
             "user_name": m.push_name,
             "user_id_alt": m.sender_alt,
             "chat_id_alt": chat_alt,
+            "thread_id": m.thread,
             "message_id": m.id,
         },
     });
@@ -223,6 +224,12 @@ pub fn action(action: &Value) -> Action {
                 chat,
                 text,
                 reply_to: s("reply_to").filter(|r| !r.is_empty()),
+                // Hermes puts the thread of the message it answers in the metadata.
+                thread: action.pointer("/metadata/thread_id").and_then(|t| {
+                    t.as_str()
+                        .map(str::to_owned)
+                        .or_else(|| t.as_i64().map(|n| n.to_string()))
+                }),
             }),
             _ => return Action::Invalid("send without content".into()),
         },

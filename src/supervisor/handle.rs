@@ -182,6 +182,7 @@ impl AlertRouter {
                 chat: chat.clone(),
                 text: format!("[bridgekeeper] {from}: {text}"),
                 reply_to: None,
+                thread: None,
             });
             if let Err((rejected, _)) =
                 handle.try_command(Origin::Internal(SendKind::Alert), command, None)

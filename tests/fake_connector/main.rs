@@ -126,6 +126,7 @@ fn inbound(id: String, chat: &str, text: String) -> ConnectorEvent {
         media: None,
         mentions: Vec::new(),
         quoted: None,
+        thread: None,
         timestamp: 1_767_225_600,
     }))
 }

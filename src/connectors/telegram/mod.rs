@@ -481,6 +481,9 @@ fn execute(shared: &Shared, command: &Command) -> Result<Option<Value>, ErrorBod
             let mut ids = Vec::new();
             for (i, part) in parts.iter().enumerate() {
                 let mut body = json!({"chat_id": chat_id(&t.chat), "text": part});
+                if let Some(thread) = t.thread.as_deref().and_then(|t| t.parse::<i64>().ok()) {
+                    body["message_thread_id"] = json!(thread);
+                }
                 if i == 0
                     && let Some(to) = t
                         .reply_to

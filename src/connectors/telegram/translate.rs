@@ -106,6 +106,11 @@ pub fn inbound(update: &Value, bot: &Bot) -> Option<InboundMessage> {
         media,
         mentions,
         quoted,
+        // Forum topics: the thread a reply must go back to.
+        thread: m
+            .get("message_thread_id")
+            .and_then(Value::as_i64)
+            .map(|t| t.to_string()),
         timestamp: m.get("date").and_then(Value::as_u64).unwrap_or(0),
     })
 }
@@ -222,6 +227,7 @@ mod tests {
             "text": "hi"}});
         let m = inbound(&u, &bot()).unwrap();
         assert_eq!(m.id, "100001/5");
+        assert_eq!(m.thread, None);
         assert_eq!((m.chat.as_str(), m.sender.as_str()), ("100001", "100001"));
         assert_eq!(m.sender_alt.as_deref(), Some("@ann"));
         assert_eq!(m.push_name.as_deref(), Some("Ann Lee"));

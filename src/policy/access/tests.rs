@@ -36,6 +36,7 @@ fn dm(sender: &str) -> InboundMessage {
         media: None,
         mentions: Vec::new(),
         quoted: None,
+        thread: None,
         timestamp: 1,
     }
 }

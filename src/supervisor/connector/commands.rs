@@ -250,6 +250,7 @@ mod tests {
             chat: chat.into(),
             text: "hi".into(),
             reply_to: None,
+            thread: None,
         })
     }
 

@@ -101,6 +101,7 @@ impl ConnectorTask {
             media: None,
             mentions: Vec::new(),
             quoted: None,
+            thread: None,
             timestamp: 0,
         };
         let failure = FailReason::TooLong;

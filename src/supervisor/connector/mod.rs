@@ -372,6 +372,7 @@ impl ConnectorTask {
                     chat: message.chat.clone(),
                     text,
                     reply_to: None,
+                    thread: None,
                 });
                 self.queue_command(Origin::Internal(kind), command, None)
                     .map(|_| ())

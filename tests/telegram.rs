@@ -825,3 +825,71 @@ fn one_hermes_relay_socket_fronts_telegram_and_whatsapp() {
     });
     d.stop();
 }
+
+/// `bridgekeeper run` without a config: with `TELEGRAM_BOT_TOKEN` (and `TELEGRAM_API_ROOT`)
+/// only in `$HERMES_HOME/.env`, the Telegram connector starts beside WhatsApp, and its
+/// settings come from the same file.
+#[test]
+fn run_without_a_config_starts_telegram_when_its_token_is_in_the_hermes_env() {
+    let dir = tempfile::tempdir().unwrap();
+    let telegram = FakeTelegram::start(dir.path());
+    let whatsapp = FakeWhatsApp::start(dir.path());
+    let hermes = dir.path().join("hermes");
+    whatsapp.seed_session(&hermes.join("platforms/whatsapp/session"));
+    std::fs::write(
+        hermes.join(".env"),
+        format!(
+            "TELEGRAM_BOT_TOKEN={}\nTELEGRAM_API_ROOT={}\nTELEGRAM_ALLOWED_USERS={ALLOWED}\nTELEGRAM_DM_POLICY=allowlist\n",
+            telegram.bot_token, telegram.api_root
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .arg("run")
+        .env("HERMES_HOME", &hermes)
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("TELEGRAM_API_ROOT")
+        .env("WHATSAPP_WEB_SOCKET_URL", &whatsapp.ws_url)
+        .env(
+            "BRIDGEKEEPER_NODE_BRIDGE",
+            node_bridge_dir().join("src/index.js"),
+        )
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let wait = |what: &str, pred: &dyn Fn(&Value) -> bool| loop {
+        let v = rx
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no {what}"));
+        if pred(&v) {
+            return v;
+        }
+    };
+    wait("telegram open", &|v| {
+        v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
+    });
+    telegram.dm(STRANGER, "not on the list");
+    telegram.dm(ALLOWED, "from the hermes env");
+    let m = wait("the DM", &|v| v["type"] == "inbound");
+    assert_eq!(
+        m["message"]["text"], "from the hermes env",
+        "the allowlist from .env applies"
+    );
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("and the Telegram connector"), "{stderr}");
+    assert!(!stderr.contains(telegram.bot_token.split(':').nth(1).unwrap()));
+}

@@ -2,12 +2,11 @@
 //! node-bridge): start it, inject updates over its admin URL, and read what it recorded.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
 use serde_json::Value;
 
-use super::whatsapp::{node_bridge_dir, post_json};
+use super::whatsapp::post_json;
 
 pub struct FakeTelegram {
     child: Child,
@@ -20,30 +19,7 @@ pub struct FakeTelegram {
 
 impl FakeTelegram {
     pub fn start(dir: &Path) -> Self {
-        let bin = node_bridge_dir().join("node_modules/.bin/crabline");
-        let ready = dir.join("telegram-ready.json");
-        let child = Command::new(&bin)
-            .args(["--json", "serve", "telegram", "--ready-file"])
-            .arg(&ready)
-            .arg("--recorder")
-            .arg(dir.join("telegram-recorder.jsonl"))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crabline");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let manifest: Value = loop {
-            if let Some(v) = std::fs::read_to_string(&ready)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-            {
-                break v;
-            }
-            assert!(Instant::now() < deadline, "crabline telegram did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let (child, manifest) = super::whatsapp::crabline("telegram", dir);
         let s = |p: &str| {
             manifest
                 .pointer(p)

@@ -28,35 +28,7 @@ impl FakeWhatsApp {
     }
 
     pub fn start(dir: &Path) -> Self {
-        let bin = node_bridge_dir().join("node_modules/.bin/crabline");
-        assert!(
-            bin.exists(),
-            "{} is missing: run `npm ci` in node-bridge (scripts/test.sh does)",
-            bin.display()
-        );
-        let ready = dir.join("crabline-ready.json");
-        let child = Command::new(&bin)
-            .args(["--json", "serve", "whatsapp", "--ready-file"])
-            .arg(&ready)
-            .arg("--recorder")
-            .arg(dir.join("crabline-recorder.jsonl"))
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start crabline");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let manifest: Value = loop {
-            if let Some(v) = std::fs::read_to_string(&ready)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-            {
-                break v;
-            }
-            assert!(Instant::now() < deadline, "crabline did not become ready");
-            std::thread::sleep(Duration::from_millis(50));
-        };
+        let (child, manifest) = crabline("whatsapp", dir);
         let s = |p: &str| {
             manifest
                 .pointer(p)
@@ -119,6 +91,46 @@ impl Drop for FakeWhatsApp {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Starts `crabline serve PROVIDER` with its files in `dir` and waits for its manifest (the
+/// ready file: endpoints, tokens, the recorder's path).
+// The caller owns the child and kills and waits for it in its `Drop`.
+#[allow(clippy::zombie_processes)]
+pub fn crabline(provider: &str, dir: &Path) -> (Child, Value) {
+    let bin = node_bridge_dir().join("node_modules/.bin/crabline");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `npm ci` in node-bridge (scripts/test.sh does)",
+        bin.display()
+    );
+    let ready = dir.join(format!("crabline-{provider}-ready.json"));
+    let mut child = Command::new(&bin)
+        .args(["--json", "serve", provider, "--ready-file"])
+        .arg(&ready)
+        .arg("--recorder")
+        .arg(dir.join(format!("crabline-{provider}-recorder.jsonl")))
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start crabline");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Some(v) = std::fs::read_to_string(&ready)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+        {
+            return (child, v);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("crabline {provider} did not become ready");
+        }
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

@@ -37,6 +37,26 @@ struct Bridgekeeper {
     port: u16,
 }
 
+/// `bridgekeeper run --config CONFIG` with only the relay settings given here in its
+/// environment (none inherited from the test's), stderr piped.
+fn run_bridgekeeper(config: &Path, secret: Option<&str>, gateway_id: Option<&str>) -> Child {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"));
+    cmd.args(["run", "--config"])
+        .arg(config)
+        .env_remove("GATEWAY_RELAY_SECRET")
+        .env_remove("GATEWAY_RELAY_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    if let Some(s) = secret {
+        cmd.env("GATEWAY_RELAY_SECRET", s);
+    }
+    if let Some(id) = gateway_id {
+        cmd.env("GATEWAY_RELAY_ID", id);
+    }
+    cmd.spawn().unwrap()
+}
+
 impl Bridgekeeper {
     fn start(config: &Path) -> Self {
         Self::start_for(config, Some("gw-test"))
@@ -44,20 +64,11 @@ impl Bridgekeeper {
 
     /// `gateway_id`: the `GATEWAY_RELAY_ID` tokens must name (`None`: any).
     fn start_for(config: &Path, gateway_id: Option<&str>) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"));
-        cmd.env_remove("GATEWAY_RELAY_ID");
-        if let Some(id) = gateway_id {
-            cmd.env("GATEWAY_RELAY_ID", id);
-        }
-        let mut child = cmd
-            .args(["run", "--config"])
-            .arg(config)
-            .env("GATEWAY_RELAY_SECRET", SECRET)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        Self::listening(run_bridgekeeper(config, Some(SECRET), gateway_id))
+    }
+
+    /// Waits until `child` says where its relay listens.
+    fn listening(mut child: Child) -> Self {
         let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
         let port = loop {
             let line = lines
@@ -207,22 +218,7 @@ impl Stack {
     fn with_policy(relay: &str, policy: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let server = FakeWhatsApp::start(dir.path());
-        let session = dir.path().join("session");
-        server.seed_session(&session);
-        let entry = node_bridge_dir().join("src/index.js");
-        let media = dir.path().join("media");
-        let extra = format!(
-            "{policy}\nenv: {{WHATSAPP_WEB_SOCKET_URL: {:?}}}",
-            server.ws_url
-        );
-        let args = [
-            entry.to_str().unwrap(),
-            "--session",
-            session.to_str().unwrap(),
-            "--media-dir",
-            media.to_str().unwrap(),
-        ];
-        let connector = connector_cmd("whatsapp", "node", &args, &extra);
+        let connector = server.node_bridge_connector(dir.path(), policy, "");
         let config = write_config_with(dir.path(), &[connector], relay);
         Self {
             server,
@@ -559,6 +555,7 @@ fn bad_expired_and_browser_upgrades_are_refused() {
         "{failed}"
     );
     bk.stop();
+    crate::support::assert_secret_nowhere(SECRET, &s.dir.path().join("state"), &[]);
 }
 
 #[test]
@@ -1188,18 +1185,7 @@ fn the_relay_will_not_start_unprotected() {
     let connector = connector_cmd("whatsapp", crate::support::FAKE, &[], "");
     let run = |top: &str, secret: Option<&str>| {
         let config = write_config_with(dir.path(), std::slice::from_ref(&connector), top);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"));
-        cmd.args(["run", "--config"])
-            .arg(&config)
-            .env_remove("GATEWAY_RELAY_SECRET")
-            .env_remove("GATEWAY_RELAY_ID")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if let Some(s) = secret {
-            cmd.env("GATEWAY_RELAY_SECRET", s);
-        }
-        cmd.spawn().unwrap()
+        run_bridgekeeper(&config, secret, None)
     };
     let out = run(RELAY, None).wait_with_output().unwrap();
     let said = String::from_utf8_lossy(&out.stderr);
@@ -1288,23 +1274,8 @@ async fn a_revoked_secret_closes_the_socket_with_4401() {
     let config = write_config_with(dir.path(), &[connector], RELAY);
     let dotenv = dir.path().join("hermes/.env");
     std::fs::write(&dotenv, format!("GATEWAY_RELAY_SECRET={SECRET}\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env_remove("GATEWAY_RELAY_SECRET")
-        .env_remove("GATEWAY_RELAY_ID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
-    let port: u16 = loop {
-        let line = lines.next().expect("listening").unwrap();
-        if let Some(rest) = line.split("relay listening on http://127.0.0.1:").nth(1) {
-            break rest.trim_end_matches("/relay").parse().unwrap();
-        }
-    };
+    let bk = Bridgekeeper::listening(run_bridgekeeper(&config, None, None));
+    let port = bk.port;
     let mut ws = ws_dial(port, "gw").await;
     ws.send(Message::text(
         "{\"type\":\"hello\",\"platform\":\"whatsapp\"}\n",
@@ -1327,8 +1298,7 @@ async fn a_revoked_secret_closes_the_socket_with_4401() {
         .await
         .unwrap_err();
     assert!(refused.to_string().contains("401"), "{refused}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(bk);
 }
 
 /// No gateway for a long time and the buffer full: each message that does not fit is failed

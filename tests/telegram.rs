@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::support::telegram::FakeTelegram;
 use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
-use crate::support::{PATIENCE, connector_cmd, wait_blocking, write_config_with};
+use crate::support::{PATIENCE, wait_blocking, write_config_with};
 
 const ALLOWED: i64 = 100001;
 const STRANGER: i64 = 100777;
@@ -164,15 +164,9 @@ fn scene_with(telegram_policy: &str, with_whatsapp: bool, top: &str) -> Scene {
     )];
     let whatsapp = with_whatsapp.then(|| {
         let server = FakeWhatsApp::start(dir.path());
-        let session = dir.path().join("session");
-        server.seed_session(&session);
-        let entry = node_bridge_dir().join("src/index.js");
-        let extra = format!(
-            "policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}\nenv: {{WHATSAPP_WEB_SOCKET_URL: {:?}}}",
-            server.ws_url
-        );
-        let args = [entry.to_str().unwrap(), "--session", session.to_str().unwrap()];
-        connectors.push(connector_cmd("whatsapp", "node", &args, &extra));
+        let policy =
+            format!("policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}");
+        connectors.push(server.node_bridge_connector(dir.path(), &policy, ""));
         server
     });
     let config = write_config_with(dir.path(), &connectors, top);
@@ -348,42 +342,13 @@ fn telegram_and_whatsapp_in_one_run() {
     );
 
     let (stdout, stderr) = d.stop();
-    assert_token_nowhere(
-        &s.telegram.bot_token,
-        s.dir.path(),
+    // The token is a password: the part after the bot id is nowhere.
+    let secret = s.telegram.bot_token.split(':').nth(1).unwrap();
+    crate::support::assert_secret_nowhere(
+        secret,
+        &s.dir.path().join("state"),
         &[&stdout, &stderr, &status],
     );
-}
-
-/// The token is a password: not in any file the run wrote (state dir, bridge.log, status, the
-/// offset; the config and the fake's own files aside), nor in what it printed.
-fn assert_token_nowhere(token: &str, dir: &Path, printed: &[&str]) {
-    assert!(token.len() > 10);
-    let secret = token.split(':').nth(1).unwrap();
-    for text in printed {
-        assert!(!text.contains(secret), "the token was printed");
-    }
-    let mut files = Vec::new();
-    let mut stack = vec![dir.join("state")];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    assert!(files.iter().any(|f| f.ends_with("bridge.log")));
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(secret),
-            "the token is in {}",
-            f.display()
-        );
-    }
 }
 
 /// A token Telegram refuses: `needs_token` (the connector's status says so), an alert, and no

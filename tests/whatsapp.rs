@@ -6,7 +6,7 @@ use bridge_protocol::message::ConnectionState;
 use serde_json::json;
 
 use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
-use crate::support::{TestDaemon, connector_cmd, events_named, wait_for};
+use crate::support::{TestDaemon, events_named, wait_for};
 
 const FRIEND: &str = "15551234567";
 const STRANGER: &str = "15557654321";
@@ -29,29 +29,11 @@ impl Stack {
         let dir = tempfile::tempdir().unwrap();
         let server = FakeWhatsApp::start(dir.path());
         let session = dir.path().join("session");
-        server.seed_session(&session);
-        let entry = node_bridge_dir().join("src/index.js");
-        let media = dir.path().join("media");
-        let env = format!(
-            "env: {{WHATSAPP_WEB_SOCKET_URL: {:?}{}}}",
-            server.ws_url,
-            if env.is_empty() {
-                String::new()
-            } else {
-                format!(", {env}")
-            }
-        );
         let extra = format!(
-            "{policy}\n{env}\nrestart: {{initial_backoff_ms: 100, max_backoff_ms: 1000, jitter: 0.0, max_restarts: 5, window_ms: 60000}}"
+            "{policy}\nrestart: {{initial_backoff_ms: 100, max_backoff_ms: 1000, jitter: 0.0, max_restarts: 5, window_ms: 60000}}"
         );
-        let args = [
-            entry.to_str().unwrap(),
-            "--session",
-            session.to_str().unwrap(),
-            "--media-dir",
-            media.to_str().unwrap(),
-        ];
-        let mut d = TestDaemon::start(&[connector_cmd("whatsapp", "node", &args, &extra)]).await;
+        let connector = server.node_bridge_connector(dir.path(), &extra, env);
+        let mut d = TestDaemon::start(&[connector]).await;
         d.wait_event("the WhatsApp connection to open", |e| {
             matches!(e, GatewayEvent::Connection { status, .. } if status.state == ConnectionState::Open)
         })

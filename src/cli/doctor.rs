@@ -275,11 +275,9 @@ fn check_telegram(home: &Path, config: Option<&crate::config::SupervisorConfig>)
         })
     };
     let dotenv = |key: &str| {
-        dotenvy::from_path_iter(home.join(".env"))
-            .ok()?
+        crate::config::hermes::dotenv_value(&home.join(".env"), key)
+            .ok()
             .flatten()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
     };
     let setting = |key: &str| {
         from_config(key)

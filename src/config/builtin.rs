@@ -133,10 +133,7 @@ pub fn telegram_token_set(hermes_home: &Path) -> bool {
 }
 
 fn dotenv_value(hermes_home: &Path, key: &str) -> Option<String> {
-    dotenvy::from_path_iter(hermes_home.join(".env"))
-        .ok()?
+    super::hermes::dotenv_value(&hermes_home.join(".env"), key)
+        .ok()
         .flatten()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .filter(|v| !v.trim().is_empty())
 }

@@ -186,6 +186,21 @@ impl Sources {
     }
 }
 
+/// One key of a `.env` file: `None` when the file or the key is missing or the value empty; an
+/// error only for a file that is there but cannot be read or parsed.
+pub fn dotenv_value(path: &Path, key: &str) -> std::io::Result<Option<String>> {
+    let iter = match dotenvy::from_path_iter(path) {
+        Ok(iter) => iter,
+        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    Ok(iter
+        .flatten()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .filter(|v| !v.trim().is_empty()))
+}
+
 /// The relay policy's generic names for our settings (`gateway/relay/__init__.py`,
 /// `relay_relevance_policy`). `allowOtherBots` has no counterpart and is reported, not applied.
 pub const RELAY_POLICY_KEYS: [(&str, &str); 2] = [

@@ -291,10 +291,9 @@ impl Hub {
     }
 
     /// Starts delivery after a hello (and whenever a session may have room again).
-    pub fn pump(&self, session: u64) {
+    pub fn pump(&self) {
         let mut st = lock(&self.state);
         self.deliver(&mut st, |_| true);
-        let _ = session;
     }
 
     pub fn ack(&self, session: u64, buffer_id: &str) -> Result<bool, crate::util::fs::PathError> {

@@ -33,6 +33,7 @@ use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RelayConfig;
+use crate::config::hermes::dotenv_value;
 use crate::gateway::in_process::{CallError, Requests};
 use crate::record::log::{AlertCode, Event, EventLog};
 use auth::Secret;
@@ -107,19 +108,6 @@ impl SecretSources {
         secrets.dedup();
         Ok(secrets)
     }
-}
-
-fn dotenv_value(path: &Path, key: &str) -> std::io::Result<Option<String>> {
-    let iter = match dotenvy::from_path_iter(path) {
-        Ok(iter) => iter,
-        Err(dotenvy::Error::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(std::io::Error::other(e.to_string())),
-    };
-    Ok(iter
-        .flatten()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v)
-        .filter(|v| !v.trim().is_empty()))
 }
 
 struct Relay {
@@ -203,10 +191,6 @@ impl Running {
         );
         tokio::spawn(housekeeping(relay.clone(), parts.sources));
         Ok(Self { relay })
-    }
-
-    pub fn status(&self) -> Value {
-        self.relay.hub.status()
     }
 
     /// Serves `GET /relay` and `POST /relay/policy` until shutdown.
@@ -678,7 +662,7 @@ async fn on_frame(
                             reason: None,
                         },
                     );
-                    relay.hub.pump(session);
+                    relay.hub.pump();
                 }
                 Err(HelloError::UnknownPlatform) => {
                     let message =

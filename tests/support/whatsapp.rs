@@ -57,6 +57,33 @@ impl FakeWhatsApp {
         assert!(status.success(), "seeding credentials failed");
     }
 
+    /// A `connectors:` entry named `whatsapp` running node-bridge against this server, with a
+    /// session linked to it in `dir/session` and media in `dir/media`. `extra`: more connector
+    /// keys (a `policy:` line, `restart:`…); `env`: more `KEY: value` pairs for node-bridge.
+    pub fn node_bridge_connector(&self, dir: &Path, extra: &str, env: &str) -> String {
+        let session = dir.join("session");
+        self.seed_session(&session);
+        let entry = node_bridge_dir().join("src/index.js");
+        let media = dir.join("media");
+        let more = if env.is_empty() {
+            String::new()
+        } else {
+            format!(", {env}")
+        };
+        let extra = format!(
+            "{extra}\nenv: {{WHATSAPP_WEB_SOCKET_URL: {:?}{more}}}",
+            self.ws_url
+        );
+        let args = [
+            entry.to_str().unwrap(),
+            "--session",
+            session.to_str().unwrap(),
+            "--media-dir",
+            media.to_str().unwrap(),
+        ];
+        super::connector_cmd("whatsapp", "node", &args, &extra)
+    }
+
     /// Delivers a DM from `sender` (a phone number) to the linked account.
     pub fn inject_dm(&self, sender: &str, text: &str) -> Value {
         let jid = format!("{sender}@s.whatsapp.net");

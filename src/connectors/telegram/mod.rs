@@ -246,6 +246,12 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
                             .store(shared.now_ms(), Ordering::Relaxed);
                         emitted.push(msg.id.clone());
                         shared.emit(&ConnectorEvent::Inbound(Box::new(msg)));
+                    } else {
+                        // Only `message` updates are asked for; one that cannot be read is
+                        // said (stderr is in bridge.log), by its id only, never dropped unsaid.
+                        eprintln!(
+                            "telegram: update {id} carries no readable message (no chat or message id); skipped"
+                        );
                     }
                     offset = offset.max(id + 1);
                 }

@@ -7,3 +7,4 @@ pub mod hex;
 pub mod lock;
 pub mod mask;
 pub mod time;
+pub mod watch;

@@ -55,6 +55,9 @@ pub struct PairingRequest {
 struct PolicyWatch {
     source: crate::config::PolicySource,
     stamps: Vec<Option<(std::time::SystemTime, u64)>>,
+    /// inotify on the files' directories, and the change count last acted on. Without it
+    /// (no inotify, or a directory missing at start) every message looks at the files.
+    notified: Option<(crate::util::watch::FileWatch, u64)>,
 }
 
 fn stamps(source: &crate::config::PolicySource) -> Vec<Option<(std::time::SystemTime, u64)>> {
@@ -122,14 +125,27 @@ impl InboundGate {
     /// From now on, `refresh_policy` resolves the policy again when Hermes' files change.
     pub fn watch_policy(&mut self, source: crate::config::PolicySource) {
         let stamps = blocking(|| stamps(&source));
-        self.watch = Some(PolicyWatch { source, stamps });
+        let notified = crate::util::watch::FileWatch::start(&source.watched()).map(|w| (w, 0));
+        self.watch = Some(PolicyWatch {
+            source,
+            stamps,
+            notified,
+        });
     }
 
-    /// Looks at Hermes' `.env` and `config.yaml` (two `stat` calls) and, when either changed,
-    /// resolves the policy again, before the next message is decided: an allowlist edit or a
-    /// revoke mirrored into `.env` counts from the very next message.
+    /// When Hermes' `.env`, `config.yaml` or the relay's policy file changed, resolves the
+    /// policy again before the next message is decided: an allowlist edit or a revoke mirrored
+    /// into `.env` counts from the very next message. Per message this is one atomic load (the
+    /// inotify thread counts changes); the files are looked at only after a change.
     pub fn refresh_policy(&mut self) -> Option<PolicyReload> {
         let watch = self.watch.as_mut()?;
+        if let Some((files, seen)) = &mut watch.notified {
+            let changes = files.changes();
+            if changes == *seen {
+                return None;
+            }
+            *seen = changes;
+        }
         let now = blocking(|| stamps(&watch.source));
         if now == watch.stamps {
             return None;

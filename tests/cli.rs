@@ -299,3 +299,28 @@ fn startup_errors_say_what_to_fix() {
         "{err}"
     );
 }
+
+/// `run` without a config and with no platform configured under `$HERMES_HOME` starts nothing
+/// and says which settings would turn one on.
+#[test]
+fn run_without_a_config_or_any_platform_says_what_to_set() {
+    let home = tempfile::tempdir().unwrap();
+    let out = Command::new(BRIDGEKEEPER)
+        .arg("run")
+        .env("HERMES_HOME", home.path())
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("WHATSAPP_ENABLED")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    for needed in [
+        "nothing to run",
+        "WHATSAPP_ENABLED=true",
+        "TELEGRAM_BOT_TOKEN",
+        "--config",
+    ] {
+        assert!(stderr.contains(needed), "{needed:?} missing from {stderr}");
+    }
+}

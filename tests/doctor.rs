@@ -63,7 +63,10 @@ fn problems_are_reported_with_their_fixes() {
         "WARN  both ",
         "FAIL  ",
         "whatsapp-approved.json is corrupt",
-        "2 problem(s)",
+        // Settings for WhatsApp, but neither WHATSAPP_ENABLED nor a linked session.
+        "FAIL  run without --config has no platform to start",
+        "fix: set WHATSAPP_ENABLED=true",
+        "3 problem(s)",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
@@ -88,5 +91,9 @@ fn a_healthy_setup_passes() {
     let (passed, text) = doctor(home.path(), free);
     assert!(passed, "{text}");
     assert!(text.contains("linked as …1111:2@s.whatsapp.net"), "{text}");
+    assert!(
+        text.contains("run without --config starts whatsapp (a linked WhatsApp session)"),
+        "{text}"
+    );
     assert!(text.contains("0 problem(s), 0 warning(s)"), "{text}");
 }

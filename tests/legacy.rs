@@ -1093,3 +1093,89 @@ async fn a_poll_that_timed_out_while_the_daemon_was_frozen_loses_nothing() {
     kill(pid, Signal::SIGTERM).unwrap();
     bridge.wait().unwrap();
 }
+
+/// Issue 18's defect, as a new user met it through the drop-in API (real node-bridge, Baileys,
+/// the fake WhatsApp server): a stranger is sent a code; the moment our own echo of that code
+/// message has been decided, the owner approves (the code in lower case) and the stranger
+/// writes again. That DM is delivered, not ignored as rate-limited. Then the owner revokes,
+/// and the very next DM is not delivered (a fresh code goes out instead).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approval_or_revoke_counts_from_the_very_next_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = FakeWhatsApp::start(dir.path());
+    let hermes = dir.path().join("hermes");
+    let session = hermes.join("platforms/whatsapp/session");
+    server.seed_session(&session);
+    std::fs::write(hermes.join(".env"), "WHATSAPP_DM_POLICY=pairing\n").unwrap();
+    let mut bridge = std::process::Command::new(BRIDGEKEEPER)
+        .args(["legacy", "--port", "0", "--mode", "bot", "--session"])
+        .arg(&session)
+        .arg("--hermes-home")
+        .arg(&hermes)
+        .env("WHATSAPP_WEB_SOCKET_URL", &server.ws_url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr = format!("127.0.0.1:{}", read_port(bridge.stderr.take().unwrap()));
+    let ledger = || call(&addr, "GET", "/health", None).json()["bridgekeeper"]["ledger"].clone();
+    wait_for("bridge connected", || {
+        call(&addr, "GET", "/health", None).json()["status"] == "connected"
+    })
+    .await;
+    let pairing = |args: &[&str]| {
+        let out = std::process::Command::new(BRIDGEKEEPER)
+            .arg("pairing")
+            .args(args)
+            .arg("--hermes-home")
+            .arg(&hermes)
+            .env_remove("HERMES_HOME")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    };
+    let stranger = "15557654321";
+    let chat = format!("{stranger}@s.whatsapp.net");
+
+    server.inject_dm(stranger, "hello?");
+    wait_for("the code sent", || {
+        server.accepted_sends().iter().any(|(to, _)| *to == chat)
+    })
+    .await;
+    let text = server.accepted_sends().remove(0).1;
+    let code = crate::policy::code_in(&text);
+    // Polled tightly: the approval lands within a few ms of the echo's decision.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while ledger()["ignored"]["own_echo"] != 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no echo: {}",
+            ledger()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    pairing(&["approve", "whatsapp", &code.to_lowercase()]);
+    server.inject_dm(stranger, "approved now?");
+    wait_for("the DM decided", || ledger()["received"] == 3).await;
+    let l = ledger();
+    assert_eq!(l["delivered"], 1, "{l}");
+    assert_eq!(l["ignored"].get("pairing_rate_limited"), None, "{l}");
+    let polled = call(&addr, "GET", "/messages", None).json();
+    assert_eq!(polled[0]["body"], "approved now?", "{polled}");
+
+    // Revoke: the snapshot the last DM read said approved; the next DM must not pass.
+    pairing(&["revoke", "whatsapp", stranger]);
+    server.inject_dm(stranger, "still in?");
+    wait_for("the DM decided", || ledger()["received"] == 4).await;
+    let l = ledger();
+    assert_eq!(l["delivered"], 1, "{l}");
+    assert_eq!(l["paired"], 2, "a fresh code went out: {l}");
+    assert_eq!(call(&addr, "GET", "/messages", None).json(), json!([]));
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(bridge.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    bridge.wait().unwrap();
+}

@@ -792,15 +792,14 @@ fn one_hermes_relay_socket_fronts_telegram_and_whatsapp() {
 }
 
 /// `bridgekeeper run` without a config: with `TELEGRAM_BOT_TOKEN` (and `TELEGRAM_API_ROOT`)
-/// only in `$HERMES_HOME/.env`, the Telegram connector starts beside WhatsApp, and its
-/// settings come from the same file.
-#[test]
-fn run_without_a_config_starts_telegram_when_its_token_is_in_the_hermes_env() {
+/// only in `$HERMES_HOME/.env`, the Telegram connector starts, and its settings come from the
+/// same file; WhatsApp runs beside it when its session is linked (`with_whatsapp`), and
+/// otherwise is not started at all, so no Node is needed (`PATH` holds none then).
+fn run_without_a_config(with_whatsapp: bool) {
     let dir = tempfile::tempdir().unwrap();
     let telegram = FakeTelegram::start(dir.path());
-    let whatsapp = FakeWhatsApp::start(dir.path());
     let hermes = dir.path().join("hermes");
-    whatsapp.seed_session(&hermes.join("platforms/whatsapp/session"));
+    std::fs::create_dir_all(&hermes).unwrap();
     std::fs::write(
         hermes.join(".env"),
         format!(
@@ -809,21 +808,33 @@ fn run_without_a_config_starts_telegram_when_its_token_is_in_the_hermes_env() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"));
+    command
         .arg("run")
         .env("HERMES_HOME", &hermes)
         .env_remove("TELEGRAM_BOT_TOKEN")
         .env_remove("TELEGRAM_API_ROOT")
-        .env("WHATSAPP_WEB_SOCKET_URL", &whatsapp.ws_url)
-        .env(
-            "BRIDGEKEEPER_NODE_BRIDGE",
-            node_bridge_dir().join("src/index.js"),
-        )
+        .env_remove("WHATSAPP_ENABLED")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped());
+    let whatsapp = with_whatsapp.then(|| FakeWhatsApp::start(dir.path()));
+    if let Some(whatsapp) = &whatsapp {
+        whatsapp.seed_session(&hermes.join("platforms/whatsapp/session"));
+        command
+            .env("WHATSAPP_WEB_SOCKET_URL", &whatsapp.ws_url)
+            .env(
+                "BRIDGEKEEPER_NODE_BRIDGE",
+                node_bridge_dir().join("src/index.js"),
+            );
+    } else {
+        let empty = dir.path().join("no-node");
+        std::fs::create_dir_all(&empty).unwrap();
+        command
+            .env("PATH", &empty)
+            .env_remove("BRIDGEKEEPER_NODE_BRIDGE");
+    }
+    let mut child = command.spawn().unwrap();
     let (tx, rx) = mpsc::channel::<Value>();
     let out = child.stdout.take().unwrap();
     std::thread::spawn(move || {
@@ -851,10 +862,46 @@ fn run_without_a_config_starts_telegram_when_its_token_is_in_the_hermes_env() {
         m["message"]["text"], "from the hermes env",
         "the allowlist from .env applies"
     );
+    writeln!(
+        child.stdin.as_mut().unwrap(),
+        r#"{{"type":"status","id":"s"}}"#
+    )
+    .unwrap();
+    let status = wait("the status", &|v| v["type"] == "result" && v["id"] == "s");
+    let names: Vec<&str> = status["data"]["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    let expected = if with_whatsapp {
+        vec!["whatsapp", "telegram"]
+    } else {
+        vec!["telegram"]
+    };
+    assert_eq!(names, expected, "{status}");
     drop(child.stdin.take());
     let _ = child.wait();
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("and the Telegram connector"), "{stderr}");
+    assert!(
+        stderr.contains("running telegram (TELEGRAM_BOT_TOKEN is set)"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.contains("running whatsapp (a linked WhatsApp session)"),
+        with_whatsapp,
+        "{stderr}"
+    );
     assert!(!stderr.contains(telegram.bot_token.split(':').nth(1).unwrap()));
+}
+
+#[test]
+fn run_without_a_config_starts_telegram_beside_a_linked_whatsapp() {
+    run_without_a_config(true);
+}
+
+#[test]
+fn run_without_a_config_runs_telegram_alone_with_no_node_on_path() {
+    run_without_a_config(false);
 }

@@ -338,6 +338,38 @@ fn check_telegram(home: &Path, config: Option<&crate::config::SupervisorConfig>)
     findings
 }
 
+/// Which platforms `run` starts: the config's connectors, or (without one) what Hermes'
+/// settings turn on, each with the setting that did.
+fn check_platforms(
+    config: Option<&crate::config::SupervisorConfig>,
+    home: &Path,
+    session: &Path,
+) -> Finding {
+    use crate::config::builtin::{ENABLING_SETTINGS, hermes_platforms};
+    if let Some(c) = config {
+        let names: Vec<&str> = c.connectors.iter().map(|k| k.name.as_str()).collect();
+        return ok(format!(
+            "run starts the config's connectors: {}",
+            names.join(", ")
+        ));
+    }
+    let on = hermes_platforms(home, session);
+    if on.is_empty() {
+        return fail(
+            "run without --config has no platform to start",
+            format!(
+                "set {ENABLING_SETTINGS} in the environment or {}",
+                home.join(".env").display()
+            ),
+        );
+    }
+    let listed: Vec<String> = on
+        .iter()
+        .map(|p| format!("{} ({})", p.platform, p.because))
+        .collect();
+    ok(format!("run without --config starts {}", listed.join(", ")))
+}
+
 pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let config = args
         .config
@@ -359,7 +391,8 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
         .clone()
         .or(configured_session)
         .unwrap_or_else(|| default_session(&home));
-    let mut findings = vec![check_node(), check_node_bridge(args.node_bridge.as_deref())];
+    let mut findings = vec![check_platforms(config.as_ref(), &home, &session)];
+    findings.extend([check_node(), check_node_bridge(args.node_bridge.as_deref())]);
     findings.extend(check_session(&session));
     findings.push(check_port(args.port));
     findings.extend(check_settings(&home));

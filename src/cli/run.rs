@@ -30,31 +30,42 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> anyhow::Result<Superviso
     Ok(config)
 }
 
-/// Without a config file: the WhatsApp connector (node-bridge) with Hermes' session, settings
-/// and pairing files under `$HERMES_HOME`.
+/// Without a config file: the platforms Hermes' settings under `$HERMES_HOME` turn on (each
+/// said at start, with the setting that did), with Hermes' session, settings and pairing files.
 fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)> {
+    use crate::config::builtin::{ENABLING_SETTINGS, WHATSAPP, hermes_config, hermes_platforms};
     let home = crate::config::hermes::default_hermes_home();
     let session = crate::config::hermes_paths::default_session(&home);
-    let node_bridge = crate::config::builtin::find_node_bridge(None)?;
-    let telegram = crate::config::builtin::telegram_token_set(&home);
-    let mut config = crate::config::builtin::hermes_config(
+    let platforms = hermes_platforms(&home, &session);
+    if platforms.is_empty() {
+        anyhow::bail!(
+            "nothing to run: no platform is configured for {} (set {ENABLING_SETTINGS} in the environment or {}), or pass --config FILE",
+            home.display(),
+            home.join(".env").display()
+        );
+    }
+    // Node and node-bridge are needed only for WhatsApp.
+    let node_bridge = if platforms.iter().any(|p| p.platform == WHATSAPP) {
+        Some(crate::config::builtin::find_node_bridge(None)?)
+    } else {
+        None
+    };
+    let mut config = hermes_config(
         &home,
         &session,
-        &node_bridge,
+        node_bridge.as_deref(),
         "the default connectors (run without --config)",
-        telegram,
+        &platforms,
     )?;
     config.resolve_access(&parse_cli_sets(sets).map_err(anyhow::Error::msg)?)?;
-    eprintln!(
-        "bridgekeeper: no --config: running the WhatsApp connector{} for {} (session {})",
-        if telegram {
-            " and the Telegram connector (TELEGRAM_BOT_TOKEN is set)"
-        } else {
-            ""
-        },
-        home.display(),
-        session.display()
-    );
+    for p in &platforms {
+        eprintln!(
+            "bridgekeeper: no --config: running {} ({}) for {}",
+            p.platform,
+            p.because,
+            home.display()
+        );
+    }
     Ok((config, home))
 }
 

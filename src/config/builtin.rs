@@ -54,42 +54,102 @@ pub fn whatsapp_config(
     node_bridge: &Path,
     origin: &str,
 ) -> Result<SupervisorConfig, ConfigError> {
-    hermes_config(hermes_home, session, node_bridge, origin, false)
+    let platforms = [Enabled {
+        platform: WHATSAPP,
+        because: String::new(),
+    }];
+    hermes_config(hermes_home, session, Some(node_bridge), origin, &platforms)
 }
 
-/// `whatsapp_config`, with the built-in Telegram connector beside it when `telegram`.
+/// A platform `run` without a config starts, and the setting that turned it on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Enabled {
+    pub platform: &'static str,
+    pub because: String,
+}
+
+/// What turns each platform on when there is no config file, for the message that says none is.
+pub const ENABLING_SETTINGS: &str = "WHATSAPP_ENABLED=true (or a session linked with `bridgekeeper whatsapp link`), TELEGRAM_BOT_TOKEN";
+
+/// The platforms Hermes would start from its settings (`lookup`: the environment, then
+/// `.env`), in the order they run: WhatsApp when `WHATSAPP_ENABLED` is true, or is unset and a
+/// session is linked (`linked`); every other platform when its credentials are set. Pure.
+pub fn enabled_platforms(lookup: &dyn Fn(&str) -> Option<String>, linked: bool) -> Vec<Enabled> {
+    let set = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
+    let mut on = Vec::new();
+    match set("WHATSAPP_ENABLED").map(|v| v.trim().to_ascii_lowercase()) {
+        Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => on.push(Enabled {
+            platform: WHATSAPP,
+            because: format!("WHATSAPP_ENABLED={v}"),
+        }),
+        Some(_) => {}
+        None if linked => on.push(Enabled {
+            platform: WHATSAPP,
+            because: "a linked WhatsApp session".into(),
+        }),
+        None => {}
+    }
+    if set("TELEGRAM_BOT_TOKEN").is_some() {
+        on.push(Enabled {
+            platform: TELEGRAM,
+            because: "TELEGRAM_BOT_TOKEN is set".into(),
+        });
+    }
+    on
+}
+
+/// `enabled_platforms` for a Hermes home: its environment and `.env`, and whether `session`
+/// holds linked credentials.
+pub fn hermes_platforms(hermes_home: &Path, session: &Path) -> Vec<Enabled> {
+    let lookup = |key: &str| {
+        std::env::var(key)
+            .ok()
+            .or_else(|| dotenv_value(hermes_home, key))
+    };
+    enabled_platforms(&lookup, session.join("creds.json").is_file())
+}
+
+/// A supervisor config for `platforms` with Hermes' paths; `node_bridge` is needed only when
+/// WhatsApp is among them.
 pub fn hermes_config(
     hermes_home: &Path,
     session: &Path,
-    node_bridge: &Path,
+    node_bridge: Option<&Path>,
     origin: &str,
-    telegram: bool,
+    platforms: &[Enabled],
 ) -> Result<SupervisorConfig, ConfigError> {
     let base = session.parent().unwrap_or(Path::new("/"));
-    let media = std::env::var_os("HERMES_IMAGE_CACHE_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| base.join("media"));
+    let mut connectors = Vec::new();
+    for p in platforms {
+        match (p.platform, node_bridge) {
+            (WHATSAPP, Some(node_bridge)) => {
+                let media = std::env::var_os("HERMES_IMAGE_CACHE_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| base.join("media"));
+                connectors.push(json!({
+                    "name": WHATSAPP,
+                    "platform": WHATSAPP,
+                    "command": "node",
+                    "args": [node_bridge, "--media-dir", media],
+                    "session_dir": session,
+                }));
+            }
+            (WHATSAPP, None) => {}
+            (name, _) => {
+                let media = base.join(format!("{name}-media"));
+                connectors
+                    .push(json!({"name": name, "builtin": name, "args": ["--media-dir", media]}));
+            }
+        }
+    }
     // JSON is YAML: the generated config goes through the same validation as a written one.
-    let mut text = json!({
+    let text = json!({
         "state_dir": state_dir_for(session),
         "hermes_home": hermes_home,
         "log": { "path": bridge_log_for(session) },
-        "connectors": [{
-            "name": WHATSAPP,
-            "platform": WHATSAPP,
-            "command": "node",
-            "args": [node_bridge, "--media-dir", media],
-            "session_dir": session,
-        }],
-    });
-    if telegram {
-        let media = base.join("telegram-media");
-        text["connectors"]
-            .as_array_mut()
-            .expect("a list")
-            .push(json!({"name": TELEGRAM, "builtin": TELEGRAM, "args": ["--media-dir", media]}));
-    }
-    let text = text.to_string();
+        "connectors": connectors,
+    })
+    .to_string();
     SupervisorConfig::parse(&text, Path::new(origin), base)
 }
 
@@ -125,15 +185,51 @@ pub fn connector(name: &str, hermes_home: &Path) -> Result<BuiltinSpec, String> 
     })
 }
 
-/// Whether a Telegram bot token is set (environment or `$HERMES_HOME/.env`): then `run`
-/// without a config starts the Telegram connector beside WhatsApp.
-pub fn telegram_token_set(hermes_home: &Path) -> bool {
-    std::env::var("TELEGRAM_BOT_TOKEN").is_ok_and(|t| !t.trim().is_empty())
-        || dotenv_value(hermes_home, "TELEGRAM_BOT_TOKEN").is_some()
-}
-
 fn dotenv_value(hermes_home: &Path, key: &str) -> Option<String> {
     super::hermes::dotenv_value(&hermes_home.join(".env"), key)
         .ok()
         .flatten()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn platforms(vars: &[(&str, &str)], linked: bool) -> Vec<(&'static str, String)> {
+        let lookup = |k: &str| {
+            vars.iter()
+                .find(|(key, _)| *key == k)
+                .map(|(_, v)| v.to_string())
+        };
+        enabled_platforms(&lookup, linked)
+            .into_iter()
+            .map(|e| (e.platform, e.because))
+            .collect()
+    }
+
+    #[test]
+    fn each_platform_runs_when_its_settings_say_so_and_says_which() {
+        let wa = |why: &str| (WHATSAPP, why.to_owned());
+        let tg = (TELEGRAM, "TELEGRAM_BOT_TOKEN is set".to_owned());
+        assert_eq!(platforms(&[], false), vec![]);
+        assert_eq!(platforms(&[], true), vec![wa("a linked WhatsApp session")]);
+        assert_eq!(
+            platforms(&[("WHATSAPP_ENABLED", "True")], false),
+            vec![wa("WHATSAPP_ENABLED=true")]
+        );
+        // Said off, it stays off even with a session.
+        assert_eq!(platforms(&[("WHATSAPP_ENABLED", "false")], true), vec![]);
+        assert_eq!(
+            platforms(&[("TELEGRAM_BOT_TOKEN", "123:abc")], false),
+            vec![tg.clone()]
+        );
+        assert_eq!(platforms(&[("TELEGRAM_BOT_TOKEN", "  ")], false), vec![]);
+        assert_eq!(
+            platforms(
+                &[("TELEGRAM_BOT_TOKEN", "1:a"), ("WHATSAPP_ENABLED", "1")],
+                false
+            ),
+            vec![wa("WHATSAPP_ENABLED=1"), tg]
+        );
+    }
 }

@@ -41,6 +41,9 @@ pub struct Issued {
 
 #[derive(Debug, thiserror::Error)]
 pub enum IssueError {
+    /// The user was approved meanwhile (the caller decided on an older state): deliver.
+    #[error("this user is already approved")]
+    AlreadyApproved,
     #[error("this user asked for a code less than {RATE_LIMIT_SECS} s ago")]
     RateLimited,
     #[error("{MAX_PENDING_PER_PLATFORM} requests are already pending")]
@@ -161,15 +164,15 @@ impl PairingStore {
         &self.dir
     }
 
-    fn pending_path(&self, platform: &str) -> PathBuf {
+    pub fn pending_path(&self, platform: &str) -> PathBuf {
         self.dir.join(format!("{platform}-pending.json"))
     }
 
-    fn approved_path(&self, platform: &str) -> PathBuf {
+    pub fn approved_path(&self, platform: &str) -> PathBuf {
         self.dir.join(format!("{platform}-approved.json"))
     }
 
-    fn rate_path(&self) -> PathBuf {
+    pub fn rate_path(&self) -> PathBuf {
         self.dir.join(RATE_FILE)
     }
 
@@ -253,7 +256,8 @@ impl PairingStore {
     }
 
     /// Issues a code for `user_id`, replacing the user's own pending codes, and records the
-    /// request for the per-user rate limit.
+    /// request for the per-user rate limit. Approval is checked again under the lock: a caller
+    /// that decided on an older state learns that the user is in, rather than refused.
     pub fn issue(
         &self,
         platform: &str,
@@ -263,6 +267,10 @@ impl PairingStore {
     ) -> Result<Issued, IssueError> {
         self.locked(true, || {
             let user_id = normalize(user_id);
+            let approved: ApprovedFile = files::read(&self.approved_path(platform))?;
+            if approved.keys().any(|k| normalize(k) == user_id) {
+                return Err(IssueError::AlreadyApproved);
+            }
             let mut rates: RateFile = files::read(&self.rate_path())?;
             if let Some(until) = lockout(&rates, platform).filter(|u| *u > now) {
                 return Err(IssueError::LockedOut { until });

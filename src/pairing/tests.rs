@@ -100,12 +100,14 @@ fn five_wrong_codes_lock_the_platform_and_a_success_resets_the_count() {
 #[test]
 fn revoke_clears_approval_pending_codes_and_the_rate_limit() {
     let (_d, s) = store();
-    let first = s.issue(WA, "15557654321", "Stranger", NOW).unwrap();
-    s.approve(WA, &first.code, NOW).unwrap();
-    // A second code requested later is still pending when the user is revoked.
-    let second = s
-        .issue(WA, "15557654321", "Stranger", NOW + RATE_LIMIT_SECS)
-        .unwrap();
+    let second = s.issue(WA, "15557654321", "Stranger", NOW).unwrap();
+    // Approved by another tool that left the user's pending code behind (Hermes approving by
+    // user id): the code is still pending when the user is revoked.
+    std::fs::write(
+        s.approved_path(WA),
+        r#"{"15557654321": {"user_name": "Stranger", "approved_at": 1800000100.0}}"#,
+    )
+    .unwrap();
     let revoked = s.revoke(WA, "15557654321@s.whatsapp.net").unwrap();
     assert_eq!(
         revoked,
@@ -378,4 +380,21 @@ mod fuzz_store {
             }
         }
     }
+}
+
+/// A caller that decided on a snapshot from before an approval asks for a code: the store
+/// says the user is in (not rate-limited), and changes nothing.
+#[test]
+fn issuing_for_a_user_approved_meanwhile_says_approved_and_writes_nothing() {
+    let (_d, s) = store();
+    let issued = s.issue(WA, "15557654321", "Stranger", NOW).unwrap();
+    s.approve(WA, &issued.code, NOW + 1.0).unwrap();
+    let before = s.snapshot(WA, NOW + 2.0).unwrap();
+    assert!(matches!(
+        s.issue(WA, "+1 555 765 4321", "Stranger", NOW + 2.0),
+        Err(IssueError::AlreadyApproved)
+    ));
+    let after = s.snapshot(WA, NOW + 2.0).unwrap();
+    assert_eq!(after.pending_total, before.pending_total);
+    assert_eq!(after.last_request, before.last_request);
 }

@@ -319,6 +319,24 @@ pub fn decide(
     }
 }
 
+/// Whether the decision on `msg` can depend on the pairing store. Only a direct message in bot
+/// mode, under `dm_policy: pairing`, from a sender no allowlist admits can: everything else
+/// (own echoes, duplicates, groups, allowlisted senders, other policies) is decided without
+/// reading the store. Decided on an empty snapshot, such a message is exactly one that would be
+/// sent a code or ignored as unauthorized; with the store's state it may be `paired`.
+pub fn needs_pairing_state(
+    policy: &AccessPolicy,
+    who: &Who,
+    msg: &InboundMessage,
+    seen: Seen,
+) -> bool {
+    let unpaired = decide(policy, who, &PairingSnapshot::default(), msg, seen, 0.0);
+    matches!(
+        unpaired.reason,
+        Reason::UnknownSender | Reason::UnauthorizedDmIgnored
+    )
+}
+
 fn decide_dm(
     policy: &AccessPolicy,
     who: &Who,

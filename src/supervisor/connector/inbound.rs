@@ -13,8 +13,8 @@ use bridge_protocol::message::{Account, InboundMessage};
 use crate::pairing::{IssueError, PairingStore};
 use crate::policy::send::{OutboundGate, SendKind, Target, Verdict};
 use crate::policy::{
-    AccessPolicy, Action, ChatKind, DmPolicy, Mode, PairingSnapshot, Reason, Seen, Who, chat_kind,
-    decide, lid_key, normalize,
+    AccessPolicy, Action, ChatKind, PairingSnapshot, Reason, Seen, Who, chat_kind, decide, lid_key,
+    needs_pairing_state, normalize,
 };
 use crate::record::ledger::{FailReason, Outcome};
 use crate::record::log::AlertCode;
@@ -23,9 +23,8 @@ use crate::supervisor::handle::ErrorCode;
 use crate::util::blocking::blocking;
 use crate::util::mask::mask_id;
 
-/// How long a read of the pairing files is reused. Approvals made with the CLI while the daemon
-/// runs take effect within this time.
-const SNAPSHOT_TTL: Duration = Duration::from_millis(250);
+/// How often a missing pairing directory is looked for again, to start watching it.
+const PAIRING_WATCH_RETRY: Duration = Duration::from_secs(1);
 /// Ids of the bot's own recent sends, to recognise their echoes.
 const SENT_WINDOW: usize = 2_000;
 
@@ -80,13 +79,24 @@ pub enum PolicyReload {
     Invalid(String),
 }
 
+/// inotify on the pairing files, once their directory exists (Hermes or the first code creates
+/// it).
+enum PairingWatch {
+    Watching(crate::util::watch::FileWatch),
+    Absent { tried: Option<Instant> },
+}
+
 pub struct InboundGate {
     platform: String,
     policy: AccessPolicy,
     watch: Option<PolicyWatch>,
     who: Who,
     store: PairingStore,
-    snapshot: Option<(Instant, PairingSnapshot)>,
+    /// The pairing files as last read, with the watch's change count before that read: reused
+    /// only while no pairing file changed (an approval or revoke by either CLI, the gateway
+    /// link or Hermes counts from the next message). No watch, no reuse.
+    snapshot: Option<(u64, PairingSnapshot)>,
+    pairing_watch: PairingWatch,
     dedup: Dedup,
     sent: HashSet<String>,
     sent_order: VecDeque<String>,
@@ -110,6 +120,7 @@ impl InboundGate {
             who: Who::default(),
             store,
             snapshot: None,
+            pairing_watch: PairingWatch::Absent { tried: None },
             dedup: Dedup::open(dedup_path, dedup::WINDOW),
             sent: HashSet::new(),
             sent_order: VecDeque::new(),
@@ -222,10 +233,9 @@ impl InboundGate {
             duplicate: self.dedup.contains(&key),
             sent_by_us: self.sent.contains(&msg.id),
         };
-        let needs_pairing = self.policy.mode == Mode::Bot
-            && self.policy.dm_policy == DmPolicy::Pairing
-            && chat_kind(&msg.chat) == ChatKind::Direct
-            && !seen.duplicate;
+        // Own echoes, duplicates and everyone the store cannot change a decision for never
+        // read it.
+        let needs_pairing = needs_pairing_state(&self.policy, &self.who, msg, seen);
         // A store that cannot be read (wholly or in part) still lets approved and allowlisted
         // users through; everyone else fails closed, with an alert.
         let (snapshot, store_trouble) = if needs_pairing {
@@ -302,7 +312,9 @@ impl InboundGate {
                 }),
                 ..admission(Outcome::PairingCodeSent)
             },
-            // The store saw a newer state than our snapshot (another process wrote meanwhile).
+            // The store saw a newer state than our snapshot (another process wrote meanwhile):
+            // an approval that landed since is a delivery, never a refusal.
+            Err(IssueError::AlreadyApproved) => admission(Outcome::Delivered(Reason::Paired)),
             Err(IssueError::RateLimited) => ignored(Reason::PairingRateLimited),
             Err(IssueError::QueueFull) => ignored(Reason::PairingQueueFull),
             Err(IssueError::LockedOut { .. }) => ignored(Reason::PairingLocked),
@@ -323,15 +335,41 @@ impl InboundGate {
     }
 
     fn pairing_snapshot(&mut self, now: f64) -> Result<PairingSnapshot, (AlertCode, String)> {
-        if let Some((at, snap)) = &self.snapshot
-            && at.elapsed() < SNAPSHOT_TTL
+        let changes = self.pairing_changes();
+        if let (Some(changes), Some((seen, snap))) = (changes, &self.snapshot)
+            && changes == *seen
         {
             return Ok(snap.clone());
         }
         let snap = blocking(|| self.store.snapshot(&self.platform, now))
             .map_err(|e| store_alert(&e.to_string()))?;
-        self.snapshot = Some((Instant::now(), snap.clone()));
+        // Counted before the read: a change during the read makes the next message read again.
+        self.snapshot = changes.map(|c| (c, snap.clone()));
         Ok(snap)
+    }
+
+    /// The pairing files' change count, starting the watch once their directory exists.
+    fn pairing_changes(&mut self) -> Option<u64> {
+        if let PairingWatch::Absent { tried } = &self.pairing_watch {
+            if tried.is_some_and(|t| t.elapsed() < PAIRING_WATCH_RETRY) {
+                return None;
+            }
+            let files = [
+                self.store.pending_path(&self.platform),
+                self.store.approved_path(&self.platform),
+                self.store.rate_path(),
+            ];
+            self.pairing_watch = match crate::util::watch::FileWatch::start(&files) {
+                Some(w) => PairingWatch::Watching(w),
+                None => PairingWatch::Absent {
+                    tried: Some(Instant::now()),
+                },
+            };
+        }
+        match &self.pairing_watch {
+            PairingWatch::Watching(w) => Some(w.changes()),
+            PairingWatch::Absent { .. } => None,
+        }
     }
 
     fn self_chat_explanation(&self, msg: &InboundMessage) -> String {

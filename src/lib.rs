@@ -11,6 +11,7 @@ pub mod connectors;
 pub mod daemon;
 pub mod gateway;
 pub mod legacy;
+pub mod listener;
 pub mod pairing;
 pub mod policy;
 pub mod record;

@@ -80,6 +80,7 @@ impl Legacy {
             send_timeout: Duration::from_secs(10),
             token: setup.token.map(str::to_owned),
             inbox_capacity: setup.inbox,
+            limits: Default::default(),
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();

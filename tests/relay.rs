@@ -280,7 +280,7 @@ type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A token as Hermes makes one, for `gateway`, signed with the test secret, valid 300 s.
-fn token_for(gateway: &str) -> String {
+pub(crate) fn token_for(gateway: &str) -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -290,7 +290,7 @@ fn token_for(gateway: &str) -> String {
 }
 
 /// The upgrade request a gateway sends to the relay on `port`.
-fn ws_request(
+pub(crate) fn ws_request(
     port: u16,
     gateway: &str,
 ) -> tokio_tungstenite::tungstenite::handshake::client::Request {

@@ -7,6 +7,7 @@ mod faults;
 mod hardening;
 mod legacy;
 mod link;
+mod listeners;
 mod liveness;
 mod logs;
 mod pacing;

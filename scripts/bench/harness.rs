@@ -256,7 +256,8 @@ fn polled_legacy(b: &mut Bench, rate: u64, n: usize) -> Sample {
     let port = listener.local_addr().unwrap().port();
     let shutdown = tokio_util::sync::CancellationToken::new();
     let options =
-        bridgekeeper::legacy::HttpOptions::from_env(b.work.join("session"), String::new());
+        bridgekeeper::legacy::HttpOptions::from_env(b.work.join("session"), String::new())
+            .expect("listener limits");
     let server = rt.spawn(bridgekeeper::legacy::serve(
         config,
         options,

@@ -131,6 +131,6 @@ pub async fn run(args: LegacyArgs) -> anyhow::Result<()> {
                 args.port
             )
         })?;
-    let options = HttpOptions::from_env(session, script_hash(&node_bridge));
+    let options = HttpOptions::from_env(session, script_hash(&node_bridge))?;
     serve(config, options, listener, shutdown).await
 }

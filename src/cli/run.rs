@@ -108,6 +108,7 @@ async fn run_with_relay(
 ) -> anyhow::Result<()> {
     use std::sync::Arc;
     relay.check().map_err(anyhow::Error::msg)?;
+    let limits = crate::listener::Limits::from_env()?;
     let sources = (!relay.insecure_no_auth).then(|| {
         crate::relay::SecretSources::from_env(&config.hermes_home, relay.secret_file.clone())
     });
@@ -153,6 +154,7 @@ async fn run_with_relay(
     ));
     let parts = crate::relay::RelayParts {
         config: relay,
+        limits,
         sources,
         state_dir,
         connectors,

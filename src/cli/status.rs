@@ -70,6 +70,13 @@ pub fn render(s: &StatusSnapshot, now_ms: u64) -> String {
     for c in &s.connectors {
         render_connector(&mut out, c, now_ms, s.running);
     }
+    for l in &s.listeners {
+        let _ = writeln!(
+            out,
+            "listener {} on {}: {} open of {} allowed, {} accepted, {} refused over the cap, {} closed for a deadline",
+            l.name, l.address, l.open, l.max_connections, l.accepted, l.refused, l.timed_out
+        );
+    }
     if let Some(relay) = &s.relay {
         render_relay(&mut out, relay);
     }
@@ -265,6 +272,15 @@ mod tests {
         }
         StatusSnapshot {
             relay: None,
+            listeners: vec![crate::record::board::ListenerStatus {
+                name: "relay".into(),
+                address: "127.0.0.1:8790".into(),
+                max_connections: 128,
+                open: 2,
+                accepted: 40,
+                refused: 3,
+                timed_out: 1,
+            }],
             pid: 10,
             version: "0.1.0".into(),
             started_at_ms: 0,
@@ -314,6 +330,10 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("4242"));
+        assert!(
+            text.contains("listener relay on 127.0.0.1:8790: 2 open of 128 allowed, 40 accepted, 3 refused over the cap, 1 closed for a deadline"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -53,11 +53,17 @@ pub struct HttpOptions {
     pub send_timeout: Duration,
     pub token: Option<String>,
     pub inbox_capacity: usize,
+    /// The listener's limits (`listener::Limits`), the request timeout raised to cover the
+    /// longest send (every part, its delays and the send timeout).
+    pub limits: crate::listener::Limits,
 }
 
 impl HttpOptions {
-    pub fn from_env(session: PathBuf, script_hash: String) -> Self {
-        Self {
+    pub fn from_env(
+        session: PathBuf,
+        script_hash: String,
+    ) -> Result<Self, crate::listener::LimitsError> {
+        let mut options = Self {
             session,
             script_hash,
             send_read_receipts: env_flag("WHATSAPP_SEND_READ_RECEIPTS", false),
@@ -72,7 +78,13 @@ impl HttpOptions {
                 .ok()
                 .filter(|t| !t.is_empty()),
             inbox_capacity: env_or("BRIDGEKEEPER_HTTP_QUEUE", 1000),
-        }
+            limits: crate::listener::Limits::from_env()?,
+        };
+        let longest_send = options.send_timeout
+            + options.chunk_delay * options.max_parts as u32
+            + Duration::from_secs(10);
+        options.limits.request_timeout = options.limits.request_timeout.max(longest_send);
+        Ok(options)
     }
 }
 
@@ -106,12 +118,22 @@ pub async fn serve(
     });
     let port = listener.local_addr()?.port();
     eprintln!("bridgekeeper: WhatsApp bridge listening on http://127.0.0.1:{port}");
-    let app = http::router(api).into_make_service_with_connect_info::<peer::PeerSocket>();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    let counters = client.log().board().listener(
+        "drop-in",
+        &listener.local_addr()?.to_string(),
+        options.limits.max_connections,
+    );
+    crate::listener::Listener {
+        router: http::router(api),
+        limits: options.limits,
+        counters,
+        health_paths: &["/health"],
+        connect_info: peer::PeerSocket::of,
+    }
+    .serve(listener, shutdown.clone())
+    .await;
     shutdown.cancel();
     daemon.await.context("the daemon task failed")??;
     client.not_polled_at_shutdown();
-    served.context("the HTTP server failed")
+    Ok(())
 }

@@ -12,13 +12,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use bridge_protocol::message::InboundMessage;
 use http_body::{Frame, SizeHint};
 use nix::sys::socket::{MsgFlags, recv};
 use serde_json::Value;
-use tokio::net::TcpListener;
 
 use super::shape::to_legacy;
 use crate::gateway::in_process::GatewayClient;
@@ -27,13 +24,12 @@ use crate::gateway::in_process::GatewayClient;
 #[derive(Clone, Debug)]
 pub struct PeerSocket(Option<Arc<OwnedFd>>);
 
-impl Connected<IncomingStream<'_, TcpListener>> for PeerSocket {
-    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
-        Self(stream.io().as_fd().try_clone_to_owned().ok().map(Arc::new))
-    }
-}
-
 impl PeerSocket {
+    /// The `connect_info` of the drop-in listener (`listener::Listener`).
+    pub fn of(stream: &tokio::net::TcpStream, _: std::net::SocketAddr) -> Self {
+        Self(stream.as_fd().try_clone_to_owned().ok().map(Arc::new))
+    }
+
     /// The client has closed its end: the request was read, and what follows is end of file.
     /// (Pipelined bytes, or nothing yet, mean it is still there.)
     pub fn closed(&self) -> bool {

@@ -35,6 +35,44 @@ pub struct StatusSnapshot {
     /// the buffer depth (`relay::hub::Hub::status`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<serde_json::Value>,
+    /// The HTTP listeners (relay, drop-in API, connectors' receivers): connections open,
+    /// refused over the cap, closed for a deadline (`listener`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub listeners: Vec<ListenerStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ListenerStatus {
+    pub name: String,
+    pub address: String,
+    pub max_connections: usize,
+    pub open: u64,
+    pub accepted: u64,
+    pub refused: u64,
+    pub timed_out: u64,
+}
+
+/// A listener's live counts, kept by `listener::Listener` and read into each snapshot.
+#[derive(Debug, Default)]
+pub struct ListenerCounters {
+    pub open: std::sync::atomic::AtomicU64,
+    pub accepted: std::sync::atomic::AtomicU64,
+    /// Connections turned away over the cap (answered 503, or closed unread).
+    pub refused: std::sync::atomic::AtomicU64,
+    /// Connections closed for a header deadline, and requests answered 408.
+    pub timed_out: std::sync::atomic::AtomicU64,
+    /// Woken on a refusal or a deadline, so `status.json` shows it.
+    board: std::sync::Weak<Inner>,
+}
+
+impl ListenerCounters {
+    /// Adds one to `counter` (`refused` or `timed_out`) and has `status.json` written.
+    pub fn count(&self, counter: &std::sync::atomic::AtomicU64) {
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if let Some(board) = self.board.upgrade() {
+            board.changed.notify_one();
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -95,8 +133,17 @@ pub struct StatusBoard {
     inner: Arc<Inner>,
 }
 
+/// A listener the snapshot reports: what it is, and its live counts.
+struct RegisteredListener {
+    name: String,
+    address: String,
+    max_connections: usize,
+    counters: Arc<ListenerCounters>,
+}
+
 struct Inner {
     snapshot: Mutex<StatusSnapshot>,
+    listeners: Mutex<Vec<RegisteredListener>>,
     changed: Notify,
     path: PathBuf,
 }
@@ -128,10 +175,12 @@ impl StatusBoard {
                 })
                 .collect(),
             relay: None,
+            listeners: Vec::new(),
         };
         Self {
             inner: Arc::new(Inner {
                 snapshot: Mutex::new(snapshot),
+                listeners: Mutex::new(Vec::new()),
                 changed: Notify::new(),
                 path,
             }),
@@ -191,9 +240,51 @@ impl StatusBoard {
         self.inner.changed.notify_one();
     }
 
+    /// Counters for a new listener, shown in every snapshot from now on.
+    pub fn listener(
+        &self,
+        name: &str,
+        address: &str,
+        max_connections: usize,
+    ) -> Arc<ListenerCounters> {
+        let counters = Arc::new(ListenerCounters {
+            board: Arc::downgrade(&self.inner),
+            ..ListenerCounters::default()
+        });
+        self.inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(RegisteredListener {
+                name: name.into(),
+                address: address.into(),
+                max_connections,
+                counters: counters.clone(),
+            });
+        counters
+    }
+
     pub fn snapshot(&self) -> StatusSnapshot {
+        use std::sync::atomic::Ordering::Relaxed;
         let mut snap = self.lock().clone();
         snap.updated_at_ms = unix_ms(SystemTime::now());
+        let listeners = self
+            .inner
+            .listeners
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        snap.listeners = listeners
+            .iter()
+            .map(|l| ListenerStatus {
+                name: l.name.clone(),
+                address: l.address.clone(),
+                max_connections: l.max_connections,
+                open: l.counters.open.load(Relaxed),
+                accepted: l.counters.accepted.load(Relaxed),
+                refused: l.counters.refused.load(Relaxed),
+                timed_out: l.counters.timed_out.load(Relaxed),
+            })
+            .collect();
         snap
     }
 

@@ -47,6 +47,8 @@ const MAX_OUTBOUND_IN_FLIGHT: usize = 64;
 const SECRET_RECHECK: Duration = Duration::from_secs(5);
 const INSECURE_WARNING_EVERY: Duration = Duration::from_secs(60);
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+/// How long a closing socket's last frames may take before the socket is dropped.
+const SOCKET_CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// Where the shared secret comes from, read again every few seconds.
 #[derive(Debug, Clone)]
@@ -121,11 +123,13 @@ struct Relay {
     refused: AtomicU64,
     refusal_logged: std::sync::Mutex<Option<Instant>>,
     policy_path: PathBuf,
+    limits: crate::listener::Limits,
 }
 
 /// Everything `serve` needs besides the listener.
 pub struct RelayParts {
     pub config: RelayConfig,
+    pub limits: crate::listener::Limits,
     pub sources: Option<SecretSources>,
     pub state_dir: PathBuf,
     pub connectors: Vec<(String, String)>,
@@ -170,6 +174,7 @@ impl Running {
             refused: AtomicU64::new(0),
             refusal_logged: std::sync::Mutex::new(None),
             policy_path: parts.state_dir.join(crate::config::RELAY_POLICY_FILE),
+            limits: parts.limits,
         });
         if loaded.corrupt > 0 {
             let text = format!(
@@ -195,16 +200,31 @@ impl Running {
 
     /// Serves `GET /relay` and `POST /relay/policy` until shutdown.
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        let app = axum::Router::new()
+        let address = listener.local_addr()?.to_string();
+        let limits = self.relay.limits;
+        let counters =
+            self.relay
+                .hub
+                .log()
+                .board()
+                .listener("relay", &address, limits.max_connections);
+        let router = axum::Router::new()
             .route("/relay", get(upgrade))
             .route("/relay/policy", post(policy))
             .route("/relay/health", get(health))
             // The drop-in API's name for the same question.
             .route("/health", get(health))
             .with_state(self.relay.clone());
-        axum::serve(listener, app)
-            .with_graceful_shutdown(self.relay.shutdown.clone().cancelled_owned())
-            .await
+        crate::listener::Listener {
+            router,
+            limits,
+            counters,
+            health_paths: &["/relay/health", "/health"],
+            connect_info: crate::listener::peer_address,
+        }
+        .serve(listener, self.relay.shutdown.clone())
+        .await;
+        Ok(())
     }
 
     /// Reads the daemon's gateway output: delivered messages to the relay, results to their
@@ -286,9 +306,9 @@ async fn housekeeping(relay: Arc<Relay>, sources: Option<SecretSources>) {
                 let prints: Vec<[u8; 32]> = fresh.iter().map(Secret::fingerprint).collect();
                 *current.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
                 for tx in relay.hub.revoked(&prints) {
-                    let _ = tx
-                        .send(Out::Close(close::REVOKED, "relay secret revoked".into()))
-                        .await;
+                    // Never waits on a gateway that stopped reading: its socket is closed
+                    // when the session ends, the frame or not.
+                    let _ = tx.try_send(Out::Close(close::REVOKED, "relay secret revoked".into()));
                 }
             }
         }
@@ -520,17 +540,48 @@ async fn session(relay: Arc<Relay>, socket: WebSocket, gateway: String, secret: 
         }
     });
     let outbound = Arc::new(Semaphore::new(MAX_OUTBOUND_IN_FLIGHT));
+    // On stop the reading ends wherever it waits (a send to a gateway that stopped reading
+    // included): the stop never waits for a peer.
+    let end_reason = tokio::select! {
+        reason = read_frames(&relay, id, &tx, &mut stream, &outbound) => reason,
+        _ = relay.shutdown.cancelled() => {
+            let _ = tx.try_send(Out::Close(close::GOING_AWAY, "bridgekeeper is stopping".into()));
+            "shutdown"
+        }
+    };
+    relay.hub.unregister(id);
+    drop(tx);
+    // The close frame gets a moment; a socket that takes no more bytes is dropped after it.
+    let mut writer = writer;
+    if tokio::time::timeout(SOCKET_CLOSE_GRACE, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+    relay.hub.log().emit(
+        None,
+        &Event::RelayGateway {
+            change: "disconnected",
+            gateway: &gateway,
+            platform: None,
+            reason: Some(end_reason),
+        },
+    );
+}
+
+/// Reads a gateway's frames until it closes or breaks the rules; returns why it ended.
+async fn read_frames(
+    relay: &Arc<Relay>,
+    id: u64,
+    tx: &mpsc::Sender<Out>,
+    stream: &mut futures_util::stream::SplitStream<WebSocket>,
+    outbound: &Arc<Semaphore>,
+) -> &'static str {
     let mut pending = String::new();
     let mut end_reason = "gateway closed";
     loop {
-        let message = tokio::select! {
-            _ = relay.shutdown.cancelled() => {
-                let _ = tx.send(Out::Close(close::GOING_AWAY, "bridgekeeper is stopping".into())).await;
-                end_reason = "shutdown";
-                break;
-            }
-            message = stream.next() => message,
-        };
+        let message = stream.next().await;
         let text = match message {
             None => break,
             Some(Err(e)) => {
@@ -550,9 +601,9 @@ async fn session(relay: Arc<Relay>, socket: WebSocket, gateway: String, secret: 
             Some(Ok(Message::Text(t))) => t.to_string(),
             Some(Ok(Message::Binary(_))) => {
                 frame_error(
-                    &relay,
+                    relay,
                     id,
-                    &tx,
+                    tx,
                     "invalid_frame",
                     "binary messages are not relay frames",
                     None,
@@ -568,7 +619,7 @@ async fn session(relay: Arc<Relay>, socket: WebSocket, gateway: String, secret: 
             let line: String = pending.drain(..=at).collect();
             let line = line.trim();
             if !line.is_empty() {
-                on_frame(&relay, id, &tx, line, &outbound).await;
+                on_frame(relay, id, tx, line, outbound).await;
             }
         }
         if pending.len() > relay.max_frame_bytes {
@@ -583,18 +634,7 @@ async fn session(relay: Arc<Relay>, socket: WebSocket, gateway: String, secret: 
             break;
         }
     }
-    relay.hub.unregister(id);
-    drop(tx);
-    let _ = tokio::time::timeout(Duration::from_secs(2), writer).await;
-    relay.hub.log().emit(
-        None,
-        &Event::RelayGateway {
-            change: "disconnected",
-            gateway: &gateway,
-            platform: None,
-            reason: Some(end_reason),
-        },
-    );
+    end_reason
 }
 
 async fn frame_error(

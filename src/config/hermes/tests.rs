@@ -1,4 +1,5 @@
 use super::*;
+use std::path::PathBuf;
 
 fn yaml(text: &str) -> Option<(PathBuf, Yaml)> {
     Some((

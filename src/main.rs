@@ -31,8 +31,8 @@ fn main() -> ExitCode {
         Commands::Logs(args) => cli::logs::run(args),
         Commands::Doctor(args) => cli::doctor::run(args),
         // Its exit code is the protocol's (PROTOCOL.md, "Exit codes").
-        Commands::Connector(cli::ConnectorKind::Telegram(args)) => {
-            return ExitCode::from(bridgekeeper::connectors::telegram::run(args) as u8);
+        Commands::Connector(kind) => {
+            return ExitCode::from(bridgekeeper::connectors::run(kind) as u8);
         }
     };
     match result {

@@ -345,7 +345,7 @@ fn check_platforms(
     home: &Path,
     session: &Path,
 ) -> Finding {
-    use crate::config::builtin::{ENABLING_SETTINGS, hermes_platforms};
+    use crate::config::builtin::{enabling_settings, hermes_platforms};
     if let Some(c) = config {
         let names: Vec<&str> = c.connectors.iter().map(|k| k.name.as_str()).collect();
         return ok(format!(
@@ -358,7 +358,8 @@ fn check_platforms(
         return fail(
             "run without --config has no platform to start",
             format!(
-                "set {ENABLING_SETTINGS} in the environment or {}",
+                "set {} in the environment or {}",
+                enabling_settings(),
                 home.join(".env").display()
             ),
         );

@@ -48,11 +48,7 @@ pub enum Commands {
     Connector(ConnectorKind),
 }
 
-/// The connectors built into this executable.
-#[derive(Debug, Subcommand)]
-pub enum ConnectorKind {
-    Telegram(crate::connectors::telegram::TelegramArgs),
-}
+pub use crate::connectors::ConnectorKind;
 
 /// Where to find the daemon's state: from its config file, directly, or — as every other
 /// command defaults — the one `run` without a config uses under the Hermes home.

@@ -33,14 +33,15 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> anyhow::Result<Superviso
 /// Without a config file: the platforms Hermes' settings under `$HERMES_HOME` turn on (each
 /// said at start, with the setting that did), with Hermes' session, settings and pairing files.
 fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)> {
-    use crate::config::builtin::{ENABLING_SETTINGS, WHATSAPP, hermes_config, hermes_platforms};
+    use crate::config::builtin::{WHATSAPP, enabling_settings, hermes_config, hermes_platforms};
     let home = crate::config::hermes::default_hermes_home();
     let session = crate::config::hermes_paths::default_session(&home);
     let platforms = hermes_platforms(&home, &session);
     if platforms.is_empty() {
         anyhow::bail!(
-            "nothing to run: no platform is configured for {} (set {ENABLING_SETTINGS} in the environment or {}), or pass --config FILE",
+            "nothing to run: no platform is configured for {} (set {} in the environment or {}), or pass --config FILE",
             home.display(),
+            enabling_settings(),
             home.join(".env").display()
         );
     }

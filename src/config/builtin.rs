@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::hermes_paths::{bridge_log_for, state_dir_for};
 use super::{ConfigError, SupervisorConfig};
+use crate::connectors::BUILTIN;
 
 /// The WhatsApp connector's name (and its platform).
 pub const WHATSAPP: &str = "whatsapp";
@@ -69,7 +70,15 @@ pub struct Enabled {
 }
 
 /// What turns each platform on when there is no config file, for the message that says none is.
-pub const ENABLING_SETTINGS: &str = "WHATSAPP_ENABLED=true (or a session linked with `bridgekeeper whatsapp link`), TELEGRAM_BOT_TOKEN";
+pub fn enabling_settings() -> String {
+    let mut out =
+        "WHATSAPP_ENABLED=true (or a session linked with `bridgekeeper whatsapp link`)".to_owned();
+    for b in BUILTIN {
+        out.push_str(", ");
+        out.push_str(b.enabled_by);
+    }
+    out
+}
 
 /// The platforms Hermes would start from its settings (`lookup`: the environment, then
 /// `.env`), in the order they run: WhatsApp when `WHATSAPP_ENABLED` is true, or is unset and a
@@ -89,11 +98,13 @@ pub fn enabled_platforms(lookup: &dyn Fn(&str) -> Option<String>, linked: bool) 
         }),
         None => {}
     }
-    if set("TELEGRAM_BOT_TOKEN").is_some() {
-        on.push(Enabled {
-            platform: TELEGRAM,
-            because: "TELEGRAM_BOT_TOKEN is set".into(),
-        });
+    for b in BUILTIN {
+        if set(b.enabled_by).is_some() {
+            on.push(Enabled {
+                platform: b.name,
+                because: format!("{} is set", b.enabled_by),
+            });
+        }
     }
     on
 }
@@ -153,8 +164,6 @@ pub fn hermes_config(
     SupervisorConfig::parse(&text, Path::new(origin), base)
 }
 
-pub const TELEGRAM: &str = "telegram";
-
 /// How to start a built-in connector.
 pub struct BuiltinSpec {
     pub program: PathBuf,
@@ -166,21 +175,24 @@ pub struct BuiltinSpec {
 
 /// `builtin: NAME` in a config file: this executable's `connector NAME` subcommand.
 pub fn connector(name: &str, hermes_home: &Path) -> Result<BuiltinSpec, String> {
-    if name != TELEGRAM {
+    let Some(builtin) = crate::connectors::builtin(name) else {
+        let names: Vec<&str> = BUILTIN.iter().map(|b| b.name).collect();
         return Err(format!(
-            "{name:?} is not a built-in connector; built in: {TELEGRAM}"
+            "{name:?} is not a built-in connector; built in: {}",
+            names.join(", ")
         ));
-    }
+    };
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the bridgekeeper executable: {e}"))?;
-    let env = ["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"]
-        .into_iter()
+    let env = builtin
+        .env
+        .iter()
         .filter(|k| std::env::var_os(k).is_none())
-        .filter_map(|k| Some((k.to_owned(), dotenv_value(hermes_home, k)?)))
+        .filter_map(|k| Some(((*k).to_owned(), dotenv_value(hermes_home, k)?)))
         .collect();
     Ok(BuiltinSpec {
         program,
-        args: vec!["connector".into(), TELEGRAM.into()],
+        args: vec!["connector".into(), builtin.name.into()],
         env,
     })
 }
@@ -210,7 +222,7 @@ mod tests {
     #[test]
     fn each_platform_runs_when_its_settings_say_so_and_says_which() {
         let wa = |why: &str| (WHATSAPP, why.to_owned());
-        let tg = (TELEGRAM, "TELEGRAM_BOT_TOKEN is set".to_owned());
+        let tg = ("telegram", "TELEGRAM_BOT_TOKEN is set".to_owned());
         assert_eq!(platforms(&[], false), vec![]);
         assert_eq!(platforms(&[], true), vec![wa("a linked WhatsApp session")]);
         assert_eq!(

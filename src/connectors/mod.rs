@@ -1,5 +1,44 @@
 //! Connectors built into the bridgekeeper executable. The supervisor runs each as a child
 //! process (`bridgekeeper connector NAME`) that speaks PROTOCOL.md over its stdio, exactly like
 //! node-bridge: one file to install, and the same supervision, policy and ledger.
+//!
+//! This file is the registry: a new connector adds its subcommand (`ConnectorKind`, `run`) and
+//! its row in `BUILTIN`; everything else it needs is in `kit/` and its own folder.
 
+pub mod kit;
 pub mod telegram;
+
+/// The connectors built into this executable (`bridgekeeper connector NAME`).
+#[derive(Debug, clap::Subcommand)]
+pub enum ConnectorKind {
+    Telegram(telegram::TelegramArgs),
+}
+
+/// Runs a built-in connector; its exit code is the protocol's (PROTOCOL.md, "Exit codes").
+pub fn run(kind: ConnectorKind) -> i32 {
+    match kind {
+        ConnectorKind::Telegram(args) => telegram::run(args),
+    }
+}
+
+/// What the supervisor needs to know of a built-in connector.
+#[derive(Debug)]
+pub struct Builtin {
+    /// `builtin: NAME` in a config file, the subcommand, and the platform.
+    pub name: &'static str,
+    /// Settings it reads from its environment: taken from Hermes' `.env` when the process
+    /// environment does not have them.
+    pub env: &'static [&'static str],
+    /// The setting whose presence makes `run` without a config start it.
+    pub enabled_by: &'static str,
+}
+
+pub const BUILTIN: &[Builtin] = &[Builtin {
+    name: "telegram",
+    env: &["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"],
+    enabled_by: "TELEGRAM_BOT_TOKEN",
+}];
+
+pub fn builtin(name: &str) -> Option<&'static Builtin> {
+    BUILTIN.iter().find(|b| b.name == name)
+}

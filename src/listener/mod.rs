@@ -17,6 +17,7 @@
 //!
 //! Upgraded connections (the relay's WebSockets) leave hyper here; their owner bounds them.
 
+pub mod counters;
 pub mod limits;
 
 use std::convert::Infallible;
@@ -36,7 +37,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::record::board::ListenerCounters;
+pub use counters::ListenerCounters;
 pub use limits::{Limits, LimitsError};
 
 /// Connections served on the side lane when the main one is full.

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::listener::ListenerCounters;
 use crate::record::ledger::{FailReason, LedgerCounts, Outcome};
 use crate::util::fs::{PathError, write_atomic};
 
@@ -50,29 +51,6 @@ pub struct ListenerStatus {
     pub accepted: u64,
     pub refused: u64,
     pub timed_out: u64,
-}
-
-/// A listener's live counts, kept by `listener::Listener` and read into each snapshot.
-#[derive(Debug, Default)]
-pub struct ListenerCounters {
-    pub open: std::sync::atomic::AtomicU64,
-    pub accepted: std::sync::atomic::AtomicU64,
-    /// Connections turned away over the cap (answered 503, or closed unread).
-    pub refused: std::sync::atomic::AtomicU64,
-    /// Connections closed for a header deadline, and requests answered 408.
-    pub timed_out: std::sync::atomic::AtomicU64,
-    /// Woken on a refusal or a deadline, so `status.json` shows it.
-    board: std::sync::Weak<Inner>,
-}
-
-impl ListenerCounters {
-    /// Adds one to `counter` (`refused` or `timed_out`) and has `status.json` written.
-    pub fn count(&self, counter: &std::sync::atomic::AtomicU64) {
-        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if let Some(board) = self.board.upgrade() {
-            board.changed.notify_one();
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -144,7 +122,7 @@ struct RegisteredListener {
 struct Inner {
     snapshot: Mutex<StatusSnapshot>,
     listeners: Mutex<Vec<RegisteredListener>>,
-    changed: Notify,
+    changed: Arc<Notify>,
     path: PathBuf,
 }
 
@@ -181,7 +159,7 @@ impl StatusBoard {
             inner: Arc::new(Inner {
                 snapshot: Mutex::new(snapshot),
                 listeners: Mutex::new(Vec::new()),
-                changed: Notify::new(),
+                changed: Arc::new(Notify::new()),
                 path,
             }),
         }
@@ -247,10 +225,7 @@ impl StatusBoard {
         address: &str,
         max_connections: usize,
     ) -> Arc<ListenerCounters> {
-        let counters = Arc::new(ListenerCounters {
-            board: Arc::downgrade(&self.inner),
-            ..ListenerCounters::default()
-        });
+        let counters = Arc::new(ListenerCounters::waking(&self.inner.changed));
         self.inner
             .listeners
             .lock()

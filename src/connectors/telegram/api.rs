@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::connectors::kit::{Redactor, http};
+
 /// How a call failed, sorted by what the connector does about it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -52,29 +54,22 @@ pub struct Api {
     root: String,
     token: String,
     agent: ureq::Agent,
+    redactor: Redactor,
 }
 
 impl Api {
     pub fn new(root: &str, token: &str) -> Self {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(10)))
-            .build()
-            .into();
         Self {
             root: root.trim_end_matches('/').to_owned(),
             token: token.to_owned(),
-            agent,
+            agent: http::agent(),
+            redactor: Redactor::default().with(token, "token"),
         }
     }
 
     /// Replaces the token wherever it appears (URLs in HTTP client errors, say).
     pub fn redact(&self, text: &str) -> String {
-        if self.token.is_empty() {
-            text.to_owned()
-        } else {
-            text.replace(&self.token, "<token>")
-        }
+        self.redactor.redact(text)
     }
 
     /// Calls `method` with a JSON body; `timeout` bounds the whole call (a long poll's wait
@@ -101,7 +96,7 @@ impl Api {
         file_name: &str,
         bytes: &[u8],
     ) -> Result<Value, ApiError> {
-        let boundary = format!("bk{:016x}", rand_u64());
+        let boundary = http::multipart_boundary();
         let mut body = Vec::with_capacity(bytes.len() + 512);
         for (name, value) in fields {
             body.extend_from_slice(
@@ -161,12 +156,6 @@ impl Api {
 }
 
 /// A multipart boundary that no file is likely to contain.
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    u64::from_le_bytes(b)
-}
-
 impl Api {
     /// A file `getFile` named, at most `limit` bytes.
     pub fn download(&self, file_path: &str, limit: u64) -> Result<Vec<u8>, ApiError> {

@@ -10,19 +10,15 @@
 pub mod api;
 pub mod translate;
 
-use std::io::{BufRead, Write};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bridge_protocol::exit;
-use bridge_protocol::message::{
-    Account, Command, CommandResult, ConnectionState, ConnectionStatus, ConnectorCommand,
-    ConnectorEvent, ErrorBody, Heartbeat, Hello, Receipt, ReceiptStatus,
-};
+use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent, ErrorBody};
 use serde_json::{Value, json};
 
+use super::kit::files::{StateFile, save_media};
+use super::kit::{Backoff, CommandOutcome, Link, Terminal, error};
 use api::{Api, ApiError};
 use translate::Bot;
 
@@ -47,53 +43,9 @@ pub struct TelegramArgs {
 
 /// Everything the threads share.
 struct Shared {
-    out: Mutex<std::io::Stdout>,
+    link: Arc<Link>,
     api: Api,
     bot: Mutex<Bot>,
-    started: Instant,
-    /// Milliseconds since `started` of the last answer from the Bot API (any call).
-    last_frame: AtomicU64,
-    last_message: AtomicU64,
-    open: AtomicBool,
-    opened_at: AtomicU64,
-    /// Ids the supervisor said are in its ledger (`recorded`), until the poller takes them.
-    recorded: Mutex<std::collections::HashSet<String>>,
-    recorded_changed: std::sync::Condvar,
-}
-
-impl Shared {
-    fn emit(&self, event: &ConnectorEvent) {
-        let mut line = serde_json::to_vec(event).expect("events serialize");
-        line.push(b'\n');
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-        // The supervisor gone means we are done.
-        if out.write_all(&line).and_then(|()| out.flush()).is_err() {
-            std::process::exit(exit::CLEAN);
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
-    }
-
-    fn heard(&self) {
-        self.last_frame.store(self.now_ms(), Ordering::Relaxed);
-    }
-
-    fn status(&self, state: ConnectionState, reason: Option<String>) {
-        let open = state == ConnectionState::Open;
-        if open && !self.open.swap(true, Ordering::Relaxed) {
-            self.opened_at.store(self.now_ms(), Ordering::Relaxed);
-        }
-        if !open {
-            self.open.store(false, Ordering::Relaxed);
-        }
-        self.emit(&ConnectorEvent::Status(ConnectionStatus {
-            state,
-            code: None,
-            reason,
-        }));
-    }
 }
 
 /// Runs until stdin closes (exit 0), the token is refused (exit 15), or another poller or a
@@ -104,23 +56,9 @@ pub fn run(args: TelegramArgs) -> i32 {
         .ok()
         .filter(|r| !r.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_ROOT.to_owned());
-    let shared = Arc::new(Shared {
-        out: Mutex::new(std::io::stdout()),
-        api: Api::new(&root, token.trim()),
-        bot: Mutex::new(Bot::default()),
-        started: Instant::now(),
-        last_frame: AtomicU64::new(0),
-        last_message: AtomicU64::new(0),
-        open: AtomicBool::new(false),
-        opened_at: AtomicU64::new(0),
-        recorded: Mutex::new(std::collections::HashSet::new()),
-        recorded_changed: std::sync::Condvar::new(),
-    });
-    shared.emit(&ConnectorEvent::Hello(Hello {
-        protocol: bridge_protocol::PROTOCOL_VERSION,
-        connector: "telegram".into(),
-        version: env!("CARGO_PKG_VERSION").into(),
-        capabilities: [
+    let link = Link::start(
+        "telegram",
+        &[
             "send_text",
             "send_media",
             "edit",
@@ -130,19 +68,18 @@ pub fn run(args: TelegramArgs) -> i32 {
             "react",
             "ping",
             "recorded",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    }));
-    shared.status(ConnectionState::Connecting, None);
+        ],
+    );
+    let shared = Arc::new(Shared {
+        link: link.clone(),
+        api: Api::new(&root, token.trim()),
+        bot: Mutex::new(Bot::default()),
+    });
     {
         let shared = shared.clone();
-        std::thread::spawn(move || commands(&shared));
+        link.start_commands(move |command| execute(&shared, command));
     }
-    {
-        let shared = shared.clone();
-        std::thread::spawn(move || heartbeats(&shared));
-    }
+    link.start_heartbeats();
     if token.trim().is_empty() {
         return needs_token(&shared, "TELEGRAM_BOT_TOKEN is not set".into());
     }
@@ -152,12 +89,12 @@ pub fn run(args: TelegramArgs) -> i32 {
             Err(ApiError::BadToken(why)) => return needs_token(&shared, why),
             Err(ApiError::RetryAfter(s)) => std::thread::sleep(Duration::from_secs(s)),
             Err(e) => {
-                shared.status(ConnectionState::Connecting, Some(e.to_string()));
+                link.status(ConnectionState::Connecting, Some(e.to_string()));
                 std::thread::sleep(Duration::from_secs(2));
             }
         }
     };
-    shared.heard();
+    link.heard();
     let me = Bot {
         id: bot
             .get("id")
@@ -170,7 +107,7 @@ pub fn run(args: TelegramArgs) -> i32 {
             .unwrap_or_default()
             .to_lowercase(),
     };
-    shared.emit(&ConnectorEvent::Account(Account {
+    link.emit(&ConnectorEvent::Account(Account {
         user_id: Some(me.id.clone()),
         username: Some(me.username.clone()),
         name: bot
@@ -180,36 +117,27 @@ pub fn run(args: TelegramArgs) -> i32 {
         ..Default::default()
     }));
     *shared.bot.lock().unwrap_or_else(|p| p.into_inner()) = me.clone();
-    shared.status(ConnectionState::Open, None);
+    link.status(ConnectionState::Open, None);
     poll(&shared, &me, args.media_dir.as_deref())
 }
 
 fn needs_token(shared: &Shared, why: String) -> i32 {
-    shared.status(
-        ConnectionState::Closed,
-        Some(format!(
-            "needs_token: {why}; set a valid TELEGRAM_BOT_TOKEN (from @BotFather)"
-        )),
-    );
-    exit::NEEDS_TOKEN
-}
-
-/// Where the next update's id is kept between runs.
-fn offset_file() -> Option<PathBuf> {
-    let dir = std::env::var_os("BRIDGEKEEPER_STATE_DIR")?;
-    let name = std::env::var("BRIDGEKEEPER_CONNECTOR").unwrap_or_else(|_| "telegram".into());
-    Some(PathBuf::from(dir).join(format!("{name}.telegram-offset")))
+    shared.link.end(
+        Terminal::NeedsToken,
+        &format!("{why}; set a valid TELEGRAM_BOT_TOKEN (from @BotFather)"),
+    )
 }
 
 fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 {
-    let file = offset_file();
+    // Where the next update's id is kept between runs.
+    let file = StateFile::from_env("telegram", "telegram-offset");
     let mut offset: i64 = file
         .as_ref()
-        .and_then(|f| std::fs::read_to_string(f).ok())
-        .and_then(|t| t.trim().parse().ok())
+        .and_then(StateFile::read)
+        .and_then(|t| t.parse().ok())
         .unwrap_or(0);
-    let mut backoff = Duration::from_secs(1);
-    let mut failing = false;
+    let mut backoff = Backoff::doubling(Duration::from_secs(1), MAX_BACKOFF);
+    let link = &shared.link;
     loop {
         let body = json!({"offset": offset, "timeout": POLL_SECS, "allowed_updates": ["message"]});
         match shared
@@ -217,11 +145,10 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
             .call("getUpdates", &body, Duration::from_secs(POLL_SECS + 15))
         {
             Ok(updates) => {
-                shared.heard();
-                backoff = Duration::from_secs(1);
-                if failing {
-                    failing = false;
-                    shared.status(ConnectionState::Open, None);
+                link.heard();
+                if backoff.failures() > 0 {
+                    backoff.reset();
+                    link.status(ConnectionState::Open, None);
                 }
                 let updates = updates.as_array().cloned().unwrap_or_default();
                 let mut emitted = Vec::new();
@@ -241,11 +168,8 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
                                 Err(e) => media.download_error = Some(e),
                             }
                         }
-                        shared
-                            .last_message
-                            .store(shared.now_ms(), Ordering::Relaxed);
                         emitted.push(msg.id.clone());
-                        shared.emit(&ConnectorEvent::Inbound(Box::new(msg)));
+                        link.inbound(msg);
                     } else {
                         // Only `message` updates are asked for; one that cannot be read is
                         // said (stderr is in bridge.log), by its id only, never dropped unsaid.
@@ -257,50 +181,25 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
                 }
                 // The next getUpdates confirms these to Telegram, which then forgets them:
                 // first the supervisor must have them in its ledger.
-                wait_recorded(shared, emitted);
+                link.wait_recorded(emitted, RECORDED_WAIT);
                 // Kept for a restart of this process; a crash before it delivers the batch
                 // again, and the supervisor's duplicate window drops the repeats.
                 if !updates.is_empty()
                     && let Some(f) = &file
                 {
-                    let _ = crate::util::fs::write_atomic(f, offset.to_string().as_bytes());
+                    let _ = f.write(&offset.to_string());
                 }
             }
             Err(ApiError::BadToken(why)) => return needs_token(shared, why),
-            Err(ApiError::Conflict(c)) => {
-                shared.status(ConnectionState::Conflict, Some(c.to_string()));
-                return exit::CONFLICT;
-            }
+            Err(ApiError::Conflict(c)) => return link.end(Terminal::Conflict, &c.to_string()),
             Err(ApiError::RetryAfter(s)) => std::thread::sleep(Duration::from_secs(s)),
             Err(e) => {
-                if !failing {
-                    failing = true;
-                    shared.status(ConnectionState::Connecting, Some(e.to_string()));
+                if backoff.failures() == 0 {
+                    link.status(ConnectionState::Connecting, Some(e.to_string()));
                 }
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                std::thread::sleep(backoff.next_wait());
             }
         }
-    }
-}
-
-/// Waits (at most `RECORDED_WAIT`) until the supervisor said every one of `ids` is recorded.
-/// Past the wait it goes on: a supervisor that does not answer must not stop the bot, and a
-/// crash then is no worse than before this check.
-fn wait_recorded(shared: &Shared, mut ids: Vec<String>) {
-    let deadline = Instant::now() + RECORDED_WAIT;
-    let mut recorded = shared.recorded.lock().unwrap_or_else(|p| p.into_inner());
-    loop {
-        ids.retain(|id| !recorded.remove(id));
-        let left = deadline.saturating_duration_since(Instant::now());
-        if ids.is_empty() || left.is_zero() {
-            return;
-        }
-        recorded = shared
-            .recorded_changed
-            .wait_timeout(recorded, left)
-            .unwrap_or_else(|p| p.into_inner())
-            .0;
     }
 }
 
@@ -311,7 +210,7 @@ fn download(
     file_id: &str,
     dir: Option<&std::path::Path>,
 ) -> Result<(String, u64), String> {
-    let dir = dir.ok_or("no --media-dir given")?;
+    let dir = Some(dir.ok_or("no --media-dir given")?);
     let info = shared
         .api
         .call("getFile", &json!({"file_id": file_id}), CALL_TIMEOUT)
@@ -324,104 +223,7 @@ fn download(
         .api
         .download(path, MAX_DOWNLOAD_BYTES)
         .map_err(|e| format!("download: {e}"))?;
-    crate::util::fs::ensure_private_dir(dir).map_err(|e| e.to_string())?;
-    let name = path.rsplit('/').next().unwrap_or("file").replace("..", "_");
-    let target = dir.join(format!("tg-{}-{name}", std::process::id()));
-    crate::util::fs::write_atomic(&target, &bytes).map_err(|e| e.to_string())?;
-    Ok((target.display().to_string(), bytes.len() as u64))
-}
-
-fn heartbeats(shared: &Shared) {
-    let every = std::env::var("BRIDGEKEEPER_HEARTBEAT_MS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(15_000u64);
-    loop {
-        std::thread::sleep(Duration::from_millis(every));
-        let now = shared.now_ms();
-        let open = shared.open.load(Ordering::Relaxed);
-        let ago = |at: &AtomicU64| {
-            let at = at.load(Ordering::Relaxed);
-            (open && at > 0).then(|| now.saturating_sub(at))
-        };
-        shared.emit(&ConnectorEvent::Heartbeat(Heartbeat {
-            open,
-            last_frame_ms_ago: ago(&shared.last_frame),
-            last_message_ms_ago: ago(&shared.last_message),
-            open_ms_ago: ago(&shared.opened_at),
-        }));
-    }
-}
-
-/// Reads commands until stdin closes, then ends the process (exit 0, the contract).
-fn commands(shared: &Shared) {
-    let stdin = std::io::stdin();
-    for line in stdin.lock().lines() {
-        let Ok(line) = line else { break };
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Some(id) = recorded_note(&line) {
-            let mut recorded = shared.recorded.lock().unwrap_or_else(|p| p.into_inner());
-            // Bounded: notes for messages no batch waits on (a restart) are not kept forever.
-            if recorded.len() > 10_000 {
-                recorded.clear();
-            }
-            recorded.insert(id);
-            shared.recorded_changed.notify_all();
-            continue;
-        }
-        let command: ConnectorCommand = match serde_json::from_str(&line) {
-            Ok(c) => c,
-            Err(e) => {
-                let id = serde_json::from_str::<Value>(&line)
-                    .ok()
-                    .and_then(|v| v.get("id").and_then(Value::as_str).map(str::to_owned));
-                if let Some(id) = id {
-                    let body = error("invalid_request", &e.to_string(), false);
-                    shared.emit(&ConnectorEvent::Result(CommandResult {
-                        id,
-                        ok: false,
-                        data: None,
-                        error: Some(body),
-                    }));
-                }
-                continue;
-            }
-        };
-        if matches!(command.command, Command::Shutdown(_)) {
-            shared.emit(&ConnectorEvent::Result(CommandResult::ok(command.id, None)));
-            break;
-        }
-        let result = match execute(shared, &command.command) {
-            Ok(data) => CommandResult::ok(command.id, data),
-            Err(body) => CommandResult {
-                id: command.id,
-                ok: false,
-                data: None,
-                error: Some(body),
-            },
-        };
-        shared.emit(&ConnectorEvent::Result(result));
-    }
-    std::process::exit(exit::CLEAN);
-}
-
-/// `{"type":"recorded","id":…}`: the supervisor has the message in its ledger.
-fn recorded_note(line: &str) -> Option<String> {
-    if !line.contains("\"recorded\"") {
-        return None;
-    }
-    let v: Value = serde_json::from_str(line).ok()?;
-    (v.get("type")? == "recorded").then(|| v.get("id")?.as_str().map(str::to_owned))?
-}
-
-fn error(code: &str, message: &str, unconfirmed: bool) -> ErrorBody {
-    ErrorBody {
-        code: code.into(),
-        message: message.into(),
-        unconfirmed,
-    }
+    save_media(dir, "tg", path, &bytes)
 }
 
 /// A numeric chat id goes as a number; anything else (`@channelname`) as text.
@@ -456,7 +258,7 @@ fn call(shared: &Shared, method: &str, body: &Value) -> Result<Value, ApiError> 
             }
             other => {
                 if other.is_ok() {
-                    shared.heard();
+                    shared.link.heard();
                 }
                 return other;
             }
@@ -464,7 +266,7 @@ fn call(shared: &Shared, method: &str, body: &Value) -> Result<Value, ApiError> 
     }
 }
 
-fn execute(shared: &Shared, command: &Command) -> Result<Option<Value>, ErrorBody> {
+fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
     match command {
         Command::Ping(_) => Ok(None),
         Command::React(r) => {
@@ -519,11 +321,7 @@ fn execute(shared: &Shared, command: &Command) -> Result<Option<Value>, ErrorBod
             }
             // Telegram's answer is its server's acknowledgement.
             for id in &ids {
-                shared.emit(&ConnectorEvent::Receipt(Receipt {
-                    message_id: id.clone(),
-                    chat: t.chat.clone(),
-                    status: ReceiptStatus::ServerAck,
-                }));
+                shared.link.server_ack(id, &t.chat);
             }
             Ok(Some(json!({"message_ids": ids})))
         }
@@ -589,16 +387,12 @@ fn execute(shared: &Shared, command: &Command) -> Result<Option<Value>, ErrorBod
                 .api
                 .upload(method, &fields, field, &name, &bytes)
                 .map_err(failed)?;
-            shared.heard();
+            shared.link.heard();
             let id = translate::message_key(
                 &m.chat,
                 sent.get("message_id").and_then(Value::as_i64).unwrap_or(0),
             );
-            shared.emit(&ConnectorEvent::Receipt(Receipt {
-                message_id: id.clone(),
-                chat: m.chat.clone(),
-                status: ReceiptStatus::ServerAck,
-            }));
+            shared.link.server_ack(&id, &m.chat);
             Ok(Some(json!({"message_ids": [id]})))
         }
         other => Err(error(

@@ -1016,21 +1016,8 @@ async fn a_poll_that_timed_out_while_the_daemon_was_frozen_loses_nothing() {
 
     let dir = tempfile::tempdir().unwrap();
     let server = FakeWhatsApp::start(dir.path());
-    let hermes = dir.path().join("hermes");
-    let session = hermes.join("platforms/whatsapp/session");
-    server.seed_session(&session);
-    std::fs::write(hermes.join(".env"), "WHATSAPP_DM_POLICY=open\n").unwrap();
-    let mut bridge = std::process::Command::new(BRIDGEKEEPER)
-        .args(["legacy", "--port", "0", "--mode", "bot", "--session"])
-        .arg(&session)
-        .arg("--hermes-home")
-        .arg(&hermes)
-        .env("WHATSAPP_WEB_SOCKET_URL", &server.ws_url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut cmd, _) = server.legacy_command(dir.path(), "WHATSAPP_DM_POLICY=open\n");
+    let mut bridge = cmd.spawn().unwrap();
     let pid = Pid::from_raw(bridge.id() as i32);
     // Whatever happens in the test, the daemon (and with it node-bridge) does not outlive it,
     // even frozen.
@@ -1104,21 +1091,8 @@ async fn a_poll_that_timed_out_while_the_daemon_was_frozen_loses_nothing() {
 async fn an_approval_or_revoke_counts_from_the_very_next_message() {
     let dir = tempfile::tempdir().unwrap();
     let server = FakeWhatsApp::start(dir.path());
-    let hermes = dir.path().join("hermes");
-    let session = hermes.join("platforms/whatsapp/session");
-    server.seed_session(&session);
-    std::fs::write(hermes.join(".env"), "WHATSAPP_DM_POLICY=pairing\n").unwrap();
-    let mut bridge = std::process::Command::new(BRIDGEKEEPER)
-        .args(["legacy", "--port", "0", "--mode", "bot", "--session"])
-        .arg(&session)
-        .arg("--hermes-home")
-        .arg(&hermes)
-        .env("WHATSAPP_WEB_SOCKET_URL", &server.ws_url)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (mut cmd, hermes) = server.legacy_command(dir.path(), "WHATSAPP_DM_POLICY=pairing\n");
+    let mut bridge = cmd.spawn().unwrap();
     let addr = format!("127.0.0.1:{}", read_port(bridge.stderr.take().unwrap()));
     let ledger = || call(&addr, "GET", "/health", None).json()["bridgekeeper"]["ledger"].clone();
     wait_for("bridge connected", || {

@@ -48,16 +48,7 @@ impl Served {
     /// `legacy --port 0`: the drop-in API over the real WhatsApp stack.
     fn drop_in(dir: &Path, env: &[(&str, &str)]) -> Self {
         let server = FakeWhatsApp::start(dir);
-        let hermes = dir.join("hermes");
-        let session = hermes.join("platforms/whatsapp/session");
-        server.seed_session(&session);
-        std::fs::write(hermes.join(".env"), "WHATSAPP_DM_POLICY=open\n").unwrap();
-        let mut cmd = Command::new(BRIDGEKEEPER);
-        cmd.args(["legacy", "--port", "0", "--mode", "bot", "--session"])
-            .arg(&session)
-            .arg("--hermes-home")
-            .arg(&hermes)
-            .env("WHATSAPP_WEB_SOCKET_URL", &server.ws_url);
+        let (cmd, hermes) = server.legacy_command(dir, "WHATSAPP_DM_POLICY=open\n");
         let status = hermes.join("platforms/whatsapp/bridgekeeper/status.json");
         Self::spawn(cmd, env, "listening on http://", status, Some(server))
     }
@@ -202,10 +193,25 @@ const SHORT_DEADLINE: [(&str, &str); 1] = [("BRIDGEKEEPER_LISTEN_HEADER_TIMEOUT_
 /// Long enough that the connections are still open when the test stops the daemon.
 const LONG_DEADLINE: [(&str, &str); 1] = [("BRIDGEKEEPER_LISTEN_HEADER_TIMEOUT_MS", "60000")];
 
+/// A connection that asked once and keeps the connection alive, then says nothing more.
+fn idle_after_a_request(served: &Served) -> TcpStream {
+    let mut s = served.connect();
+    s.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 512];
+    assert!(s.read(&mut buf).unwrap() > 0, "an answer first");
+    s
+}
+
 fn deadline_closes_half_open_and_silent_connections(served: &Served) {
     let half = half_open(served);
     let silent = served.connect();
-    for (what, s) in [("half-open", half), ("silent", silent)] {
+    let idle = idle_after_a_request(served);
+    for (what, s) in [
+        ("half-open", half),
+        ("silent", silent),
+        ("idle kept-alive", idle),
+    ] {
         let took = closed_after(s);
         assert!(
             took < Duration::from_secs(5),

@@ -330,6 +330,10 @@ pub fn needs_pairing_state(
     msg: &InboundMessage,
     seen: Seen,
 ) -> bool {
+    // Cheap first: under any other mode or DM policy the store is never consulted.
+    if policy.mode != Mode::Bot || policy.dm_policy != DmPolicy::Pairing {
+        return false;
+    }
     let unpaired = decide(policy, who, &PairingSnapshot::default(), msg, seen, 0.0);
     matches!(
         unpaired.reason,

@@ -84,6 +84,26 @@ impl FakeWhatsApp {
         super::connector_cmd("whatsapp", "node", &args, &extra)
     }
 
+    /// `bridgekeeper legacy --port 0 --mode bot` (the drop-in API) on a session linked to this
+    /// server, with Hermes' home at `dir/hermes` holding `dotenv` as its `.env`: the command,
+    /// stdio set (stderr piped, for the port), and the Hermes home.
+    pub fn legacy_command(&self, dir: &Path, dotenv: &str) -> (Command, PathBuf) {
+        let hermes = dir.join("hermes");
+        let session = hermes.join("platforms/whatsapp/session");
+        self.seed_session(&session);
+        std::fs::write(hermes.join(".env"), dotenv).unwrap();
+        let mut cmd = Command::new(super::BRIDGEKEEPER);
+        cmd.args(["legacy", "--port", "0", "--mode", "bot", "--session"])
+            .arg(&session)
+            .arg("--hermes-home")
+            .arg(&hermes)
+            .env("WHATSAPP_WEB_SOCKET_URL", &self.ws_url)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        (cmd, hermes)
+    }
+
     /// Delivers a DM from `sender` (a phone number) to the linked account.
     pub fn inject_dm(&self, sender: &str, text: &str) -> Value {
         let jid = format!("{sender}@s.whatsapp.net");

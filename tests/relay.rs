@@ -18,7 +18,7 @@ const STRANGER: &str = "15557654321";
 pub(crate) const SECRET: &str = "relay-test-secret-0123456789";
 
 /// The venv's Python with `hermes-agent` installed (scripts/test.sh makes it).
-fn hermes_python() -> PathBuf {
+pub(crate) fn hermes_python() -> PathBuf {
     let path = std::env::var_os("BRIDGEKEEPER_HERMES_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| {

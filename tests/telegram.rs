@@ -3,13 +3,14 @@
 //! and Baileys, one `bridgekeeper run` process supervising both, driven over its gateway link.
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::daemon::Daemon;
 use crate::support::telegram::FakeTelegram;
 use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
 use crate::support::{PATIENCE, wait_blocking, write_config_with};
@@ -18,127 +19,6 @@ const ALLOWED: i64 = 100001;
 const STRANGER: i64 = 100777;
 const WA_FRIEND: &str = "15551234567";
 const GROUP: &str = "-1001234567890";
-
-/// `bridgekeeper run` as a process, its gateway link on pipes.
-struct Daemon {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    events: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-    stderr: std::sync::Arc<std::sync::Mutex<String>>,
-    stdout_copy: std::sync::Arc<std::sync::Mutex<String>>,
-}
-
-impl Daemon {
-    fn start(config: &Path, token: &str) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("TELEGRAM_BOT_TOKEN", token)
-            .env("GATEWAY_RELAY_SECRET", crate::relay::SECRET)
-            .env_remove("GATEWAY_RELAY_ID")
-            .env("BRIDGEKEEPER_HEARTBEAT_MS", "1000")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        let stdout_copy = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let out = child.stdout.take().unwrap();
-        let copy = stdout_copy.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(out).lines() {
-                let Ok(line) = line else { break };
-                copy.lock().unwrap().push_str(&line);
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-        let err = child.stderr.take().unwrap();
-        let copy = stderr.clone();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
-                copy.lock().unwrap().push_str(&line);
-            }
-        });
-        Self {
-            child,
-            stdin: Some(stdin),
-            events,
-            seen: Vec::new(),
-            stderr,
-            stdout_copy,
-        }
-    }
-
-    fn send(&mut self, request: Value) {
-        let stdin = self.stdin.as_mut().expect("running");
-        writeln!(stdin, "{request}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    fn wait(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(v) = self.seen.iter().find(|v| pred(v)) {
-                return v.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) => self.seen.push(v),
-                Err(_) => panic!("no {what}; seen: {:#?}", self.seen),
-            }
-        }
-    }
-
-    fn settle(&mut self, d: Duration) {
-        let until = Instant::now() + d;
-        while let Ok(v) = self
-            .events
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(v);
-        }
-    }
-
-    fn inbound_texts(&self, connector: &str) -> Vec<String> {
-        self.seen
-            .iter()
-            .filter(|v| v["type"] == "inbound" && v["connector"] == connector)
-            .filter_map(|v| v["message"]["text"].as_str().map(str::to_owned))
-            .collect()
-    }
-
-    /// Closes stdin (the gateway goes away) and waits for the exit; gives what it printed.
-    fn stop(mut self) -> (String, String) {
-        drop(self.stdin.take());
-        // With the relay, end of stdin does not stop the daemon: SIGTERM does, as for a service.
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while self.child.try_wait().unwrap().is_none() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if self.child.try_wait().unwrap().is_none() {
-            let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
-        }
-        let _ = self.child.wait();
-        (
-            self.stdout_copy.lock().unwrap().clone(),
-            self.stderr.lock().unwrap().clone(),
-        )
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 struct Scene {
     telegram: FakeTelegram,
@@ -200,7 +80,7 @@ fn telegram_and_whatsapp_in_one_run() {
         &format!("policy: {{dm_policy: pairing, allow_from: ['{ALLOWED}'], group_policy: open}}"),
         true,
     );
-    let mut d = Daemon::start(&s.config, &s.telegram.bot_token);
+    let mut d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", &s.telegram.bot_token)]);
     d.wait("telegram open", |v| {
         v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
     });
@@ -356,7 +236,7 @@ fn telegram_and_whatsapp_in_one_run() {
 #[test]
 fn a_bad_token_needs_a_new_one_and_is_not_retried() {
     let s = scene("policy: {dm_policy: open}", false);
-    let mut d = Daemon::start(&s.config, "999999:not-the-token");
+    let mut d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", "999999:not-the-token")]);
     let c = d.wait("the refusal", |v| {
         v["type"] == "connection"
             && v["connector"] == "telegram"
@@ -390,7 +270,7 @@ fn a_bad_token_needs_a_new_one_and_is_not_retried() {
 #[test]
 fn a_second_poller_is_a_conflict_not_a_loop() {
     let s = scene("policy: {dm_policy: open}", false);
-    let mut d = Daemon::start(&s.config, &s.telegram.bot_token);
+    let mut d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", &s.telegram.bot_token)]);
     d.wait("telegram open", |v| {
         v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
     });
@@ -437,7 +317,7 @@ fn a_second_poller_is_a_conflict_not_a_loop() {
 #[test]
 fn killed_while_messages_arrive_each_is_delivered_once() {
     let s = scene("policy: {dm_policy: open}", false);
-    let mut d = Daemon::start(&s.config, &s.telegram.bot_token);
+    let mut d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", &s.telegram.bot_token)]);
     d.wait("telegram open", |v| {
         v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
     });
@@ -494,7 +374,7 @@ fn bench_telegram_beside_whatsapp() {
         "policy: {dm_policy: open}\n    liveness: {ping_interval_ms: 0, silence_ms: 0}",
         true,
     );
-    let mut d = Daemon::start(&s.config, &s.telegram.bot_token);
+    let mut d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", &s.telegram.bot_token)]);
     for c in ["telegram", "whatsapp"] {
         d.wait("open", |v| {
             v["type"] == "connection" && v["connector"] == c && v["status"]["state"] == "open"
@@ -747,7 +627,7 @@ fn one_hermes_relay_socket_fronts_telegram_and_whatsapp() {
         true,
         "relay: {listen: '127.0.0.1:0'}",
     );
-    let d = Daemon::start(&s.config, &s.telegram.bot_token);
+    let d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", &s.telegram.bot_token)]);
     let mut port = None;
     wait_blocking("the relay to listen", || {
         let err = d.stderr.lock().unwrap().clone();

@@ -16,4 +16,5 @@ mod relay;
 mod supervisor;
 mod support;
 mod telegram;
+mod weixin;
 mod whatsapp;

@@ -83,7 +83,11 @@ pub fn enabling_settings() -> String {
 /// The platforms Hermes would start from its settings (`lookup`: the environment, then
 /// `.env`), in the order they run: WhatsApp when `WHATSAPP_ENABLED` is true, or is unset and a
 /// session is linked (`linked`); every other platform when its credentials are set. Pure.
-pub fn enabled_platforms(lookup: &dyn Fn(&str) -> Option<String>, linked: bool) -> Vec<Enabled> {
+pub fn enabled_platforms(
+    lookup: &dyn Fn(&str) -> Option<String>,
+    linked: bool,
+    saved: &dyn Fn(&str) -> bool,
+) -> Vec<Enabled> {
     let set = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
     let mut on = Vec::new();
     match set("WHATSAPP_ENABLED").map(|v| v.trim().to_ascii_lowercase()) {
@@ -99,12 +103,17 @@ pub fn enabled_platforms(lookup: &dyn Fn(&str) -> Option<String>, linked: bool) 
         None => {}
     }
     for b in BUILTIN {
-        if set(b.enabled_by).is_some() {
-            on.push(Enabled {
-                platform: b.name,
-                because: format!("{} is set", b.enabled_by),
-            });
-        }
+        let because = if set(b.enabled_by).is_some() {
+            format!("{} is set", b.enabled_by)
+        } else if b.saved_in.is_some_and(saved) {
+            format!("a saved {} login", b.name)
+        } else {
+            continue;
+        };
+        on.push(Enabled {
+            platform: b.name,
+            because,
+        });
     }
     on
 }
@@ -117,7 +126,17 @@ pub fn hermes_platforms(hermes_home: &Path, session: &Path) -> Vec<Enabled> {
             .ok()
             .or_else(|| dotenv_value(hermes_home, key))
     };
-    enabled_platforms(&lookup, session.join("creds.json").is_file())
+    let saved = |dir: &str| {
+        std::fs::read_dir(hermes_home.join(dir)).is_ok_and(|entries| {
+            entries.filter_map(Result::ok).any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.ends_with(".json")
+                    && !name.ends_with(".context-tokens.json")
+                    && !name.ends_with(".sync.json")
+            })
+        })
+    };
+    enabled_platforms(&lookup, session.join("creds.json").is_file(), &saved)
 }
 
 /// A supervisor config for `platforms` with Hermes' paths; `node_bridge` is needed only when
@@ -184,12 +203,14 @@ pub fn connector(name: &str, hermes_home: &Path) -> Result<BuiltinSpec, String> 
     };
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the bridgekeeper executable: {e}"))?;
-    let env = builtin
+    let mut env: Vec<(String, String)> = builtin
         .env
         .iter()
         .filter(|k| std::env::var_os(k).is_none())
         .filter_map(|k| Some(((*k).to_owned(), dotenv_value(hermes_home, k)?)))
         .collect();
+    // Where Hermes keeps what a connector shares with it (saved accounts).
+    env.push(("HERMES_HOME".into(), hermes_home.display().to_string()));
     Ok(BuiltinSpec {
         program,
         args: vec!["connector".into(), builtin.name.into()],
@@ -213,7 +234,11 @@ mod tests {
                 .find(|(key, _)| *key == k)
                 .map(|(_, v)| v.to_string())
         };
-        enabled_platforms(&lookup, linked)
+        let saved = |dir: &str| {
+            vars.iter()
+                .any(|(k, _)| *k == "SAVED" && dir == "weixin/accounts")
+        };
+        enabled_platforms(&lookup, linked, &saved)
             .into_iter()
             .map(|e| (e.platform, e.because))
             .collect()
@@ -242,6 +267,15 @@ mod tests {
                 false
             ),
             vec![wa("WHATSAPP_ENABLED=1"), tg]
+        );
+        let wx = |why: &str| ("weixin", why.to_owned());
+        assert_eq!(
+            platforms(&[("WEIXIN_TOKEN", "t")], false),
+            vec![wx("WEIXIN_TOKEN is set")]
+        );
+        assert_eq!(
+            platforms(&[("SAVED", "")], false),
+            vec![wx("a saved weixin login")]
         );
     }
 }

@@ -405,7 +405,7 @@ fn star_if(list: &mut BTreeSet<String>, yes: Option<bool>) -> bool {
 
 /// Resolves the policy of `platform`. Pure: reads only `sources`.
 pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyError> {
-    let mut policy = AccessPolicy::default();
+    let mut policy = platform_default(platform);
     let mut debug = false;
     let mut settings = Vec::new();
     let mut problems = Vec::new();
@@ -574,9 +574,21 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
 }
 
 /// Only WhatsApp has a self-chat mode (the owner's own account, talking to itself); a bot on
-/// Telegram is always a bot.
+/// Telegram or Weixin is always a bot.
 pub fn has_self_chat(platform: &str) -> bool {
-    !matches!(platform, "telegram")
+    !matches!(platform, "telegram" | "weixin")
+}
+
+/// The defaults before any setting, as Hermes has them per platform: Weixin's groups are off
+/// unless `WEIXIN_GROUP_POLICY` says otherwise (an iLink bot is rarely in ordinary groups).
+fn platform_default(platform: &str) -> AccessPolicy {
+    match platform {
+        "weixin" => AccessPolicy {
+            group_policy: GroupPolicy::Disabled,
+            ..AccessPolicy::default()
+        },
+        _ => AccessPolicy::default(),
+    }
 }
 
 fn default_raw(name: &str, p: &AccessPolicy) -> Raw {

@@ -7,17 +7,20 @@
 
 pub mod kit;
 pub mod telegram;
+pub mod weixin;
 
 /// The connectors built into this executable (`bridgekeeper connector NAME`).
 #[derive(Debug, clap::Subcommand)]
 pub enum ConnectorKind {
     Telegram(telegram::TelegramArgs),
+    Weixin(weixin::WeixinArgs),
 }
 
 /// Runs a built-in connector; its exit code is the protocol's (PROTOCOL.md, "Exit codes").
 pub fn run(kind: ConnectorKind) -> i32 {
     match kind {
         ConnectorKind::Telegram(args) => telegram::run(args),
+        ConnectorKind::Weixin(args) => weixin::run(args),
     }
 }
 
@@ -31,13 +34,29 @@ pub struct Builtin {
     pub env: &'static [&'static str],
     /// The setting whose presence makes `run` without a config start it.
     pub enabled_by: &'static str,
+    /// Where under the Hermes home a saved login (a `*.json` file) also starts it.
+    pub saved_in: Option<&'static str>,
 }
 
-pub const BUILTIN: &[Builtin] = &[Builtin {
-    name: "telegram",
-    env: &["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"],
-    enabled_by: "TELEGRAM_BOT_TOKEN",
-}];
+pub const BUILTIN: &[Builtin] = &[
+    Builtin {
+        name: "telegram",
+        env: &["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"],
+        enabled_by: "TELEGRAM_BOT_TOKEN",
+        saved_in: None,
+    },
+    Builtin {
+        name: "weixin",
+        env: &[
+            "WEIXIN_TOKEN",
+            "WEIXIN_ACCOUNT_ID",
+            "WEIXIN_BASE_URL",
+            "WEIXIN_SPLIT_MULTILINE_MESSAGES",
+        ],
+        enabled_by: "WEIXIN_TOKEN",
+        saved_in: Some("weixin/accounts"),
+    },
+];
 
 pub fn builtin(name: &str) -> Option<&'static Builtin> {
     BUILTIN.iter().find(|b| b.name == name)

@@ -133,6 +133,8 @@ pub fn descriptor(platform: &str) -> Option<Value> {
         "whatsapp" => ("WhatsApp", 4096, true, "whatsapp", "chars"),
         // Telegram counts its 4096 in UTF-16 code units.
         "telegram" => ("Telegram", 4096, true, "plain", "utf16"),
+        // Hermes' Weixin limit; no editing on iLink; fenced code renders.
+        "weixin" => ("Weixin", 2000, false, "plain", "chars"),
         _ => return None,
     };
     Some(json!({

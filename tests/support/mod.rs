@@ -4,7 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod http;
+pub mod ilink;
 pub mod telegram;
 pub mod whatsapp;
 

@@ -15,6 +15,7 @@ pub mod http;
 pub mod link;
 pub mod secret;
 pub mod terminal;
+pub mod text;
 
 pub use backoff::Backoff;
 pub use link::{CommandOutcome, Link, error};

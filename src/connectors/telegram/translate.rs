@@ -174,37 +174,10 @@ fn addresses(entity: &Value, text: &str, bot: &Bot) -> bool {
     }
 }
 
-/// Cuts `text` into parts of at most `max` UTF-16 units, at a paragraph break if one falls in
-/// the second half of a part, else at a line break, else at a space, else anywhere (between
-/// characters, never inside one).
+/// Cuts `text` into parts of at most `max` UTF-16 units (Telegram's measure), on paragraph,
+/// line or word boundaries (`kit::text::split`).
 pub fn split(text: &str, max: usize) -> Vec<String> {
-    let mut parts = Vec::new();
-    let mut rest = text.trim();
-    while rest.encode_utf16().count() > max {
-        // The byte index where `max` units end.
-        let mut units = 0;
-        let mut limit = rest.len();
-        for (i, c) in rest.char_indices() {
-            if units + c.len_utf16() > max {
-                limit = i;
-                break;
-            }
-            units += c.len_utf16();
-        }
-        let head = &rest[..limit];
-        let half = head.len() / 2;
-        let cut = ["\n\n", "\n", " "]
-            .iter()
-            .find_map(|sep| head.rfind(sep).filter(|i| *i >= half))
-            .unwrap_or(limit);
-        let cut = if cut == 0 { limit } else { cut };
-        parts.push(rest[..cut].trim_end().to_owned());
-        rest = rest[cut..].trim_start();
-    }
-    if !rest.is_empty() {
-        parts.push(rest.to_owned());
-    }
-    parts
+    crate::connectors::kit::text::split(text, max, char::len_utf16)
 }
 
 #[cfg(test)]

@@ -284,8 +284,8 @@ impl ConnectorTask {
                     Severity::Critical,
                     AlertCode::LoggedOut,
                     format!(
-                        "connector {name}: the account was logged out; link it again \
-                         (`bridgekeeper whatsapp link`), then restart bridgekeeper"
+                        "connector {name}: the account was logged out; {}, then restart bridgekeeper",
+                        relink_advice(&self.cfg.platform)
                     ),
                 );
             }
@@ -295,8 +295,8 @@ impl ConnectorTask {
                     Severity::Critical,
                     AlertCode::NeedsToken,
                     format!(
-                        "connector {name}: the network refused its token; set a valid one \
-                         (TELEGRAM_BOT_TOKEN, from @BotFather), then restart bridgekeeper"
+                        "connector {name}: the network refused its credentials; {}, then restart bridgekeeper",
+                        token_advice(&self.cfg.platform)
                     ),
                 );
             }
@@ -452,4 +452,24 @@ pub(super) fn random_unit() -> f64 {
         return 0.5;
     }
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How a logged-out account of `platform` is linked again.
+fn relink_advice(platform: &str) -> &'static str {
+    match platform {
+        "whatsapp" => "link it again (`bridgekeeper whatsapp link`)",
+        "weixin" => {
+            "log in again with the QR code (Hermes' `hermes gateway setup`) or set a new WEIXIN_TOKEN"
+        }
+        _ => "link the account again",
+    }
+}
+
+/// Which credential of `platform` to replace.
+fn token_advice(platform: &str) -> &'static str {
+    match platform {
+        "telegram" => "set a valid TELEGRAM_BOT_TOKEN (from @BotFather)",
+        "weixin" => "set WEIXIN_TOKEN and WEIXIN_ACCOUNT_ID, or log in with the QR code",
+        _ => "set a valid token for it",
+    }
 }

@@ -1,0 +1,378 @@
+//! The Weixin connector (personal WeChat through Tencent's iLink Bot API): `bridgekeeper
+//! connector weixin`, run by the supervisor like any connector. It long-polls `getupdates`
+//! (35 s, or what iLink suggests) with the `get_updates_buf` cursor, and sends with
+//! `sendmessage`, echoing each peer's latest `context_token`.
+//!
+//! Settings from its environment (Hermes' names): `WEIXIN_TOKEN` and `WEIXIN_ACCOUNT_ID`, or an
+//! account saved under `$HERMES_HOME/weixin/accounts/` (Hermes' format); `WEIXIN_BASE_URL`;
+//! `WEIXIN_SPLIT_MULTILINE_MESSAGES`. The cursor and the context tokens are kept in the state
+//! dir (0600). At least once: the cursor moves only after the supervisor recorded every
+//! message of a batch.
+
+pub mod account;
+pub mod api;
+pub mod translate;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent};
+use serde_json::{Value, json};
+
+use super::kit::files::StateFile;
+use super::kit::{Backoff, CommandOutcome, Link, Terminal, error};
+use api::{Api, ApiError};
+
+pub const DEFAULT_BASE_URL: &str = "https://ilinkai.weixin.qq.com";
+const LONG_POLL: Duration = Duration::from_secs(35);
+/// Calls other than the long poll.
+const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long a batch waits for the supervisor's `recorded` notes before the cursor moves on.
+const RECORDED_WAIT: Duration = Duration::from_secs(10);
+/// A send that meets iLink's rate limit is tried this many more times, waiting between.
+const SEND_RETRIES: usize = 4;
+/// Typing tickets from `getconfig` are reused this long.
+const TYPING_TICKET_TTL: Duration = Duration::from_secs(600);
+const TYPING_START: i64 = 1;
+
+#[derive(Debug, clap::Args)]
+pub struct WeixinArgs {
+    /// Where downloaded media would go (media download is not supported yet).
+    #[arg(long)]
+    pub media_dir: Option<PathBuf>,
+}
+
+/// Everything the threads share.
+struct Shared {
+    link: Arc<Link>,
+    api: Api,
+    account_id: String,
+    per_line: bool,
+    tokens: Mutex<ContextTokens>,
+    /// Chats seen as group rooms (for `chat_info`).
+    rooms: Mutex<HashSet<String>>,
+    typing: Mutex<HashMap<String, (String, Instant)>>,
+}
+
+/// Each peer's latest context token, kept on disk so a restart can still reply.
+struct ContextTokens {
+    tokens: HashMap<String, String>,
+    file: Option<StateFile>,
+    dirty: bool,
+}
+
+impl ContextTokens {
+    fn load(file: Option<StateFile>) -> Self {
+        let tokens = file
+            .as_ref()
+            .and_then(StateFile::read)
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        Self {
+            tokens,
+            file,
+            dirty: false,
+        }
+    }
+
+    fn set(&mut self, peer: &str, token: &str) {
+        if self.tokens.get(peer).map(String::as_str) != Some(token) {
+            self.tokens.insert(peer.to_owned(), token.to_owned());
+            self.dirty = true;
+        }
+    }
+
+    fn forget(&mut self, peer: &str) {
+        self.dirty |= self.tokens.remove(peer).is_some();
+    }
+
+    fn save(&mut self) {
+        if let (true, Some(f)) = (self.dirty, &self.file)
+            && let Ok(text) = serde_json::to_string(&self.tokens)
+            && f.write(&text).is_ok()
+        {
+            self.dirty = false;
+        }
+    }
+}
+
+/// Runs until stdin closes (exit 0), or the session expires (`needs_relink`, exit 12), or no
+/// credentials are found (`needs_token`, exit 15).
+pub fn run(_args: WeixinArgs) -> i32 {
+    let link = Link::start(
+        "weixin",
+        &[
+            "send_text",
+            "typing",
+            "read",
+            "chat_info",
+            "ping",
+            "recorded",
+        ],
+    );
+    let found = account::find(&|k| std::env::var(k).ok());
+    let account = match found {
+        Ok(a) => a,
+        Err(why) => {
+            // The command reader still answers (the supervisor's shutdown) until we exit.
+            return link.end(Terminal::NeedsToken, &why);
+        }
+    };
+    let shared = Arc::new(Shared {
+        link: link.clone(),
+        api: Api::new(&account.base_url, &account.token),
+        account_id: account.account_id.clone(),
+        per_line: std::env::var("WEIXIN_SPLIT_MULTILINE_MESSAGES").is_ok_and(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        }),
+        tokens: Mutex::new(ContextTokens::load(StateFile::from_env(
+            "weixin",
+            "weixin-context-tokens",
+        ))),
+        rooms: Mutex::new(HashSet::new()),
+        typing: Mutex::new(HashMap::new()),
+    });
+    {
+        let shared = shared.clone();
+        link.start_commands(move |command| execute(&shared, command));
+    }
+    link.start_heartbeats();
+    link.emit(&ConnectorEvent::Account(Account {
+        user_id: Some(account.account_id.clone()),
+        ..Default::default()
+    }));
+    poll(&shared)
+}
+
+fn relink(shared: &Shared, why: &str) -> i32 {
+    shared.link.end(
+        Terminal::NeedsRelink,
+        &format!(
+            "{why}; log in again with the QR code (Hermes' `hermes gateway setup`) or set a new WEIXIN_TOKEN"
+        ),
+    )
+}
+
+fn poll(shared: &Shared) -> i32 {
+    let link = &shared.link;
+    let cursor_file = StateFile::from_env("weixin", "weixin-cursor");
+    let mut cursor = cursor_file
+        .as_ref()
+        .and_then(StateFile::read)
+        .unwrap_or_default();
+    let mut wait = LONG_POLL;
+    let mut failures = Backoff::steps(&[2, 5, 10, 30].map(Duration::from_secs));
+    let mut opened = false;
+    loop {
+        let answer = shared.api.post(
+            "ilink/bot/getupdates",
+            json!({"get_updates_buf": cursor}),
+            wait + Duration::from_secs(10),
+        );
+        let answer = match answer {
+            Ok(a) => a,
+            Err(ApiError::SessionExpired(why)) => return relink(shared, &why),
+            Err(e) => {
+                // A rate limit keeps the cursor and waits; so does anything else, said once.
+                if failures.failures() == 0 || opened {
+                    opened = false;
+                    link.status(ConnectionState::Connecting, Some(e.to_string()));
+                }
+                std::thread::sleep(failures.next_wait());
+                continue;
+            }
+        };
+        link.heard();
+        failures.reset();
+        if !opened {
+            opened = true;
+            link.status(ConnectionState::Open, None);
+        }
+        if let Some(ms) = answer.get("longpolling_timeout_ms").and_then(Value::as_u64)
+            && ms > 0
+        {
+            wait = Duration::from_millis(ms.min(120_000));
+        }
+        let messages = answer
+            .get("msgs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut emitted = Vec::new();
+        for m in &messages {
+            match translate::inbound(m, &shared.account_id) {
+                Ok(read) => {
+                    let msg = read.message;
+                    if let Some(token) = &read.context_token {
+                        lock(&shared.tokens).set(&msg.sender, token);
+                    }
+                    if msg.is_group {
+                        lock(&shared.rooms).insert(msg.chat.clone());
+                    }
+                    emitted.push(msg.id.clone());
+                    link.inbound(msg);
+                }
+                Err(translate::Skip::Own) => {}
+                Err(translate::Skip::Unreadable) => {
+                    // Said (stderr is in bridge.log), never dropped unsaid; no content.
+                    eprintln!("weixin: a message without a sender or id was skipped");
+                }
+            }
+        }
+        lock(&shared.tokens).save();
+        let next = answer
+            .get("get_updates_buf")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        if next.is_empty() || next == cursor {
+            continue;
+        }
+        // The next getupdates with the new cursor lets iLink forget the batch: first the
+        // supervisor must have it in its ledger. A crash before the save redelivers it, and
+        // the supervisor's duplicate window drops the repeats.
+        link.wait_recorded(emitted, RECORDED_WAIT);
+        cursor = next;
+        if let Some(f) = &cursor_file {
+            let _ = f.write(&cursor);
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The error a failed call becomes. A call with no answer may or may not have been carried
+/// out: `unconfirmed`.
+fn failed(e: ApiError) -> bridge_protocol::message::ErrorBody {
+    match e {
+        ApiError::Network(m) => error("network_error", &m, true),
+        ApiError::RateLimited(m) => error("rate_limited", &m, false),
+        ApiError::SessionExpired(m) => error("session_expired", &m, false),
+        other => error("weixin_error", &other.to_string(), false),
+    }
+}
+
+/// `sendmessage` of one part: a rate limit waits and tries again (order is kept: commands run
+/// one at a time); an expired-session answer to a send that carried a context token is tried
+/// once more without it, as Hermes does.
+fn send_part(shared: &Shared, chat: &str, text: &str) -> Result<String, ApiError> {
+    let mut token = lock(&shared.tokens).tokens.get(chat).cloned();
+    let mut waits = Backoff::doubling(Duration::from_secs(1), Duration::from_secs(8));
+    let client_id = format!("bk-weixin-{}", crate::util::hex::encode(&random_bytes()));
+    loop {
+        let msg = translate::text_message(chat, text, &client_id, token.as_deref());
+        match shared
+            .api
+            .post("ilink/bot/sendmessage", json!({"msg": msg}), CALL_TIMEOUT)
+        {
+            Ok(_) => {
+                shared.link.heard();
+                return Ok(client_id);
+            }
+            Err(ApiError::SessionExpired(_)) if token.is_some() => {
+                token = None;
+                lock(&shared.tokens).forget(chat);
+            }
+            Err(ApiError::RateLimited(why)) => {
+                if waits.failures() >= SEND_RETRIES {
+                    return Err(ApiError::RateLimited(why));
+                }
+                std::thread::sleep(waits.next_wait());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn random_bytes() -> [u8; 8] {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    b
+}
+
+fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
+    match command {
+        Command::Ping(_) => Ok(None),
+        Command::SendText(t) => {
+            let parts = translate::parts(&t.text, shared.per_line);
+            if parts.is_empty() {
+                return Err(error("invalid_request", "the text is empty", false));
+            }
+            let mut ids = Vec::new();
+            for part in &parts {
+                let id = send_part(shared, &t.chat, part).map_err(|e| {
+                    let mut b = failed(e);
+                    if !ids.is_empty() {
+                        b.message = format!(
+                            "{} (after {} of {} parts were sent)",
+                            b.message,
+                            ids.len(),
+                            parts.len()
+                        );
+                    }
+                    b
+                })?;
+                // iLink's answer is its server's acknowledgement.
+                shared.link.server_ack(&id, &t.chat);
+                ids.push(id);
+            }
+            lock(&shared.tokens).save();
+            Ok(Some(json!({"message_ids": ids})))
+        }
+        Command::Typing(t) => {
+            let ticket = typing_ticket(shared, &t.chat).map_err(failed)?;
+            let body =
+                json!({"ilink_user_id": t.chat, "typing_ticket": ticket, "status": TYPING_START});
+            shared
+                .api
+                .post("ilink/bot/sendtyping", body, CALL_TIMEOUT)
+                .map_err(failed)?;
+            Ok(None)
+        }
+        // iLink has no read receipts for bots: nothing to send, and said so.
+        Command::Read(_) => Ok(Some(
+            json!({"sent": false, "note": "iLink has no read receipts for bots"}),
+        )),
+        Command::ChatInfo(c) => {
+            let is_group = lock(&shared.rooms).contains(&c.chat);
+            Ok(Some(json!({"name": c.chat, "is_group": is_group})))
+        }
+        other => Err(error(
+            "unsupported",
+            &format!("the Weixin connector cannot do {}", other.type_name()),
+            false,
+        )),
+    }
+}
+
+/// A peer's typing ticket (`getconfig`), reused for ten minutes.
+fn typing_ticket(shared: &Shared, peer: &str) -> Result<String, ApiError> {
+    if let Some((ticket, at)) = lock(&shared.typing).get(peer)
+        && at.elapsed() < TYPING_TICKET_TTL
+    {
+        return Ok(ticket.clone());
+    }
+    let mut body = json!({"ilink_user_id": peer});
+    if let Some(token) = lock(&shared.tokens).tokens.get(peer) {
+        body["context_token"] = json!(token);
+    }
+    let answer = shared.api.post("ilink/bot/getconfig", body, CALL_TIMEOUT)?;
+    let ticket = answer
+        .get("typing_ticket")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::Refused {
+            endpoint: "ilink/bot/getconfig".into(),
+            detail: "no typing_ticket in the answer".into(),
+        })?
+        .to_owned();
+    lock(&shared.typing).insert(peer.to_owned(), (ticket.clone(), Instant::now()));
+    Ok(ticket)
+}

@@ -1,0 +1,113 @@
+//! The local fake iLink Bot API (personal WeChat): `tests/fakes/ilink.py`, started here; inject
+//! messages, expire the session, answer rate limits, and read what it recorded as sent.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::whatsapp::post_json;
+
+pub struct FakeIlink {
+    child: Child,
+    pub base_url: String,
+    pub token: String,
+    pub account_id: String,
+    admin_url: String,
+    admin_token: String,
+    recorder: PathBuf,
+}
+
+impl FakeIlink {
+    /// Long polls answer after `longpoll_ms` when nothing comes.
+    // The child is killed and waited for in `Drop`.
+    #[allow(clippy::zombie_processes)]
+    pub fn start(dir: &Path, longpoll_ms: u64) -> Self {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/ilink.py");
+        let ready = dir.join("ilink-ready.json");
+        let recorder = dir.join("ilink-recorder.jsonl");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg("--ready-file")
+            .arg(&ready)
+            .arg("--recorder")
+            .arg(&recorder)
+            .args(["--longpoll-ms", &longpoll_ms.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the fake iLink server");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let manifest: Value = loop {
+            if let Some(v) = std::fs::read_to_string(&ready)
+                .ok()
+                .and_then(|t| serde_json::from_str(&t).ok())
+            {
+                break v;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the fake iLink server did not become ready");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let s = |k: &str| manifest[k].as_str().unwrap().to_owned();
+        Self {
+            child,
+            base_url: s("base_url"),
+            token: s("token"),
+            account_id: s("account_id"),
+            admin_url: s("admin_url"),
+            admin_token: s("admin_token"),
+            recorder,
+        }
+    }
+
+    fn admin(&self, action: &str, body: &Value) -> Value {
+        let (status, reply) = post_json(
+            &format!("{}/{action}", self.admin_url),
+            &[("X-Admin-Token", &self.admin_token)],
+            body,
+        );
+        assert_eq!(status, 200, "{action} failed: {reply}");
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    /// A text DM from `from` carrying `context_token`; returns the message as served.
+    pub fn dm(&self, from: &str, text: &str, context_token: &str) -> Value {
+        self.admin(
+            "inject",
+            &json!({"from_user_id": from, "text": text, "context_token": context_token}),
+        )
+    }
+
+    /// Every call answers errcode -14 from now on.
+    pub fn expire(&self) {
+        self.admin("expire", &json!({}));
+    }
+
+    /// The next `count` calls answer ret -2.
+    pub fn rate_limit(&self, count: u32) {
+        self.admin("ratelimit", &json!({"count": count}));
+    }
+
+    /// What was recorded for `endpoint` (`sendmessage`, `sendtyping`).
+    pub fn sent(&self, endpoint: &str) -> Vec<Value> {
+        std::fs::read_to_string(&self.recorder)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["endpoint"] == endpoint)
+            .collect()
+    }
+}
+
+impl Drop for FakeIlink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,289 @@
+//! Weixin (personal WeChat through iLink): the fake iLink server (`tests/fakes/ilink.py`) held
+//! to the real client — Hermes' own Weixin adapter from the test venv — and bridgekeeper's
+//! connector against the same fake.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use serde_json::{Value, json};
+
+use crate::support::daemon::Daemon;
+use crate::support::ilink::FakeIlink;
+use crate::support::{PATIENCE, wait_blocking, write_config_with};
+
+const ALICE: &str = "alice@im.wechat";
+const BOB: &str = "bob@im.wechat";
+
+struct Scene {
+    ilink: FakeIlink,
+    config: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+/// The fake iLink server and a config running the Weixin connector against it; `policy` is
+/// the connector's `policy:` line. The token reaches the connector from the environment only.
+fn scene(policy: &str) -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    // The fake's own files (its ready file holds the token) apart from ours.
+    let fake_dir = dir.path().join("fake-ilink");
+    std::fs::create_dir_all(&fake_dir).unwrap();
+    let ilink = FakeIlink::start(&fake_dir, 1_000);
+    let connector = format!(
+        "  - name: weixin\n    builtin: weixin\n    env: {{WEIXIN_BASE_URL: {:?}, WEIXIN_ACCOUNT_ID: {:?}}}\n    {policy}\n    restart: {{initial_backoff_ms: 50, max_backoff_ms: 500, jitter: 0.0, max_restarts: 20, window_ms: 60000}}\n",
+        ilink.base_url, ilink.account_id
+    );
+    let config = write_config_with(dir.path(), &[connector], "");
+    Scene { ilink, config, dir }
+}
+
+impl Scene {
+    fn start(&self) -> Daemon {
+        let mut d = Daemon::start(&self.config, &[("WEIXIN_TOKEN", self.ilink.token.as_str())]);
+        d.wait("weixin open", |v| {
+            v["type"] == "connection"
+                && v["connector"] == "weixin"
+                && v["status"]["state"] == "open"
+        });
+        d
+    }
+
+    /// The texts the fake accepted for `to`, with the context token each carried.
+    fn sent_to(&self, to: &str) -> Vec<(String, Option<String>)> {
+        self.ilink
+            .sent("sendmessage")
+            .iter()
+            .filter(|v| v["to"] == to)
+            .map(|v| {
+                (
+                    v["text"].as_str().unwrap_or_default().to_owned(),
+                    v["context_token"].as_str().map(str::to_owned),
+                )
+            })
+            .collect()
+    }
+
+    fn pairing(&self, args: &[&str]) {
+        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .arg("pairing")
+            .args(args)
+            .arg("--config")
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
+fn result(d: &mut Daemon, id: &str) -> Value {
+    d.wait(&format!("result {id}"), |v| {
+        v["type"] == "result" && v["id"] == id
+    })
+}
+
+/// Hermes' own adapter (`gateway/platforms/weixin.py`) long-polls our fake, gets a DM, and its
+/// reply is recorded by the fake with the context token that DM carried: the fake speaks the
+/// protocol the real client speaks.
+#[test]
+fn hermes_own_weixin_adapter_works_against_the_fake() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeIlink::start(dir.path(), 2_000);
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_weixin.py");
+    let mut child = Command::new(crate::relay::hermes_python())
+        .arg(script)
+        .env("HERMES_HOME", &home)
+        .env("ILINK_BASE_URL", &fake.base_url)
+        .env("ILINK_TOKEN", &fake.token)
+        .env("ILINK_ACCOUNT_ID", &fake.account_id)
+        .env("REPLY", "hi from hermes")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let next = || rx.recv_timeout(PATIENCE).expect("the adapter said nothing");
+    assert_eq!(next()["event"], "connected");
+    fake.dm(ALICE, "hello from weixin", "ctx-alice-1");
+    let message = next();
+    assert_eq!(message["event"], "message", "{message}");
+    assert_eq!(message["text"], "hello from weixin");
+    assert_eq!(message["chat_id"], ALICE);
+    let sent = next();
+    assert_eq!(sent["success"], true, "{sent}");
+    assert!(child.wait().unwrap().success());
+    let recorded = fake.sent("sendmessage");
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0]["to"], ALICE);
+    assert_eq!(recorded[0]["text"], "hi from hermes");
+    assert_eq!(recorded[0]["context_token"], "ctx-alice-1");
+}
+
+/// What a user sees: an allowed DM arrives, and the reply (and typing) go out carrying that
+/// peer's context token; a stranger is sent a code (with the stranger's token), approved with
+/// the CLI, and their next DM arrives. The token is in nothing the run wrote or printed.
+#[test]
+fn a_dm_and_its_reply_with_the_context_token_and_a_stranger_paired() {
+    let s = scene(&format!(
+        "policy: {{dm_policy: pairing, allow_from: ['{ALICE}']}}"
+    ));
+    let mut d = s.start();
+    s.ilink.dm(ALICE, "hello from weixin", "ctx-alice-1");
+    let m = d.wait("the DM", |v| {
+        v["type"] == "inbound" && v["connector"] == "weixin"
+    });
+    assert_eq!(m["message"]["text"], "hello from weixin");
+    assert_eq!(m["message"]["chat"], ALICE);
+    d.send(json!({"type": "send_text", "id": "r1", "connector": "weixin", "chat": ALICE, "text": "hi alice"}));
+    assert_eq!(result(&mut d, "r1")["ok"], true);
+    assert_eq!(
+        s.sent_to(ALICE),
+        vec![("hi alice".to_owned(), Some("ctx-alice-1".to_owned()))]
+    );
+    d.send(json!({"type": "typing", "id": "t1", "connector": "weixin", "chat": ALICE}));
+    assert_eq!(result(&mut d, "t1")["ok"], true);
+    let typing = s.ilink.sent("sendtyping");
+    assert_eq!(typing[0]["typing_ticket"], format!("ticket-{ALICE}"));
+
+    s.ilink.dm(BOB, "who is this?", "ctx-bob-1");
+    let mut code = String::new();
+    wait_blocking("a pairing code", || {
+        if let Some((text, token)) = s.sent_to(BOB).first() {
+            assert_eq!(
+                token.as_deref(),
+                Some("ctx-bob-1"),
+                "the code carries bob's token"
+            );
+            code = crate::policy::code_in(text);
+        }
+        !code.is_empty()
+    });
+    s.pairing(&["approve", "weixin", &code.to_lowercase()]);
+    s.ilink.dm(BOB, "approved now?", "ctx-bob-2");
+    d.wait("bob's DM", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "approved now?"
+    });
+    assert_eq!(
+        d.inbound_texts("weixin"),
+        ["hello from weixin", "approved now?"]
+    );
+    let (stdout, stderr) = d.stop();
+    crate::support::assert_secret_nowhere(
+        &s.ilink.token,
+        &s.dir.path().join("state"),
+        &[&stdout, &stderr],
+    );
+    // Hermes' home got the pairing files and the allowlist mirror: no token either.
+    let mut dirs = vec![s.dir.path().join("hermes")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                assert!(
+                    !text.contains(&s.ilink.token),
+                    "the token is in {}",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+/// An expired session (`errcode -14`) is the terminal state `needs_relink`: said with an
+/// alert naming how to log in again, and the connector is not restarted.
+#[test]
+fn an_expired_session_needs_relink_and_is_not_restarted() {
+    let s = scene("policy: {dm_policy: open}");
+    let mut d = s.start();
+    s.ilink.expire();
+    d.wait("needs_relink", |v| {
+        v["type"] == "connector_state" && v["connector"] == "weixin" && v["state"] == "needs_relink"
+    });
+    d.settle(std::time::Duration::from_millis(1500));
+    let starts = d
+        .seen
+        .iter()
+        .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
+        .count();
+    assert_eq!(starts, 1, "started once, never again");
+    let alert = d.wait("the alert", |v| {
+        v["type"] == "alert" && v["connector"] == "weixin"
+    });
+    assert!(
+        alert["message"].as_str().unwrap().contains("WEIXIN_TOKEN"),
+        "{alert}"
+    );
+    d.stop();
+}
+
+/// iLink's rate limit (`ret -2`) on sends: each waits and goes again, in order, none lost.
+#[test]
+fn a_rate_limit_delays_sends_keeps_their_order_and_loses_none() {
+    let s = scene("policy: {dm_policy: open}");
+    let mut d = s.start();
+    s.ilink.dm(ALICE, "hi", "ctx-alice-1");
+    d.wait("the DM", |v| v["type"] == "inbound");
+    s.ilink.rate_limit(2);
+    for i in 0..3 {
+        d.send(json!({"type": "send_text", "id": format!("s{i}"), "connector": "weixin", "chat": ALICE, "text": format!("reply {i}")}));
+    }
+    for i in 0..3 {
+        assert_eq!(result(&mut d, &format!("s{i}"))["ok"], true);
+    }
+    let texts: Vec<String> = s.sent_to(ALICE).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(texts, ["reply 0", "reply 1", "reply 2"]);
+    d.stop();
+}
+
+/// At least once: the connector is SIGKILLed while 30 DMs are being delivered; after its
+/// restart the cursor it kept makes iLink send what was not recorded again, and the
+/// supervisor's duplicate window drops what was: each DM reaches the gateway exactly once.
+#[test]
+fn a_killed_connector_loses_nothing_and_repeats_nothing() {
+    let s = scene("policy: {dm_policy: open}");
+    let mut d = s.start();
+    d.send(json!({"type": "status", "id": "st"}));
+    let before = result(&mut d, "st")["data"]["connectors"][0]["pid"]
+        .as_i64()
+        .unwrap();
+    for i in 0..30 {
+        s.ilink.dm(ALICE, &format!("m{i}"), &format!("ctx-{i}"));
+        if i == 12 {
+            nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(before as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            )
+            .unwrap();
+        }
+    }
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while d.inbound_texts("weixin").len() < 30 && std::time::Instant::now() < deadline {
+        d.settle(std::time::Duration::from_millis(200));
+    }
+    d.settle(std::time::Duration::from_millis(1500));
+    let mut texts = d.inbound_texts("weixin");
+    texts.sort_by_key(|t| t[1..].parse::<u32>().unwrap());
+    let want: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want, "each once");
+    let starts = d
+        .seen
+        .iter()
+        .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
+        .count();
+    assert!(starts >= 2, "the connector was killed and restarted");
+    d.stop();
+}

@@ -628,16 +628,7 @@ fn one_hermes_relay_socket_fronts_telegram_and_whatsapp() {
         "relay: {listen: '127.0.0.1:0'}",
     );
     let d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", &s.telegram.bot_token)]);
-    let mut port = None;
-    wait_blocking("the relay to listen", || {
-        let err = d.stderr.lock().unwrap().clone();
-        port = err
-            .split("relay listening on http://127.0.0.1:")
-            .nth(1)
-            .and_then(|r| r.split('/').next())
-            .and_then(|p| p.parse::<u16>().ok());
-        port.is_some()
-    });
+    let port = Some(d.relay_port());
     let home = s.dir.path().join("gateway-home");
     std::fs::create_dir_all(&home).unwrap();
     let mut h = crate::relay::Hermes::start_for(

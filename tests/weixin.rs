@@ -25,6 +25,11 @@ struct Scene {
 /// The fake iLink server and a config running the Weixin connector against it; `policy` is
 /// the connector's `policy:` line. The token reaches the connector from the environment only.
 fn scene(policy: &str) -> Scene {
+    scene_with(policy, "")
+}
+
+/// `top`: more top-level config (a `relay:` section).
+fn scene_with(policy: &str, top: &str) -> Scene {
     let dir = tempfile::tempdir().unwrap();
     // The fake's own files (its ready file holds the token) apart from ours.
     let fake_dir = dir.path().join("fake-ilink");
@@ -34,7 +39,7 @@ fn scene(policy: &str) -> Scene {
         "  - name: weixin\n    builtin: weixin\n    env: {{WEIXIN_BASE_URL: {:?}, WEIXIN_ACCOUNT_ID: {:?}}}\n    {policy}\n    restart: {{initial_backoff_ms: 50, max_backoff_ms: 500, jitter: 0.0, max_restarts: 20, window_ms: 60000}}\n",
         ilink.base_url, ilink.account_id
     );
-    let config = write_config_with(dir.path(), &[connector], "");
+    let config = write_config_with(dir.path(), &[connector], top);
     Scene { ilink, config, dir }
 }
 
@@ -285,5 +290,142 @@ fn a_killed_connector_loses_nothing_and_repeats_nothing() {
         .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
         .count();
     assert!(starts >= 2, "the connector was killed and restarted");
+    d.stop();
+}
+
+/// `bridgekeeper weixin link` against the fake saves the account where Hermes keeps it (0600,
+/// Hermes' format, the token never printed); `bridgekeeper run` without a config then starts
+/// the Weixin connector from that login alone — no token in the environment, no Node — with
+/// its settings from Hermes' `.env`, and a DM arrives.
+#[test]
+fn weixin_link_saves_the_account_and_run_uses_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fake_dir = dir.path().join("fake-ilink");
+    std::fs::create_dir_all(&fake_dir).unwrap();
+    let ilink = FakeIlink::start(&fake_dir, 1_000);
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".env"),
+        format!("WEIXIN_DM_POLICY=allowlist\nWEIXIN_ALLOWED_USERS={ALICE}\n"),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .args([
+            "weixin",
+            "link",
+            "--timeout-secs",
+            "30",
+            "--base-url",
+            &ilink.base_url,
+        ])
+        .arg("--hermes-home")
+        .arg(&home)
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{printed}");
+    assert!(
+        printed.contains(&format!("linked Weixin account {}", ilink.account_id)),
+        "{printed}"
+    );
+    assert!(!printed.contains(&ilink.token), "the token was printed");
+    let file = home.join(format!("weixin/accounts/{}.json", ilink.account_id));
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["token"], ilink.token.as_str());
+    assert_eq!(saved["base_url"], ilink.base_url.as_str());
+
+    let empty = dir.path().join("no-node");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .arg("run")
+        .env("HERMES_HOME", &home)
+        .env("PATH", &empty)
+        .env_remove("WEIXIN_TOKEN")
+        .env_remove("WEIXIN_ACCOUNT_ID")
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("WHATSAPP_ENABLED")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    let out = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    let wait = |what: &str, pred: &dyn Fn(&Value) -> bool| loop {
+        let v = rx
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no {what}"));
+        if pred(&v) {
+            return v;
+        }
+    };
+    wait("weixin open", &|v| {
+        v["type"] == "connection" && v["connector"] == "weixin" && v["status"]["state"] == "open"
+    });
+    ilink.dm(BOB, "not on the list", "ctx-b");
+    ilink.dm(ALICE, "from a saved login", "ctx-a");
+    let m = wait("the DM", &|v| v["type"] == "inbound");
+    assert_eq!(m["message"]["text"], "from a saved login");
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("running weixin (a saved weixin login)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&ilink.token));
+}
+
+/// The unmodified Hermes relay client fronting `weixin` (`GATEWAY_RELAY_PLATFORMS=weixin`)
+/// gets the DM, and its reply goes out through the Weixin connector with the peer's token.
+#[test]
+fn the_hermes_relay_client_fronts_weixin() {
+    let s = scene_with(
+        &format!("policy: {{dm_policy: allowlist, allow_from: ['{ALICE}']}}"),
+        "relay: {listen: '127.0.0.1:0'}",
+    );
+    let d = s.start();
+    let home = s.dir.path().join("gateway-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut h =
+        crate::relay::Hermes::start_for(d.relay_port(), crate::relay::SECRET, &home, "weixin");
+    h.cmd(json!({"cmd": "connect"}));
+    let connected = h.wait("connected", |_| true);
+    assert_eq!(
+        connected["descriptor"]["max_message_length"], 2000,
+        "{connected}"
+    );
+    s.ilink.dm(ALICE, "weixin over the relay", "ctx-relay");
+    let m = h.wait("message", |v| v["text"] == "weixin over the relay");
+    assert_eq!(m["platform"], "weixin");
+    assert_eq!(m["chat_id"], ALICE);
+    h.cmd(json!({"cmd": "send", "chat_id": ALICE, "text": "reply over the relay"}));
+    let sent = h.wait("sent", |_| true);
+    assert_eq!(sent["success"], true, "{sent}");
+    wait_blocking("the fake to record the reply", || {
+        s.sent_to(ALICE)
+            == vec![(
+                "reply over the relay".to_owned(),
+                Some("ctx-relay".to_owned()),
+            )]
+    });
     d.stop();
 }

@@ -5,8 +5,10 @@ pub mod doctor;
 pub mod legacy;
 pub mod logs;
 pub mod pairing;
+pub mod qr;
 pub mod run;
 pub mod status;
+pub mod weixin;
 pub mod whatsapp;
 
 use std::path::PathBuf;
@@ -43,6 +45,8 @@ pub enum Commands {
     Logs(logs::LogsArgs),
     /// WhatsApp account tools: `whatsapp link`.
     Whatsapp(whatsapp::WhatsappArgs),
+    /// Weixin (personal WeChat) account tools: `weixin link`.
+    Weixin(weixin::WeixinArgs),
     /// A built-in connector process (the supervisor starts it; PROTOCOL.md on stdio).
     #[command(hide = true, subcommand)]
     Connector(ConnectorKind),

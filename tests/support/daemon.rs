@@ -68,6 +68,21 @@ impl Daemon {
         }
     }
 
+    /// The port `run` said its relay listens on (waits for the line).
+    pub fn relay_port(&self) -> u16 {
+        let mut port = None;
+        super::wait_blocking("the relay to listen", || {
+            let err = self.stderr.lock().unwrap().clone();
+            port = err
+                .split("relay listening on http://127.0.0.1:")
+                .nth(1)
+                .and_then(|r| r.split('/').next())
+                .and_then(|p| p.parse::<u16>().ok());
+            port.is_some()
+        });
+        port.unwrap()
+    }
+
     pub fn send(&mut self, request: Value) {
         let stdin = self.stdin.as_mut().expect("running");
         writeln!(stdin, "{request}").unwrap();

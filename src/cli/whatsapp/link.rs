@@ -184,8 +184,8 @@ async fn follow(
                     json_line(json!({"ts": now_ms(), "event": "qr", "qr": data}));
                     continue;
                 }
-                let art = crate::cli::whatsapp::qr::render_terminal(&data)?;
-                crate::cli::whatsapp::qr::write_png(&data, png)?;
+                let art = crate::cli::qr::render_terminal(&data)?;
+                crate::cli::qr::write_png(&data, png)?;
                 let secs = expires_in_ms.unwrap_or(20_000) / 1000;
                 println!(
                     "\n{art}Scan this with WhatsApp on your phone: Settings → Linked devices → Link a device.\nIt expires in {secs} s; a new one follows. Also saved as {} for headless hosts.",

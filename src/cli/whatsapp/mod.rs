@@ -11,7 +11,6 @@ use crate::config::builtin::{WHATSAPP as CONNECTOR, find_node_bridge, whatsapp_c
 use crate::config::hermes::default_hermes_home;
 use crate::config::hermes_paths::default_session;
 pub mod link;
-pub mod qr;
 
 use link::{LinkRequest, link};
 

@@ -105,6 +105,35 @@ impl Api {
     }
 }
 
+/// A GET of the login endpoints (no token yet): the answer as JSON, whatever its content.
+pub fn get(base_url: &str, endpoint: &str, timeout: Duration) -> Result<Value, ApiError> {
+    let url = format!("{}/{endpoint}", base_url.trim().trim_end_matches('/'));
+    let mut response = http::agent()
+        .get(&url)
+        .header("iLink-App-Id", APP_ID)
+        .header("iLink-App-ClientVersion", APP_CLIENT_VERSION.to_string())
+        .config()
+        .timeout_global(Some(timeout))
+        .build()
+        .call()
+        .map_err(|e| ApiError::Network(e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response
+        .body_mut()
+        .with_config()
+        .limit(1 << 20)
+        .read_to_string()
+        .map_err(|e| ApiError::Network(e.to_string()))?;
+    if !(200..300).contains(&status) {
+        return Err(ApiError::Refused {
+            endpoint: endpoint.to_owned(),
+            detail: format!("HTTP {status}"),
+        });
+    }
+    serde_json::from_str(&text)
+        .map_err(|e| ApiError::Network(format!("{endpoint}: the answer is not JSON ({e})")))
+}
+
 /// Sorts an answer by its `ret` and `errcode` (Hermes' rules: `-14`, or `-2` saying "unknown
 /// error", is an expired session; any other `-2` a rate limit).
 pub fn classify(endpoint: &str, answer: Value) -> Result<Value, ApiError> {

@@ -152,9 +152,7 @@ pub fn run(_args: WeixinArgs) -> i32 {
 fn relink(shared: &Shared, why: &str) -> i32 {
     shared.link.end(
         Terminal::NeedsRelink,
-        &format!(
-            "{why}; log in again with the QR code (Hermes' `hermes gateway setup`) or set a new WEIXIN_TOKEN"
-        ),
+        &format!("{why}; log in again with `bridgekeeper weixin link` (or set a new WEIXIN_TOKEN)"),
     )
 }
 

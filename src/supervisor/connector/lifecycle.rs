@@ -458,9 +458,7 @@ pub(super) fn random_unit() -> f64 {
 fn relink_advice(platform: &str) -> &'static str {
     match platform {
         "whatsapp" => "link it again (`bridgekeeper whatsapp link`)",
-        "weixin" => {
-            "log in again with the QR code (Hermes' `hermes gateway setup`) or set a new WEIXIN_TOKEN"
-        }
+        "weixin" => "log in again (`bridgekeeper weixin link`, or a new WEIXIN_TOKEN)",
         _ => "link the account again",
     }
 }
@@ -469,7 +467,9 @@ fn relink_advice(platform: &str) -> &'static str {
 fn token_advice(platform: &str) -> &'static str {
     match platform {
         "telegram" => "set a valid TELEGRAM_BOT_TOKEN (from @BotFather)",
-        "weixin" => "set WEIXIN_TOKEN and WEIXIN_ACCOUNT_ID, or log in with the QR code",
+        "weixin" => {
+            "log in with `bridgekeeper weixin link`, or set WEIXIN_TOKEN and WEIXIN_ACCOUNT_ID"
+        }
         _ => "set a valid token for it",
     }
 }

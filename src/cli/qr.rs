@@ -1,4 +1,4 @@
-//! QR codes for linking a WhatsApp account: drawn in the terminal with half-block characters and
+//! QR codes for linking an account (WhatsApp, Weixin): drawn in the terminal with half-block characters and
 //! written as a PNG for hosts without a terminal that can show them.
 
 use std::io::BufWriter;

@@ -628,15 +628,11 @@ fn one_hermes_relay_socket_fronts_telegram_and_whatsapp() {
         "relay: {listen: '127.0.0.1:0'}",
     );
     let d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", &s.telegram.bot_token)]);
-    let port = Some(d.relay_port());
+    let port = d.relay_port();
     let home = s.dir.path().join("gateway-home");
     std::fs::create_dir_all(&home).unwrap();
-    let mut h = crate::relay::Hermes::start_for(
-        port.unwrap(),
-        crate::relay::SECRET,
-        &home,
-        "whatsapp,telegram",
-    );
+    let mut h =
+        crate::relay::Hermes::start_for(port, crate::relay::SECRET, &home, "whatsapp,telegram");
     h.cmd(json!({"cmd": "connect"}));
     h.wait("connected", |_| true);
 

@@ -51,6 +51,7 @@ pub const BUILTIN: &[Builtin] = &[
             "WEIXIN_TOKEN",
             "WEIXIN_ACCOUNT_ID",
             "WEIXIN_BASE_URL",
+            "WEIXIN_CDN_BASE_URL",
             "WEIXIN_SPLIT_MULTILINE_MESSAGES",
         ],
         enabled_by: "WEIXIN_TOKEN",

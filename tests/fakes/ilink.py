@@ -6,8 +6,13 @@ values, the get_updates_buf cursor, context tokens); held to that adapter by a t
 against this server. Standard library only. Listens on 127.0.0.1, port 0 unless told; writes a
 ready file (JSON: base_url, admin_url, admin_token, token, account_id, recorder) once serving.
 
-iLink side:  POST ilink/bot/getupdates | sendmessage | sendtyping | getconfig,
+iLink side:  POST ilink/bot/getupdates | sendmessage | sendtyping | getconfig | getuploadurl,
              GET ilink/bot/get_bot_qrcode | get_qrcode_status
+CDN side:    POST c2c/upload?encrypted_query_param=…&filekey=… (answers x-encrypted-param),
+             GET c2c/download?encrypted_query_param=…
+             A sendmessage naming an uploaded file is checked: the file is decrypted with the
+             item's aes_key (AES-128-ECB, with `cryptography` when this Python has it) and its
+             MD5 compared with getuploadurl's rawfilemd5 (recorded as media[].md5_ok).
 Admin side (header X-Admin-Token):
              POST /admin/inject   {from_user_id, text, context_token?, room_id?, message_id?}
              POST /admin/expire   the session: every call answers errcode -14 until /admin/renew
@@ -17,6 +22,8 @@ Admin side (header X-Admin-Token):
 """
 
 import argparse
+import base64
+import hashlib
 import json
 import secrets
 import threading
@@ -38,6 +45,9 @@ class State:
         self.expired = False
         self.rate_limit_left = 0
         self.qr_polls = {}
+        # filekey -> what getuploadurl was told; download param -> ciphertext
+        self.uploads = {}
+        self.cdn = {}
         self.lock = threading.Condition()
         self.next_id = 7_000_000_000
 
@@ -89,9 +99,12 @@ class Handler(BaseHTTPRequestHandler):
         return None
 
     def do_POST(self):
-        path = urlparse(self.path).path.lstrip("/")
+        url = urlparse(self.path)
+        path = url.path.lstrip("/")
         if path.startswith("admin/"):
             return self.admin_post(path[len("admin/"):])
+        if path == "c2c/upload":
+            return self.cdn_upload({k: v[0] for k, v in parse_qs(url.query).items()})
         payload = self.body()
         if payload is None:
             return self.answer(400, {"ret": -1, "errmsg": "body is not JSON"})
@@ -115,9 +128,17 @@ class Handler(BaseHTTPRequestHandler):
                     "context_token": msg.get("context_token"),
                     "client_id": msg.get("client_id"),
                     "items": items,
+                    "media": [self.check_media(i) for i in items if i.get("type") != 1],
                 }
             )
             return self.answer(200, {"ret": 0})
+        if path == "ilink/bot/getuploadurl":
+            filekey = str(payload.get("filekey") or "")
+            if not filekey:
+                return self.answer(200, {"ret": -1, "errmsg": "no filekey"})
+            with s.lock:
+                s.uploads[filekey] = payload
+            return self.answer(200, {"ret": 0, "upload_param": f"up-{filekey}"})
         if path == "ilink/bot/getconfig":
             user = payload.get("ilink_user_id") or ""
             return self.answer(200, {"ret": 0, "typing_ticket": f"ticket-{user}"})
@@ -132,6 +153,46 @@ class Handler(BaseHTTPRequestHandler):
             )
             return self.answer(200, {"ret": 0})
         return self.answer(404, {"ret": -1, "errmsg": f"no such endpoint {path}"})
+
+    def cdn_upload(self, query):
+        s = self.state
+        filekey = query.get("filekey", "")
+        if query.get("encrypted_query_param") != f"up-{filekey}" or filekey not in s.uploads:
+            return self.answer(400, {"error": "unknown upload"})
+        length = int(self.headers.get("Content-Length") or 0)
+        data = self.rfile.read(length)
+        param = f"dl-{filekey}"
+        with s.lock:
+            s.cdn[param] = data
+        self.send_response(200)
+        self.send_header("x-encrypted-param", param)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def check_media(self, item):
+        """What the peer would get: the file decrypted with the item's key, its MD5 checked."""
+        s = self.state
+        inner = next((v for k, v in item.items() if k.endswith("_item")), {}) or {}
+        media = inner.get("media") or {}
+        param = media.get("encrypt_query_param", "")
+        found = {"type": item.get("type"), "param": param, "md5_ok": None}
+        data = s.cdn.get(param)
+        if data is None:
+            found["error"] = "no such CDN file"
+            return found
+        try:
+            from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+        except ImportError:
+            return found
+        raw = base64.b64decode(media.get("aes_key", ""))
+        key = bytes.fromhex(raw.decode("ascii")) if len(raw) == 32 else raw
+        dec = Cipher(algorithms.AES(key), modes.ECB()).decryptor()
+        plain = dec.update(data) + dec.finalize()
+        plain = plain[: -plain[-1]] if plain and 1 <= plain[-1] <= 16 else plain
+        upload = s.uploads.get(param[len("dl-"):], {})
+        found["md5_ok"] = hashlib.md5(plain).hexdigest() == upload.get("rawfilemd5")
+        found["size"] = len(plain)
+        return found
 
     def get_updates(self, payload):
         s = self.state
@@ -159,6 +220,16 @@ class Handler(BaseHTTPRequestHandler):
         path = url.path.lstrip("/")
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
         s = self.state
+        if path == "c2c/download":
+            data = s.cdn.get(query.get("encrypted_query_param", ""))
+            if data is None:
+                return self.answer(404, {"error": "no such CDN file"})
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return
         if path == "admin/sent":
             if not self.admin_ok():
                 return
@@ -261,6 +332,7 @@ def main():
     ready = {
         "base_url": base,
         "admin_url": f"{base}/admin",
+        "cdn_base_url": f"{base}/c2c",
         "admin_token": Handler.admin_token,
         "token": token,
         "account_id": args.account_id,

@@ -12,6 +12,7 @@ use super::whatsapp::post_json;
 pub struct FakeIlink {
     child: Child,
     pub base_url: String,
+    pub cdn_base_url: String,
     pub token: String,
     pub account_id: String,
     admin_url: String,
@@ -27,7 +28,8 @@ impl FakeIlink {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/ilink.py");
         let ready = dir.join("ilink-ready.json");
         let recorder = dir.join("ilink-recorder.jsonl");
-        let mut child = Command::new("python3")
+        // The test venv's Python has `cryptography`: the fake then checks sent media.
+        let mut child = Command::new(crate::relay::hermes_python())
             .arg(script)
             .arg("--ready-file")
             .arg(&ready)
@@ -58,6 +60,7 @@ impl FakeIlink {
         Self {
             child,
             base_url: s("base_url"),
+            cdn_base_url: s("cdn_base_url"),
             token: s("token"),
             account_id: s("account_id"),
             admin_url: s("admin_url"),
@@ -81,6 +84,14 @@ impl FakeIlink {
         self.admin(
             "inject",
             &json!({"from_user_id": from, "text": text, "context_token": context_token}),
+        )
+    }
+
+    /// A message from `from` made of `items` (as iLink serves them).
+    pub fn inject_items(&self, from: &str, items: Value) -> Value {
+        self.admin(
+            "inject",
+            &json!({"from_user_id": from, "item_list": items, "context_token": "ctx-media"}),
         )
     }
 

@@ -11,6 +11,7 @@
 
 pub mod account;
 pub mod api;
+pub mod cdn;
 pub mod translate;
 
 use std::collections::{HashMap, HashSet};
@@ -21,11 +22,14 @@ use std::time::{Duration, Instant};
 use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent};
 use serde_json::{Value, json};
 
-use super::kit::files::StateFile;
+use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, error};
 use api::{Api, ApiError};
 
 pub const DEFAULT_BASE_URL: &str = "https://ilinkai.weixin.qq.com";
+pub const DEFAULT_CDN_BASE_URL: &str = "https://novac2c.cdn.weixin.qq.com/c2c";
+/// The largest file fetched from the CDN, and sent.
+const MAX_MEDIA_BYTES: u64 = 50 << 20;
 const LONG_POLL: Duration = Duration::from_secs(35);
 /// Calls other than the long poll.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
@@ -39,7 +43,7 @@ const TYPING_START: i64 = 1;
 
 #[derive(Debug, clap::Args)]
 pub struct WeixinArgs {
-    /// Where downloaded media would go (media download is not supported yet).
+    /// Where downloaded media goes (0600 files in a 0700 directory).
     #[arg(long)]
     pub media_dir: Option<PathBuf>,
 }
@@ -50,6 +54,8 @@ struct Shared {
     api: Api,
     account_id: String,
     per_line: bool,
+    cdn: String,
+    media_dir: Option<PathBuf>,
     tokens: Mutex<ContextTokens>,
     /// Chats seen as group rooms (for `chat_info`).
     rooms: Mutex<HashSet<String>>,
@@ -100,7 +106,7 @@ impl ContextTokens {
 
 /// Runs until stdin closes (exit 0), or the session expires (`needs_relink`, exit 12), or no
 /// credentials are found (`needs_token`, exit 15).
-pub fn run(_args: WeixinArgs) -> i32 {
+pub fn run(args: WeixinArgs) -> i32 {
     let link = Link::start(
         "weixin",
         &[
@@ -136,6 +142,11 @@ pub fn run(_args: WeixinArgs) -> i32 {
         ))),
         rooms: Mutex::new(HashSet::new()),
         typing: Mutex::new(HashMap::new()),
+        cdn: std::env::var("WEIXIN_CDN_BASE_URL")
+            .ok()
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_CDN_BASE_URL.into()),
+        media_dir: args.media_dir,
     });
     {
         let shared = shared.clone();
@@ -205,7 +216,17 @@ fn poll(shared: &Shared) -> i32 {
         for m in &messages {
             match translate::inbound(m, &shared.account_id) {
                 Ok(read) => {
-                    let msg = read.message;
+                    let mut msg = read.message;
+                    if let (Some(media), Some(source)) = (msg.media.as_mut(), &read.media_source) {
+                        match fetch(shared, source) {
+                            Ok((path, size)) => {
+                                media.path = Some(path);
+                                media.size = Some(size);
+                                media.download_error = None;
+                            }
+                            Err(e) => media.download_error = Some(e),
+                        }
+                    }
                     if let Some(token) = &read.context_token {
                         lock(&shared.tokens).set(&msg.sender, token);
                     }
@@ -240,6 +261,14 @@ fn poll(shared: &Shared) -> i32 {
             let _ = f.write(&cursor);
         }
     }
+}
+
+/// A message's media from the CDN, decrypted into the media dir.
+fn fetch(shared: &Shared, source: &translate::MediaSource) -> Result<(String, u64), String> {
+    let key = source.key.clone()?;
+    let bytes = cdn::download(&shared.cdn, &source.query_param, &key, MAX_MEDIA_BYTES)?;
+    shared.link.heard();
+    save_media(shared.media_dir.as_deref(), "wx", "media", &bytes)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -334,6 +363,24 @@ fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
                 .map_err(failed)?;
             Ok(None)
         }
+        Command::SendMedia(m) => {
+            let bytes = read_media(&m.path)?;
+            let name = m.file_name.clone().unwrap_or_else(|| {
+                std::path::Path::new(&m.path)
+                    .file_name()
+                    .map_or("file".into(), |n| n.to_string_lossy().into_owned())
+            });
+            let mut ids = Vec::new();
+            if let Some(caption) = m.caption.as_deref().filter(|c| !c.trim().is_empty()) {
+                let id = send_part(shared, &m.chat, caption).map_err(failed)?;
+                shared.link.server_ack(&id, &m.chat);
+                ids.push(id);
+            }
+            let id = send_media(shared, &m.chat, m.kind, &name, &bytes)?;
+            shared.link.server_ack(&id, &m.chat);
+            ids.push(id);
+            Ok(Some(json!({"message_ids": ids})))
+        }
         // iLink has no read receipts for bots: nothing to send, and said so.
         Command::Read(_) => Ok(Some(
             json!({"sent": false, "note": "iLink has no read receipts for bots"}),
@@ -348,6 +395,106 @@ fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
             false,
         )),
     }
+}
+
+fn read_media(path: &str) -> Result<Vec<u8>, bridge_protocol::message::ErrorBody> {
+    let unreadable = |e: std::io::Error| error("media_unreadable", &format!("{path}: {e}"), false);
+    let size = std::fs::metadata(path).map_err(unreadable)?.len();
+    if size > MAX_MEDIA_BYTES {
+        return Err(error(
+            "too_large",
+            &format!("{size} bytes; at most {MAX_MEDIA_BYTES} are sent"),
+            false,
+        ));
+    }
+    std::fs::read(path).map_err(unreadable)
+}
+
+/// A file to `chat`: a key and a file key of our own, `getuploadurl`, the ciphertext to the
+/// CDN, then a `sendmessage` naming it (with the peer's context token).
+fn send_media(
+    shared: &Shared,
+    chat: &str,
+    kind: bridge_protocol::message::MediaKind,
+    name: &str,
+    bytes: &[u8],
+) -> Result<String, bridge_protocol::message::ErrorBody> {
+    use md5::Digest;
+    let mut key = [0u8; 16];
+    getrandom::fill(&mut key).map_err(|e| error("internal", &e.to_string(), false))?;
+    let filekey =
+        crate::util::hex::encode(&random_bytes()) + &crate::util::hex::encode(&random_bytes());
+    let ciphertext = cdn::encrypt(bytes, &key);
+    let media_type = translate::upload_media_type(kind);
+    let answer = shared
+        .api
+        .post(
+            "ilink/bot/getuploadurl",
+            json!({
+                "filekey": filekey,
+                "media_type": media_type,
+                "to_user_id": chat,
+                "rawsize": bytes.len(),
+                "rawfilemd5": crate::util::hex::encode(&md5::Md5::digest(bytes)),
+                "filesize": ciphertext.len(),
+                "no_need_thumb": true,
+                "aeskey": crate::util::hex::encode(&key),
+            }),
+            CALL_TIMEOUT,
+        )
+        .map_err(failed)?;
+    let text = |k: &str| {
+        answer
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let url = match (text("upload_full_url"), text("upload_param")) {
+        (Some(full), _) => full,
+        (None, Some(param)) => format!(
+            "{}/upload?encrypted_query_param={}&filekey={filekey}",
+            shared.cdn.trim_end_matches('/'),
+            url_encode(&param)
+        ),
+        (None, None) => {
+            return Err(error(
+                "weixin_error",
+                "getuploadurl gave neither upload_param nor upload_full_url",
+                false,
+            ));
+        }
+    };
+    let param = cdn::upload(&url, &ciphertext).map_err(|e| error("network_error", &e, true))?;
+    let item = translate::media_item(
+        kind,
+        &param,
+        &cdn::key_for_api(&key),
+        ciphertext.len(),
+        bytes.len(),
+        name,
+    );
+    let token = lock(&shared.tokens).tokens.get(chat).cloned();
+    let client_id = format!("bk-weixin-{}", crate::util::hex::encode(&random_bytes()));
+    let mut msg = translate::text_message(chat, "", &client_id, token.as_deref());
+    msg["item_list"] = json!([item]);
+    shared
+        .api
+        .post("ilink/bot/sendmessage", json!({"msg": msg}), CALL_TIMEOUT)
+        .map_err(failed)?;
+    Ok(client_id)
+}
+
+/// Percent-encodes a query value (everything but unreserved characters).
+fn url_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A peer's typing ticket (`getconfig`), reused for ten minutes.

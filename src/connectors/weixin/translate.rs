@@ -15,9 +15,9 @@ const ITEM_VIDEO: i64 = 5;
 const MSG_TYPE_BOT: i64 = 2;
 const MSG_STATE_FINISH: i64 = 2;
 
-/// Why media is not downloaded yet: said as the message's `download_error`.
+/// Said as `download_error` until the file is fetched (or when it cannot be).
 pub const MEDIA_NOT_FETCHED: &str =
-    "media from the iLink CDN is not downloaded by this version of the Weixin connector";
+    "the message names no CDN file bridgekeeper can fetch (only encrypt_query_param is followed)";
 
 /// One iLink message, read.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,6 +25,15 @@ pub struct Read {
     pub message: InboundMessage,
     /// The token every reply to this peer must echo, when the message carried one.
     pub context_token: Option<String>,
+    /// Where the message's media is on the CDN, when it names a file to fetch.
+    pub media_source: Option<MediaSource>,
+}
+
+/// A file on iLink's CDN and the key it is encrypted with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSource {
+    pub query_param: String,
+    pub key: Result<[u8; 16], String>,
 }
 
 /// Why an iLink message is not an inbound message.
@@ -61,6 +70,7 @@ pub fn inbound(m: &Value, account_id: &str) -> Result<Read, Skip> {
         .map_or(&[], Vec::as_slice);
     let (text, quoted) = text_and_quote(items);
     let media = items.iter().find_map(media_of);
+    let media_source = items.iter().find_map(media_source);
     let timestamp = m
         .get("create_time_ms")
         .and_then(Value::as_u64)
@@ -82,7 +92,37 @@ pub fn inbound(m: &Value, account_id: &str) -> Result<Read, Skip> {
             timestamp,
         },
         context_token: text_of(m, "context_token"),
+        media_source,
     })
+}
+
+/// The CDN file of a media item (as Hermes reads it: an image's `aeskey` in hex first, else
+/// the media's base64 `aes_key`). A voice message with a transcript is not fetched.
+fn media_source(item: &Value) -> Option<MediaSource> {
+    use super::cdn::{parse_key_b64, parse_key_hex};
+    let key = match item.get("type").and_then(Value::as_i64)? {
+        ITEM_IMAGE => "image_item",
+        ITEM_VIDEO => "video_item",
+        ITEM_FILE => "file_item",
+        ITEM_VOICE
+            if item
+                .pointer("/voice_item/text")
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty) =>
+        {
+            "voice_item"
+        }
+        _ => return None,
+    };
+    let inner = item.get(key)?;
+    let media = inner.get("media")?;
+    let query_param = text_of(media, "encrypt_query_param")?;
+    let key = match (text_of(inner, "aeskey"), text_of(media, "aes_key")) {
+        (Some(hex), _) => parse_key_hex(&hex),
+        (None, Some(b64)) => parse_key_b64(&b64),
+        (None, None) => Err("the message gives no key for its media".into()),
+    };
+    Some(MediaSource { query_param, key })
 }
 
 /// The text (a voice message's transcript when there is no text) and the quoted message.
@@ -153,6 +193,35 @@ pub fn text_message(to: &str, text: &str, client_id: &str, context_token: Option
         msg["context_token"] = json!(token);
     }
     msg
+}
+
+/// `getuploadurl`'s `media_type` for a file of `kind` (audio other than voice goes as a file,
+/// as in Hermes).
+pub fn upload_media_type(kind: MediaKind) -> i64 {
+    match kind {
+        MediaKind::Image | MediaKind::Sticker | MediaKind::Gif => 1,
+        MediaKind::Video => 2,
+        _ => 3,
+    }
+}
+
+/// The item of a `sendmessage` naming a file uploaded to the CDN.
+pub fn media_item(
+    kind: MediaKind,
+    query_param: &str,
+    key_for_api: &str,
+    cipher_len: usize,
+    plain_len: usize,
+    name: &str,
+) -> Value {
+    let media =
+        json!({"encrypt_query_param": query_param, "aes_key": key_for_api, "encrypt_type": 1});
+    match upload_media_type(kind) {
+        1 => json!({"type": ITEM_IMAGE, "image_item": {"media": media, "mid_size": cipher_len}}),
+        2 => json!({"type": ITEM_VIDEO, "video_item": {"media": media, "video_size": cipher_len}}),
+        _ => json!({"type": ITEM_FILE, "file_item": {"media": media, "file_name": name,
+            "len": plain_len.to_string()}}),
+    }
 }
 
 /// The messages a text is sent as: one while it fits in `MAX_TEXT_CHARS`, else cut on

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::support::daemon::Daemon;
 use crate::support::ilink::FakeIlink;
+use crate::support::whatsapp::FakeWhatsApp;
 use crate::support::{PATIENCE, wait_blocking, write_config_with};
 
 const ALICE: &str = "alice@im.wechat";
@@ -18,18 +19,22 @@ const BOB: &str = "bob@im.wechat";
 
 struct Scene {
     ilink: FakeIlink,
+    whatsapp: Option<FakeWhatsApp>,
     config: PathBuf,
     dir: tempfile::TempDir,
 }
 
+const WA_FRIEND: &str = "15551234567";
+
 /// The fake iLink server and a config running the Weixin connector against it; `policy` is
 /// the connector's `policy:` line. The token reaches the connector from the environment only.
 fn scene(policy: &str) -> Scene {
-    scene_with(policy, "")
+    scene_with(policy, "", false)
 }
 
-/// `top`: more top-level config (a `relay:` section).
-fn scene_with(policy: &str, top: &str) -> Scene {
+/// `top`: more top-level config (a `relay:` section); `with_whatsapp`: the fake WhatsApp
+/// server and node-bridge in the same run (a friend's DMs allowed).
+fn scene_with(policy: &str, top: &str, with_whatsapp: bool) -> Scene {
     let dir = tempfile::tempdir().unwrap();
     // The fake's own files (its ready file holds the token) apart from ours.
     let fake_dir = dir.path().join("fake-ilink");
@@ -42,8 +47,21 @@ fn scene_with(policy: &str, top: &str) -> Scene {
         ilink.cdn_base_url,
         ilink.account_id
     );
-    let config = write_config_with(dir.path(), &[connector], top);
-    Scene { ilink, config, dir }
+    let mut connectors = vec![connector];
+    let whatsapp = with_whatsapp.then(|| {
+        let server = FakeWhatsApp::start(dir.path());
+        let policy =
+            format!("policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}");
+        connectors.push(server.node_bridge_connector(dir.path(), &policy, ""));
+        server
+    });
+    let config = write_config_with(dir.path(), &connectors, top);
+    Scene {
+        ilink,
+        whatsapp,
+        config,
+        dir,
+    }
 }
 
 impl Scene {
@@ -404,6 +422,7 @@ fn the_hermes_relay_client_fronts_weixin() {
     let s = scene_with(
         &format!("policy: {{dm_policy: allowlist, allow_from: ['{ALICE}']}}"),
         "relay: {listen: '127.0.0.1:0'}",
+        false,
     );
     let d = s.start();
     let home = s.dir.path().join("gateway-home");
@@ -479,4 +498,123 @@ fn an_image_round_trip_through_the_encrypted_cdn() {
         0o600
     );
     d.stop();
+}
+
+/// Benchmark, run by `scripts/bench/weixin.sh` (ignored otherwise): in one run with WhatsApp
+/// beside, inject → gateway link latency for Weixin and WhatsApp side by side (DMs
+/// alternating), and a burst of 1,000 DMs queued at the fake while the connector is frozen,
+/// then drained.
+#[test]
+#[ignore = "benchmark: scripts/bench/weixin.sh runs it"]
+fn bench_weixin_beside_whatsapp() {
+    use std::time::{Duration, Instant};
+    const N: usize = 100;
+    const BURST: usize = 1000;
+    let s = scene_with(
+        "policy: {dm_policy: open}\n    liveness: {ping_interval_ms: 0, silence_ms: 0}",
+        "",
+        true,
+    );
+    let mut d = s.start();
+    d.wait("whatsapp open", |v| {
+        v["type"] == "connection" && v["connector"] == "whatsapp" && v["status"]["state"] == "open"
+    });
+    let wa = s.whatsapp.as_ref().unwrap();
+    let mut lat = std::collections::BTreeMap::<&str, Vec<f64>>::new();
+    for i in 0..N {
+        for name in ["weixin", "whatsapp"] {
+            let text = format!("{name}-lat-{i}");
+            let t0 = Instant::now();
+            if name == "weixin" {
+                s.ilink.dm(ALICE, &text, "ctx-bench");
+            } else {
+                wa.inject_dm(WA_FRIEND, &text);
+            }
+            d.wait(&text, |v| {
+                v["type"] == "inbound" && v["message"]["text"] == text.as_str()
+            });
+            lat.entry(name)
+                .or_default()
+                .push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        d.seen.clear();
+    }
+    for (name, mut ms) in lat {
+        ms.sort_by(f64::total_cmp);
+        let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+        eprintln!(
+            "weixin bench: inject → gateway, {name}: n={} p50 {:.2} ms p99 {:.2} ms",
+            ms.len(),
+            at(0.5),
+            at(0.99)
+        );
+    }
+    d.send(json!({"type": "status", "id": "st"}));
+    let st = result(&mut d, "st");
+    let pid = st["data"]["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "weixin")
+        .unwrap()["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    let target = nix::unistd::Pid::from_raw(pid);
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).unwrap();
+    for i in 0..BURST {
+        s.ilink.dm(ALICE, &format!("burst-{i}"), "ctx-burst");
+    }
+    let started = Instant::now();
+    nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let burst_in = |d: &Daemon| {
+        d.seen
+            .iter()
+            .filter(|v| {
+                v["type"] == "inbound"
+                    && v["message"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with("burst-"))
+            })
+            .count()
+    };
+    while burst_in(&d) < BURST && Instant::now() < deadline {
+        d.settle(Duration::from_millis(50));
+    }
+    let took = started.elapsed();
+    eprintln!(
+        "weixin bench: a burst of {} DMs drained in {:.2} s = {:.0} msg/s",
+        burst_in(&d),
+        took.as_secs_f64(),
+        burst_in(&d) as f64 / took.as_secs_f64()
+    );
+    d.stop();
+}
+
+/// A batch larger than the connector's stdin queue (iLink serves 100 messages at a time; the
+/// queue holds 64 lines) is confirmed whole: the supervisor writes a batch's `recorded` notes
+/// together, so no wait for a note runs out (the connector would say so in bridge.log).
+#[test]
+fn a_large_batch_is_confirmed_whole() {
+    let s = scene("policy: {dm_policy: open}");
+    for i in 0..250 {
+        s.ilink.dm(ALICE, &format!("q{i}"), "ctx-q");
+    }
+    let mut d = s.start();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while d.inbound_texts("weixin").len() < 250 && std::time::Instant::now() < deadline {
+        d.settle(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(d.inbound_texts("weixin").len(), 250);
+    d.stop();
+    let log = crate::support::log_events(&s.dir.path().join("state"));
+    let unconfirmed: Vec<&Value> = log
+        .iter()
+        .filter(|e| {
+            e["line"]
+                .as_str()
+                .is_some_and(|l| l.contains("not confirmed recorded"))
+        })
+        .collect();
+    assert!(unconfirmed.is_empty(), "{unconfirmed:?}");
 }

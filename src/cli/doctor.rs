@@ -261,6 +261,65 @@ fn check_pairing(home: &Path) -> Finding {
     }
 }
 
+/// With a Weixin login (the config's built-in connector, the environment, `.env`, or an account
+/// saved by `weixin link`): iLink accepts it (a `getconfig`). The token is never printed.
+fn check_weixin(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
+    use crate::connectors::weixin::account;
+    use crate::connectors::weixin::api::{Api, ApiError};
+    let from_config = |key: &str| {
+        config.and_then(|c| {
+            c.connectors
+                .iter()
+                .find(|k| k.platform == "weixin")
+                .and_then(|k| k.env.get(key).cloned())
+        })
+    };
+    let lookup = |key: &str| {
+        if key == "HERMES_HOME" {
+            return Some(home.display().to_string());
+        }
+        from_config(key)
+            .or_else(|| std::env::var(key).ok())
+            .or_else(|| {
+                crate::config::hermes::dotenv_value(&home.join(".env"), key)
+                    .ok()
+                    .flatten()
+            })
+    };
+    let in_use = lookup("WEIXIN_TOKEN").is_some_and(|t| !t.trim().is_empty())
+        || std::fs::read_dir(account::accounts_dir(home)).is_ok_and(|mut d| d.next().is_some());
+    if !in_use {
+        return vec![ok("Weixin: no login, the connector is not started")];
+    }
+    let creds = match account::find(&lookup) {
+        Ok(c) => c,
+        Err(why) => return vec![fail(format!("Weixin: {why}"), "bridgekeeper weixin link")],
+    };
+    let api = Api::new(&creds.base_url, &creds.token);
+    let body = serde_json::json!({"ilink_user_id": creds.account_id});
+    match api.post(
+        "ilink/bot/getconfig",
+        body,
+        std::time::Duration::from_secs(15),
+    ) {
+        Ok(_) => vec![ok(format!(
+            "Weixin: iLink accepts the login of {}",
+            creds.account_id
+        ))],
+        Err(ApiError::SessionExpired(_)) => vec![fail(
+            format!(
+                "Weixin: the iLink session of {} has expired",
+                creds.account_id
+            ),
+            "bridgekeeper weixin link",
+        )],
+        Err(e) => vec![warn(
+            format!("Weixin: cannot check the login ({e})"),
+            "run doctor again; if it persists, check the network to iLink",
+        )],
+    }
+}
+
 /// With a Telegram token (the config's built-in connector, the environment or `.env`): the
 /// token is accepted (`getMe`), and no webhook takes the updates polling needs. The token is
 /// never printed; errors come back with it redacted.
@@ -399,6 +458,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     findings.extend(check_settings(&home));
     findings.push(check_pairing(&home));
     findings.extend(check_telegram(&home, config.as_ref()));
+    findings.extend(check_weixin(&home, config.as_ref()));
 
     println!("bridgekeeper doctor (Hermes home {})", home.display());
     for f in &findings {

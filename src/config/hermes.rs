@@ -580,11 +580,13 @@ pub fn has_self_chat(platform: &str) -> bool {
 }
 
 /// The defaults before any setting, as Hermes has them per platform: Weixin's groups are off
-/// unless `WEIXIN_GROUP_POLICY` says otherwise (an iLink bot is rarely in ordinary groups).
+/// unless `WEIXIN_GROUP_POLICY` says otherwise (an iLink bot is rarely in ordinary groups), and
+/// an allowed group is answered without a mention (iLink reports none).
 fn platform_default(platform: &str) -> AccessPolicy {
     match platform {
         "weixin" => AccessPolicy {
             group_policy: GroupPolicy::Disabled,
+            require_mention: false,
             ..AccessPolicy::default()
         },
         _ => AccessPolicy::default(),

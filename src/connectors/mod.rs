@@ -36,6 +36,10 @@ pub struct Builtin {
     pub enabled_by: &'static str,
     /// Where under the Hermes home a saved login (a `*.json` file) also starts it.
     pub saved_in: Option<&'static str>,
+    /// What the operator's alert says to do when its credentials are refused (`needs_token`)
+    /// and when its login is gone (`needs_relink`).
+    pub token_fix: &'static str,
+    pub relink_fix: &'static str,
 }
 
 pub const BUILTIN: &[Builtin] = &[
@@ -44,6 +48,8 @@ pub const BUILTIN: &[Builtin] = &[
         env: &["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"],
         enabled_by: "TELEGRAM_BOT_TOKEN",
         saved_in: None,
+        token_fix: "set a valid TELEGRAM_BOT_TOKEN (from @BotFather)",
+        relink_fix: "set a valid TELEGRAM_BOT_TOKEN (from @BotFather)",
     },
     Builtin {
         name: "weixin",
@@ -56,6 +62,8 @@ pub const BUILTIN: &[Builtin] = &[
         ],
         enabled_by: "WEIXIN_TOKEN",
         saved_in: Some("weixin/accounts"),
+        token_fix: "log in with `bridgekeeper weixin link`, or set WEIXIN_TOKEN and WEIXIN_ACCOUNT_ID",
+        relink_fix: "log in again (`bridgekeeper weixin link`, or a new WEIXIN_TOKEN)",
     },
 ];
 

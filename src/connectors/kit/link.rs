@@ -254,6 +254,13 @@ impl Link {
                 return true;
             }
             if left.is_zero() {
+                // Said (stderr is in bridge.log): a supervisor that confirms nothing is a fault
+                // to see, though not one to stop for.
+                eprintln!(
+                    "{} message(s) of a batch were not confirmed recorded within {} s; moving on",
+                    ids.len(),
+                    max.as_secs()
+                );
                 return false;
             }
             recorded = self

@@ -104,6 +104,8 @@ impl ConnectorTask {
             process.phase = Phase::Ready;
         }
         process.acks_recorded = hello.capabilities.iter().any(|c| c == "recorded");
+        // Notes meant for a process that is gone mean nothing to this one.
+        self.recorded_notes.clear();
         let pid = process.pid;
         self.log.emit(
             Some(&self.name),
@@ -454,22 +456,16 @@ pub(super) fn random_unit() -> f64 {
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// How a logged-out account of `platform` is linked again.
+/// How a logged-out account of `platform` is linked again (a built-in connector says its own).
 fn relink_advice(platform: &str) -> &'static str {
-    match platform {
-        "whatsapp" => "link it again (`bridgekeeper whatsapp link`)",
-        "weixin" => "log in again (`bridgekeeper weixin link`, or a new WEIXIN_TOKEN)",
-        _ => "link the account again",
+    match crate::connectors::builtin(platform) {
+        Some(b) => b.relink_fix,
+        None if platform == "whatsapp" => "link it again (`bridgekeeper whatsapp link`)",
+        None => "link the account again",
     }
 }
 
 /// Which credential of `platform` to replace.
 fn token_advice(platform: &str) -> &'static str {
-    match platform {
-        "telegram" => "set a valid TELEGRAM_BOT_TOKEN (from @BotFather)",
-        "weixin" => {
-            "log in with `bridgekeeper weixin link`, or set WEIXIN_TOKEN and WEIXIN_ACCOUNT_ID"
-        }
-        _ => "set a valid token for it",
-    }
+    crate::connectors::builtin(platform).map_or("set a valid token for it", |b| b.token_fix)
 }

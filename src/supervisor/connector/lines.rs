@@ -36,6 +36,7 @@ impl ConnectorTask {
             }
         }
         self.inbound_gate.flush();
+        self.send_recorded_notes();
         let lost = self.outbox.end_batch();
         self.retract(lost);
     }

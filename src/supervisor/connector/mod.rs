@@ -146,6 +146,8 @@ pub struct ConnectorTask {
     paced_until: Option<tokio::time::Instant>,
     /// Simulated typing under way before this text, shown until then.
     typing: Option<(Seq, tokio::time::Instant)>,
+    /// `recorded` notes not yet written to the connector's stdin (`tell_recorded`).
+    recorded_notes: Vec<u8>,
 }
 
 pub struct TaskParts {
@@ -188,6 +190,7 @@ impl ConnectorTask {
             pacer: Pacer::default(),
             paced_until: None,
             typing: None,
+            recorded_notes: Vec::new(),
         }
     }
 
@@ -206,7 +209,9 @@ impl ConnectorTask {
                 .as_ref()
                 .is_some_and(|p| p.phase == Phase::Ready);
             self.paced_until = if ready { self.pacing_wait() } else { None };
-            let can_write = ready && self.commands.has_unwritten() && self.paced_until.is_none();
+            let can_write = ready
+                && ((self.commands.has_unwritten() && self.paced_until.is_none())
+                    || !self.recorded_notes.is_empty());
             let paced_until = self.paced_until;
             let stdin = self.stdin.clone();
             let gateway = self.outbox.sender();
@@ -331,19 +336,33 @@ impl ConnectorTask {
     }
 
     /// Tells a connector that asked for it (`recorded` capability) that a message is in the
-    /// ledger, so it may let the network forget it (Telegram's update offset). Never waits: a
-    /// full stdin queue just skips the note, and the connector's own timeout moves on.
-    fn tell_recorded(&self, id: &str) {
-        let (Some(process), Some(stdin)) = (&self.process, &self.stdin) else {
-            return;
-        };
-        if !process.acks_recorded {
+    /// ledger, so it may let the network forget it (Telegram's update offset, Weixin's
+    /// cursor). The notes of a batch of lines go to its stdin together, as one write
+    /// (`send_recorded_notes`): one per message could fill the stdin queue in a batch of 100.
+    fn tell_recorded(&mut self, id: &str) {
+        if !self.process.as_ref().is_some_and(|p| p.acks_recorded) {
             return;
         }
         let id = serde_json::to_string(id).expect("strings serialize");
-        let _ = stdin.try_send(Bytes::from(format!(
-            "{{\"type\":\"recorded\",\"id\":{id}}}\n"
-        )));
+        self.recorded_notes
+            .extend_from_slice(format!("{{\"type\":\"recorded\",\"id\":{id}}}\n").as_bytes());
+    }
+
+    /// Writes the pending `recorded` notes without waiting; with the stdin queue full they wait
+    /// for its next free slot (the loop's write turn).
+    fn send_recorded_notes(&mut self) {
+        let Some(stdin) = &self.stdin else {
+            self.recorded_notes.clear();
+            return;
+        };
+        if self.recorded_notes.is_empty() {
+            return;
+        }
+        let notes = Bytes::from(std::mem::take(&mut self.recorded_notes));
+        match stdin.try_send(notes) {
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => {}
+            Err(mpsc::error::TrySendError::Full(notes)) => self.recorded_notes = notes.into(),
+        }
     }
 
     fn on_inbound(&mut self, message: Box<InboundMessage>) {
@@ -413,6 +432,10 @@ impl ConnectorTask {
 
     fn write_next(&mut self, permit: Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>) {
         let Ok(permit) = permit else { return }; // stdin writer gone: the exit follows
+        if !self.recorded_notes.is_empty() {
+            permit.send(Bytes::from(std::mem::take(&mut self.recorded_notes)));
+            return;
+        }
         let Some((seq, command)) = self.commands.take_next_to_write() else {
             return;
         };

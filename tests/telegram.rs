@@ -702,23 +702,9 @@ fn run_without_a_config(with_whatsapp: bool) {
             .env_remove("BRIDGEKEEPER_NODE_BRIDGE");
     }
     let mut child = command.spawn().unwrap();
-    let (tx, rx) = mpsc::channel::<Value>();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let wait = |what: &str, pred: &dyn Fn(&Value) -> bool| loop {
-        let v = rx
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("no {what}"));
-        if pred(&v) {
-            return v;
-        }
-    };
+    let rx = crate::support::json_lines(child.stdout.take().unwrap());
+    let wait =
+        |what: &str, pred: &dyn Fn(&Value) -> bool| crate::support::next_matching(&rx, what, pred);
     wait("telegram open", &|v| {
         v["type"] == "connection" && v["connector"] == "telegram" && v["status"]["state"] == "open"
     });

@@ -2,10 +2,8 @@
 //! to the real client — Hermes' own Weixin adapter from the test venv — and bridgekeeper's
 //! connector against the same fake.
 
-use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 
 use serde_json::{Value, json};
 
@@ -130,15 +128,7 @@ fn hermes_own_weixin_adapter_works_against_the_fake() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel::<Value>();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
+    let rx = crate::support::json_lines(child.stdout.take().unwrap());
     let next = || rx.recv_timeout(PATIENCE).expect("the adapter said nothing");
     assert_eq!(next()["event"], "connected");
     fake.dm(ALICE, "hello from weixin", "ctx-alice-1");
@@ -380,23 +370,9 @@ fn weixin_link_saves_the_account_and_run_uses_it() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel::<Value>();
-    let out = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    let wait = |what: &str, pred: &dyn Fn(&Value) -> bool| loop {
-        let v = rx
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("no {what}"));
-        if pred(&v) {
-            return v;
-        }
-    };
+    let rx = crate::support::json_lines(child.stdout.take().unwrap());
+    let wait =
+        |what: &str, pred: &dyn Fn(&Value) -> bool| crate::support::next_matching(&rx, what, pred);
     wait("weixin open", &|v| {
         v["type"] == "connection" && v["connector"] == "weixin" && v["status"]["state"] == "open"
     });

@@ -384,3 +384,35 @@ pub fn assert_secret_nowhere(secret: &str, state_dir: &Path, printed: &[&str]) {
         );
     }
 }
+
+/// Every line of `out` that is JSON, on a channel (read on a thread of its own).
+pub fn json_lines(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<Value> {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    rx
+}
+
+/// The next value on `rx` that `pred` accepts (others are passed over), within `PATIENCE`.
+pub fn next_matching(
+    rx: &std::sync::mpsc::Receiver<Value>,
+    what: &str,
+    pred: &dyn Fn(&Value) -> bool,
+) -> Value {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let v = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no {what}"));
+        if pred(&v) {
+            return v;
+        }
+    }
+}

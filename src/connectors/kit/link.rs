@@ -32,6 +32,15 @@ pub fn error(code: &str, message: &str, unconfirmed: bool) -> ErrorBody {
     }
 }
 
+/// The error of a text sent in parts that failed after `sent` of `total` went out: says so,
+/// since the peer already has those.
+pub fn after_parts(mut body: ErrorBody, sent: usize, total: usize) -> ErrorBody {
+    if sent > 0 {
+        body.message = format!("{} (after {sent} of {total} parts were sent)", body.message);
+    }
+    body
+}
+
 pub struct Link {
     out: Mutex<Box<dyn Write + Send>>,
     started: Instant,

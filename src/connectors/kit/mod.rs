@@ -18,6 +18,6 @@ pub mod terminal;
 pub mod text;
 
 pub use backoff::Backoff;
-pub use link::{CommandOutcome, Link, error};
+pub use link::{CommandOutcome, Link, after_parts, error};
 pub use secret::Redactor;
 pub use terminal::Terminal;

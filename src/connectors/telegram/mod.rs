@@ -18,7 +18,7 @@ use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent
 use serde_json::{Value, json};
 
 use super::kit::files::{StateFile, save_media};
-use super::kit::{Backoff, CommandOutcome, Link, Terminal, error};
+use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use api::{Api, ApiError};
 use translate::Bot;
 
@@ -301,18 +301,8 @@ fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
                     body["reply_parameters"] =
                         json!({"message_id": to, "allow_sending_without_reply": true});
                 }
-                let sent = call(shared, "sendMessage", &body).map_err(|e| {
-                    let mut b = failed(e);
-                    if !ids.is_empty() {
-                        b.message = format!(
-                            "{} (after {} of {} parts were sent)",
-                            b.message,
-                            ids.len(),
-                            parts.len()
-                        );
-                    }
-                    b
-                })?;
+                let sent = call(shared, "sendMessage", &body)
+                    .map_err(|e| after_parts(failed(e), ids.len(), parts.len()))?;
                 let key = translate::message_key(
                     &t.chat,
                     sent.get("message_id").and_then(Value::as_i64).unwrap_or(0),

@@ -23,7 +23,7 @@ use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent
 use serde_json::{Value, json};
 
 use super::kit::files::{StateFile, save_media};
-use super::kit::{Backoff, CommandOutcome, Link, Terminal, error};
+use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use api::{Api, ApiError};
 
 pub const DEFAULT_BASE_URL: &str = "https://ilinkai.weixin.qq.com";
@@ -334,18 +334,8 @@ fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
             }
             let mut ids = Vec::new();
             for part in &parts {
-                let id = send_part(shared, &t.chat, part).map_err(|e| {
-                    let mut b = failed(e);
-                    if !ids.is_empty() {
-                        b.message = format!(
-                            "{} (after {} of {} parts were sent)",
-                            b.message,
-                            ids.len(),
-                            parts.len()
-                        );
-                    }
-                    b
-                })?;
+                let id = send_part(shared, &t.chat, part)
+                    .map_err(|e| after_parts(failed(e), ids.len(), parts.len()))?;
                 // iLink's answer is its server's acknowledgement.
                 shared.link.server_ack(&id, &t.chat);
                 ids.push(id);

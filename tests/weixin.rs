@@ -594,3 +594,34 @@ fn a_large_batch_is_confirmed_whole() {
         .collect();
     assert!(unconfirmed.is_empty(), "{unconfirmed:?}");
 }
+
+/// Groups go through the group policy with Hermes' Weixin defaults: off unless
+/// `WEIXIN_GROUP_POLICY` says otherwise (ignored as `group_disabled`); an allowed room is
+/// answered without a mention (iLink reports none), another room is not.
+#[test]
+fn groups_follow_weixins_group_policy() {
+    let s = scene("policy: {dm_policy: open}");
+    let mut d = s.start();
+    s.ilink.group("room-1", BOB, "off by default");
+    s.ilink.dm(ALICE, "after the group", "ctx-a");
+    d.wait("the DM", |v| v["type"] == "inbound");
+    d.stop();
+    let log = crate::support::log_events(&s.dir.path().join("state"));
+    let reasons: Vec<&str> = crate::support::events_named(&log, "decision", "weixin")
+        .iter()
+        .map(|e| e["reason"].as_str().unwrap())
+        .collect();
+    assert_eq!(reasons, ["group_disabled", "open_policy"]);
+
+    let s =
+        scene("policy: {dm_policy: open, group_policy: allowlist, group_allow_from: ['room-1']}");
+    let mut d = s.start();
+    s.ilink.group("room-2", BOB, "not this room");
+    s.ilink.group("room-1", BOB, "this room, no mention");
+    let m = d.wait("the group message", |v| v["type"] == "inbound");
+    assert_eq!(m["message"]["text"], "this room, no mention");
+    assert_eq!(m["message"]["chat"], "room-1");
+    assert_eq!(m["message"]["is_group"], true);
+    assert_eq!(d.inbound_texts("weixin"), ["this room, no mention"]);
+    d.stop();
+}

@@ -87,6 +87,14 @@ impl FakeIlink {
         )
     }
 
+    /// A text from `from` in the group room `room`.
+    pub fn group(&self, room: &str, from: &str, text: &str) -> Value {
+        self.admin(
+            "inject",
+            &json!({"from_user_id": from, "text": text, "room_id": room, "context_token": "ctx-room"}),
+        )
+    }
+
     /// A message from `from` made of `items` (as iLink serves them).
     pub fn inject_items(&self, from: &str, items: Value) -> Value {
         self.admin(

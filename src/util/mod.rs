@@ -6,5 +6,6 @@ pub mod fs;
 pub mod hex;
 pub mod lock;
 pub mod mask;
+pub mod random;
 pub mod time;
 pub mod watch;

@@ -46,7 +46,7 @@ impl Backoff {
 
     /// The wait before the next attempt.
     pub fn next_wait(&mut self) -> Duration {
-        self.next_with(random_unit())
+        self.next_with(crate::util::random::unit())
     }
 
     /// After a success: the next failure waits the first step again.
@@ -58,15 +58,6 @@ impl Backoff {
     pub fn failures(&self) -> usize {
         self.next
     }
-}
-
-/// A number in 0..1 from the OS's CSPRNG (0.5 if it cannot be had: no jitter then).
-pub fn random_unit() -> f64 {
-    let mut b = [0u8; 8];
-    if getrandom::fill(&mut b).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

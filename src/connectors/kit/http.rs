@@ -15,7 +15,5 @@ pub fn agent() -> ureq::Agent {
 
 /// A boundary for a `multipart/form-data` body, from the OS's CSPRNG.
 pub fn multipart_boundary() -> String {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    format!("bk{:016x}", u64::from_le_bytes(b))
+    format!("bk{}", crate::util::random::hex::<8>())
 }

@@ -168,9 +168,8 @@ pub fn classify(endpoint: &str, answer: Value) -> Result<Value, ApiError> {
 /// iLink's `X-WECHAT-UIN`: a random 32-bit number, in decimal, base64-encoded.
 fn random_uin() -> String {
     use base64::Engine;
-    let mut b = [0u8; 4];
-    let _ = getrandom::fill(&mut b);
-    base64::engine::general_purpose::STANDARD.encode(u32::from_be_bytes(b).to_string())
+    let uin = u32::from_be_bytes(crate::util::random::bytes::<4>());
+    base64::engine::general_purpose::STANDARD.encode(uin.to_string())
 }
 
 #[cfg(test)]

@@ -292,7 +292,7 @@ fn failed(e: ApiError) -> bridge_protocol::message::ErrorBody {
 fn send_part(shared: &Shared, chat: &str, text: &str) -> Result<String, ApiError> {
     let mut token = lock(&shared.tokens).tokens.get(chat).cloned();
     let mut waits = Backoff::doubling(Duration::from_secs(1), Duration::from_secs(8));
-    let client_id = format!("bk-weixin-{}", crate::util::hex::encode(&random_bytes()));
+    let client_id = format!("bk-weixin-{}", crate::util::random::hex::<8>());
     loop {
         let msg = translate::text_message(chat, text, &client_id, token.as_deref());
         match shared
@@ -316,12 +316,6 @@ fn send_part(shared: &Shared, chat: &str, text: &str) -> Result<String, ApiError
             Err(e) => return Err(e),
         }
     }
-}
-
-fn random_bytes() -> [u8; 8] {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    b
 }
 
 fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
@@ -412,8 +406,7 @@ fn send_media(
     use md5::Digest;
     let mut key = [0u8; 16];
     getrandom::fill(&mut key).map_err(|e| error("internal", &e.to_string(), false))?;
-    let filekey =
-        crate::util::hex::encode(&random_bytes()) + &crate::util::hex::encode(&random_bytes());
+    let filekey = crate::util::random::hex::<16>();
     let ciphertext = cdn::encrypt(bytes, &key);
     let media_type = translate::upload_media_type(kind);
     let answer = shared
@@ -465,7 +458,7 @@ fn send_media(
         name,
     );
     let token = lock(&shared.tokens).tokens.get(chat).cloned();
-    let client_id = format!("bk-weixin-{}", crate::util::hex::encode(&random_bytes()));
+    let client_id = format!("bk-weixin-{}", crate::util::random::hex::<8>());
     let mut msg = translate::text_message(chat, "", &client_id, token.as_deref());
     msg["item_list"] = json!([item]);
     shared

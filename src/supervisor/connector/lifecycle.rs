@@ -248,7 +248,7 @@ impl ConnectorTask {
             class,
             uptime,
             Instant::now(),
-            random_unit(),
+            crate::util::random::unit(),
         );
         let restarts = self.history.total;
         self.log
@@ -445,15 +445,6 @@ pub(super) async fn wait_child(process: &mut Option<Process>) -> io::Result<Exit
         Some(p) => p.child.wait().await,
         None => std::future::pending().await,
     }
-}
-
-/// Uniform in [0, 1) from the OS random source, for restart jitter.
-pub(super) fn random_unit() -> f64 {
-    let mut bytes = [0u8; 8];
-    if getrandom::fill(&mut bytes).is_err() {
-        return 0.5;
-    }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// How a logged-out account of `platform` is linked again (a built-in connector says its own).

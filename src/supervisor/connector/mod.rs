@@ -653,7 +653,7 @@ impl ConnectorTask {
         let now = std::time::Instant::now();
         let at = self
             .pacer
-            .ready_at(&self.cfg.pacing, &chat, now, lifecycle::random_unit);
+            .ready_at(&self.cfg.pacing, &chat, now, crate::util::random::unit);
         if at > now {
             return Some(tokio::time::Instant::now() + (at - now));
         }

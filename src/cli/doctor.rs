@@ -286,8 +286,8 @@ fn check_weixin(home: &Path, config: Option<&crate::config::SupervisorConfig>) -
                     .flatten()
             })
     };
-    let in_use = lookup("WEIXIN_TOKEN").is_some_and(|t| !t.trim().is_empty())
-        || std::fs::read_dir(account::accounts_dir(home)).is_ok_and(|mut d| d.next().is_some());
+    let in_use =
+        lookup("WEIXIN_TOKEN").is_some_and(|t| !t.trim().is_empty()) || account::has_saved(home);
     if !in_use {
         return vec![ok("Weixin: no login, the connector is not started")];
     }

@@ -88,6 +88,7 @@ pub fn enabled_platforms(
     linked: bool,
     saved: &dyn Fn(&str) -> bool,
 ) -> Vec<Enabled> {
+    // `saved`: whether a login of the named built-in connector is saved.
     let set = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
     let mut on = Vec::new();
     match set("WHATSAPP_ENABLED").map(|v| v.trim().to_ascii_lowercase()) {
@@ -105,7 +106,7 @@ pub fn enabled_platforms(
     for b in BUILTIN {
         let because = if set(b.enabled_by).is_some() {
             format!("{} is set", b.enabled_by)
-        } else if b.saved_in.is_some_and(saved) {
+        } else if saved(b.name) {
             format!("a saved {} login", b.name)
         } else {
             continue;
@@ -126,15 +127,10 @@ pub fn hermes_platforms(hermes_home: &Path, session: &Path) -> Vec<Enabled> {
             .ok()
             .or_else(|| dotenv_value(hermes_home, key))
     };
-    let saved = |dir: &str| {
-        std::fs::read_dir(hermes_home.join(dir)).is_ok_and(|entries| {
-            entries.filter_map(Result::ok).any(|e| {
-                let name = e.file_name().to_string_lossy().into_owned();
-                name.ends_with(".json")
-                    && !name.ends_with(".context-tokens.json")
-                    && !name.ends_with(".sync.json")
-            })
-        })
+    let saved = |name: &str| {
+        crate::connectors::builtin(name)
+            .and_then(|b| b.saved_login)
+            .is_some_and(|has_saved| has_saved(hermes_home))
     };
     enabled_platforms(&lookup, session.join("creds.json").is_file(), &saved)
 }
@@ -234,10 +230,7 @@ mod tests {
                 .find(|(key, _)| *key == k)
                 .map(|(_, v)| v.to_string())
         };
-        let saved = |dir: &str| {
-            vars.iter()
-                .any(|(k, _)| *k == "SAVED" && dir == "weixin/accounts")
-        };
+        let saved = |name: &str| vars.iter().any(|(k, _)| *k == "SAVED" && name == "weixin");
         enabled_platforms(&lookup, linked, &saved)
             .into_iter()
             .map(|e| (e.platform, e.because))

@@ -34,8 +34,8 @@ pub struct Builtin {
     pub env: &'static [&'static str],
     /// The setting whose presence makes `run` without a config start it.
     pub enabled_by: &'static str,
-    /// Where under the Hermes home a saved login (a `*.json` file) also starts it.
-    pub saved_in: Option<&'static str>,
+    /// Whether a login saved under a Hermes home also starts it.
+    pub saved_login: Option<fn(&std::path::Path) -> bool>,
     /// What the operator's alert says to do when its credentials are refused (`needs_token`)
     /// and when its login is gone (`needs_relink`).
     pub token_fix: &'static str,
@@ -47,9 +47,9 @@ pub const BUILTIN: &[Builtin] = &[
         name: "telegram",
         env: &["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"],
         enabled_by: "TELEGRAM_BOT_TOKEN",
-        saved_in: None,
-        token_fix: "set a valid TELEGRAM_BOT_TOKEN (from @BotFather)",
-        relink_fix: "set a valid TELEGRAM_BOT_TOKEN (from @BotFather)",
+        saved_login: None,
+        token_fix: telegram::TOKEN_FIX,
+        relink_fix: telegram::TOKEN_FIX,
     },
     Builtin {
         name: "weixin",
@@ -61,9 +61,9 @@ pub const BUILTIN: &[Builtin] = &[
             "WEIXIN_SPLIT_MULTILINE_MESSAGES",
         ],
         enabled_by: "WEIXIN_TOKEN",
-        saved_in: Some("weixin/accounts"),
-        token_fix: "log in with `bridgekeeper weixin link`, or set WEIXIN_TOKEN and WEIXIN_ACCOUNT_ID",
-        relink_fix: "log in again (`bridgekeeper weixin link`, or a new WEIXIN_TOKEN)",
+        saved_login: Some(weixin::account::has_saved),
+        token_fix: weixin::TOKEN_FIX,
+        relink_fix: weixin::RELINK_FIX,
     },
 ];
 

@@ -22,6 +22,9 @@ use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use api::{Api, ApiError};
 use translate::Bot;
 
+/// What to do when Telegram refuses the token (the connector's reason and the supervisor's
+/// alert say the same).
+pub const TOKEN_FIX: &str = "set a valid TELEGRAM_BOT_TOKEN (from @BotFather)";
 /// How long a `getUpdates` waits on Telegram's side for an update.
 const POLL_SECS: u64 = 30;
 const DEFAULT_ROOT: &str = "https://api.telegram.org";
@@ -122,10 +125,9 @@ pub fn run(args: TelegramArgs) -> i32 {
 }
 
 fn needs_token(shared: &Shared, why: String) -> i32 {
-    shared.link.end(
-        Terminal::NeedsToken,
-        &format!("{why}; set a valid TELEGRAM_BOT_TOKEN (from @BotFather)"),
-    )
+    shared
+        .link
+        .end(Terminal::NeedsToken, &format!("{why}; {TOKEN_FIX}"))
 }
 
 fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 {

@@ -90,8 +90,9 @@ pub fn find(env: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, String>
     })
 }
 
-/// The one account saved in `dir` (its context-token and cursor files aside).
-fn only_saved_account(dir: &Path) -> Result<String, String> {
+/// The accounts saved in `dir`, sorted (Hermes' context-token and cursor files beside them
+/// aside).
+pub fn saved_ids(dir: &Path) -> Vec<String> {
     let mut ids: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -103,6 +104,17 @@ fn only_saved_account(dir: &Path) -> Result<String, String> {
         })
         .unwrap_or_default();
     ids.sort();
+    ids
+}
+
+/// Whether `weixin link` (or Hermes) saved a login under this Hermes home.
+pub fn has_saved(hermes_home: &Path) -> bool {
+    !saved_ids(&accounts_dir(hermes_home)).is_empty()
+}
+
+/// The one account saved in `dir`.
+fn only_saved_account(dir: &Path) -> Result<String, String> {
+    let mut ids = saved_ids(dir);
     match ids.len() {
         1 => Ok(ids.remove(0)),
         0 => Err(format!(

@@ -27,6 +27,12 @@ use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use api::{Api, ApiError};
 
 pub const DEFAULT_BASE_URL: &str = "https://ilinkai.weixin.qq.com";
+/// What to do when iLink refuses the login, and when the session has expired (the connector's
+/// reason and the supervisor's alert say the same).
+pub const TOKEN_FIX: &str =
+    "log in with `bridgekeeper weixin link`, or set WEIXIN_TOKEN and WEIXIN_ACCOUNT_ID";
+pub const RELINK_FIX: &str =
+    "log in again with `bridgekeeper weixin link` (or set a new WEIXIN_TOKEN)";
 pub const DEFAULT_CDN_BASE_URL: &str = "https://novac2c.cdn.weixin.qq.com/c2c";
 /// The largest file fetched from the CDN, and sent.
 const MAX_MEDIA_BYTES: u64 = 50 << 20;
@@ -161,10 +167,9 @@ pub fn run(args: WeixinArgs) -> i32 {
 }
 
 fn relink(shared: &Shared, why: &str) -> i32 {
-    shared.link.end(
-        Terminal::NeedsRelink,
-        &format!("{why}; log in again with `bridgekeeper weixin link` (or set a new WEIXIN_TOKEN)"),
-    )
+    shared
+        .link
+        .end(Terminal::NeedsRelink, &format!("{why}; {RELINK_FIX}"))
 }
 
 fn poll(shared: &Shared) -> i32 {

@@ -603,6 +603,8 @@ fn groups_follow_weixins_group_policy() {
     let s = scene("policy: {dm_policy: open}");
     let mut d = s.start();
     s.ilink.group("room-1", BOB, "off by default");
+    // The account's own message is decided too (recorded as from_owner), never dropped unsaid.
+    s.ilink.dm(&s.ilink.account_id, "our own", "ctx-own");
     s.ilink.dm(ALICE, "after the group", "ctx-a");
     d.wait("the DM", |v| v["type"] == "inbound");
     d.stop();
@@ -611,7 +613,7 @@ fn groups_follow_weixins_group_policy() {
         .iter()
         .map(|e| e["reason"].as_str().unwrap())
         .collect();
-    assert_eq!(reasons, ["group_disabled", "open_policy"]);
+    assert_eq!(reasons, ["group_disabled", "from_owner", "open_policy"]);
 
     let s =
         scene("policy: {dm_policy: open, group_policy: allowlist, group_allow_from: ['room-1']}");

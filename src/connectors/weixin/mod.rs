@@ -232,7 +232,7 @@ fn poll(shared: &Shared) -> i32 {
                             Err(e) => media.download_error = Some(e),
                         }
                     }
-                    if let Some(token) = &read.context_token {
+                    if let Some(token) = read.context_token.as_ref().filter(|_| !msg.from_me) {
                         lock(&shared.tokens).set(&msg.sender, token);
                     }
                     if msg.is_group {
@@ -241,7 +241,6 @@ fn poll(shared: &Shared) -> i32 {
                     emitted.push(msg.id.clone());
                     link.inbound(msg);
                 }
-                Err(translate::Skip::Own) => {}
                 Err(translate::Skip::Unreadable) => {
                     // Said (stderr is in bridge.log), never dropped unsaid; no content.
                     eprintln!("weixin: a message without a sender or id was skipped");

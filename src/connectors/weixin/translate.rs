@@ -41,8 +41,6 @@ pub struct MediaSource {
 pub enum Skip {
     /// No sender, or no message id to count it by.
     Unreadable,
-    /// Sent by this account itself.
-    Own,
 }
 
 fn text_of(v: &Value, key: &str) -> Option<String> {
@@ -53,12 +51,12 @@ fn text_of(v: &Value, key: &str) -> Option<String> {
     }
 }
 
-/// Reads one message of a `getupdates` answer, for the account `account_id`.
+/// Reads one message of a `getupdates` answer, for the account `account_id`. The account's own
+/// messages are read too (`from_me`): the supervisor decides and records them, as every
+/// connector leaves it to.
 pub fn inbound(m: &Value, account_id: &str) -> Result<Read, Skip> {
     let sender = text_of(m, "from_user_id").ok_or(Skip::Unreadable)?;
-    if sender == account_id {
-        return Err(Skip::Own);
-    }
+    let from_me = sender == account_id;
     let id = text_of(m, "message_id")
         .or_else(|| text_of(m, "seq"))
         .ok_or(Skip::Unreadable)?;
@@ -82,7 +80,7 @@ pub fn inbound(m: &Value, account_id: &str) -> Result<Read, Skip> {
             sender: sender.clone(),
             sender_alt: None,
             is_group: room.is_some(),
-            from_me: false,
+            from_me,
             push_name: None,
             text,
             media,
@@ -285,7 +283,7 @@ mod tests {
         assert_eq!(msg.media.unwrap().size, Some(2048));
 
         let own = json!({"message_id": "12", "from_user_id": BOT, "item_list": []});
-        assert_eq!(inbound(&own, BOT), Err(Skip::Own));
+        assert!(inbound(&own, BOT).unwrap().message.from_me);
         assert_eq!(
             inbound(&json!({"message_id": "13"}), BOT),
             Err(Skip::Unreadable)

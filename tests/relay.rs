@@ -1014,9 +1014,7 @@ async fn bench_latency_relay_vs_stdio_vs_polling() {
     const N_POLLED: usize = 30;
 
     fn stats(name: &str, mut ms: Vec<f64>) -> (f64, f64) {
-        ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
-        let (p50, p99) = (at(0.5), at(0.99));
+        let (p50, p99) = crate::support::percentiles(&mut ms);
         eprintln!(
             "latency bench: {name}: n={} p50 {p50:.2} ms p99 {p99:.2} ms",
             ms.len()

@@ -255,11 +255,7 @@ fn a_bad_token_needs_a_new_one_and_is_not_retried() {
             && v["state"] == "needs_token"
     });
     d.settle(Duration::from_secs(1));
-    let starts = d
-        .seen
-        .iter()
-        .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
-        .count();
+    let starts = d.starts();
     assert_eq!(starts, 1, "started once, never again: {:#?}", d.seen);
     let (stdout, stderr) = d.stop();
     assert!(!stdout.contains("not-the-token") && !stderr.contains("not-the-token"));
@@ -350,11 +346,7 @@ fn killed_while_messages_arrive_each_is_delivered_once() {
     unique.dedup();
     assert_eq!(unique.len(), N, "every message: {texts:?}");
     assert_eq!(texts.len(), N, "none twice: {texts:?}");
-    let restarts = d
-        .seen
-        .iter()
-        .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
-        .count();
+    let restarts = d.starts();
     assert!(restarts >= 2, "the connector was killed and restarted");
     d.stop();
 }
@@ -401,13 +393,10 @@ fn bench_telegram_beside_whatsapp() {
         d.seen.clear();
     }
     for (name, mut ms) in lat {
-        ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+        let (p50, p99) = crate::support::percentiles(&mut ms);
         eprintln!(
-            "telegram bench: inject → gateway, {name}: n={} p50 {:.2} ms p99 {:.2} ms",
-            ms.len(),
-            at(0.5),
-            at(0.99)
+            "telegram bench: inject → gateway, {name}: n={} p50 {p50:.2} ms p99 {p99:.2} ms",
+            ms.len()
         );
     }
 

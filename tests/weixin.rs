@@ -230,11 +230,7 @@ fn an_expired_session_needs_relink_and_is_not_restarted() {
         v["type"] == "connector_state" && v["connector"] == "weixin" && v["state"] == "needs_relink"
     });
     d.settle(std::time::Duration::from_millis(1500));
-    let starts = d
-        .seen
-        .iter()
-        .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
-        .count();
+    let starts = d.starts();
     assert_eq!(starts, 1, "started once, never again");
     let alert = d.wait("the alert", |v| {
         v["type"] == "alert" && v["connector"] == "weixin"
@@ -295,11 +291,7 @@ fn a_killed_connector_loses_nothing_and_repeats_nothing() {
     texts.sort_by_key(|t| t[1..].parse::<u32>().unwrap());
     let want: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
     assert_eq!(texts, want, "each once");
-    let starts = d
-        .seen
-        .iter()
-        .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
-        .count();
+    let starts = d.starts();
     assert!(starts >= 2, "the connector was killed and restarted");
     d.stop();
 }
@@ -516,13 +508,10 @@ fn bench_weixin_beside_whatsapp() {
         d.seen.clear();
     }
     for (name, mut ms) in lat {
-        ms.sort_by(f64::total_cmp);
-        let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+        let (p50, p99) = crate::support::percentiles(&mut ms);
         eprintln!(
-            "weixin bench: inject → gateway, {name}: n={} p50 {:.2} ms p99 {:.2} ms",
-            ms.len(),
-            at(0.5),
-            at(0.99)
+            "weixin bench: inject → gateway, {name}: n={} p50 {p50:.2} ms p99 {p99:.2} ms",
+            ms.len()
         );
     }
     d.send(json!({"type": "status", "id": "st"}));

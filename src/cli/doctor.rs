@@ -261,30 +261,42 @@ fn check_pairing(home: &Path) -> Finding {
     }
 }
 
-/// With a Weixin login (the config's built-in connector, the environment, `.env`, or an account
-/// saved by `weixin link`): iLink accepts it (a `getconfig`). The token is never printed.
-fn check_weixin(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
-    use crate::connectors::weixin::account;
-    use crate::connectors::weixin::api::{Api, ApiError};
-    let from_config = |key: &str| {
-        config.and_then(|c| {
-            c.connectors
-                .iter()
-                .find(|k| k.platform == "weixin")
-                .and_then(|k| k.env.get(key).cloned())
-        })
-    };
-    let lookup = |key: &str| {
-        if key == "HERMES_HOME" {
-            return Some(home.display().to_string());
-        }
-        from_config(key)
+/// A built-in connector's setting as it would run: its connector entry's `env` in the config,
+/// else the environment, else Hermes' `.env`; empty counts as unset.
+fn connector_setting<'a>(
+    home: &'a Path,
+    config: Option<&'a crate::config::SupervisorConfig>,
+    platform: &'a str,
+) -> impl Fn(&str) -> Option<String> + 'a {
+    move |key: &str| {
+        config
+            .and_then(|c| {
+                c.connectors
+                    .iter()
+                    .find(|k| k.platform == platform)
+                    .and_then(|k| k.env.get(key).cloned())
+            })
             .or_else(|| std::env::var(key).ok())
             .or_else(|| {
                 crate::config::hermes::dotenv_value(&home.join(".env"), key)
                     .ok()
                     .flatten()
             })
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// With a Weixin login (the config's built-in connector, the environment, `.env`, or an account
+/// saved by `weixin link`): iLink accepts it (a `getconfig`). The token is never printed.
+fn check_weixin(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
+    use crate::connectors::weixin::account;
+    use crate::connectors::weixin::api::{Api, ApiError};
+    let setting = connector_setting(home, config, "weixin");
+    let lookup = |key: &str| {
+        if key == "HERMES_HOME" {
+            return Some(home.display().to_string());
+        }
+        setting(key)
     };
     let in_use =
         lookup("WEIXIN_TOKEN").is_some_and(|t| !t.trim().is_empty()) || account::has_saved(home);
@@ -325,25 +337,7 @@ fn check_weixin(home: &Path, config: Option<&crate::config::SupervisorConfig>) -
 /// never printed; errors come back with it redacted.
 fn check_telegram(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
     use crate::connectors::telegram::api::{Api, ApiError};
-    let from_config = |key: &str| {
-        config.and_then(|c| {
-            c.connectors
-                .iter()
-                .find(|k| k.platform == "telegram")
-                .and_then(|k| k.env.get(key).cloned())
-        })
-    };
-    let dotenv = |key: &str| {
-        crate::config::hermes::dotenv_value(&home.join(".env"), key)
-            .ok()
-            .flatten()
-    };
-    let setting = |key: &str| {
-        from_config(key)
-            .or_else(|| std::env::var(key).ok())
-            .or_else(|| dotenv(key))
-            .filter(|v| !v.trim().is_empty())
-    };
+    let setting = connector_setting(home, config, "telegram");
     let Some(token) = setting("TELEGRAM_BOT_TOKEN") else {
         return vec![ok(
             "Telegram: no TELEGRAM_BOT_TOKEN, the connector is not started",

@@ -68,6 +68,14 @@ impl Daemon {
         }
     }
 
+    /// How many times a connector was started (`starting` states seen so far).
+    pub fn starts(&self) -> usize {
+        self.seen
+            .iter()
+            .filter(|v| v["type"] == "connector_state" && v["state"] == "starting")
+            .count()
+    }
+
     /// The port `run` said its relay listens on (waits for the line).
     pub fn relay_port(&self) -> u16 {
         let mut port = None;

@@ -416,3 +416,10 @@ pub fn next_matching(
         }
     }
 }
+
+/// The median and 99th percentile of `ms` (sorted in place), for the benchmarks' reports.
+pub fn percentiles(ms: &mut [f64]) -> (f64, f64) {
+    ms.sort_by(f64::total_cmp);
+    let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+    (at(0.5), at(0.99))
+}

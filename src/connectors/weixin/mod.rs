@@ -193,10 +193,10 @@ fn poll(shared: &Shared) -> i32 {
             Err(ApiError::SessionExpired(why)) => return relink(shared, &why),
             Err(e) => {
                 // A rate limit keeps the cursor and waits; so does anything else, said once.
-                if failures.failures() == 0 || opened {
-                    opened = false;
+                if failures.failures() == 0 {
                     link.status(ConnectionState::Connecting, Some(e.to_string()));
                 }
+                opened = false;
                 std::thread::sleep(failures.next_wait());
                 continue;
             }
@@ -215,10 +215,9 @@ fn poll(shared: &Shared) -> i32 {
         let messages = answer
             .get("msgs")
             .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default();
+            .map_or(&[][..], Vec::as_slice);
         let mut emitted = Vec::new();
-        for m in &messages {
+        for m in messages {
             match translate::inbound(m, &shared.account_id) {
                 Ok(read) => {
                     let mut msg = read.message;

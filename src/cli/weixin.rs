@@ -11,6 +11,7 @@ use clap::Subcommand;
 use serde_json::{Value, json};
 
 use crate::config::hermes::default_hermes_home;
+use crate::connectors::kit::Redactor;
 use crate::connectors::weixin::DEFAULT_BASE_URL;
 use crate::connectors::weixin::account::accounts_dir;
 use crate::connectors::weixin::api::{ApiError, get};
@@ -75,8 +76,13 @@ pub fn run(args: WeixinArgs) -> anyhow::Result<()> {
 
 /// One QR code: what to scan, and the code to ask about.
 fn new_code(base: &str, png: &Path) -> anyhow::Result<String> {
-    let qr = get(base, "ilink/bot/get_bot_qrcode?bot_type=3", POLL_TIMEOUT)
-        .context("cannot get a login QR code from iLink")?;
+    let qr = get(
+        base,
+        "ilink/bot/get_bot_qrcode",
+        &[("bot_type", "3")],
+        POLL_TIMEOUT,
+    )
+    .context("cannot get a login QR code from iLink")?;
     let code = qr
         .get("qrcode")
         .and_then(Value::as_str)
@@ -105,18 +111,21 @@ fn login(base: &str, png: &Path, timeout: Duration) -> anyhow::Result<Value> {
     let mut host = base.to_owned();
     let mut refreshes = 0;
     while Instant::now() < deadline {
+        // The code is the QR's payload: kept out of every message.
+        let hide = Redactor::default().with(&code, "qr code");
         let status = match get(
             &host,
-            &format!("ilink/bot/get_qrcode_status?qrcode={code}"),
+            "ilink/bot/get_qrcode_status",
+            &[("qrcode", &code)],
             POLL_TIMEOUT,
         ) {
             Ok(s) => s,
             Err(ApiError::Network(e)) => {
-                eprintln!("bridgekeeper: waiting for iLink ({e})");
+                eprintln!("bridgekeeper: waiting for iLink ({})", hide.redact(&e));
                 std::thread::sleep(Duration::from_secs(1));
                 continue;
             }
-            Err(e) => return Err(e.into()),
+            Err(e) => bail!("{}", hide.redact(&e.to_string())),
         };
         match status
             .get("status")

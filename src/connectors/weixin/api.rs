@@ -105,11 +105,18 @@ impl Api {
     }
 }
 
-/// A GET of the login endpoints (no token yet): the answer as JSON, whatever its content.
-pub fn get(base_url: &str, endpoint: &str, timeout: Duration) -> Result<Value, ApiError> {
+/// A GET of the login endpoints (no token yet) with `query` (encoded by the client): the
+/// answer as JSON, whatever its content.
+pub fn get(
+    base_url: &str,
+    endpoint: &str,
+    query: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Value, ApiError> {
     let url = format!("{}/{endpoint}", base_url.trim().trim_end_matches('/'));
     let mut response = http::agent()
         .get(&url)
+        .query_pairs(query.iter().copied())
         .header("iLink-App-Id", APP_ID)
         .header("iLink-App-ClientVersion", APP_CLIENT_VERSION.to_string())
         .config()

@@ -118,10 +118,12 @@ pub fn download(
     Ok(plain)
 }
 
-/// POSTs `ciphertext` to `url`; the CDN's `x-encrypted-param` names the upload.
-pub fn upload(url: &str, ciphertext: &[u8]) -> Result<String, String> {
+/// POSTs `ciphertext` to `url` with `query` (encoded by the client); the CDN's
+/// `x-encrypted-param` names the upload.
+pub fn upload(url: &str, query: &[(&str, String)], ciphertext: &[u8]) -> Result<String, String> {
     let mut response = http::agent()
         .post(url)
+        .query_pairs(query.iter().map(|(k, v)| (*k, v.as_str())))
         .header("Content-Type", "application/octet-stream")
         .config()
         .timeout_global(Some(Duration::from_secs(120)))

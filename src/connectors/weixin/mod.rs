@@ -436,12 +436,11 @@ fn send_media(
             .filter(|v| !v.is_empty())
             .map(str::to_owned)
     };
-    let url = match (text("upload_full_url"), text("upload_param")) {
-        (Some(full), _) => full,
-        (None, Some(param)) => format!(
-            "{}/upload?encrypted_query_param={}&filekey={filekey}",
-            shared.cdn.trim_end_matches('/'),
-            url_encode(&param)
+    let upload_to = match (text("upload_full_url"), text("upload_param")) {
+        (Some(full), _) => (full, vec![]),
+        (None, Some(param)) => (
+            format!("{}/upload", shared.cdn.trim_end_matches('/')),
+            vec![("encrypted_query_param", param), ("filekey", filekey)],
         ),
         (None, None) => {
             return Err(error(
@@ -451,7 +450,8 @@ fn send_media(
             ));
         }
     };
-    let param = cdn::upload(&url, &ciphertext).map_err(|e| error("network_error", &e, true))?;
+    let param = cdn::upload(&upload_to.0, &upload_to.1, &ciphertext)
+        .map_err(|e| error("network_error", &e, true))?;
     let item = translate::media_item(
         kind,
         &param,
@@ -469,18 +469,6 @@ fn send_media(
         .post("ilink/bot/sendmessage", json!({"msg": msg}), CALL_TIMEOUT)
         .map_err(failed)?;
     Ok(client_id)
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-fn url_encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// A peer's typing ticket (`getconfig`), reused for ten minutes.

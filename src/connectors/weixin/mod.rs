@@ -77,11 +77,19 @@ struct ContextTokens {
 
 impl ContextTokens {
     fn load(file: Option<StateFile>) -> Self {
-        let tokens = file
-            .as_ref()
-            .and_then(StateFile::read)
-            .and_then(|t| serde_json::from_str(&t).ok())
-            .unwrap_or_default();
+        let text = file.as_ref().and_then(StateFile::read).unwrap_or_default();
+        let tokens = match serde_json::from_str(&text) {
+            Ok(tokens) => tokens,
+            Err(_) if text.is_empty() => HashMap::new(),
+            Err(e) => {
+                // Said (stderr is in bridge.log), not a reason to stop: replies go without a
+                // token until each peer writes again, and the next save replaces the file.
+                eprintln!(
+                    "weixin: the saved context tokens cannot be read ({e}); starting without them"
+                );
+                HashMap::new()
+            }
+        };
         Self {
             tokens,
             file,
@@ -494,4 +502,23 @@ fn typing_ticket(shared: &Shared, peer: &str) -> Result<String, ApiError> {
         .to_owned();
     lock(&shared.typing).insert(peer.to_owned(), (ticket.clone(), Instant::now()));
     Ok(ticket)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_tokens_survive_a_restart_and_a_corrupt_file_starts_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.weixin-context-tokens");
+        let mut tokens = ContextTokens::load(Some(StateFile::at(path.clone())));
+        tokens.set("alice", "ctx-1");
+        tokens.save();
+        let again = ContextTokens::load(Some(StateFile::at(path.clone())));
+        assert_eq!(again.tokens.get("alice").map(String::as_str), Some("ctx-1"));
+        std::fs::write(&path, "{not json").unwrap();
+        let corrupt = ContextTokens::load(Some(StateFile::at(path)));
+        assert!(corrupt.tokens.is_empty());
+    }
 }

@@ -19,7 +19,7 @@ use crate::record::board::StatusBoard;
 use crate::record::log::{Event, EventLog};
 use crate::supervisor::connector::inbound::InboundGate;
 use crate::supervisor::connector::{ConnectorTask, TaskParts};
-use crate::supervisor::{AlertRouter, ConnectorHandle};
+use crate::supervisor::{AlertRouter, ConnectorHandle, Peers};
 use crate::util::fs::{PathError, ensure_private_dir};
 use crate::util::lock::{LockError, StateLock};
 
@@ -137,6 +137,10 @@ where
             .filter_map(|t| Some((handles.get(&t.connector)?.clone(), t.chat.clone())))
             .collect(),
     ));
+    let peers =
+        Arc::new(Peers::new(config.connectors.iter().filter_map(|c| {
+            Some((c.platform.clone(), handles.get(&c.name)?.clone()))
+        })));
     let outbound_gate = Arc::new(OutboundGate::new(config.send_policy.clone()));
     let pairing = PairingStore::for_hermes_home(&config.hermes_home);
 
@@ -160,6 +164,7 @@ where
             inbound_gate,
             outbound_gate: outbound_gate.clone(),
             alerts: alerts.clone(),
+            peers: peers.clone(),
             gateway: gateway_tx.clone(),
             control,
             shutdown: shutdown.child_token(),

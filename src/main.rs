@@ -26,6 +26,7 @@ fn main() -> ExitCode {
         Commands::Legacy(args) => block_on(cli::legacy::run(args)),
         Commands::Whatsapp(args) => block_on(cli::whatsapp::run(args)),
         Commands::Weixin(args) => cli::weixin::run(args),
+        Commands::Webhook(args) => cli::webhook::run(args),
         Commands::Status(args) => cli::status::run(args),
         Commands::Pairing(args) => cli::pairing::run(args),
         Commands::Config(args) => cli::config::run(args),

@@ -16,5 +16,6 @@ mod relay;
 mod supervisor;
 mod support;
 mod telegram;
+mod webhook;
 mod weixin;
 mod whatsapp;

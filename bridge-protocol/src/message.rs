@@ -190,6 +190,9 @@ pub struct Heartbeat {
     /// Milliseconds since the connection opened (absent while it is not open).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_ms_ago: Option<u64>,
+    /// The connector's own counts (a receiver's refusals by reason), shown by `status`.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub counts: std::collections::BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -278,6 +281,51 @@ pub struct InboundMessage {
     pub thread: Option<String>,
     /// Unix seconds.
     pub timestamp: u64,
+    /// Set by a connector whose messages come from machines through routes (webhooks): what
+    /// the route decided and where the answer goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routed: Option<Box<Routed>>,
+}
+
+/// What a route (a webhook's) says about one message it received.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Routed {
+    /// The route's own filter turned it away: recorded as received and ignored with this
+    /// reason, never handed to the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filtered: Option<RouteFilter>,
+    /// Where the gateway's answers to this chat go instead of the connector itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deliver: Option<Deliver>,
+    /// The payload as the machine sent it (JSON; a form body as an object of strings).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum RouteFilter {
+    /// The route does not accept this event type (`events`).
+    EventNotAccepted,
+    /// The route's `filters` rejected the payload.
+    FilterRejected,
+}
+
+/// Another connector's chat that answers go to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Deliver {
+    /// The platform of the connector that sends them (`telegram`, `whatsapp`, …).
+    pub platform: String,
+    /// The chat there.
+    pub chat: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread: Option<String>,
+    /// The message's text is itself what to send there; the gateway is not involved.
+    #[serde(default)]
+    pub direct: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -546,6 +594,29 @@ impl Command {
             | Self::Shutdown(_)
             | Self::Ping(_) => None,
         }
+    }
+}
+
+impl Command {
+    /// The same command written into another chat (a webhook's answer delivered elsewhere):
+    /// `None` for a command that names a message of the original chat (`read`, `react`),
+    /// which means nothing there. A quoted message id is dropped for the same reason.
+    pub fn retargeted(self, chat: &str, thread: Option<&str>) -> Option<Self> {
+        let chat = chat.to_owned();
+        Some(match self {
+            Self::SendText(c) => Self::SendText(SendText {
+                chat,
+                reply_to: None,
+                thread: thread.map(str::to_owned).or(c.thread),
+                ..c
+            }),
+            Self::Edit(c) => Self::Edit(EditText { chat, ..c }),
+            Self::SendMedia(c) => Self::SendMedia(SendMedia { chat, ..c }),
+            Self::SendPoll(c) => Self::SendPoll(SendPoll { chat, ..c }),
+            Self::SendLocation(c) => Self::SendLocation(SendLocation { chat, ..c }),
+            Self::Typing(c) => Self::Typing(Typing { chat, ..c }),
+            _ => return None,
+        })
     }
 }
 

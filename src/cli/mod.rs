@@ -8,6 +8,7 @@ pub mod pairing;
 pub mod qr;
 pub mod run;
 pub mod status;
+pub mod webhook;
 pub mod weixin;
 pub mod whatsapp;
 
@@ -47,6 +48,8 @@ pub enum Commands {
     Whatsapp(whatsapp::WhatsappArgs),
     /// Weixin (personal WeChat) account tools: `weixin link`.
     Weixin(weixin::WeixinArgs),
+    /// Webhook routes: subscribe, list, remove, test (Hermes' webhook_subscriptions.json).
+    Webhook(webhook::WebhookArgs),
     /// A built-in connector process (the supervisor starts it; PROTOCOL.md on stdio).
     #[command(hide = true, subcommand)]
     Connector(ConnectorKind),

@@ -227,6 +227,10 @@ fn render_connector(out: &mut String, c: &ConnectorStatus, now_ms: u64, live: bo
         "  commands: accepted {}, ok {}, failed {} (timed out {}), rejected {}",
         k.accepted, k.ok, k.failed, k.timed_out, k.rejected
     );
+    if !c.counts.is_empty() {
+        let parts: Vec<String> = c.counts.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = writeln!(out, "  connector counts: {}", parts.join(", "));
+    }
     if !c.line_errors.is_empty() || c.stderr_lines > 0 {
         let parts: Vec<String> = c
             .line_errors
@@ -298,6 +302,7 @@ mod tests {
                 line_errors: Default::default(),
                 stderr_lines: 0,
                 commands: Default::default(),
+                counts: Default::default(),
                 liveness: Default::default(),
             }],
         }

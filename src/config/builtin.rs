@@ -104,12 +104,20 @@ pub fn enabled_platforms(
         None => {}
     }
     for b in BUILTIN {
-        let because = if set(b.enabled_by).is_some() {
-            format!("{} is set", b.enabled_by)
-        } else if saved(b.name) {
-            format!("a saved {} login", b.name)
-        } else {
-            continue;
+        let because = match set(b.enabled_by) {
+            // A switch counts when it says true; a credential when it is there.
+            Some(v) if b.enabled_by.ends_with("_ENABLED") => {
+                let v = v.trim().to_ascii_lowercase();
+                if !matches!(v.as_str(), "1" | "true" | "yes" | "on") {
+                    continue;
+                }
+                format!("{}={v}", b.enabled_by)
+            }
+            Some(_) => format!("{} is set", b.enabled_by),
+            None => match b.saved_login {
+                Some((_, what)) if saved(b.name) => what.to_owned(),
+                _ => continue,
+            },
         };
         on.push(Enabled {
             platform: b.name,
@@ -130,7 +138,7 @@ pub fn hermes_platforms(hermes_home: &Path, session: &Path) -> Vec<Enabled> {
     let saved = |name: &str| {
         crate::connectors::builtin(name)
             .and_then(|b| b.saved_login)
-            .is_some_and(|has_saved| has_saved(hermes_home))
+            .is_some_and(|(is_saved, _)| is_saved(hermes_home))
     };
     enabled_platforms(&lookup, session.join("creds.json").is_file(), &saved)
 }

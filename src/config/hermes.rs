@@ -576,14 +576,21 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
 /// Only WhatsApp has a self-chat mode (the owner's own account, talking to itself); a bot on
 /// Telegram or Weixin is always a bot.
 pub fn has_self_chat(platform: &str) -> bool {
-    !matches!(platform, "telegram" | "weixin")
+    !matches!(platform, "telegram" | "weixin" | "webhook")
 }
 
 /// The defaults before any setting, as Hermes has them per platform: Weixin's groups are off
 /// unless `WEIXIN_GROUP_POLICY` says otherwise (an iLink bot is rarely in ordinary groups), and
-/// an allowed group is answered without a mention (iLink reports none).
+/// an allowed group is answered without a mention (iLink reports none). A webhook's senders
+/// are machines that proved the route's secret: its policy is open (the signature is the
+/// access check, made by the connector before anything is recorded).
 fn platform_default(platform: &str) -> AccessPolicy {
     match platform {
+        "webhook" => AccessPolicy {
+            mode: Mode::Bot,
+            dm_policy: DmPolicy::Open,
+            ..AccessPolicy::default()
+        },
         "weixin" => AccessPolicy {
             group_policy: GroupPolicy::Disabled,
             require_mention: false,
@@ -596,7 +603,15 @@ fn platform_default(platform: &str) -> AccessPolicy {
 fn default_raw(name: &str, p: &AccessPolicy) -> Raw {
     match name {
         "mode" => Raw::Text("self-chat".into()),
-        "dm_policy" => Raw::Text("pairing".into()),
+        "dm_policy" => Raw::Text(
+            match p.dm_policy {
+                DmPolicy::Pairing => "pairing",
+                DmPolicy::Allowlist => "allowlist",
+                DmPolicy::Open => "open",
+                DmPolicy::Disabled => "disabled",
+            }
+            .into(),
+        ),
         "group_policy" => Raw::Text("allowlist".into()),
         "unauthorized_dm_behavior" => Raw::Text("pair".into()),
         "require_mention" => Raw::Bool(p.require_mention),

@@ -7,6 +7,7 @@
 
 pub mod kit;
 pub mod telegram;
+pub mod webhook;
 pub mod weixin;
 
 /// The connectors built into this executable (`bridgekeeper connector NAME`).
@@ -14,6 +15,7 @@ pub mod weixin;
 pub enum ConnectorKind {
     Telegram(telegram::TelegramArgs),
     Weixin(weixin::WeixinArgs),
+    Webhook(webhook::WebhookArgs),
 }
 
 /// Runs a built-in connector; its exit code is the protocol's (PROTOCOL.md, "Exit codes").
@@ -21,8 +23,12 @@ pub fn run(kind: ConnectorKind) -> i32 {
     match kind {
         ConnectorKind::Telegram(args) => telegram::run(args),
         ConnectorKind::Weixin(args) => weixin::run(args),
+        ConnectorKind::Webhook(args) => webhook::run(args),
     }
 }
+
+/// Whether something under a Hermes home turns a connector on.
+pub type IsSaved = fn(&std::path::Path) -> bool;
 
 /// What the supervisor needs to know of a built-in connector.
 #[derive(Debug)]
@@ -32,10 +38,12 @@ pub struct Builtin {
     /// Settings it reads from its environment: taken from Hermes' `.env` when the process
     /// environment does not have them.
     pub env: &'static [&'static str],
-    /// The setting whose presence makes `run` without a config start it.
+    /// The setting whose presence makes `run` without a config start it (a `…_ENABLED`
+    /// setting: when it says true).
     pub enabled_by: &'static str,
-    /// Whether a login saved under a Hermes home also starts it.
-    pub saved_login: Option<fn(&std::path::Path) -> bool>,
+    /// What else under a Hermes home starts it (a saved login, a config.yaml switch), and how
+    /// `run` names it.
+    pub saved_login: Option<(IsSaved, &'static str)>,
     /// What the operator's alert says to do when its credentials are refused (`needs_token`)
     /// and when its login is gone (`needs_relink`).
     pub token_fix: &'static str,
@@ -61,9 +69,25 @@ pub const BUILTIN: &[Builtin] = &[
             "WEIXIN_SPLIT_MULTILINE_MESSAGES",
         ],
         enabled_by: "WEIXIN_TOKEN",
-        saved_login: Some(weixin::account::has_saved),
+        saved_login: Some((weixin::account::has_saved, "a saved weixin login")),
         token_fix: weixin::TOKEN_FIX,
         relink_fix: weixin::RELINK_FIX,
+    },
+    Builtin {
+        name: "webhook",
+        env: &[
+            "WEBHOOK_ENABLED",
+            "WEBHOOK_PORT",
+            "WEBHOOK_SECRET",
+            "WEBHOOK_HOST",
+        ],
+        enabled_by: "WEBHOOK_ENABLED",
+        saved_login: Some((
+            webhook::routes::enabled_in_yaml,
+            "platforms.webhook.enabled in config.yaml",
+        )),
+        token_fix: webhook::CONFIG_FIX,
+        relink_fix: webhook::CONFIG_FIX,
     },
 ];
 

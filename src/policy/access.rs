@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
-use bridge_protocol::message::InboundMessage;
+use bridge_protocol::message::{InboundMessage, RouteFilter};
 
 use super::identity::{ChatKind, IdentityMap, chat_kind, normalize};
 use super::pairing_limits::{MAX_PENDING_PER_PLATFORM, RATE_LIMIT_SECS};
@@ -157,10 +157,14 @@ pub enum Reason {
     GroupDisabled,
     GroupNotAllowed,
     NoMention,
+    /// A webhook route does not accept the event type.
+    EventNotAccepted,
+    /// A webhook route's filters rejected the payload.
+    FilterRejected,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 24] = [
+    pub const ALL: [Reason; 26] = [
         Self::SelfChat,
         Self::Allowlisted,
         Self::AllowAll,
@@ -185,6 +189,8 @@ impl Reason {
         Self::GroupDisabled,
         Self::GroupNotAllowed,
         Self::NoMention,
+        Self::EventNotAccepted,
+        Self::FilterRejected,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -213,6 +219,8 @@ impl Reason {
             Self::GroupDisabled => "group_disabled",
             Self::GroupNotAllowed => "group_not_allowed",
             Self::NoMention => "no_mention",
+            Self::EventNotAccepted => "event_not_accepted",
+            Self::FilterRejected => "filter_rejected",
         }
     }
 }
@@ -302,6 +310,12 @@ pub fn decide(
     }
     if seen.sent_by_us {
         return Decision::ignore(Reason::OwnEcho);
+    }
+    // A route's own filter (a webhook's `events` or `filters`): received, recorded, not let in.
+    match msg.routed.as_ref().and_then(|r| r.filtered) {
+        Some(RouteFilter::EventNotAccepted) => return Decision::ignore(Reason::EventNotAccepted),
+        Some(RouteFilter::FilterRejected) => return Decision::ignore(Reason::FilterRejected),
+        None => {}
     }
     let has_text = msg.text.as_deref().is_some_and(|t| !t.trim().is_empty());
     if !has_text && msg.media.is_none() {

@@ -72,6 +72,9 @@ pub struct ConnectorStatus {
     /// What the connector's heartbeats and the watchdog say.
     #[serde(default)]
     pub liveness: LivenessStatus,
+    /// The connector's own counts from its last heartbeat (a receiver's refusals by reason).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counts: BTreeMap<String, u64>,
 }
 
 /// The connection's liveness, as `status` and `/health` show it.
@@ -150,6 +153,7 @@ impl StatusBoard {
                     stderr_lines: 0,
                     commands: CommandCounts::default(),
                     liveness: LivenessStatus::default(),
+                    counts: BTreeMap::new(),
                 })
                 .collect(),
             relay: None,

@@ -29,6 +29,8 @@ pub enum FailReason {
     RelayBufferFull,
     /// Still in the drop-in API's inbox when bridgekeeper stopped: never polled.
     HttpNotPolled,
+    /// A route's direct delivery names a platform no connector serves, or its queue was full.
+    DeliverUnavailable,
 }
 
 impl FailReason {
@@ -43,6 +45,7 @@ impl FailReason {
             Self::HttpUnconfirmed => "http_unconfirmed",
             Self::RelayBufferFull => "relay_buffer_full",
             Self::HttpNotPolled => "http_not_polled",
+            Self::DeliverUnavailable => "deliver_unavailable",
         }
     }
 }

@@ -232,6 +232,13 @@ pub enum Event<'a> {
         platform: &'a str,
         message: &'a str,
     },
+    /// A command for a routed chat (a webhook's) was handed to the connector its route
+    /// delivers to.
+    DeliveredElsewhere {
+        command: &'static str,
+        connector: &'a str,
+        chat: LogId<'a>,
+    },
     /// The send policy stopped an outbound message.
     OutboundDenied {
         kind: &'static str,

@@ -135,6 +135,9 @@ pub fn descriptor(platform: &str) -> Option<Value> {
         "telegram" => ("Telegram", 4096, true, "plain", "utf16"),
         // Hermes' Weixin limit; no editing on iLink; fenced code renders.
         "weixin" => ("Weixin", 2000, false, "plain", "chars"),
+        // Answers go out through the route's target connector, which cuts them to its own
+        // limit; nothing is edited on a webhook.
+        "webhook" => ("Webhook", 4096, false, "plain", "chars"),
         _ => return None,
     };
     Some(json!({

@@ -69,6 +69,8 @@ pub enum ErrorCode {
     TooLarge,
     /// The send policy does not allow this message to this chat.
     SendDenied,
+    /// The chat's answers go to a platform no running connector serves.
+    DeliverUnavailable,
     InvalidCommand,
 }
 
@@ -85,6 +87,7 @@ impl ErrorCode {
             Self::ShuttingDown => "shutting_down",
             Self::TooLarge => "too_large",
             Self::SendDenied => "send_denied",
+            Self::DeliverUnavailable => "deliver_unavailable",
             Self::InvalidCommand => "invalid_command",
         }
     }
@@ -113,6 +116,9 @@ impl ErrorCode {
                 format!("the send policy does not allow this message via connector {connector}")
             }
             Self::InvalidCommand => format!("command cannot be encoded for connector {connector}"),
+            Self::DeliverUnavailable => format!(
+                "answers to this {connector} chat are delivered to a platform no connector of this bridgekeeper serves"
+            ),
         }
     }
 }
@@ -160,6 +166,28 @@ impl ConnectorHandle {
             let Control::Command { origin, .. } = control;
             (rejected, origin)
         })
+    }
+}
+
+/// Every connector's handle by the platform it serves (the first connector of a platform), so a
+/// connector's task can hand a command to another: a webhook's answers go out through the
+/// connector its route names, and through that connector's outbound gate and pacing.
+#[derive(Default)]
+pub struct Peers {
+    by_platform: std::collections::HashMap<String, ConnectorHandle>,
+}
+
+impl Peers {
+    pub fn new(handles: impl IntoIterator<Item = (String, ConnectorHandle)>) -> Self {
+        let mut by_platform = std::collections::HashMap::new();
+        for (platform, handle) in handles {
+            by_platform.entry(platform).or_insert(handle);
+        }
+        Self { by_platform }
+    }
+
+    pub fn for_platform(&self, platform: &str) -> Option<&ConnectorHandle> {
+        self.by_platform.get(platform)
     }
 }
 

@@ -5,4 +5,4 @@
 pub mod connector;
 pub mod handle;
 
-pub use handle::{AlertRouter, ConnectorHandle, Control, ErrorCode, Origin, Rejected};
+pub use handle::{AlertRouter, ConnectorHandle, Control, ErrorCode, Origin, Peers, Rejected};

@@ -128,6 +128,7 @@ fn inbound(id: String, chat: &str, text: String) -> ConnectorEvent {
         quoted: None,
         thread: None,
         timestamp: 1_767_225_600,
+        routed: None,
     }))
 }
 

@@ -8,6 +8,7 @@ pub mod daemon;
 pub mod http;
 pub mod ilink;
 pub mod telegram;
+pub mod webhook;
 pub mod whatsapp;
 
 use std::future::Future;

@@ -3,7 +3,7 @@
 //! timestamps heartbeats report, the thread that reads commands from stdin (answering each with
 //! exactly one `result`), and the `recorded` notes at-least-once intake waits for.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -49,9 +49,12 @@ pub struct Link {
     last_message: AtomicU64,
     open: AtomicBool,
     opened_at: AtomicU64,
-    /// Ids the supervisor said are in its ledger (`recorded`), until a waiter takes them.
-    recorded: Mutex<HashSet<String>>,
+    /// Ids the supervisor said are in its ledger (`recorded`), with their outcome, until a
+    /// waiter takes them.
+    recorded: Mutex<HashMap<String, Recorded>>,
     recorded_changed: Condvar,
+    /// The connector's own counts, reported with each heartbeat.
+    counts: Mutex<std::collections::BTreeMap<String, u64>>,
 }
 
 impl Link {
@@ -72,8 +75,9 @@ impl Link {
             last_message: AtomicU64::new(0),
             open: AtomicBool::new(false),
             opened_at: AtomicU64::new(0),
-            recorded: Mutex::new(HashSet::new()),
+            recorded: Mutex::new(HashMap::new()),
             recorded_changed: Condvar::new(),
+            counts: Mutex::default(),
         });
         link.emit(&ConnectorEvent::Hello(Hello {
             protocol: bridge_protocol::PROTOCOL_VERSION,
@@ -117,6 +121,23 @@ impl Link {
             code: None,
             reason,
         }));
+    }
+
+    /// Adds one to the connector's count `name` (reported with the next heartbeat).
+    pub fn count(&self, name: &str) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        match counts.get_mut(name) {
+            Some(n) => *n += 1,
+            None => {
+                counts.insert(name.to_owned(), 1);
+            }
+        }
+    }
+
+    /// Sets the connector's count `name` to `value` (a gauge, or a count kept elsewhere).
+    pub fn set_count(&self, name: &str, value: u64) {
+        let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        counts.insert(name.to_owned(), value);
     }
 
     pub fn is_open(&self) -> bool {
@@ -174,6 +195,11 @@ impl Link {
             last_frame_ms_ago: ago(&self.last_frame),
             last_message_ms_ago: ago(&self.last_message),
             open_ms_ago: ago(&self.opened_at),
+            counts: self
+                .counts
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
         }
     }
 
@@ -203,8 +229,8 @@ impl Link {
             if line.trim().is_empty() {
                 continue;
             }
-            if let Some(id) = recorded_note(&line) {
-                self.note_recorded(id);
+            if let Some((id, recorded)) = recorded_note(&line) {
+                self.note_recorded(id, recorded);
                 continue;
             }
             let command: ConnectorCommand = match serde_json::from_str(&line) {
@@ -241,13 +267,34 @@ impl Link {
         self.emit(&ConnectorEvent::Result(result));
     }
 
-    fn note_recorded(&self, id: String) {
+    fn note_recorded(&self, id: String, note: Recorded) {
         let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
         if recorded.len() > MAX_RECORDED_NOTES {
             recorded.clear();
         }
-        recorded.insert(id);
+        recorded.insert(id, note);
         self.recorded_changed.notify_all();
+    }
+
+    /// Waits (at most `max`) until the supervisor said `id` is in its ledger, and returns what
+    /// it recorded; `None` when it did not say so in time.
+    pub fn wait_outcome(&self, id: &str, max: Duration) -> Option<Recorded> {
+        let deadline = Instant::now() + max;
+        let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(note) = recorded.remove(id) {
+                return Some(note);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            recorded = self
+                .recorded_changed
+                .wait_timeout(recorded, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
     }
 
     /// Waits (at most `max`) until the supervisor said every one of `ids` is in its ledger.
@@ -257,7 +304,7 @@ impl Link {
         let deadline = Instant::now() + max;
         let mut recorded = self.recorded.lock().unwrap_or_else(|p| p.into_inner());
         loop {
-            ids.retain(|id| !recorded.remove(id));
+            ids.retain(|id| recorded.remove(id).is_none());
             let left = deadline.saturating_duration_since(Instant::now());
             if ids.is_empty() {
                 return true;
@@ -281,13 +328,32 @@ impl Link {
     }
 }
 
-/// `{"type":"recorded","id":…}`: the supervisor has the message in its ledger.
-fn recorded_note(line: &str) -> Option<String> {
+/// What the supervisor recorded of one inbound message (`delivered`, `ignored`, … and why).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Recorded {
+    pub outcome: String,
+    pub reason: String,
+}
+
+/// `{"type":"recorded","id":…,"outcome":…,"reason":…}`: the supervisor has the message in its
+/// ledger.
+fn recorded_note(line: &str) -> Option<(String, Recorded)> {
     if !line.contains("\"recorded\"") {
         return None;
     }
     let v: Value = serde_json::from_str(line).ok()?;
-    (v.get("type")? == "recorded").then(|| v.get("id")?.as_str().map(str::to_owned))?
+    if v.get("type")? != "recorded" {
+        return None;
+    }
+    let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
+    let id = v.get("id")?.as_str()?.to_owned();
+    Some((
+        id,
+        Recorded {
+            outcome: text("outcome"),
+            reason: text("reason"),
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -324,6 +390,7 @@ mod tests {
         let link = Link::start_on(Box::new(out.clone()), "test", &["send_text", "recorded"]);
         let input = [
             r#"{"type":"recorded","id":"m1"}"#,
+            r#"{"type":"recorded","id":"m3","outcome":"ignored","reason":"duplicate"}"#,
             r#"{"type":"ping","id":"c1"}"#,
             r#"{"type":"bogus","id":"c2"}"#,
             "not json",
@@ -351,6 +418,12 @@ mod tests {
             [("c1", true), ("c2", false), ("c3", false), ("c4", true)]
         );
         assert!(link.wait_recorded(vec!["m1".into()], Duration::ZERO));
+        let m3 = link.wait_outcome("m3", Duration::ZERO).unwrap();
+        assert_eq!(
+            (m3.outcome.as_str(), m3.reason.as_str()),
+            ("ignored", "duplicate")
+        );
+        assert_eq!(link.wait_outcome("m3", Duration::from_millis(5)), None);
         assert!(!link.wait_recorded(vec!["m2".into()], Duration::from_millis(10)));
         assert_eq!(link.end(Terminal::NeedsToken, "refused"), 15);
         let last = out.lines().pop().unwrap();

@@ -112,6 +112,7 @@ pub fn inbound(update: &Value, bot: &Bot) -> Option<InboundMessage> {
             .and_then(Value::as_i64)
             .map(|t| t.to_string()),
         timestamp: m.get("date").and_then(Value::as_u64).unwrap_or(0),
+        routed: None,
     })
 }
 

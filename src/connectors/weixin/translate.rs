@@ -88,6 +88,7 @@ pub fn inbound(m: &Value, account_id: &str) -> Result<Read, Skip> {
             quoted,
             thread: None,
             timestamp,
+            routed: None,
         },
         context_token: text_of(m, "context_token"),
         media_source,

@@ -38,6 +38,7 @@ fn dm(sender: &str) -> InboundMessage {
         quoted: None,
         thread: None,
         timestamp: 1,
+        routed: None,
     }
 }
 

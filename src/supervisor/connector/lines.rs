@@ -104,6 +104,7 @@ impl ConnectorTask {
             quoted: None,
             thread: None,
             timestamp: 0,
+            routed: None,
         };
         let failure = FailReason::TooLong;
         self.log

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bridge_protocol::gateway::{ConnectorStateName, ExitInfo, GatewayEvent, Severity};
 use bridge_protocol::message::{
-    Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, ErrorBody,
+    Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, Deliver, ErrorBody,
     InboundMessage, Receipt, ReceiptStatus, SendText,
 };
 use bridge_protocol::{EncodeError, JsonLinesCodec, encode_line};
@@ -25,18 +25,19 @@ use tokio_util::sync::CancellationToken;
 pub mod child;
 pub mod commands;
 pub mod dedup;
+mod deliveries;
 pub mod inbound;
 mod lifecycle;
 mod lines;
 pub mod outbox;
 mod watchdog;
 
-use super::handle::{AlertRouter, Control, ErrorCode, Origin};
+use super::handle::{AlertRouter, Control, ErrorCode, Origin, Peers, Rejected};
 use crate::config::ConnectorConfig;
 use crate::policy::exit::ExitReason;
 use crate::policy::pacing::Pacer;
 use crate::policy::restart::RestartHistory;
-use crate::policy::send::{OutboundGate, Target, Verdict};
+use crate::policy::send::{OutboundGate, SendKind, Target, Verdict};
 use crate::record::ledger::{FailReason, Outcome};
 use crate::record::log::{AlertCode, Event, EventLog};
 use commands::{CommandBook, Seq};
@@ -122,6 +123,10 @@ pub struct ConnectorTask {
     inbound_gate: InboundGate,
     outbound_gate: Arc<OutboundGate>,
     alerts: Arc<AlertRouter>,
+    /// The other connectors, for answers delivered through them (webhook routes).
+    peers: Arc<Peers>,
+    /// Where answers to this connector's routed chats go.
+    deliveries: deliveries::Deliveries,
     /// Toward the gateway writer; what waits here holds back reading stdout.
     outbox: Outbox,
     control: mpsc::Receiver<Control>,
@@ -158,6 +163,7 @@ pub struct TaskParts {
     pub inbound_gate: InboundGate,
     pub outbound_gate: Arc<OutboundGate>,
     pub alerts: Arc<AlertRouter>,
+    pub peers: Arc<Peers>,
     pub gateway: mpsc::Sender<GatewayEvent>,
     pub control: mpsc::Receiver<Control>,
     pub shutdown: CancellationToken,
@@ -175,6 +181,8 @@ impl ConnectorTask {
             inbound_gate: p.inbound_gate,
             outbound_gate: p.outbound_gate,
             alerts: p.alerts,
+            peers: p.peers,
+            deliveries: Default::default(),
             outbox: Outbox::new(p.gateway),
             control: p.control,
             control_closed: false,
@@ -275,6 +283,14 @@ impl ConnectorTask {
         command: Command,
         timeout: Option<Duration>,
     ) -> Result<(), ErrorCode> {
+        let now = std::time::Instant::now();
+        if let Some(target) = command
+            .target_chat()
+            .and_then(|chat| self.deliveries.target(chat, now))
+        {
+            let target = target.clone();
+            return self.deliver_elsewhere(origin, command, timeout, &target);
+        }
         if let Some(chat) = command.target_chat() {
             let kind = origin.kind();
             let target = Target {
@@ -296,6 +312,41 @@ impl ConnectorTask {
             }
         }
         self.queue_command(origin, command, timeout).map(|_| ())
+    }
+
+    /// Hands a command for a routed chat to the connector its delivery target names: that
+    /// task's outbound gate, pacing and queue judge it, and it answers the origin. A command
+    /// that means nothing in another chat (`read`, `react`) is answered here, sent nowhere.
+    fn deliver_elsewhere(
+        &mut self,
+        origin: Origin,
+        command: Command,
+        timeout: Option<Duration>,
+        target: &Deliver,
+    ) -> Result<(), ErrorCode> {
+        let Some(peer) = self.peers.for_platform(&target.platform) else {
+            return Err(ErrorCode::DeliverUnavailable);
+        };
+        let Some(command) = command.retargeted(&target.chat, target.thread.as_deref()) else {
+            if let Origin::Gateway(id) = origin {
+                let data = serde_json::json!({"sent": false});
+                self.push(GatewayEvent::Result(CommandResult::ok(id, Some(data))));
+            }
+            return Ok(());
+        };
+        self.log.emit(
+            Some(&self.name),
+            &Event::DeliveredElsewhere {
+                command: command.type_name(),
+                connector: &peer.name,
+                chat: self.log.id(&target.chat),
+            },
+        );
+        match peer.try_command(origin, command, timeout) {
+            Ok(()) => Ok(()),
+            Err((Rejected::QueueFull, _)) => Err(ErrorCode::QueueFull),
+            Err((Rejected::ShuttingDown, _)) => Err(ErrorCode::ShuttingDown),
+        }
     }
 
     /// Queues a command the outbound gate has already let through (the inbound path checks it
@@ -339,13 +390,20 @@ impl ConnectorTask {
     /// ledger, so it may let the network forget it (Telegram's update offset, Weixin's
     /// cursor). The notes of a batch of lines go to its stdin together, as one write
     /// (`send_recorded_notes`): one per message could fill the stdin queue in a batch of 100.
-    fn tell_recorded(&mut self, id: &str) {
+    /// The note names the outcome and its reason: a receiver that answers its sender (a
+    /// webhook's HTTP status) says what became of the message.
+    fn tell_recorded(&mut self, id: &str, outcome: Outcome) {
         if !self.process.as_ref().is_some_and(|p| p.acks_recorded) {
             return;
         }
-        let id = serde_json::to_string(id).expect("strings serialize");
-        self.recorded_notes
-            .extend_from_slice(format!("{{\"type\":\"recorded\",\"id\":{id}}}\n").as_bytes());
+        let note = serde_json::json!({
+            "type": "recorded",
+            "id": id,
+            "outcome": outcome.name(),
+            "reason": outcome.reason(),
+        });
+        serde_json::to_writer(&mut self.recorded_notes, &note).expect("notes serialize");
+        self.recorded_notes.push(b'\n');
     }
 
     /// Writes the pending `recorded` notes without waiting; with the stdin queue full they wait
@@ -399,10 +457,24 @@ impl ConnectorTask {
             }
             None => Ok(()),
         };
-        let outcome = inbound::settle(admission.outcome, queued, self.outbox.is_closed());
+        let mut outcome = inbound::settle(admission.outcome, queued, self.outbox.is_closed());
+        let deliver = message.routed.as_ref().and_then(|r| r.deliver.clone());
+        let mut for_gateway = matches!(outcome, Outcome::Delivered(_));
+        if let (Outcome::Delivered(_), Some(target)) = (outcome, deliver) {
+            if target.direct {
+                // The route's text is the message: sent to its target without the gateway.
+                for_gateway = false;
+                if let Err(e) = self.send_direct(&message, &target) {
+                    outcome = Outcome::Failed(e);
+                }
+            } else {
+                self.deliveries
+                    .remember(&message.chat, target, std::time::Instant::now());
+            }
+        }
         self.log.decision(self.index, &self.name, &message, outcome);
-        self.tell_recorded(&message.id);
-        if matches!(outcome, Outcome::Delivered(_)) {
+        self.tell_recorded(&message.id, outcome);
+        if for_gateway && matches!(outcome, Outcome::Delivered(_)) {
             let connector = self.name.to_string();
             self.push(GatewayEvent::Inbound { connector, message });
         }
@@ -428,6 +500,36 @@ impl ConnectorTask {
                 request_id: request.request_id,
             });
         }
+    }
+
+    /// A `deliver_only` message: its text goes to its target connector as an internal send
+    /// (its result is logged), judged by that connector's outbound gate like a reply.
+    fn send_direct(
+        &mut self,
+        message: &InboundMessage,
+        target: &Deliver,
+    ) -> Result<(), FailReason> {
+        let peer = self
+            .peers
+            .for_platform(&target.platform)
+            .filter(|_| !target.chat.is_empty())
+            .ok_or(FailReason::DeliverUnavailable)?;
+        let command = Command::SendText(SendText {
+            chat: target.chat.clone(),
+            text: message.text.clone().unwrap_or_default(),
+            reply_to: None,
+            thread: target.thread.clone(),
+        });
+        self.log.emit(
+            Some(&self.name),
+            &Event::DeliveredElsewhere {
+                command: command.type_name(),
+                connector: &peer.name,
+                chat: self.log.id(&target.chat),
+            },
+        );
+        peer.try_command(Origin::Internal(SendKind::Reply), command, None)
+            .map_err(|_| FailReason::DeliverUnavailable)
     }
 
     fn write_next(&mut self, permit: Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>) {

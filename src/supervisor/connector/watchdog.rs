@@ -56,6 +56,9 @@ impl ConnectorTask {
             c.liveness.last_frame_ms = ago(beat.last_frame_ms_ago);
             c.liveness.last_message_ms = ago(beat.last_message_ms_ago);
             c.liveness.forced_reconnects_last_hour = forced_last_hour;
+            if !beat.counts.is_empty() {
+                c.counts = beat.counts.clone();
+            }
         });
         if self.stopping.is_some() {
             return;

@@ -133,3 +133,406 @@ fn hermes_own_webhook_adapter_accepts_our_signed_deliveries() {
     drop(child.stdin.take());
     let _ = child.wait();
 }
+
+const TG_CHAT: &str = "-1005550001";
+const WA_FRIEND: &str = "15551234567";
+const GL_SECRET: &str = "gitlab-token-0b2c55aa19e3";
+const GEN_SECRET: &str = "generic-secret-77d1c0f6a9";
+const DYN_SECRET: &str = "dynamic-secret-3e9b1d2c44";
+
+struct Scene {
+    dir: tempfile::TempDir,
+    telegram: crate::support::telegram::FakeTelegram,
+    whatsapp: crate::support::whatsapp::FakeWhatsApp,
+    config: std::path::PathBuf,
+}
+
+/// Telegram (crabline), WhatsApp (node-bridge against the fake server) and the webhook
+/// receiver under one `run`, its routes in Hermes' config.yaml.
+fn scene() -> Scene {
+    let dir = tempfile::tempdir().unwrap();
+    let telegram = crate::support::telegram::FakeTelegram::start(dir.path());
+    let whatsapp = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
+    let restart = "restart: {initial_backoff_ms: 50, max_backoff_ms: 500, jitter: 0.0, max_restarts: 20, window_ms: 60000}";
+    let connectors = vec![
+        format!(
+            "  - name: telegram\n    builtin: telegram\n    args: [--media-dir, {:?}]\n    env: {{TELEGRAM_API_ROOT: {:?}}}\n    policy: {{mode: bot, dm_policy: allowlist, allow_from: ['1']}}\n    {restart}\n",
+            dir.path().join("tg-media"),
+            telegram.api_root
+        ),
+        whatsapp.node_bridge_connector(
+            dir.path(),
+            &format!("policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}"),
+            "",
+        ),
+        format!(
+            "  - name: webhook\n    builtin: webhook\n    env: {{WEBHOOK_PORT: '0'}}\n    {restart}\n"
+        ),
+    ];
+    let config = crate::support::write_config_with(dir.path(), &connectors, "");
+    let routes = json!({"platforms": {"webhook": {"enabled": true, "extra": {
+        "max_body_bytes": 4096,
+        "routes": {
+            "gh": {"secret": SECRET, "events": ["pull_request"],
+                   "prompt": "Review PR {pull_request.title} by {sender.login}",
+                   "deliver": "telegram",
+                   "deliver_extra": {"chat_id": TG_CHAT, "message_thread_id": "{thread}"}},
+            "alert": {"secret": SECRET, "deliver_only": true, "deliver": "whatsapp",
+                      "prompt": "ALERT {alert.name} is {alert.state}",
+                      "deliver_extra": {"chat_id": format!("{WA_FRIEND}@s.whatsapp.net")}},
+            "gl": {"secret": GL_SECRET, "deliver": "log", "prompt": "gitlab {object_kind}"},
+            "svix": {"secret": SVIX_SECRET, "deliver": "log", "prompt": "svix {n}"},
+            "gen": {"secret": GEN_SECRET, "deliver": "log", "prompt": "generic {n}"},
+            "slow": {"secret": SECRET, "deliver": "log", "rate_limit": 2},
+            "only-opened": {"secret": SECRET, "deliver": "log",
+                            "filters": [{"field": "action", "equals": "opened"}]},
+        }
+    }}}});
+    std::fs::write(
+        dir.path().join("hermes/config.yaml"),
+        serde_json::to_string(&routes).unwrap(),
+    )
+    .unwrap();
+    Scene {
+        dir,
+        telegram,
+        whatsapp,
+        config,
+    }
+}
+
+impl Scene {
+    /// The daemon with every connector open, and the receiver's address.
+    fn start(&self) -> (crate::support::daemon::Daemon, String) {
+        let mut d = crate::support::daemon::Daemon::start(
+            &self.config,
+            &[("TELEGRAM_BOT_TOKEN", self.telegram.bot_token.as_str())],
+        );
+        let open = |name: &'static str| {
+            move |v: &Value| {
+                v["type"] == "connection"
+                    && v["connector"] == name
+                    && v["status"]["state"] == "open"
+            }
+        };
+        d.wait("telegram open", open("telegram"));
+        d.wait("whatsapp open", open("whatsapp"));
+        let webhook = d.wait("webhook open", open("webhook"));
+        let reason = webhook["status"]["reason"].as_str().unwrap();
+        let addr = reason.split("http://").nth(1).unwrap().trim().to_owned();
+        (d, addr)
+    }
+
+    fn status(&self) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(["status", "--json", "--config"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    }
+
+    fn webhook_cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .arg("webhook")
+            .args(args)
+            .arg("--hermes-home")
+            .arg(self.dir.path().join("hermes"))
+            .output()
+            .unwrap()
+    }
+}
+
+fn connector<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+/// received = delivered + awaiting_ack + paired + replied + ignored + failed.
+fn assert_balanced(ledger: &Value) {
+    let n = |k: &str| ledger[k].as_u64().unwrap_or(0);
+    let sum = |k: &str| {
+        ledger[k]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
+    };
+    assert_eq!(
+        n("received"),
+        n("delivered")
+            + n("awaiting_ack")
+            + n("paired")
+            + n("replied")
+            + sum("ignored")
+            + sum("failed"),
+        "{ledger}"
+    );
+}
+
+/// The capability end to end: signed deliveries reach the gateway with their prompt, the
+/// gateway's answer goes out as a Telegram message into the route's topic, a `deliver_only`
+/// route posts to WhatsApp with no gateway involved, every scheme is checked, retries are
+/// delivered once (across a restart too), refusals cost nothing, routes come and go without a
+/// restart, the ledger balances and no secret is written anywhere.
+#[test]
+fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connectors() {
+    let scene = scene();
+    let (mut d, addr) = scene.start();
+    let post = |route: &str, scheme, secret: &str, id: &str, event: Option<&str>, body: &Value| {
+        deliver(&addr, route, scheme, secret, id, event, &body.to_string())
+    };
+    let [github, gitlab, svix, generic_v2, generic_v1] = SCHEMES;
+
+    // A GitHub delivery: 202 once recorded, and at the gateway with its prompt rendered.
+    let pr = json!({"action": "opened", "pull_request": {"title": "Fix the bridge"}, "sender": {"login": "octo"}, "thread": 7});
+    let reply = post("gh", github, SECRET, "gh-1", Some("pull_request"), &pr);
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.json()["status"], "accepted");
+    let inbound = d.wait("the PR at the gateway", |v| {
+        v["type"] == "inbound" && v["connector"] == "webhook"
+    });
+    let message = &inbound["message"];
+    assert_eq!(message["text"], "Review PR Fix the bridge by octo");
+    assert_eq!(message["chat"], "webhook:gh:gh-1");
+    assert_eq!(message["sender"], "webhook:gh");
+    assert_eq!(message["routed"]["payload"]["sender"]["login"], "octo");
+    // The gateway answers the webhook chat: a Telegram message into the route's topic (the
+    // fake Bot API knows a forum group once someone spoke in it).
+    scene.telegram.inject(&json!({"chatId": TG_CHAT, "fromId": 99, "text": "hello group", "chatType": "supergroup", "isForum": true, "fromName": "Ops"}));
+    d.send(json!({"type": "send_text", "id": "answer-1", "connector": "webhook", "chat": "webhook:gh:gh-1", "text": "Looks good to me", "reply_to": "gh-1"}));
+    let result = d.wait("the answer's result", |v| {
+        v["type"] == "result" && v["id"] == "answer-1"
+    });
+    assert_eq!(result["ok"], true, "{result}");
+    crate::support::wait_blocking("the Telegram message", || {
+        scene
+            .telegram
+            .sent()
+            .contains(&(TG_CHAT.to_owned(), "Looks good to me".to_owned()))
+    });
+    let recorded = std::fs::read_to_string(scene.telegram.recorder()).unwrap();
+    let send = recorded
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|e| e["body"]["text"] == "Looks good to me")
+        .unwrap();
+    assert_eq!(
+        send["body"]["message_thread_id"]
+            .to_string()
+            .trim_matches('"'),
+        "7",
+        "{send}"
+    );
+
+    // deliver_only: straight to WhatsApp, the gateway never sees it.
+    let alert = json!({"alert": {"name": "disk", "state": "firing"}});
+    let reply = post("alert", github, SECRET, "al-1", None, &alert);
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    assert_eq!(reply.json()["mode"], "direct");
+    crate::support::wait_blocking("the WhatsApp push", || {
+        scene.whatsapp.accepted_sends().contains(&(
+            format!("{WA_FRIEND}@s.whatsapp.net"),
+            "ALERT disk is firing".to_owned(),
+        ))
+    });
+
+    // Each scheme: accepted when right, 401 when wrong.
+    for (route, scheme, secret) in [
+        ("gl", gitlab, GL_SECRET),
+        ("svix", svix, SVIX_SECRET),
+        ("gen", generic_v2, GEN_SECRET),
+        ("gen", generic_v1, GEN_SECRET),
+        ("gh", github, SECRET),
+    ] {
+        let body = json!({"n": format!("{scheme:?}"), "object_kind": "push"});
+        let id = format!("{route}-{scheme:?}");
+        let event = (route == "gh").then_some("pull_request");
+        let forged = post(
+            route,
+            scheme,
+            "not-the-secret",
+            &format!("forged-{id}"),
+            event,
+            &body,
+        );
+        assert_eq!(forged.status, 401, "{scheme:?}: {}", forged.body);
+        let good = post(route, scheme, secret, &id, event, &body);
+        assert_eq!(good.status, 202, "{scheme:?}: {}", good.body);
+    }
+    let unsigned =
+        crate::support::http::request(&addr, "POST", "/webhooks/gh", Some(&addr), &[], Some("{}"));
+    assert_eq!(unsigned.status, 401);
+
+    // A retry of a delivery: answered, not delivered again.
+    let again = post("gh", github, SECRET, "gh-1", Some("pull_request"), &pr);
+    assert_eq!(
+        (again.status, again.json()["status"].clone()),
+        (200, json!("duplicate"))
+    );
+
+    // 413 by Content-Length, 429 past the route's rate, events and filters ignored (200).
+    let big = json!({"blob": "x".repeat(5000)});
+    assert_eq!(
+        post("gen", generic_v2, GEN_SECRET, "big-1", None, &big).status,
+        413
+    );
+    let slow: Vec<u16> = (0..3)
+        .map(|i| {
+            post(
+                "slow",
+                github,
+                SECRET,
+                &format!("slow-{i}"),
+                None,
+                &json!({"i": i}),
+            )
+            .status
+        })
+        .collect();
+    assert_eq!(slow, [202, 202, 429]);
+    let push = post("gh", github, SECRET, "push-1", Some("push"), &pr);
+    assert_eq!(
+        (push.status, push.json()["status"].clone()),
+        (200, json!("ignored"))
+    );
+    assert_eq!(push.json()["reason"], "event_not_accepted");
+    let closed = post(
+        "only-opened",
+        github,
+        SECRET,
+        "f-1",
+        None,
+        &json!({"action": "closed"}),
+    );
+    assert_eq!(
+        (closed.status, closed.json()["reason"].clone()),
+        (200, json!("filter_rejected"))
+    );
+    let opened = post(
+        "only-opened",
+        github,
+        SECRET,
+        "f-2",
+        None,
+        &json!({"action": "opened"}),
+    );
+    assert_eq!(opened.status, 202);
+    let unknown = post("nope", github, SECRET, "n-1", None, &json!({}));
+    assert_eq!(unknown.status, 404);
+
+    // A route added with `webhook subscribe` is served without a restart, and not after
+    // `remove`.
+    let out = scene.webhook_cli(&[
+        "subscribe",
+        "Deploys",
+        "--events",
+        "deploy",
+        "--prompt",
+        "deployed {service}",
+        "--secret",
+        DYN_SECRET,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        printed.contains("/webhooks/deploys") && printed.contains(DYN_SECRET),
+        "{printed}"
+    );
+    let deploy = json!({"event_type": "deploy", "service": "api"});
+    let mut n = 0;
+    crate::support::wait_blocking("the new route", || {
+        n += 1;
+        post(
+            "deploys",
+            github,
+            DYN_SECRET,
+            &format!("dep-{n}"),
+            None,
+            &deploy,
+        )
+        .status
+            == 202
+    });
+    let listed = scene.webhook_cli(&["list"]);
+    let listed = String::from_utf8_lossy(&listed.stdout).to_string();
+    assert!(
+        listed.contains("deploys") && !listed.contains(DYN_SECRET),
+        "{listed}"
+    );
+    assert!(scene.webhook_cli(&["remove", "deploys"]).status.success());
+    crate::support::wait_blocking("the route gone", || {
+        n += 1;
+        post(
+            "deploys",
+            github,
+            DYN_SECRET,
+            &format!("dep-{n}"),
+            None,
+            &deploy,
+        )
+        .status
+            == 404
+    });
+
+    d.settle(std::time::Duration::from_millis(1500));
+    let texts = d.inbound_texts("webhook");
+    assert_eq!(
+        texts.iter().filter(|t| t.starts_with("Review PR")).count(),
+        2,
+        "the PR and the gh scheme check, never the retry: {texts:?}"
+    );
+    assert!(
+        !texts.iter().any(|t| t.contains("ALERT")),
+        "deliver_only never reaches the gateway"
+    );
+    let status = scene.status();
+    let webhook = connector(&status, "webhook");
+    assert_balanced(&webhook["ledger"]);
+    assert_eq!(
+        webhook["ledger"]["ignored"]["duplicate"], 1,
+        "{}",
+        webhook["ledger"]
+    );
+    assert_eq!(webhook["ledger"]["ignored"]["event_not_accepted"], 1);
+    assert_eq!(webhook["ledger"]["ignored"]["filter_rejected"], 1);
+    let counts = &webhook["counts"];
+    assert!(
+        counts["refused_signature"].as_u64().unwrap() >= 5,
+        "{counts}"
+    );
+    assert_eq!(counts["refused_too_large"], 1, "{counts}");
+    assert_eq!(counts["refused_rate_limited"], 1, "{counts}");
+    assert_eq!(counts["refused_signature_missing"], 1, "{counts}");
+
+    // The same delivery id after a restart: still answered as a duplicate.
+    let (out, err) = d.stop();
+    let (d2, addr2) = scene.start();
+    let again = deliver(
+        &addr2,
+        "gh",
+        github,
+        SECRET,
+        "gh-1",
+        Some("pull_request"),
+        &pr.to_string(),
+    );
+    assert_eq!(
+        (again.status, again.json()["status"].clone()),
+        (200, json!("duplicate"))
+    );
+    let status = scene.status();
+    assert_balanced(&connector(&status, "webhook")["ledger"]);
+    let (out2, err2) = d2.stop();
+
+    let status_text = status.to_string();
+    for secret in [SECRET, GL_SECRET, SVIX_SECRET, GEN_SECRET, DYN_SECRET] {
+        crate::support::assert_secret_nowhere(
+            secret,
+            &scene.dir.path().join("state"),
+            &[&out, &err, &out2, &err2, &status_text],
+        );
+    }
+}

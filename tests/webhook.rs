@@ -536,3 +536,127 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
         );
     }
 }
+
+/// A receiver alone under `run`, its routes in config.yaml: `routes` is the routes mapping.
+fn receiver_scene(routes: Value) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let connectors =
+        vec!["  - name: webhook\n    builtin: webhook\n    env: {WEBHOOK_PORT: '0'}\n".to_owned()];
+    let config = crate::support::write_config_with(dir.path(), &connectors, "");
+    let yaml = json!({"platforms": {"webhook": {"enabled": true, "extra": {"routes": routes}}}});
+    std::fs::write(dir.path().join("hermes/config.yaml"), yaml.to_string()).unwrap();
+    (dir, config)
+}
+
+fn start_receiver(config: &std::path::Path) -> (crate::support::daemon::Daemon, String) {
+    let mut d = crate::support::daemon::Daemon::start(config, &[]);
+    let open = d.wait("webhook open", |v| {
+        v["type"] == "connection" && v["connector"] == "webhook" && v["status"]["state"] == "open"
+    });
+    let addr = open["status"]["reason"]
+        .as_str()
+        .unwrap()
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    (d, addr)
+}
+
+/// 10,000 forged POSTs and 1,000 slow-header connections while real deliveries go on: every
+/// real one is delivered (202, at the gateway once), every forged one refused, and the slow
+/// ones cost the real ones nothing.
+#[test]
+fn forged_and_slow_clients_do_not_keep_real_deliveries_out() {
+    use std::io::Write;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+    let (_dir, config) = receiver_scene(
+        json!({"gh": {"secret": SECRET, "deliver": "log", "rate_limit": 100000, "prompt": "real {n}"}}),
+    );
+    let (mut d, addr) = start_receiver(&config);
+    let stop = Arc::new(AtomicBool::new(false));
+    let slow_open = Arc::new(AtomicU64::new(0));
+    let mut attackers = Vec::new();
+    // 1,000 connections that send a header line at a time, slower than any deadline; each
+    // reconnects when the receiver closes it.
+    for _ in 0..4 {
+        let (stop, addr, slow_open) = (stop.clone(), addr.clone(), slow_open.clone());
+        attackers.push(std::thread::spawn(move || {
+            let mut conns: Vec<std::net::TcpStream> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                conns.retain_mut(|c| c.write_all(b"X-Slow: 1\r\n").is_ok());
+                while conns.len() < 250 {
+                    let Ok(mut c) = std::net::TcpStream::connect(&addr) else {
+                        break;
+                    };
+                    let _ = c.write_all(b"POST /webhooks/gh HTTP/1.1\r\nHost: x\r\n");
+                    conns.push(c);
+                }
+                slow_open.fetch_max(conns.len() as u64, Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+        }));
+    }
+    // 10,000 forged deliveries over 4 threads.
+    let forged_refused = Arc::new(AtomicU64::new(0));
+    for t in 0..4 {
+        let (addr, refused) = (addr.clone(), forged_refused.clone());
+        attackers.push(std::thread::spawn(move || {
+            for i in 0..2_500 {
+                let body = json!({"n": format!("forged-{t}-{i}")}).to_string();
+                let r = deliver(
+                    &addr,
+                    "gh",
+                    SCHEMES[0],
+                    "guessed",
+                    &format!("x-{t}-{i}"),
+                    None,
+                    &body,
+                );
+                if r.status == 401 {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    // Meanwhile, the real ones.
+    let mut statuses = Vec::new();
+    for i in 0..200 {
+        let body = json!({"n": i}).to_string();
+        statuses.push(
+            deliver(
+                &addr,
+                "gh",
+                SCHEMES[0],
+                SECRET,
+                &format!("real-{i}"),
+                None,
+                &body,
+            )
+            .status,
+        );
+    }
+    for a in attackers.drain(4..) {
+        a.join().unwrap();
+    }
+    stop.store(true, Ordering::Relaxed);
+    for a in attackers {
+        a.join().unwrap();
+    }
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    assert_eq!(forged_refused.load(Ordering::Relaxed), 10_000);
+    assert!(
+        slow_open.load(Ordering::Relaxed) >= 250,
+        "the slow clients were connected"
+    );
+    d.settle(std::time::Duration::from_millis(1500));
+    let mut texts = d.inbound_texts("webhook");
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 200, "every real delivery once, nothing forged");
+    assert!(texts.iter().all(|t| t.starts_with("real ")));
+    d.stop();
+}

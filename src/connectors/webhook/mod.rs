@@ -57,19 +57,14 @@ pub fn run(_args: WebhookArgs) -> i32 {
             "recorded",
         ],
     );
-    let home = std::env::var_os("HERMES_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(crate::config::hermes_paths::default_hermes_home);
-    let lookup = {
-        let home = home.clone();
-        move |key: &str| {
-            std::env::var(key).ok().or_else(|| {
-                crate::config::hermes::dotenv_value(&home.join(".env"), key)
-                    .ok()
-                    .flatten()
-            })
-        }
+    // The supervisor always says where Hermes' home is, and passes the settings of `.env`
+    // this connector reads (its row in `connectors::BUILTIN`).
+    let Some(home) = std::env::var_os("HERMES_HOME").map(PathBuf::from) else {
+        eprintln!("webhook: HERMES_HOME is not set");
+        link.status(ConnectionState::Closed, Some("config: HERMES_HOME is not set".into()));
+        return exit::FATAL;
     };
+    let lookup = |key: &str| std::env::var(key).ok();
     let (settings, routes) = match load(&home, &lookup) {
         Ok(loaded) => loaded,
         Err(why) => {

@@ -150,6 +150,11 @@ struct Scene {
 /// Telegram (crabline), WhatsApp (node-bridge against the fake server) and the webhook
 /// receiver under one `run`, its routes in Hermes' config.yaml.
 fn scene() -> Scene {
+    scene_with("")
+}
+
+/// `top`: more top-level config (a `relay:` section).
+fn scene_with(top: &str) -> Scene {
     let dir = tempfile::tempdir().unwrap();
     let telegram = crate::support::telegram::FakeTelegram::start(dir.path());
     let whatsapp = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
@@ -169,7 +174,7 @@ fn scene() -> Scene {
             "  - name: webhook\n    builtin: webhook\n    env: {{WEBHOOK_PORT: '0'}}\n    {restart}\n"
         ),
     ];
-    let config = crate::support::write_config_with(dir.path(), &connectors, "");
+    let config = crate::support::write_config_with(dir.path(), &connectors, top);
     let routes = json!({"platforms": {"webhook": {"enabled": true, "extra": {
         "max_body_bytes": 4096,
         "routes": {
@@ -659,4 +664,114 @@ fn forged_and_slow_clients_do_not_keep_real_deliveries_out() {
     assert_eq!(texts.len(), 200, "every real delivery once, nothing forged");
     assert!(texts.iter().all(|t| t.starts_with("real ")));
     d.stop();
+}
+
+/// The unmodified Hermes relay client fronting `webhook` gets the delivery on its socket, and
+/// its answer to the webhook chat goes out through the Telegram connector into the route's
+/// topic.
+#[test]
+fn the_hermes_relay_client_fronts_webhooks() {
+    let scene = scene_with("relay: {listen: '127.0.0.1:0'}");
+    let (d, addr) = scene.start();
+    let home = scene.dir.path().join("gateway-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut h =
+        crate::relay::Hermes::start_for(d.relay_port(), crate::relay::SECRET, &home, "webhook");
+    h.cmd(json!({"cmd": "connect"}));
+    let connected = h.wait("connected", |_| true);
+    assert_eq!(
+        connected["descriptor"]["platform"], "webhook",
+        "{connected}"
+    );
+    scene.telegram.inject(&json!({"chatId": TG_CHAT, "fromId": 99, "text": "hello group", "chatType": "supergroup", "isForum": true, "fromName": "Ops"}));
+    let pr = json!({"pull_request": {"title": "Relay"}, "sender": {"login": "octo"}, "thread": 3});
+    let reply = deliver(
+        &addr,
+        "gh",
+        SCHEMES[0],
+        SECRET,
+        "relay-1",
+        Some("pull_request"),
+        &pr.to_string(),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let m = h.wait("message", |v| v["text"] == "Review PR Relay by octo");
+    assert_eq!(m["platform"], "webhook");
+    assert_eq!(m["chat_id"], "webhook:gh:relay-1");
+    h.cmd(
+        json!({"cmd": "send", "chat_id": "webhook:gh:relay-1", "text": "answered over the relay"}),
+    );
+    let sent = h.wait("sent", |_| true);
+    assert_eq!(sent["success"], true, "{sent}");
+    crate::support::wait_blocking("the Telegram message", || {
+        scene
+            .telegram
+            .sent()
+            .contains(&(TG_CHAT.to_owned(), "answered over the relay".to_owned()))
+    });
+    d.stop();
+}
+
+/// `run` without a config starts the receiver when Hermes' config.yaml turns the webhook
+/// platform on, with Hermes' policy for it (a signed delivery is let in: the signature is the
+/// access check) and no other platform configured.
+#[test]
+fn run_without_a_config_serves_webhooks_that_config_yaml_turns_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let yaml = json!({"platforms": {"webhook": {"enabled": true, "extra": {"routes": {"gh": {"secret": SECRET, "prompt": "hello {n}"}}}}}});
+    std::fs::write(home.join("config.yaml"), yaml.to_string()).unwrap();
+    let empty = dir.path().join("no-node");
+    std::fs::create_dir_all(&empty).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .arg("run")
+        .env("HERMES_HOME", &home)
+        .env("PATH", &empty)
+        .env("WEBHOOK_PORT", "0")
+        .env_remove("WEBHOOK_ENABLED")
+        .env_remove("WEBHOOK_SECRET")
+        .env_remove("TELEGRAM_BOT_TOKEN")
+        .env_remove("WEIXIN_TOKEN")
+        .env_remove("WHATSAPP_ENABLED")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = crate::support::json_lines(child.stdout.take().unwrap());
+    let wait =
+        |what: &str, pred: &dyn Fn(&Value) -> bool| crate::support::next_matching(&rx, what, pred);
+    let open = wait("webhook open", &|v| {
+        v["type"] == "connection" && v["connector"] == "webhook" && v["status"]["state"] == "open"
+    });
+    let addr = open["status"]["reason"]
+        .as_str()
+        .unwrap()
+        .split("http://")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let reply = deliver(
+        &addr,
+        "gh",
+        SCHEMES[3],
+        SECRET,
+        "d-1",
+        None,
+        &json!({"n": 1}).to_string(),
+    );
+    assert_eq!(reply.status, 202, "{}", reply.body);
+    let m = wait("the delivery", &|v| v["type"] == "inbound");
+    assert_eq!(m["message"]["text"], "hello 1");
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("running webhook (platforms.webhook.enabled in config.yaml)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(SECRET));
 }

@@ -278,5 +278,11 @@ mod tests {
             platforms(&[("SAVED", "")], false),
             vec![wx("a saved weixin login")]
         );
+        // A switch counts when it says so, not when it is merely there.
+        assert_eq!(
+            platforms(&[("WEBHOOK_ENABLED", "True")], false),
+            vec![("webhook", "WEBHOOK_ENABLED=true".to_owned())]
+        );
+        assert_eq!(platforms(&[("WEBHOOK_ENABLED", "false")], false), vec![]);
     }
 }

@@ -61,7 +61,10 @@ pub fn run(_args: WebhookArgs) -> i32 {
     // this connector reads (its row in `connectors::BUILTIN`).
     let Some(home) = std::env::var_os("HERMES_HOME").map(PathBuf::from) else {
         eprintln!("webhook: HERMES_HOME is not set");
-        link.status(ConnectionState::Closed, Some("config: HERMES_HOME is not set".into()));
+        link.status(
+            ConnectionState::Closed,
+            Some("config: HERMES_HOME is not set".into()),
+        );
         return exit::FATAL;
     };
     let lookup = |key: &str| std::env::var(key).ok();

@@ -775,3 +775,36 @@ fn run_without_a_config_serves_webhooks_that_config_yaml_turns_on() {
     );
     assert!(!stderr.contains(SECRET));
 }
+
+/// `doctor` says which routes can be served, names a route it cannot serve (no secret) as a
+/// problem with its fix, and prints no secret.
+#[test]
+fn doctor_checks_the_routes_without_printing_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let doctor = |routes: Value| {
+        let yaml = json!({"platforms": {"webhook": {"enabled": true, "extra": {"port": 0, "routes": routes}}}});
+        std::fs::write(home.join("config.yaml"), yaml.to_string()).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(["doctor", "--port", "0", "--hermes-home"])
+            .arg(&home)
+            .env_remove("WEBHOOK_SECRET")
+            .env_remove("WEBHOOK_PORT")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let good = doctor(json!({"gh": {"secret": SECRET}}));
+    assert!(
+        good.contains("ok    Webhooks: 1 route(s) can be served: gh"),
+        "{good}"
+    );
+    assert!(!good.contains(SECRET));
+    let bad = doctor(json!({"gh": {"secret": SECRET}, "open": {"prompt": "x"}}));
+    assert!(
+        bad.contains("FAIL  Webhooks: route \"open\" has no secret"),
+        "{bad}"
+    );
+    assert!(!bad.contains(SECRET));
+}

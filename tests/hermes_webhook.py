@@ -10,7 +10,8 @@ Prints JSON lines on stdout:
   {"event": "sent", "success", "error"}                              (its reply)
 and runs until stdin closes; on a failure {"event": "error", "error"} and exit 1.
 
-Environment: HERMES_HOME (a temporary one), WEBHOOK_PORT, ROUTES (JSON: the routes mapping).
+Environment: HERMES_HOME (a temporary one), WEBHOOK_PORT, ROUTES (JSON: the routes mapping),
+RATE_LIMIT (deliveries a minute, default Hermes' 30).
 """
 
 import asyncio
@@ -33,6 +34,7 @@ async def main():
             "host": "127.0.0.1",
             "port": int(os.environ["WEBHOOK_PORT"]),
             "routes": json.loads(os.environ["ROUTES"]),
+            "rate_limit": int(os.environ.get("RATE_LIMIT", "30")),
         },
     )
     adapter = WebhookAdapter(config)

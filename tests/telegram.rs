@@ -373,32 +373,24 @@ fn bench_telegram_beside_whatsapp() {
         });
     }
     let wa = s.whatsapp.as_ref().unwrap();
-    let mut lat = std::collections::BTreeMap::<&str, Vec<f64>>::new();
+    let mut lat = crate::support::Latencies::default();
     for i in 0..N {
         for name in ["telegram", "whatsapp"] {
             let text = format!("{name}-lat-{i}");
-            let t0 = Instant::now();
-            if name == "telegram" {
-                s.telegram.dm(ALLOWED, &text);
-            } else {
-                wa.inject_dm(WA_FRIEND, &text);
-            }
-            d.wait(&text, |v| {
-                v["type"] == "inbound" && v["message"]["text"] == text.as_str()
+            lat.time(name, || {
+                if name == "telegram" {
+                    s.telegram.dm(ALLOWED, &text);
+                } else {
+                    wa.inject_dm(WA_FRIEND, &text);
+                }
+                d.wait(&text, |v| {
+                    v["type"] == "inbound" && v["message"]["text"] == text.as_str()
+                });
             });
-            lat.entry(name)
-                .or_default()
-                .push(t0.elapsed().as_secs_f64() * 1e3);
         }
         d.seen.clear();
     }
-    for (name, mut ms) in lat {
-        let (p50, p99) = crate::support::percentiles(&mut ms);
-        eprintln!(
-            "telegram bench: inject → gateway, {name}: n={} p50 {p50:.2} ms p99 {p99:.2} ms",
-            ms.len()
-        );
-    }
+    lat.report("telegram bench", "inject → gateway");
 
     let status = s.dir.path().join("state/status.json");
     let pid = {

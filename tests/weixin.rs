@@ -347,21 +347,7 @@ fn weixin_link_saves_the_account_and_run_uses_it() {
     assert_eq!(saved["token"], ilink.token.as_str());
     assert_eq!(saved["base_url"], ilink.base_url.as_str());
 
-    let empty = dir.path().join("no-node");
-    std::fs::create_dir_all(&empty).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
-        .arg("run")
-        .env("HERMES_HOME", &home)
-        .env("PATH", &empty)
-        .env_remove("WEIXIN_TOKEN")
-        .env_remove("WEIXIN_ACCOUNT_ID")
-        .env_remove("TELEGRAM_BOT_TOKEN")
-        .env_remove("WHATSAPP_ENABLED")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = crate::support::hermes_run(&home).spawn().unwrap();
     let rx = crate::support::json_lines(child.stdout.take().unwrap());
     let wait =
         |what: &str, pred: &dyn Fn(&Value) -> bool| crate::support::next_matching(&rx, what, pred);
@@ -488,32 +474,24 @@ fn bench_weixin_beside_whatsapp() {
         v["type"] == "connection" && v["connector"] == "whatsapp" && v["status"]["state"] == "open"
     });
     let wa = s.whatsapp.as_ref().unwrap();
-    let mut lat = std::collections::BTreeMap::<&str, Vec<f64>>::new();
+    let mut lat = crate::support::Latencies::default();
     for i in 0..N {
         for name in ["weixin", "whatsapp"] {
             let text = format!("{name}-lat-{i}");
-            let t0 = Instant::now();
-            if name == "weixin" {
-                s.ilink.dm(ALICE, &text, "ctx-bench");
-            } else {
-                wa.inject_dm(WA_FRIEND, &text);
-            }
-            d.wait(&text, |v| {
-                v["type"] == "inbound" && v["message"]["text"] == text.as_str()
+            lat.time(name, || {
+                if name == "weixin" {
+                    s.ilink.dm(ALICE, &text, "ctx-bench");
+                } else {
+                    wa.inject_dm(WA_FRIEND, &text);
+                }
+                d.wait(&text, |v| {
+                    v["type"] == "inbound" && v["message"]["text"] == text.as_str()
+                });
             });
-            lat.entry(name)
-                .or_default()
-                .push(t0.elapsed().as_secs_f64() * 1e3);
         }
         d.seen.clear();
     }
-    for (name, mut ms) in lat {
-        let (p50, p99) = crate::support::percentiles(&mut ms);
-        eprintln!(
-            "weixin bench: inject → gateway, {name}: n={} p50 {p50:.2} ms p99 {p99:.2} ms",
-            ms.len()
-        );
-    }
+    lat.report("weixin bench", "inject → gateway");
     d.send(json!({"type": "status", "id": "st"}));
     let st = result(&mut d, "st");
     let pid = st["data"]["connectors"]

@@ -424,3 +424,60 @@ pub fn percentiles(ms: &mut [f64]) -> (f64, f64) {
     let at = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
     (at(0.5), at(0.99))
 }
+
+/// Latencies by name, timed side by side in one run, for the benchmarks' reports.
+#[derive(Default)]
+pub struct Latencies(std::collections::BTreeMap<String, Vec<f64>>);
+
+impl Latencies {
+    /// Runs `f` and adds how long it took (ms) under `name`.
+    pub fn time<T>(&mut self, name: &str, f: impl FnOnce() -> T) -> T {
+        let t0 = std::time::Instant::now();
+        let out = f();
+        self.0
+            .entry(name.to_owned())
+            .or_default()
+            .push(t0.elapsed().as_secs_f64() * 1e3);
+        out
+    }
+
+    /// One line each: `<prefix>: <what>, <name>: n=… p50 … ms p99 … ms`, on stderr.
+    pub fn report(mut self, prefix: &str, what: &str) {
+        for (name, ms) in &mut self.0 {
+            let (p50, p99) = percentiles(ms);
+            eprintln!(
+                "{prefix}: {what}, {name}: n={} p50 {p50:.2} ms p99 {p99:.2} ms",
+                ms.len()
+            );
+        }
+    }
+}
+
+/// `bridgekeeper run` without a config on Hermes' home `home`, stdio piped: no platform set in
+/// this process's environment counts, and no `node` is on its PATH (only what `home` turns on
+/// may start). More environment on the returned command.
+pub fn hermes_run(home: &Path) -> std::process::Command {
+    let no_node = home.join("no-node");
+    std::fs::create_dir_all(&no_node).unwrap();
+    let mut command = std::process::Command::new(BRIDGEKEEPER);
+    command
+        .arg("run")
+        .env("HERMES_HOME", home)
+        .env("PATH", &no_node);
+    for key in [
+        "WHATSAPP_ENABLED",
+        "TELEGRAM_BOT_TOKEN",
+        "WEIXIN_TOKEN",
+        "WEIXIN_ACCOUNT_ID",
+        "WEBHOOK_ENABLED",
+        "WEBHOOK_SECRET",
+        "WEBHOOK_PORT",
+    ] {
+        command.env_remove(key);
+    }
+    command
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    command
+}

@@ -32,7 +32,7 @@ mod lines;
 pub mod outbox;
 mod watchdog;
 
-use super::handle::{AlertRouter, Control, ErrorCode, Origin, Peers, Rejected};
+use super::handle::{AlertRouter, ConnectorHandle, Control, ErrorCode, Origin, Peers, Rejected};
 use crate::config::ConnectorConfig;
 use crate::policy::exit::ExitReason;
 use crate::policy::pacing::Pacer;
@@ -334,19 +334,33 @@ impl ConnectorTask {
             }
             return Ok(());
         };
+        match self.hand_to(peer, origin, command, timeout, &target.chat) {
+            Ok(()) => Ok(()),
+            Err(Rejected::QueueFull) => Err(ErrorCode::QueueFull),
+            Err(Rejected::ShuttingDown) => Err(ErrorCode::ShuttingDown),
+        }
+    }
+
+    /// Gives `command` (already written into `chat`) to another connector's task, said in the
+    /// log; that task answers its origin.
+    fn hand_to(
+        &self,
+        peer: &ConnectorHandle,
+        origin: Origin,
+        command: Command,
+        timeout: Option<Duration>,
+        chat: &str,
+    ) -> Result<(), Rejected> {
         self.log.emit(
             Some(&self.name),
             &Event::DeliveredElsewhere {
                 command: command.type_name(),
                 connector: &peer.name,
-                chat: self.log.id(&target.chat),
+                chat: self.log.id(chat),
             },
         );
-        match peer.try_command(origin, command, timeout) {
-            Ok(()) => Ok(()),
-            Err((Rejected::QueueFull, _)) => Err(ErrorCode::QueueFull),
-            Err((Rejected::ShuttingDown, _)) => Err(ErrorCode::ShuttingDown),
-        }
+        peer.try_command(origin, command, timeout)
+            .map_err(|(rejected, _)| rejected)
     }
 
     /// Queues a command the outbound gate has already let through (the inbound path checks it
@@ -520,16 +534,14 @@ impl ConnectorTask {
             reply_to: None,
             thread: target.thread.clone(),
         });
-        self.log.emit(
-            Some(&self.name),
-            &Event::DeliveredElsewhere {
-                command: command.type_name(),
-                connector: &peer.name,
-                chat: self.log.id(&target.chat),
-            },
-        );
-        peer.try_command(Origin::Internal(SendKind::Reply), command, None)
-            .map_err(|_| FailReason::DeliverUnavailable)
+        self.hand_to(
+            peer,
+            Origin::Internal(SendKind::Reply),
+            command,
+            None,
+            &target.chat,
+        )
+        .map_err(|_| FailReason::DeliverUnavailable)
     }
 
     fn write_next(&mut self, permit: Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>) {

@@ -982,3 +982,134 @@ fn bench_webhook_beside_whatsapp_and_hermes() {
         "webhook bench: receiver RSS idle {idle:.1} MiB, peak after the bursts {after_burst:.1} MiB"
     );
 }
+
+/// Raw bytes to `addr`; the status of the answer (0 when the connection closed unanswered).
+fn raw_status(addr: &str, request: &[u8]) -> u16 {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(PATIENCE)).unwrap();
+    let _ = s.write_all(request);
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    String::from_utf8_lossy(&out)
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+/// What a hostile or broken sender can send gets its typed answer and costs nothing: a
+/// chunked body over the limit (no Content-Length) 413 while reading, a body that is neither
+/// JSON nor a form 400, a non-ASCII signature 401, a disabled route 403, a browser's request to
+/// a route without a signature check 403 (a direct one is taken, and the warning is in the
+/// log); answers to a `log` route are logged by length, to `github_comment` `unsupported`;
+/// `/health` answers as Hermes'.
+#[test]
+fn hostile_and_broken_requests_get_typed_answers() {
+    let (dir, config) = receiver_scene(json!({
+        "gh": {"secret": SECRET, "deliver": "log", "prompt": "ok {n}"},
+        "off": {"secret": SECRET, "enabled": false},
+        "local": {"secret": "INSECURE_NO_AUTH", "prompt": "local {n}"},
+        "pr": {"secret": SECRET, "deliver": "github_comment", "prompt": "pr {n}"},
+    }));
+    let (mut d, addr) = start_receiver(&config);
+    let health = crate::support::http::request(&addr, "GET", "/health", Some(&addr), &[], None);
+    assert_eq!(
+        (health.status, health.json()),
+        (200, json!({"status": "ok", "platform": "webhook"}))
+    );
+
+    let chunk = "a".repeat(600_000);
+    let chunked = format!(
+        "POST /webhooks/gh HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n{:x}\r\n{chunk}\r\n{:x}\r\n{chunk}\r\n0\r\n\r\n",
+        chunk.len(),
+        chunk.len()
+    );
+    assert_eq!(raw_status(&addr, chunked.as_bytes()), 413);
+    let binary = deliver_bytes(&addr, "gh", b"\xff\xfe\x00junk");
+    assert_eq!(binary, 400);
+    let odd = crate::support::http::request(
+        &addr,
+        "POST",
+        "/webhooks/gh",
+        Some(&addr),
+        &[("X-Hub-Signature-256", "sha256=\u{e9}\u{e9}")],
+        Some("{}"),
+    );
+    assert_eq!(odd.status, 401);
+    assert_eq!(
+        deliver(&addr, "off", SCHEMES[0], SECRET, "o-1", None, "{}").status,
+        403
+    );
+    let from_browser = crate::support::http::request(
+        &addr,
+        "POST",
+        "/webhooks/local",
+        Some(&addr),
+        &[("Origin", "https://evil.example")],
+        Some(r#"{"n": 1}"#),
+    );
+    assert_eq!(from_browser.status, 403);
+    let direct = crate::support::http::request(
+        &addr,
+        "POST",
+        "/webhooks/local",
+        Some(&addr),
+        &[("X-Request-ID", "l-1")],
+        Some(r#"{"n": 2}"#),
+    );
+    assert_eq!(direct.status, 202, "{}", direct.body);
+
+    for (route, id) in [("gh", "g-1"), ("pr", "p-1")] {
+        let r = deliver(&addr, route, SCHEMES[0], SECRET, id, None, r#"{"n": 3}"#);
+        assert_eq!(r.status, 202, "{}", r.body);
+        let chat = format!("webhook:{route}:{id}");
+        d.send(json!({"type": "send_text", "id": format!("a-{route}"), "connector": "webhook", "chat": chat, "text": "the agent's answer"}));
+    }
+    let logged = d.wait("the log answer", |v| {
+        v["type"] == "result" && v["id"] == "a-gh"
+    });
+    assert_eq!(
+        (logged["ok"].clone(), logged["data"]["logged"].clone()),
+        (json!(true), json!(true)),
+        "{logged}"
+    );
+    let refused = d.wait("the github_comment answer", |v| {
+        v["type"] == "result" && v["id"] == "a-pr"
+    });
+    assert_eq!(refused["error"]["code"], "unsupported", "{refused}");
+    let texts = d.inbound_texts("webhook");
+    assert!(
+        !texts.iter().any(|t| t.contains("local 1")),
+        "the browser's request reached the gateway"
+    );
+    let (_, stderr) = d.stop();
+    let log = std::fs::read_to_string(dir.path().join("state/bridge.log")).unwrap_or_default();
+    assert!(
+        log.contains("accept POSTs without any signature")
+            || stderr.contains("accept POSTs without any signature"),
+        "the INSECURE_NO_AUTH warning"
+    );
+    assert!(
+        !log.contains("the agent's answer"),
+        "an answer's text was logged"
+    );
+}
+
+/// A POST of raw `body` with a valid GitHub signature; its status.
+fn deliver_bytes(addr: &str, route: &str, body: &[u8]) -> u16 {
+    let now = bridgekeeper::util::time::unix_secs() as i64;
+    let headers =
+        bridgekeeper::connectors::webhook::signature::sign(SCHEMES[0], body, SECRET, "b-1", now);
+    let mut request = format!(
+        "POST /webhooks/{route} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    raw_status(addr, &bytes)
+}

@@ -17,5 +17,6 @@ mod supervisor;
 mod support;
 mod telegram;
 mod webhook;
+mod wecom;
 mod weixin;
 mod whatsapp;

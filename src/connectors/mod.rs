@@ -8,6 +8,7 @@
 pub mod kit;
 pub mod telegram;
 pub mod webhook;
+pub mod wecom_callback;
 pub mod weixin;
 
 /// The connectors built into this executable (`bridgekeeper connector NAME`).
@@ -16,6 +17,7 @@ pub enum ConnectorKind {
     Telegram(telegram::TelegramArgs),
     Weixin(weixin::WeixinArgs),
     Webhook(webhook::WebhookArgs),
+    WecomCallback(wecom_callback::WecomCallbackArgs),
 }
 
 /// Runs a built-in connector; its exit code is the protocol's (PROTOCOL.md, "Exit codes").
@@ -24,6 +26,7 @@ pub fn run(kind: ConnectorKind) -> i32 {
         ConnectorKind::Telegram(args) => telegram::run(args),
         ConnectorKind::Weixin(args) => weixin::run(args),
         ConnectorKind::Webhook(args) => webhook::run(args),
+        ConnectorKind::WecomCallback(args) => wecom_callback::run(args),
     }
 }
 
@@ -88,6 +91,27 @@ pub const BUILTIN: &[Builtin] = &[
         )),
         token_fix: webhook::CONFIG_FIX,
         relink_fix: webhook::CONFIG_FIX,
+    },
+    Builtin {
+        name: "wecom_callback",
+        env: &[
+            "WECOM_CALLBACK_CORP_ID",
+            "WECOM_CALLBACK_CORP_SECRET",
+            "WECOM_CALLBACK_AGENT_ID",
+            "WECOM_CALLBACK_TOKEN",
+            "WECOM_CALLBACK_ENCODING_AES_KEY",
+            "WECOM_CALLBACK_HOST",
+            "WECOM_CALLBACK_PORT",
+            "WECOM_CALLBACK_PATH",
+            "WECOM_CALLBACK_API_ROOT",
+        ],
+        enabled_by: "WECOM_CALLBACK_CORP_ID",
+        saved_login: Some((
+            wecom_callback::enabled_in_yaml,
+            "platforms.wecom_callback apps in config.yaml",
+        )),
+        token_fix: wecom_callback::TOKEN_FIX,
+        relink_fix: wecom_callback::TOKEN_FIX,
     },
 ];
 

@@ -2,8 +2,7 @@
 //! messages, expire the session, answer rate limits, and read what it recorded as sent.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Child;
 
 use serde_json::{Value, json};
 
@@ -22,40 +21,13 @@ pub struct FakeIlink {
 
 impl FakeIlink {
     /// Long polls answer after `longpoll_ms` when nothing comes.
-    // The child is killed and waited for in `Drop`.
-    #[allow(clippy::zombie_processes)]
     pub fn start(dir: &Path, longpoll_ms: u64) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fakes/ilink.py");
-        let ready = dir.join("ilink-ready.json");
-        let recorder = dir.join("ilink-recorder.jsonl");
         // The test venv's Python has `cryptography`: the fake then checks sent media.
-        let mut child = Command::new(crate::relay::hermes_python())
-            .arg(script)
-            .arg("--ready-file")
-            .arg(&ready)
-            .arg("--recorder")
-            .arg(&recorder)
-            .args(["--longpoll-ms", &longpoll_ms.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start the fake iLink server");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let manifest: Value = loop {
-            if let Some(v) = std::fs::read_to_string(&ready)
-                .ok()
-                .and_then(|t| serde_json::from_str(&t).ok())
-            {
-                break v;
-            }
-            if Instant::now() >= deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("the fake iLink server did not become ready");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
+        let (child, manifest, recorder) = super::start_python_fake(
+            "ilink.py",
+            dir,
+            &["--longpoll-ms", &longpoll_ms.to_string()],
+        );
         let s = |k: &str| manifest[k].as_str().unwrap().to_owned();
         Self {
             child,

@@ -9,6 +9,7 @@ pub mod http;
 pub mod ilink;
 pub mod telegram;
 pub mod webhook;
+pub mod wecom;
 pub mod whatsapp;
 
 use std::future::Future;
@@ -480,4 +481,49 @@ pub fn hermes_run(home: &Path) -> std::process::Command {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
     command
+}
+
+/// A fake written in Python (`tests/fakes/<script>`, on the test venv's Python, which has what
+/// the fakes need), started with `--ready-file` and `--recorder` in `dir` plus `args`; its
+/// ready file once it serves, and the recorder's path.
+// The caller kills and waits for the child (its fake's `Drop`).
+#[allow(clippy::zombie_processes)]
+pub fn start_python_fake(
+    script: &str,
+    dir: &Path,
+    args: &[&str],
+) -> (std::process::Child, serde_json::Value, std::path::PathBuf) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fakes")
+        .join(script);
+    let stem = script.trim_end_matches(".py");
+    let ready = dir.join(format!("{stem}-ready.json"));
+    let recorder = dir.join(format!("{stem}-recorder.jsonl"));
+    let mut child = std::process::Command::new(crate::relay::hermes_python())
+        .arg(path)
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("--recorder")
+        .arg(&recorder)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {script}: {e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = std::fs::read_to_string(&ready)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+        {
+            return (child, v, recorder);
+        }
+        if std::time::Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{script} did not become ready");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -11,6 +11,7 @@
 
 pub mod backoff;
 pub mod files;
+pub mod hermes;
 pub mod http;
 pub mod link;
 pub mod secret;

@@ -289,21 +289,7 @@ pub fn routes(s: &Settings, subscriptions: Option<&str>) -> Result<(Routes, Vec<
 
 /// `platforms.webhook` of `$HERMES_HOME/config.yaml`, as JSON (missing: `None`).
 pub fn read_yaml(hermes_home: &Path) -> Result<Option<Value>, String> {
-    let path = hermes_home.join("config.yaml");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-    };
-    let yaml: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text)
-        .map_err(|e| format!("{} is not valid YAML: {e}", path.display()))?;
-    let webhook = yaml.get("platforms").and_then(|p| p.get("webhook"));
-    webhook
-        .map(|w| {
-            serde_json::to_value(w)
-                .map_err(|e| format!("{}: platforms.webhook: {e}", path.display()))
-        })
-        .transpose()
+    crate::connectors::kit::hermes::platform_section(hermes_home, "webhook")
 }
 
 /// Whether config.yaml turns the webhook platform on (`platforms.webhook.enabled: true`).

@@ -131,3 +131,348 @@ fn hermes_own_callback_adapter_works_against_the_fake() {
     drop(child.stdin.take());
     let _ = child.wait();
 }
+
+const ALLOWED: &str = "zhangsan";
+const STRANGER: &str = "wangwu";
+const WA_FRIEND: &str = "15551234567";
+
+struct CallbackScene {
+    dir: tempfile::TempDir,
+    fake: FakeWecom,
+    whatsapp: crate::support::whatsapp::FakeWhatsApp,
+    config: std::path::PathBuf,
+}
+
+/// The self-built app connector against the fake, beside WhatsApp (node-bridge, the fake
+/// server) under one `run`. Its secrets reach it from the environment only.
+fn callback_scene(policy: &str) -> CallbackScene {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWecom::start(dir.path());
+    let whatsapp = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
+    let restart = "restart: {initial_backoff_ms: 50, max_backoff_ms: 500, jitter: 0.0, max_restarts: 20, window_ms: 60000}";
+    let connectors = vec![
+        whatsapp.node_bridge_connector(
+            dir.path(),
+            &format!("policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}"),
+            "",
+        ),
+        format!(
+            "  - name: wecom_callback\n    builtin: wecom_callback\n    env: {{WECOM_CALLBACK_PORT: '0', WECOM_CALLBACK_API_ROOT: {:?}, WECOM_CALLBACK_CORP_ID: {:?}, WECOM_CALLBACK_AGENT_ID: '{}'}}\n    {policy}\n    {restart}\n",
+            fake.get("api_root"),
+            fake.get("corp_id"),
+            fake.get("agent_id"),
+        ),
+    ];
+    let config = crate::support::write_config_with(dir.path(), &connectors, "");
+    CallbackScene {
+        dir,
+        fake,
+        whatsapp,
+        config,
+    }
+}
+
+impl CallbackScene {
+    fn secrets(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("WECOM_CALLBACK_CORP_SECRET", self.fake.get("corp_secret")),
+            ("WECOM_CALLBACK_TOKEN", self.fake.get("callback_token")),
+            ("WECOM_CALLBACK_ENCODING_AES_KEY", self.fake.get("aes_key")),
+        ]
+    }
+
+    fn daemon(&self) -> crate::support::daemon::Daemon {
+        let env = self.secrets();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        crate::support::daemon::Daemon::start(&self.config, &env)
+    }
+
+    /// The daemon with both connectors open, and the callback URL.
+    fn start(&self) -> (crate::support::daemon::Daemon, String) {
+        let mut d = self.daemon();
+        d.wait("whatsapp open", |v| {
+            v["type"] == "connection"
+                && v["connector"] == "whatsapp"
+                && v["status"]["state"] == "open"
+        });
+        let open = d.wait("wecom_callback open", |v| {
+            v["type"] == "connection"
+                && v["connector"] == "wecom_callback"
+                && v["status"]["state"] == "open"
+        });
+        let reason = open["status"]["reason"].as_str().unwrap();
+        let url = reason
+            .split("listening on ")
+            .nth(1)
+            .unwrap()
+            .trim()
+            .to_owned();
+        (d, url)
+    }
+
+    fn status(&self) -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(["status", "--json", "--config"])
+            .arg(&self.config)
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+    }
+
+    fn sent_to(&self, user: &str) -> Vec<String> {
+        self.fake
+            .recorded("message_send")
+            .iter()
+            .filter(|v| v["body"]["touser"] == user)
+            .map(|v| {
+                v["body"]["text"]["content"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            })
+            .collect()
+    }
+}
+
+fn connector<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap()
+}
+
+/// received = delivered + awaiting_ack + paired + replied + ignored + failed.
+fn assert_balanced(ledger: &Value) {
+    let n = |k: &str| ledger[k].as_u64().unwrap_or(0);
+    let sum = |k: &str| {
+        ledger[k]
+            .as_object()
+            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
+    };
+    assert_eq!(
+        n("received"),
+        n("delivered")
+            + n("awaiting_ack")
+            + n("paired")
+            + n("replied")
+            + sum("ignored")
+            + sum("failed"),
+        "{ledger}"
+    );
+}
+
+/// The self-built app end to end beside WhatsApp: an allowed user's message is answered
+/// `success` once recorded and reaches the gateway; the reply goes out through `gettoken` and
+/// `message/send` (a token WeCom expired is fetched again); a stranger is sent a pairing code,
+/// and approving it lets the next message through; WeCom's retry of a callback is answered and
+/// not delivered twice; every refusal (size, signature, stale timestamp, repeated nonce, DTD,
+/// another corp) costs nothing and is counted; the ledger balances; no secret is written.
+#[test]
+fn a_self_built_app_end_to_end_beside_whatsapp() {
+    let s = callback_scene(&format!(
+        "policy: {{dm_policy: pairing, allow_from: ['wecom:user:{ALLOWED}']}}"
+    ));
+    let (mut d, url) = s.start();
+    let posted = s.fake.callback(
+        &url,
+        ALLOWED,
+        "hello from the app",
+        json!({"msgid": "9001"}),
+    );
+    assert_eq!(
+        (posted["status"].clone(), posted["body"].clone()),
+        (json!(200), json!("success")),
+        "{posted}"
+    );
+    let inbound = d.wait("the message", |v| {
+        v["type"] == "inbound" && v["connector"] == "wecom_callback"
+    });
+    let chat = inbound["message"]["chat"].as_str().unwrap().to_owned();
+    assert_eq!(chat, format!("{}:{ALLOWED}", s.fake.get("corp_id")));
+    assert_eq!(inbound["message"]["text"], "hello from the app");
+    s.fake.admin("api/expire", &json!({}));
+    d.send(json!({"type": "send_text", "id": "r1", "connector": "wecom_callback", "chat": chat, "text": "the reply"}));
+    let r = d.wait("r1", |v| v["type"] == "result" && v["id"] == "r1");
+    assert_eq!(r["ok"], true, "{r}");
+    assert_eq!(s.sent_to(ALLOWED), ["the reply"]);
+    assert!(
+        s.fake.recorded("gettoken").len() >= 2,
+        "the expired token was fetched again"
+    );
+    // A long reply is cut at 2,048 bytes.
+    let long = "字".repeat(1000);
+    d.send(json!({"type": "send_text", "id": "r2", "connector": "wecom_callback", "chat": chat, "text": long}));
+    let r = d.wait("r2", |v| v["type"] == "result" && v["id"] == "r2");
+    assert_eq!(r["data"]["message_ids"].as_array().unwrap().len(), 2, "{r}");
+    assert!(s.sent_to(ALLOWED).iter().all(|t| t.len() <= 2048));
+
+    // WhatsApp goes on beside it.
+    s.whatsapp.inject_dm(WA_FRIEND, "from whatsapp");
+    d.wait("the WhatsApp DM", |v| v["type"] == "inbound" && v["message"]["text"] == "from whatsapp");
+
+    // WeCom's retry of the same MsgId: answered, not delivered again.
+    let retry = s.fake.callback(
+        &url,
+        ALLOWED,
+        "hello from the app",
+        json!({"msgid": "9001"}),
+    );
+    assert_eq!(retry["status"], 200);
+
+    // A stranger gets a pairing code, and is let in once approved.
+    s.fake.callback(&url, STRANGER, "let me in", json!({}));
+    crate::support::wait_blocking("the pairing code", || !s.sent_to(STRANGER).is_empty());
+    let code_text = s.sent_to(STRANGER).remove(0);
+    let code = code_text
+        .split_whitespace()
+        .find(|w| w.len() == 8 && w.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| panic!("no code in {code_text:?}"))
+        .to_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+        .args(["pairing", "approve", "wecom_callback", &code, "--config"])
+        .arg(&s.config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    s.fake.callback(&url, STRANGER, "approved now", json!({}));
+    d.wait("the approved message", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "approved now"
+    });
+
+    // Refusals.
+    let addr = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let path = format!(
+        "/{}",
+        url.trim_start_matches("http://").split_once('/').unwrap().1
+    );
+    let big = "x".repeat(70 * 1024);
+    let r = crate::support::http::request(
+        &addr,
+        "POST",
+        &format!("{path}?msg_signature=a&timestamp=1&nonce=n"),
+        Some(&addr),
+        &[("Content-Type", "text/xml")],
+        Some(&big),
+    );
+    assert_eq!(r.status, 413);
+    let forged = s.fake.callback(
+        &url,
+        ALLOWED,
+        "forged",
+        json!({"sign_with": "not-the-token"}),
+    );
+    assert_eq!(forged["status"], 403, "{forged}");
+    let stale = s.fake.callback(
+        &url,
+        ALLOWED,
+        "stale",
+        json!({"timestamp": (bridgekeeper::util::time::unix_secs() as i64) - 600}),
+    );
+    assert_eq!(stale["status"], 403, "{stale}");
+    let first = s
+        .fake
+        .callback(&url, ALLOWED, "nonce once", json!({"nonce": "n-fixed"}));
+    assert_eq!(first["status"], 200);
+    let replayed = s
+        .fake
+        .callback(&url, ALLOWED, "nonce twice", json!({"nonce": "n-fixed"}));
+    assert_eq!(replayed["status"], 403, "{replayed}");
+    let other_corp = s.fake.callback(
+        &url,
+        ALLOWED,
+        "other corp",
+        json!({"corp_id": "wwsomeoneelse"}),
+    );
+    assert_eq!(other_corp["status"], 403, "{other_corp}");
+    let dtd =
+        "<?xml version=\"1.0\"?><!DOCTYPE x [<!ENTITY a \"b\">]><xml><Encrypt>&a;</Encrypt></xml>";
+    let now = (bridgekeeper::util::time::unix_secs() as i64).to_string();
+    let r = crate::support::http::request(
+        &addr,
+        "POST",
+        &format!("{path}?msg_signature=a&timestamp={now}&nonce=n2"),
+        Some(&addr),
+        &[("Content-Type", "text/xml")],
+        Some(dtd),
+    );
+    assert_eq!(r.status, 400);
+
+    d.settle(std::time::Duration::from_millis(1500));
+    let texts = d.inbound_texts("wecom_callback");
+    assert_eq!(
+        texts,
+        ["hello from the app", "approved now", "nonce once"],
+        "nothing refused got through"
+    );
+    let status = s.status();
+    let c = connector(&status, "wecom_callback");
+    assert_balanced(&c["ledger"]);
+    assert_eq!(c["ledger"]["ignored"]["duplicate"], 1, "{}", c["ledger"]);
+    for what in [
+        "refused_too_large",
+        "refused_signature",
+        "refused_stale",
+        "refused_replayed",
+        "refused_corp",
+        "refused_xml_declaration",
+    ] {
+        assert!(
+            c["counts"][what].as_u64().unwrap_or(0) >= 1,
+            "{what}: {}",
+            c["counts"]
+        );
+    }
+    let (out, err) = d.stop();
+    let status_text = status.to_string();
+    for (_, secret) in s.secrets() {
+        crate::support::assert_secret_nowhere(
+            &secret,
+            &s.dir.path().join("state"),
+            &[&out, &err, &status_text],
+        );
+    }
+}
+
+/// A corp secret WeCom refuses is `needs_token`: reported with its fix, started once, never
+/// restarted.
+#[test]
+fn a_refused_corp_secret_is_needs_token_started_once() {
+    let s = callback_scene("policy: {dm_policy: open}");
+    s.fake.admin("api/refuse", &json!({"on": true}));
+    let mut d = s.daemon();
+    let closed = d.wait("the refusal", |v| {
+        v["type"] == "connection"
+            && v["connector"] == "wecom_callback"
+            && v["status"]["state"] == "closed"
+    });
+    let reason = closed["status"]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with("needs_token") && reason.contains("WECOM_CALLBACK_CORP_SECRET"),
+        "{reason}"
+    );
+    d.wait("needs_token", |v| {
+        v["type"] == "connector_state"
+            && v["connector"] == "wecom_callback"
+            && v["state"] == "needs_token"
+    });
+    d.settle(std::time::Duration::from_millis(1500));
+    let starts = d
+        .seen
+        .iter()
+        .filter(|v| {
+            v["type"] == "connector_state"
+                && v["connector"] == "wecom_callback"
+                && v["state"] == "starting"
+        })
+        .count();
+    assert_eq!(starts, 1, "started once, never again");
+    let (out, err) = d.stop();
+    assert!(!out.contains(&s.fake.get("corp_secret")) && !err.contains(&s.fake.get("corp_secret")));
+}

@@ -352,7 +352,24 @@ fn parse_bool(raw: &Raw) -> Option<bool> {
     }
 }
 
-fn parse_list(raw: &Raw) -> Option<BTreeSet<String>> {
+/// An allowlist entry as the platform's Hermes adapter reads it: WeCom's may be written
+/// `wecom:user:zhangsan` or `group:wrk…` (prefixes dropped, any case).
+fn platform_entry<'a>(platform: &str, entry: &'a str) -> &'a str {
+    if !platform.starts_with("wecom") {
+        return entry;
+    }
+    let strip = |s: &'a str, prefix: &str| -> &'a str {
+        match s.get(..prefix.len()) {
+            Some(head) if head.eq_ignore_ascii_case(prefix) => s[prefix.len()..].trim_start(),
+            _ => s,
+        }
+    };
+    let entry = strip(entry, "wecom:");
+    let entry = strip(entry, "user:");
+    strip(entry, "group:")
+}
+
+fn parse_list(raw: &Raw, platform: &str) -> Option<BTreeSet<String>> {
     let items: Vec<String> = match raw {
         Raw::Text(s) => s.split(',').map(str::to_owned).collect(),
         Raw::List(l) => l.clone(),
@@ -361,7 +378,7 @@ fn parse_list(raw: &Raw) -> Option<BTreeSet<String>> {
     Some(
         items
             .iter()
-            .map(|i| i.trim())
+            .map(|i| platform_entry(platform, i.trim()))
             .filter(|i| !i.is_empty())
             .map(|i| {
                 if i == "*" {
@@ -476,11 +493,17 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
                     ],
                 ),
             ),
-            Field::AllowFrom => extend(&mut policy.allow_from, parse_list(&raw)),
-            Field::GroupAllowFrom => assign(&mut policy.group_allow_from, parse_list(&raw)),
+            Field::AllowFrom => extend(&mut policy.allow_from, parse_list(&raw, platform)),
+            Field::GroupAllowFrom => {
+                assign(&mut policy.group_allow_from, parse_list(&raw, platform))
+            }
             // Telegram's name for the groups themselves; one list with the users in groups.
-            Field::GroupAllowChats => extend(&mut policy.group_allow_from, parse_list(&raw)),
-            Field::FreeResponseChats => assign(&mut policy.free_response_chats, parse_list(&raw)),
+            Field::GroupAllowChats => {
+                extend(&mut policy.group_allow_from, parse_list(&raw, platform))
+            }
+            Field::FreeResponseChats => {
+                assign(&mut policy.free_response_chats, parse_list(&raw, platform))
+            }
             Field::AllowAllUsers => star_if(&mut policy.allow_from, parse_bool(&raw)),
             Field::RequireMention => assign(&mut policy.require_mention, parse_bool(&raw)),
             Field::Debug => assign(&mut debug, parse_bool(&raw)),
@@ -503,7 +526,7 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
             continue;
         };
         let valid = if env == GATEWAY_ALLOWED {
-            extend(&mut policy.allow_from, parse_list(&raw))
+            extend(&mut policy.allow_from, parse_list(&raw, platform))
         } else {
             star_if(&mut policy.allow_from, parse_bool(&raw))
         };
@@ -576,7 +599,10 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
 /// Only WhatsApp has a self-chat mode (the owner's own account, talking to itself); a bot on
 /// Telegram or Weixin is always a bot.
 pub fn has_self_chat(platform: &str) -> bool {
-    !matches!(platform, "telegram" | "weixin" | "webhook")
+    !matches!(
+        platform,
+        "telegram" | "weixin" | "webhook" | "wecom" | "wecom_callback"
+    )
 }
 
 /// The defaults before any setting, as Hermes has them per platform: Weixin's groups are off

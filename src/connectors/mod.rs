@@ -17,6 +17,8 @@ pub enum ConnectorKind {
     Telegram(telegram::TelegramArgs),
     Weixin(weixin::WeixinArgs),
     Webhook(webhook::WebhookArgs),
+    /// Named as the platform (`connector wecom_callback`), not clap's kebab case.
+    #[command(name = "wecom_callback")]
     WecomCallback(wecom_callback::WecomCallbackArgs),
 }
 

@@ -138,6 +138,9 @@ pub fn descriptor(platform: &str) -> Option<Value> {
         // Answers go out through the route's target connector, which cuts them to its own
         // limit; nothing is edited on a webhook.
         "webhook" => ("Webhook", 4096, false, "plain", "chars"),
+        // Hermes' limits: the AI Bot's markdown 4,000; a self-built app's text 2,048.
+        "wecom" => ("WeCom", 4000, false, "markdown", "chars"),
+        "wecom_callback" => ("WeCom (self-built app)", 2048, false, "plain", "chars"),
         _ => return None,
     };
     Some(json!({

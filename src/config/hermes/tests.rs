@@ -312,3 +312,37 @@ fn telegram_is_always_a_bot_and_takes_its_own_key_names() {
         "{e}"
     );
 }
+
+#[test]
+fn wecom_settings_by_hermes_names_with_its_allowlist_prefixes() {
+    let mut s = sources();
+    s.env = vars(&[
+        (
+            "WECOM_ALLOWED_USERS",
+            "wecom:user:ZhangSan, user:lisi,wangwu",
+        ),
+        ("WECOM_DM_POLICY", "allowlist"),
+        ("WECOM_CALLBACK_ALLOWED_USERS", "WeCom:User:chen"),
+    ]);
+    let r = resolve(&s, "wecom").unwrap();
+    assert_eq!(r.policy.mode, Mode::Bot, "bot mode only");
+    assert_eq!(r.policy.dm_policy, DmPolicy::Allowlist);
+    let allowed: Vec<&str> = r.policy.allow_from.iter().map(String::as_str).collect();
+    assert_eq!(allowed, ["ZhangSan", "lisi", "wangwu"]);
+    let cb = resolve(&s, "wecom_callback").unwrap();
+    assert_eq!(
+        cb.policy.allow_from.iter().next().map(String::as_str),
+        Some("chen")
+    );
+    assert_eq!(
+        cb.policy.dm_policy,
+        DmPolicy::Pairing,
+        "the callback mode's own names"
+    );
+    s.env = vars(&[("WECOM_MODE", "self-chat")]);
+    let err = resolve(&s, "wecom").unwrap_err().to_string();
+    assert!(
+        err.contains("WECOM_MODE") && err.contains("no self-chat"),
+        "{err}"
+    );
+}

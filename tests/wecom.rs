@@ -310,7 +310,9 @@ fn a_self_built_app_end_to_end_beside_whatsapp() {
 
     // WhatsApp goes on beside it.
     s.whatsapp.inject_dm(WA_FRIEND, "from whatsapp");
-    d.wait("the WhatsApp DM", |v| v["type"] == "inbound" && v["message"]["text"] == "from whatsapp");
+    d.wait("the WhatsApp DM", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "from whatsapp"
+    });
 
     // WeCom's retry of the same MsgId: answered, not delivered again.
     let retry = s.fake.callback(
@@ -475,4 +477,347 @@ fn a_refused_corp_secret_is_needs_token_started_once() {
     assert_eq!(starts, 1, "started once, never again");
     let (out, err) = d.stop();
     assert!(!out.contains(&s.fake.get("corp_secret")) && !err.contains(&s.fake.get("corp_secret")));
+}
+
+struct BotScene {
+    dir: tempfile::TempDir,
+    fake: FakeWecom,
+    whatsapp: Option<crate::support::whatsapp::FakeWhatsApp>,
+    config: std::path::PathBuf,
+}
+
+/// The AI Bot connector against the fake (pings every `ping_ms`), with WhatsApp beside it when
+/// `with_whatsapp`; `top` is more top-level config (a `relay:` section).
+fn bot_scene(policy: &str, ping_ms: u64, with_whatsapp: bool, top: &str) -> BotScene {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWecom::start(dir.path());
+    let restart = "restart: {initial_backoff_ms: 50, max_backoff_ms: 500, jitter: 0.0, max_restarts: 20, window_ms: 60000}";
+    let mut connectors = vec![format!(
+        "  - name: wecom\n    builtin: wecom\n    args: [--media-dir, {:?}]\n    env: {{WECOM_WEBSOCKET_URL: {:?}, WECOM_BOT_ID: {:?}, BRIDGEKEEPER_WECOM_PING_MS: '{ping_ms}'}}\n    {policy}\n    {restart}\n",
+        dir.path().join("wecom-media"),
+        fake.get("ws_url"),
+        fake.get("bot_id"),
+    )];
+    let whatsapp = with_whatsapp.then(|| {
+        let server = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
+        connectors.push(server.node_bridge_connector(
+            dir.path(),
+            &format!("policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}"),
+            "",
+        ));
+        server
+    });
+    let config = crate::support::write_config_with(dir.path(), &connectors, top);
+    BotScene {
+        dir,
+        fake,
+        whatsapp,
+        config,
+    }
+}
+
+impl BotScene {
+    fn daemon(&self) -> crate::support::daemon::Daemon {
+        let secret = self.fake.get("bot_secret");
+        crate::support::daemon::Daemon::start(&self.config, &[("WECOM_SECRET", secret.as_str())])
+    }
+
+    fn start(&self) -> crate::support::daemon::Daemon {
+        let mut d = self.daemon();
+        wait_open(&mut d, 1);
+        if self.whatsapp.is_some() {
+            d.wait("whatsapp open", |v| {
+                v["type"] == "connection"
+                    && v["connector"] == "whatsapp"
+                    && v["status"]["state"] == "open"
+            });
+        }
+        d
+    }
+
+    /// `(cmd, req_id, markdown)` of every message the bot sent.
+    fn sent(&self) -> Vec<(String, String, String)> {
+        let mut out = Vec::new();
+        for cmd in ["aibot_respond_msg", "aibot_send_msg"] {
+            for v in self.fake.recorded(cmd) {
+                out.push((
+                    cmd.to_owned(),
+                    v["req_id"].as_str().unwrap_or_default().to_owned(),
+                    v["body"]["markdown"]["content"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Waits for the `n`th time the wecom connection says it is open.
+fn wait_open(d: &mut crate::support::daemon::Daemon, n: usize) {
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        let opens = d
+            .seen
+            .iter()
+            .filter(|v| {
+                v["type"] == "connection"
+                    && v["connector"] == "wecom"
+                    && v["status"]["state"] == "open"
+            })
+            .count();
+        if opens >= n {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "wecom did not open {n} time(s): {:#?}",
+            d.seen
+        );
+        d.settle(std::time::Duration::from_millis(50));
+    }
+}
+
+fn result(d: &mut crate::support::daemon::Daemon, id: &str) -> Value {
+    d.wait(&format!("result {id}"), |v| {
+        v["type"] == "result" && v["id"] == id
+    })
+}
+
+/// The AI Bot end to end beside WhatsApp: an allowed DM arrives and its reply goes out as a
+/// reply (`aibot_respond_msg` under the callback's `req_id`), a message the bot starts as
+/// `aibot_send_msg`; in a group only a message that mentions the bot is delivered (the other
+/// ignored `no_mention`), and an answer there is a reply under the group's latest callback; a
+/// stranger is sent a pairing code; an event is recorded; a long text is cut at 4,000
+/// characters; an image sent is uploaded in chunks (MD5 checked by the fake) and an encrypted
+/// one received is decrypted into the media dir; the ledger balances; no secret is written.
+#[test]
+fn the_ai_bot_end_to_end_beside_whatsapp() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = bot_scene(
+        &format!(
+            "policy: {{dm_policy: pairing, allow_from: ['wecom:user:{ALLOWED}'], group_policy: open}}"
+        ),
+        30_000,
+        true,
+        "",
+    );
+    let mut d = s.start();
+    let pushed = s.fake.dm(ALLOWED, "hello bot");
+    let m = d.wait("the DM", |v| {
+        v["type"] == "inbound" && v["connector"] == "wecom"
+    });
+    assert_eq!(
+        (m["message"]["text"].clone(), m["message"]["chat"].clone()),
+        (json!("hello bot"), json!(ALLOWED))
+    );
+    let msgid = pushed["msgid"].as_str().unwrap();
+    d.send(json!({"type": "send_text", "id": "r1", "connector": "wecom", "chat": ALLOWED, "text": "a reply", "reply_to": msgid}));
+    assert_eq!(result(&mut d, "r1")["data"]["replied"], true);
+    d.send(json!({"type": "send_text", "id": "r2", "connector": "wecom", "chat": ALLOWED, "text": "a new message"}));
+    assert_eq!(result(&mut d, "r2")["data"]["replied"], false);
+    let sent = s.sent();
+    assert!(
+        sent.contains(&(
+            "aibot_respond_msg".into(),
+            pushed["req_id"].as_str().unwrap().into(),
+            "a reply".into()
+        )),
+        "{sent:?}"
+    );
+    assert!(
+        sent.iter()
+            .any(|(cmd, _, text)| cmd == "aibot_send_msg" && text == "a new message"),
+        "{sent:?}"
+    );
+
+    // Groups: a mention is needed; an answer there goes under the group's latest callback.
+    s.fake.group("wr-team", ALLOWED, "no mention here");
+    let g = s.fake.group("wr-team", ALLOWED, "@HermesBot what is up");
+    let gm = d.wait("the mention", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "@HermesBot what is up"
+    });
+    assert_eq!(gm["message"]["is_group"], true);
+    d.send(json!({"type": "send_text", "id": "r3", "connector": "wecom", "chat": "wr-team", "text": "group answer"}));
+    assert_eq!(result(&mut d, "r3")["ok"], true);
+    assert!(s.sent().contains(&(
+        "aibot_respond_msg".into(),
+        g["req_id"].as_str().unwrap().into(),
+        "group answer".into()
+    )));
+
+    // A stranger is sent a code.
+    s.fake.dm(STRANGER, "who are you");
+    crate::support::wait_blocking("the pairing code", || {
+        s.sent()
+            .iter()
+            .any(|(_, _, text)| text.contains("pair") || text.contains("code"))
+    });
+    // An event, recorded.
+    s.fake.admin(
+        "bot/event",
+        &json!({"from": ALLOWED, "eventtype": "enter_chat"}),
+    );
+
+    // A long text in 4,000-character parts.
+    let long = "段".repeat(9000);
+    d.send(json!({"type": "send_text", "id": "r4", "connector": "wecom", "chat": ALLOWED, "text": long}));
+    assert_eq!(
+        result(&mut d, "r4")["data"]["message_ids"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    // Media: an image sent in chunks, an encrypted one received.
+    let photo: Vec<u8> = (0..1_200_000u32).map(|i| (i * 31 % 251) as u8).collect();
+    let path = s.dir.path().join("photo.png");
+    std::fs::write(&path, &photo).unwrap();
+    d.send(json!({"type": "send_media", "id": "r5", "connector": "wecom", "chat": ALLOWED, "path": path, "kind": "image", "caption": "here"}));
+    let r5 = result(&mut d, "r5");
+    assert_eq!(r5["ok"], true, "{r5}");
+    let upload = &s.fake.recorded("upload")[0];
+    assert_eq!(
+        (
+            upload["ok"].clone(),
+            upload["chunks"].clone(),
+            upload["size"].clone()
+        ),
+        (json!(true), json!(3), json!(photo.len())),
+        "{upload}"
+    );
+    use base64::Engine;
+    let small: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+    s.fake.admin("bot/inject", &json!({"from": ALLOWED, "text": "see this", "image": base64::engine::general_purpose::STANDARD.encode(&small)}));
+    let im = d.wait("the image", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "see this"
+    });
+    let media = &im["message"]["media"];
+    let file = media["path"].as_str().unwrap_or_else(|| panic!("{media}"));
+    assert_eq!(std::fs::read(file).unwrap(), small);
+    assert_eq!(
+        std::fs::metadata(file).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+
+    // WhatsApp goes on beside it.
+    s.whatsapp
+        .as_ref()
+        .unwrap()
+        .inject_dm(WA_FRIEND, "from whatsapp");
+    d.wait("the WhatsApp DM", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "from whatsapp"
+    });
+
+    d.settle(std::time::Duration::from_millis(1500));
+    let texts = d.inbound_texts("wecom");
+    assert!(!texts.contains(&"no mention here".to_owned()), "{texts:?}");
+    d.send(json!({"type": "status", "id": "st"}));
+    let st = result(&mut d, "st");
+    let c = st["data"]["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "wecom")
+        .unwrap()
+        .clone();
+    assert_balanced(&c["ledger"]);
+    assert_eq!(c["ledger"]["ignored"]["no_mention"], 1, "{}", c["ledger"]);
+    assert_eq!(
+        c["ledger"]["ignored"]["empty_message"], 1,
+        "the event: {}",
+        c["ledger"]
+    );
+    assert_eq!(c["ledger"]["paired"], 1, "{}", c["ledger"]);
+    let (out, err) = d.stop();
+    crate::support::assert_secret_nowhere(
+        &s.fake.get("bot_secret"),
+        &s.dir.path().join("state"),
+        &[&out, &err, &st.to_string()],
+    );
+}
+
+/// A secret WeCom refuses is `needs_token`, started once; a connection the server drops is
+/// dialled again; a server that stops answering pings is found deaf and dialled again too.
+#[test]
+fn refused_dropped_and_deaf_connections() {
+    let s = bot_scene("policy: {dm_policy: open}", 300, false, "");
+    s.fake.admin("bot/refuse", &json!({"on": true}));
+    let mut d = s.daemon();
+    let closed = d.wait("the refusal", |v| {
+        v["type"] == "connection" && v["connector"] == "wecom" && v["status"]["state"] == "closed"
+    });
+    assert!(
+        closed["status"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("needs_token"),
+        "{closed}"
+    );
+    d.settle(std::time::Duration::from_millis(1500));
+    assert_eq!(d.starts(), 1, "started once");
+    d.stop();
+
+    s.fake.admin("bot/refuse", &json!({"on": false}));
+    let mut d = s.start();
+    s.fake.admin("bot/drop", &json!({}));
+    wait_open(&mut d, 2);
+    s.fake.dm(ALLOWED, "after the drop");
+    d.wait("a DM after the drop", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "after the drop"
+    });
+    s.fake.admin("bot/deaf", &json!({"on": true}));
+    d.wait("deaf", |v| {
+        v["type"] == "connection"
+            && v["connector"] == "wecom"
+            && v["status"]["reason"]
+                .as_str()
+                .is_some_and(|r| r.contains("deaf"))
+    });
+    s.fake.admin("bot/deaf", &json!({"on": false}));
+    wait_open(&mut d, 3);
+    s.fake.dm(ALLOWED, "after deafness");
+    d.wait("a DM after deafness", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "after deafness"
+    });
+    d.stop();
+}
+
+/// The connector killed (SIGKILL) in the middle of 30 messages: the ones before are in, the
+/// ones WeCom held while it was gone arrive after the restart; each exactly once.
+#[test]
+fn a_killed_ai_bot_connector_loses_nothing_and_repeats_nothing() {
+    let s = bot_scene("policy: {dm_policy: open}", 30_000, false, "");
+    let mut d = s.start();
+    for i in 0..10 {
+        s.fake.dm(ALLOWED, &format!("k{i}"));
+    }
+    crate::support::wait_blocking("the first ten", || {
+        d.settle(std::time::Duration::from_millis(20));
+        d.inbound_texts("wecom").len() >= 10
+    });
+    d.send(json!({"type": "status", "id": "st"}));
+    let st = result(&mut d, "st");
+    let pid = st["data"]["connectors"][0]["pid"].as_i64().unwrap() as i32;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    for i in 10..30 {
+        s.fake.dm(ALLOWED, &format!("k{i}"));
+    }
+    crate::support::wait_blocking("all thirty", || {
+        d.settle(std::time::Duration::from_millis(50));
+        d.inbound_texts("wecom").len() >= 30
+    });
+    d.settle(std::time::Duration::from_millis(500));
+    let mut texts = d.inbound_texts("wecom");
+    assert_eq!(texts.len(), 30, "{texts:?}");
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 30, "none twice");
+    d.stop();
 }

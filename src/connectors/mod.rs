@@ -8,6 +8,7 @@
 pub mod kit;
 pub mod telegram;
 pub mod webhook;
+pub mod wecom;
 pub mod wecom_callback;
 pub mod weixin;
 
@@ -17,6 +18,7 @@ pub enum ConnectorKind {
     Telegram(telegram::TelegramArgs),
     Weixin(weixin::WeixinArgs),
     Webhook(webhook::WebhookArgs),
+    Wecom(wecom::WecomArgs),
     /// Named as the platform (`connector wecom_callback`), not clap's kebab case.
     #[command(name = "wecom_callback")]
     WecomCallback(wecom_callback::WecomCallbackArgs),
@@ -28,6 +30,7 @@ pub fn run(kind: ConnectorKind) -> i32 {
         ConnectorKind::Telegram(args) => telegram::run(args),
         ConnectorKind::Weixin(args) => weixin::run(args),
         ConnectorKind::Webhook(args) => webhook::run(args),
+        ConnectorKind::Wecom(args) => wecom::run(args),
         ConnectorKind::WecomCallback(args) => wecom_callback::run(args),
     }
 }
@@ -93,6 +96,14 @@ pub const BUILTIN: &[Builtin] = &[
         )),
         token_fix: webhook::CONFIG_FIX,
         relink_fix: webhook::CONFIG_FIX,
+    },
+    Builtin {
+        name: "wecom",
+        env: &["WECOM_BOT_ID", "WECOM_SECRET", "WECOM_WEBSOCKET_URL"],
+        enabled_by: "WECOM_BOT_ID",
+        saved_login: None,
+        token_fix: wecom::TOKEN_FIX,
+        relink_fix: wecom::TOKEN_FIX,
     },
     Builtin {
         name: "wecom_callback",

@@ -18,7 +18,8 @@ serving.
 Admin side (header X-Admin-Token), JSON bodies:
   POST /admin/bot/inject   {from, chattype?: single|group, chatid?, text?, msgid?, image?: base64,
                             file?: base64, filename?, quote?: text, voice?: text, legacy?: bool}
-                           → {req_id, msgid}; pushed to every subscribed socket
+                           → {req_id, msgid}; pushed to every subscribed socket, or (none
+                           subscribed) queued for the next one
   POST /admin/bot/event    {eventtype, from?}
   POST /admin/bot/drop     close every socket
   POST /admin/bot/deaf     {on}: pings and requests go unanswered while on
@@ -72,6 +73,8 @@ class Fake:
         self.cb_token = "cbtok" + secrets.token_hex(6)
         self.aes_key = base64.b64encode(os.urandom(32)).decode()[:43]
         self.sockets = set()
+        # Pushed while no bot was subscribed: delivered to the next that subscribes.
+        self.queued = []
         self.deaf = False
         self.refuse_subscribe = False
         self.refuse_secret = False
@@ -112,6 +115,9 @@ class Fake:
                         subscribed = True
                         self.sockets.add(ws)
                         await ws.send_json({"headers": {"req_id": req_id}, "errcode": 0, "errmsg": "ok"})
+                        queued, self.queued = self.queued, []
+                        for frame in queued:
+                            await ws.send_json(frame)
                     else:
                         await ws.send_json({"headers": {"req_id": req_id}, "errcode": 40058,
                                             "errmsg": "invalid bot_id or secret"})
@@ -169,6 +175,8 @@ class Fake:
         return web.Response(body=data, content_type="application/octet-stream")
 
     async def push(self, frame):
+        if not self.sockets:
+            self.queued.append(frame)
         for ws in list(self.sockets):
             try:
                 await ws.send_json(frame)

@@ -10,6 +10,7 @@
 //! when a second connector needs one.
 
 pub mod backoff;
+pub mod cipher;
 pub mod files;
 pub mod hermes;
 pub mod http;

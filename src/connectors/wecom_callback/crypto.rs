@@ -4,13 +4,11 @@
 //! to 32 bytes; the plaintext a 16-byte random prefix, the message length (big-endian), the
 //! message and the receiver id, which must be the corp id. Pure.
 
-use aes::Aes256;
 use base64::Engine;
-use cbc::cipher::{BlockDecryptMut, BlockEncryptMut, KeyIvInit, block_padding::NoPadding};
 use sha1::{Digest, Sha1};
 use subtle::ConstantTimeEq;
 
-const BLOCK: usize = 32;
+use crate::connectors::kit::cipher;
 
 /// Why a callback's ciphertext was refused. The sender is told no more than 403 / 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,18 +49,8 @@ impl Crypt {
                 aes_key.len()
             ));
         }
-        // WeCom's keys are 43 random characters: the last one's spare bits are rarely zero,
-        // which a strict decoder refuses (WeCom's own SDKs do not).
-        let lenient = base64::engine::GeneralPurpose::new(
-            &base64::alphabet::STANDARD,
-            base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
-        );
-        let decoded = lenient
-            .decode(format!("{aes_key}="))
-            .map_err(|_| "the EncodingAESKey is not base64".to_owned())?;
-        let key: [u8; 32] = decoded
-            .try_into()
-            .map_err(|_| "the EncodingAESKey does not decode to 32 bytes".to_owned())?;
+        let key = crate::connectors::kit::cipher::key_from_base64(aes_key)
+            .ok_or_else(|| "the EncodingAESKey does not decode to 32 bytes".to_owned())?;
         if receiver.is_empty() {
             return Err("the corp id is empty".into());
         }
@@ -96,25 +84,13 @@ impl Crypt {
     }
 
     fn decrypt(&self, encrypted: &str) -> Result<Vec<u8>, CryptoError> {
-        let mut data = base64::engine::general_purpose::STANDARD
+        let data = base64::engine::general_purpose::STANDARD
             .decode(encrypted.trim())
             .map_err(|_| CryptoError::Encoding)?;
         if data.is_empty() || data.len() % 16 != 0 {
             return Err(CryptoError::Encoding);
         }
-        let iv: [u8; 16] = self.key[..16].try_into().expect("16 bytes");
-        cbc::Decryptor::<Aes256>::new(&self.key.into(), &iv.into())
-            .decrypt_padded_mut::<NoPadding>(&mut data)
-            .map_err(|_| CryptoError::Encoding)?;
-        let pad = *data.last().ok_or(CryptoError::Malformed)? as usize;
-        if pad == 0
-            || pad > BLOCK
-            || pad > data.len()
-            || data[data.len() - pad..].iter().any(|b| *b as usize != pad)
-        {
-            return Err(CryptoError::Malformed);
-        }
-        data.truncate(data.len() - pad);
+        let data = cipher::cbc256_decrypt(&self.key, &data).ok_or(CryptoError::Malformed)?;
         if data.len() < 20 {
             return Err(CryptoError::Malformed);
         }
@@ -133,14 +109,7 @@ impl Crypt {
         plain.extend_from_slice(&(message.len() as u32).to_be_bytes());
         plain.extend_from_slice(message);
         plain.extend_from_slice(self.receiver.as_bytes());
-        let pad = BLOCK - plain.len() % BLOCK;
-        plain.extend(std::iter::repeat_n(pad as u8, pad));
-        let iv: [u8; 16] = self.key[..16].try_into().expect("16 bytes");
-        let len = plain.len();
-        cbc::Encryptor::<Aes256>::new(&self.key.into(), &iv.into())
-            .encrypt_padded_mut::<NoPadding>(&mut plain, len)
-            .expect("whole blocks");
-        base64::engine::general_purpose::STANDARD.encode(plain)
+        base64::engine::general_purpose::STANDARD.encode(cipher::cbc256_encrypt(&self.key, &plain))
     }
 }
 

@@ -146,6 +146,11 @@ struct CallbackScene {
 /// The self-built app connector against the fake, beside WhatsApp (node-bridge, the fake
 /// server) under one `run`. Its secrets reach it from the environment only.
 fn callback_scene(policy: &str) -> CallbackScene {
+    callback_scene_on(policy, 0)
+}
+
+/// `port`: the callback's port (0: any free one, a new one each start).
+fn callback_scene_on(policy: &str, port: u16) -> CallbackScene {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeWecom::start(dir.path());
     let whatsapp = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
@@ -157,7 +162,7 @@ fn callback_scene(policy: &str) -> CallbackScene {
             "",
         ),
         format!(
-            "  - name: wecom_callback\n    builtin: wecom_callback\n    env: {{WECOM_CALLBACK_PORT: '0', WECOM_CALLBACK_API_ROOT: {:?}, WECOM_CALLBACK_CORP_ID: {:?}, WECOM_CALLBACK_AGENT_ID: '{}'}}\n    {policy}\n    {restart}\n",
+            "  - name: wecom_callback\n    builtin: wecom_callback\n    env: {{WECOM_CALLBACK_PORT: '{port}', WECOM_CALLBACK_API_ROOT: {:?}, WECOM_CALLBACK_CORP_ID: {:?}, WECOM_CALLBACK_AGENT_ID: '{}'}}\n    {policy}\n    {restart}\n",
             fake.get("api_root"),
             fake.get("corp_id"),
             fake.get("agent_id"),
@@ -815,6 +820,106 @@ fn a_killed_ai_bot_connector_loses_nothing_and_repeats_nothing() {
     });
     d.settle(std::time::Duration::from_millis(500));
     let mut texts = d.inbound_texts("wecom");
+    assert_eq!(texts.len(), 30, "{texts:?}");
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), 30, "none twice");
+    d.stop();
+}
+
+/// The unmodified Hermes relay client saying hello for `whatsapp,wecom` gets both platforms'
+/// messages on one socket, and its reply to the WeCom user goes out through the AI Bot.
+#[test]
+fn one_hermes_relay_socket_fronts_wecom_and_whatsapp() {
+    let s = bot_scene(
+        "policy: {dm_policy: open}",
+        30_000,
+        true,
+        "relay: {listen: '127.0.0.1:0'}",
+    );
+    let d = s.start();
+    let home = s.dir.path().join("gateway-home");
+    std::fs::create_dir_all(&home).unwrap();
+    let mut h = crate::relay::Hermes::start_for(
+        d.relay_port(),
+        crate::relay::SECRET,
+        &home,
+        "whatsapp,wecom",
+    );
+    h.cmd(json!({"cmd": "connect"}));
+    h.wait("connected", |_| true);
+    s.fake.dm(ALLOWED, "wecom over the relay");
+    let m = h.wait("message", |v| v["text"] == "wecom over the relay");
+    assert_eq!(
+        (m["platform"].clone(), m["chat_id"].clone()),
+        (json!("wecom"), json!(ALLOWED))
+    );
+    s.whatsapp
+        .as_ref()
+        .unwrap()
+        .inject_dm(WA_FRIEND, "whatsapp over the relay");
+    let w = h.wait("message", |v| v["text"] == "whatsapp over the relay");
+    assert_eq!(w["platform"], "whatsapp");
+    h.cmd(json!({"cmd": "send", "chat_id": ALLOWED, "text": "wecom reply"}));
+    let sent = h.wait("sent", |_| true);
+    assert_eq!(sent["success"], true, "{sent}");
+    crate::support::wait_blocking("the fake to record the reply", || {
+        s.sent().iter().any(|(_, _, text)| text == "wecom reply")
+    });
+    d.stop();
+}
+
+/// The self-built app's connector killed (SIGKILL) while WeCom posts 30 callbacks, retrying
+/// each until it is answered `success` as WeCom does: each message delivered once, none twice.
+#[test]
+fn a_killed_callback_connector_loses_nothing_and_repeats_nothing() {
+    // A fixed port, as in production (behind the reverse proxy WeCom posts to), so the
+    // restarted connector is where WeCom retries.
+    let s = callback_scene_on("policy: {dm_policy: open}", free_port());
+    let (mut d, url) = s.start();
+    d.send(json!({"type": "status", "id": "st"}));
+    let st = result(&mut d, "st");
+    let pid = st["data"]["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "wecom_callback")
+        .unwrap()["pid"]
+        .as_i64()
+        .unwrap() as i32;
+    let fake = &s.fake;
+    let posted: Vec<Value> = std::thread::scope(|scope| {
+        let poster = scope.spawn(|| {
+            (0..30)
+                .map(|i| {
+                    fake.callback(
+                        &url,
+                        ALLOWED,
+                        &format!("c{i}"),
+                        json!({"retries": 40, "retry_delay_ms": 150}),
+                    )
+                })
+                .collect()
+        });
+        // Killed once ten are in: the rest are retried into the restarted connector.
+        crate::support::wait_blocking("ten in", || {
+            d.settle(std::time::Duration::from_millis(5));
+            d.inbound_texts("wecom_callback").len() >= 10
+        });
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+        poster.join().unwrap()
+    });
+    assert!(posted.iter().all(|p| p["status"] == 200), "{posted:?}");
+    assert!(
+        posted.iter().any(|p| p["attempts"].as_u64() > Some(1)),
+        "some were retried: {posted:?}"
+    );
+    d.settle(std::time::Duration::from_millis(1000));
+    let mut texts = d.inbound_texts("wecom_callback");
     assert_eq!(texts.len(), 30, "{texts:?}");
     texts.sort();
     texts.dedup();

@@ -25,7 +25,8 @@ Admin side (header X-Admin-Token), JSON bodies:
   POST /admin/bot/deaf     {on}: pings and requests go unanswered while on
   POST /admin/bot/refuse   {on}: subscriptions are refused (errcode 40058) while on
   POST /admin/callback     {url, from, content?, msgtype?, msgid?, nonce?, timestamp?, corp_id?,
-                            sign_with?: another token} → {status, body}
+                            sign_with?: another token, retries?, retry_delay_ms?}
+                           → {status, body, attempts}
   POST /admin/api/expire   the current access token answers 42001 once
   POST /admin/api/refuse   {on}: gettoken refuses the secret (errcode 40001)
   GET  /admin/sent         everything recorded (also in the recorder file, one JSON a line)
@@ -289,7 +290,9 @@ class Fake:
         return {"req_id": req_id, "msgid": msgid, "sockets": len(self.sockets)}
 
     async def callback(self, b):
-        """WeCom's side of a self-built app's callback: encrypt, sign, POST."""
+        """WeCom's side of a self-built app's callback: encrypt, sign, POST; with `retries`, a
+        POST that is not answered 200 is sent again after `retry_delay_ms` (as WeCom retries),
+        signed afresh each time."""
         corp = b.get("corp_id", self.corp_id)
         created = int(time.time())
         kind = b.get("msgtype", "text")
@@ -301,21 +304,32 @@ class Fake:
                  f"<Content><![CDATA[{b.get('content', '')}]]></Content>"
                  f"<MsgId>{msgid}</MsgId><AgentID>{self.agent_id}</AgentID></xml>")
         raw = inner.encode()
-        plain = os.urandom(16) + struct.pack(">I", len(raw)) + raw + corp.encode()
         key = base64.b64decode(self.aes_key + "=")
-        encrypted = base64.b64encode(aes_cbc(key, pkcs7(plain), True)).decode()
-        timestamp = str(b.get("timestamp", created))
-        nonce = b.get("nonce") or secrets.token_hex(5)
-        sig = signature(b.get("sign_with", self.cb_token), timestamp, nonce, encrypted)
-        envelope = (f"<xml><ToUserName><![CDATA[{corp}]]></ToUserName>"
-                    f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>"
-                    f"<AgentID><![CDATA[{self.agent_id}]]></AgentID></xml>")
-        query = urllib.parse.urlencode({"msg_signature": sig, "timestamp": timestamp, "nonce": nonce})
-        async with ClientSession() as s:
-            async with s.post(f"{b['url']}?{query}", data=envelope.encode(),
-                              headers={"Content-Type": "text/xml"}) as r:
-                return {"status": r.status, "body": await r.text(), "msgid": msgid, "nonce": nonce,
-                        "timestamp": timestamp}
+        attempts = 1 + int(b.get("retries", 0))
+        answer = {}
+        for attempt in range(attempts):
+            plain = os.urandom(16) + struct.pack(">I", len(raw)) + raw + corp.encode()
+            encrypted = base64.b64encode(aes_cbc(key, pkcs7(plain), True)).decode()
+            timestamp = str(b.get("timestamp", int(time.time())))
+            nonce = b.get("nonce") or secrets.token_hex(5)
+            sig = signature(b.get("sign_with", self.cb_token), timestamp, nonce, encrypted)
+            envelope = (f"<xml><ToUserName><![CDATA[{corp}]]></ToUserName>"
+                        f"<Encrypt><![CDATA[{encrypted}]]></Encrypt>"
+                        f"<AgentID><![CDATA[{self.agent_id}]]></AgentID></xml>")
+            query = urllib.parse.urlencode({"msg_signature": sig, "timestamp": timestamp, "nonce": nonce})
+            try:
+                async with ClientSession() as s:
+                    async with s.post(f"{b['url']}?{query}", data=envelope.encode(),
+                                      headers={"Content-Type": "text/xml"}) as r:
+                        answer = {"status": r.status, "body": await r.text(), "msgid": msgid,
+                                  "nonce": nonce, "timestamp": timestamp, "attempts": attempt + 1}
+            except Exception as exc:
+                answer = {"status": 0, "body": str(exc), "msgid": msgid, "attempts": attempt + 1}
+            if answer["status"] == 200:
+                break
+            if attempt + 1 < attempts:
+                await asyncio.sleep(int(b.get("retry_delay_ms", 5000)) / 1000)
+        return answer
 
 
 async def main():

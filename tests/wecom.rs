@@ -791,7 +791,9 @@ fn refused_dropped_and_deaf_connections() {
 }
 
 /// The connector killed (SIGKILL) in the middle of 30 messages: the ones before are in, the
-/// ones WeCom held while it was gone arrive after the restart; each exactly once.
+/// ones WeCom held while it was gone arrive after the restart; each exactly once. (The AI Bot
+/// protocol has no acknowledgement: what WeCom writes to a socket in the instant its process
+/// dies is WeCom's to lose, so the rest are sent once WeCom has seen the socket close.)
 #[test]
 fn a_killed_ai_bot_connector_loses_nothing_and_repeats_nothing() {
     let s = bot_scene("policy: {dm_policy: open}", 30_000, false, "");
@@ -811,6 +813,9 @@ fn a_killed_ai_bot_connector_loses_nothing_and_repeats_nothing() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
+    crate::support::wait_blocking("WeCom to see the socket close", || {
+        s.fake.admin("bot/state", &json!({}))["sockets"] == 0
+    });
     for i in 10..30 {
         s.fake.dm(ALLOWED, &format!("k{i}"));
     }
@@ -925,4 +930,57 @@ fn a_killed_callback_connector_loses_nothing_and_repeats_nothing() {
     texts.dedup();
     assert_eq!(texts.len(), 30, "none twice");
     d.stop();
+}
+
+/// `doctor` checks both modes' credentials with WeCom (the fake): accepted, then refused; it
+/// prints no secret.
+#[test]
+fn doctor_checks_wecom_credentials_without_printing_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWecom::start(dir.path());
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let doctor = |secret: &str, corp_secret: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
+            .args(["doctor", "--port", "0", "--hermes-home"])
+            .arg(&home)
+            .env("WECOM_BOT_ID", fake.get("bot_id"))
+            .env("WECOM_SECRET", secret)
+            .env("WECOM_WEBSOCKET_URL", fake.get("ws_url"))
+            .env("WECOM_CALLBACK_CORP_ID", fake.get("corp_id"))
+            .env("WECOM_CALLBACK_CORP_SECRET", corp_secret)
+            .env("WECOM_CALLBACK_AGENT_ID", fake.get("agent_id"))
+            .env("WECOM_CALLBACK_TOKEN", fake.get("callback_token"))
+            .env("WECOM_CALLBACK_ENCODING_AES_KEY", fake.get("aes_key"))
+            .env("WECOM_CALLBACK_API_ROOT", fake.get("api_root"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let good = doctor(&fake.get("bot_secret"), &fake.get("corp_secret"));
+    assert!(
+        good.contains("ok    WeCom AI Bot: WeCom accepts bot"),
+        "{good}"
+    );
+    assert!(
+        good.contains("ok    WeCom self-built app default: WeCom accepts its corp secret"),
+        "{good}"
+    );
+    let bad = doctor("wrong-bot-secret-123", "wrong-corp-secret-456");
+    assert!(
+        bad.contains("FAIL  WeCom AI Bot: WeCom refused the subscription"),
+        "{bad}"
+    );
+    assert!(bad.contains("FAIL  WeCom self-built app default"), "{bad}");
+    for secret in [
+        fake.get("bot_secret"),
+        fake.get("corp_secret"),
+        "wrong-bot-secret-123".into(),
+        "wrong-corp-secret-456".into(),
+    ] {
+        assert!(
+            !good.contains(&secret) && !bad.contains(&secret),
+            "a secret was printed"
+        );
+    }
 }

@@ -354,6 +354,81 @@ fn check_webhook(home: &Path, config: Option<&crate::config::SupervisorConfig>) 
     findings
 }
 
+/// With WeCom credentials: the AI Bot's subscription accepted (dialled and answered), and each
+/// self-built app's `gettoken`. No secret is printed; errors come back with them redacted.
+fn check_wecom(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let bot = connector_setting(home, config, "wecom");
+    match (bot("WECOM_BOT_ID"), bot("WECOM_SECRET")) {
+        (None, None) => findings.push(ok(
+            "WeCom AI Bot: not configured, the connector is not started",
+        )),
+        (Some(id), Some(secret)) => {
+            let url = bot("WECOM_WEBSOCKET_URL")
+                .unwrap_or_else(|| crate::connectors::wecom::DEFAULT_WS_URL.to_owned());
+            findings.push(
+                match crate::connectors::wecom::check_subscription(&url, &id, &secret) {
+                    Ok(()) => ok(format!("WeCom AI Bot: WeCom accepts bot {id}")),
+                    Err(crate::connectors::wecom::CheckError::Refused(why)) => fail(
+                        format!("WeCom AI Bot: {why}"),
+                        crate::connectors::wecom::TOKEN_FIX,
+                    ),
+                    Err(crate::connectors::wecom::CheckError::Unreachable(why)) => warn(
+                        format!("WeCom AI Bot: cannot check the credentials ({why})"),
+                        "run doctor again; if it persists, check the network to WeCom",
+                    ),
+                },
+            );
+        }
+        _ => findings.push(fail(
+            "WeCom AI Bot: only one of WECOM_BOT_ID and WECOM_SECRET is set",
+            crate::connectors::wecom::TOKEN_FIX,
+        )),
+    }
+    use crate::connectors::wecom_callback::{self as callback, api::ApiError};
+    let app_setting = connector_setting(home, config, "wecom_callback");
+    let extra = crate::connectors::kit::hermes::platform_section(home, "wecom_callback")
+        .ok()
+        .flatten()
+        .and_then(|s| s.get("extra").cloned());
+    let configured =
+        app_setting("WECOM_CALLBACK_CORP_ID").is_some() || callback::enabled_in_yaml(home);
+    if !configured {
+        findings.push(ok(
+            "WeCom self-built apps: not configured, the connector is not started",
+        ));
+        return findings;
+    }
+    match callback::settings(extra.as_ref(), &app_setting) {
+        Err(why) => findings.push(fail(
+            format!("WeCom self-built apps: {why}"),
+            callback::TOKEN_FIX,
+        )),
+        Ok(settings) => {
+            for app in &settings.apps {
+                findings.push(match app.api.access_token() {
+                    Ok(_) => ok(format!(
+                        "WeCom self-built app {}: WeCom accepts its corp secret",
+                        app.name
+                    )),
+                    Err(ApiError::BadCredentials(why)) => fail(
+                        format!("WeCom self-built app {}: {why}", app.name),
+                        callback::TOKEN_FIX,
+                    ),
+                    Err(e) => warn(
+                        format!(
+                            "WeCom self-built app {}: cannot check the credentials ({e})",
+                            app.name
+                        ),
+                        "run doctor again; if it persists, check the network to WeCom",
+                    ),
+                });
+            }
+        }
+    }
+    findings
+}
+
 /// With a Weixin login (the config's built-in connector, the environment, `.env`, or an account
 /// saved by `weixin link`): iLink accepts it (a `getconfig`). The token is never printed.
 fn check_weixin(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
@@ -522,6 +597,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     findings.extend(check_telegram(&home, config.as_ref()));
     findings.extend(check_weixin(&home, config.as_ref()));
     findings.extend(check_webhook(&home, config.as_ref()));
+    findings.extend(check_wecom(&home, config.as_ref()));
 
     println!("bridgekeeper doctor (Hermes home {})", home.display());
     for f in &findings {

@@ -21,6 +21,7 @@ Admin side (header X-Admin-Token), JSON bodies:
                            → {req_id, msgid}; pushed to every subscribed socket, or (none
                            subscribed) queued for the next one
   POST /admin/bot/event    {eventtype, from?}
+  POST /admin/bot/state    {sockets, queued}: subscribed sockets, pushes waiting for one
   POST /admin/bot/drop     close every socket
   POST /admin/bot/deaf     {on}: pings and requests go unanswered while on
   POST /admin/bot/refuse   {on}: subscriptions are refused (errcode 40058) while on
@@ -228,6 +229,8 @@ class Fake:
                                       "from": {"userid": body.get("from", "")},
                                       "event": {"eventtype": body.get("eventtype", "enter_chat")}}})
             return web.json_response({"req_id": req_id})
+        if what == "bot/state":
+            return web.json_response({"sockets": len(self.sockets), "queued": len(self.queued)})
         if what == "bot/drop":
             for ws in list(self.sockets):
                 await ws.close()

@@ -48,6 +48,92 @@ pub struct WecomArgs {
 /// An answer to one of our requests.
 type Answer = (i64, String, Value);
 
+/// Why `check_subscription` failed.
+#[derive(Debug)]
+pub enum CheckError {
+    /// WeCom answered and refused the bot's credentials.
+    Refused(String),
+    /// No answer (network, timeout).
+    Unreachable(String),
+}
+
+/// Dials `url`, subscribes, and hangs up: whether WeCom accepts the bot (for `doctor`).
+pub fn check_subscription(url: &str, bot_id: &str, secret: &str) -> Result<(), CheckError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CheckError::Unreachable(e.to_string()))?;
+    runtime.block_on(async {
+        let (mut sink, _stream) = dial(url, bot_id, secret, &crate::util::random::hex::<16>())
+            .await
+            .map_err(|e| match e {
+                Ended::Refused(why) => CheckError::Refused(why),
+                Ended::Lost(why) => CheckError::Unreachable(why),
+            })?;
+        let _ = sink.close().await;
+        Ok(())
+    })
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Sink = futures_util::stream::SplitSink<Socket, Message>;
+type Stream = futures_util::stream::SplitStream<Socket>;
+
+/// Connects and subscribes: the socket's halves, or why not.
+async fn dial(
+    url: &str,
+    bot_id: &str,
+    secret: &str,
+    device_id: &str,
+) -> Result<(Sink, Stream), Ended> {
+    let dialled =
+        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url)).await;
+    let ws = match dialled {
+        Ok(Ok((ws, _))) => ws,
+        Ok(Err(e)) => return Err(Ended::Lost(format!("cannot connect: {e}"))),
+        Err(_) => return Err(Ended::Lost("connecting timed out".into())),
+    };
+    let (mut sink, mut stream) = ws.split();
+    let req_id = format!("subscribe-{}", crate::util::random::hex::<8>());
+    if let Err(e) = sink
+        .send(Message::text(frames::subscribe(
+            &req_id, bot_id, secret, device_id,
+        )))
+        .await
+    {
+        return Err(Ended::Lost(format!("cannot subscribe: {e}")));
+    }
+    // The subscription's answer, within the connect timeout.
+    let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        while let Some(Ok(msg)) = stream.next().await {
+            if let Message::Text(text) = msg
+                && let Some(Incoming::Answer {
+                    req_id: r,
+                    errcode,
+                    errmsg,
+                    ..
+                }) = frames::parse(&text)
+                && r == req_id
+            {
+                return Some((errcode, errmsg));
+            }
+        }
+        None
+    })
+    .await;
+    match answer {
+        Ok(Some((0, _))) => Ok((sink, stream)),
+        Ok(Some((code, msg))) => Err(Ended::Refused(format!(
+            "WeCom refused the subscription (errcode {code}: {msg})"
+        ))),
+        Ok(None) => Err(Ended::Lost(
+            "the connection closed while subscribing".into(),
+        )),
+        Err(_) => Err(Ended::Lost("no answer to the subscription".into())),
+    }
+}
+
 /// What the session and the command tasks share.
 struct Shared {
     link: Arc<Link>,
@@ -218,51 +304,10 @@ async fn session(
     ping_every: Duration,
     backoff: &mut Backoff,
 ) -> Ended {
-    let dialled =
-        tokio::time::timeout(CONNECT_TIMEOUT, tokio_tungstenite::connect_async(url)).await;
-    let ws = match dialled {
-        Ok(Ok((ws, _))) => ws,
-        Ok(Err(e)) => return Ended::Lost(format!("cannot connect: {e}")),
-        Err(_) => return Ended::Lost("connecting timed out".into()),
+    let (mut sink, mut stream) = match dial(url, bot_id, secret, device_id).await {
+        Ok(halves) => halves,
+        Err(ended) => return ended,
     };
-    let (mut sink, mut stream) = ws.split();
-    let req_id = format!("subscribe-{}", crate::util::random::hex::<8>());
-    if let Err(e) = sink
-        .send(Message::text(frames::subscribe(
-            &req_id, bot_id, secret, device_id,
-        )))
-        .await
-    {
-        return Ended::Lost(format!("cannot subscribe: {e}"));
-    }
-    // The subscription's answer, within the connect timeout.
-    let answer = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        while let Some(Ok(msg)) = stream.next().await {
-            if let Message::Text(text) = msg
-                && let Some(Incoming::Answer {
-                    req_id: r,
-                    errcode,
-                    errmsg,
-                    ..
-                }) = frames::parse(&text)
-                && r == req_id
-            {
-                return Some((errcode, errmsg));
-            }
-        }
-        None
-    })
-    .await;
-    match answer {
-        Ok(Some((0, _))) => {}
-        Ok(Some((code, msg))) => {
-            return Ended::Refused(format!(
-                "WeCom refused the subscription (errcode {code}: {msg})"
-            ));
-        }
-        Ok(None) => return Ended::Lost("the connection closed while subscribing".into()),
-        Err(_) => return Ended::Lost("no answer to the subscription".into()),
-    }
     backoff.reset();
     shared.link.heard();
     shared.link.status(ConnectionState::Open, None);

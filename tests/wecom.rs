@@ -984,3 +984,132 @@ fn doctor_checks_wecom_credentials_without_printing_them() {
         );
     }
 }
+
+fn rss_mib(pid: i32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+/// The figures in docs/benchmarks.md ("WeCom"): inject → gateway latency for the AI Bot and a
+/// self-built app beside WhatsApp's, in one run; each connector's RSS idle and at its peak over
+/// a burst of 1,000 messages. `bash scripts/bench/wecom.sh`.
+#[test]
+#[ignore = "benchmark: bash scripts/bench/wecom.sh"]
+fn bench_wecom_beside_whatsapp() {
+    const N: usize = 100;
+    const BURST: usize = 1000;
+    let s = bot_scene("policy: {dm_policy: open}", 30_000, true, "");
+    // The self-built app's connector in the same run.
+    let config = std::fs::read_to_string(&s.config).unwrap();
+    let callback = format!(
+        "  - name: wecom_callback\n    builtin: wecom_callback\n    env: {{WECOM_CALLBACK_PORT: '0', WECOM_CALLBACK_API_ROOT: {:?}, WECOM_CALLBACK_CORP_ID: {:?}, WECOM_CALLBACK_AGENT_ID: '{}'}}\n    policy: {{dm_policy: open}}\n",
+        s.fake.get("api_root"),
+        s.fake.get("corp_id"),
+        s.fake.get("agent_id"),
+    );
+    std::fs::write(&s.config, config + &callback).unwrap();
+    let secrets = [
+        ("WECOM_SECRET", s.fake.get("bot_secret")),
+        ("WECOM_CALLBACK_CORP_SECRET", s.fake.get("corp_secret")),
+        ("WECOM_CALLBACK_TOKEN", s.fake.get("callback_token")),
+        ("WECOM_CALLBACK_ENCODING_AES_KEY", s.fake.get("aes_key")),
+    ];
+    let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut d = crate::support::daemon::Daemon::start(&s.config, &env);
+    wait_open(&mut d, 1);
+    d.wait("whatsapp open", |v| {
+        v["type"] == "connection" && v["connector"] == "whatsapp" && v["status"]["state"] == "open"
+    });
+    let open = d.wait("wecom_callback open", |v| {
+        v["type"] == "connection"
+            && v["connector"] == "wecom_callback"
+            && v["status"]["state"] == "open"
+    });
+    let url = open["status"]["reason"]
+        .as_str()
+        .unwrap()
+        .split("listening on ")
+        .nth(1)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let wa = s.whatsapp.as_ref().unwrap();
+    let mut lat = crate::support::Latencies::default();
+    for i in 0..N {
+        for name in ["wecom", "wecom_callback", "whatsapp"] {
+            let text = format!("{name}-lat-{i}");
+            lat.time(name, || {
+                match name {
+                    "wecom" => drop(s.fake.dm(ALLOWED, &text)),
+                    "wecom_callback" => drop(s.fake.callback(&url, ALLOWED, &text, json!({}))),
+                    _ => drop(wa.inject_dm(WA_FRIEND, &text)),
+                }
+                d.wait(&text, |v| {
+                    v["type"] == "inbound" && v["message"]["text"] == text.as_str()
+                });
+            });
+        }
+        d.seen.clear();
+    }
+    lat.report("wecom bench", "inject → gateway");
+    d.send(json!({"type": "status", "id": "st"}));
+    let st = result(&mut d, "st");
+    let pid = |name: &str| {
+        st["data"]["connectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap()["pid"]
+            .as_i64()
+            .unwrap() as i32
+    };
+    let (bot, app) = (pid("wecom"), pid("wecom_callback"));
+    let idle = (rss_mib(bot, "VmRSS:"), rss_mib(app, "VmRSS:"));
+    let started = std::time::Instant::now();
+    for i in 0..BURST {
+        s.fake.dm(ALLOWED, &format!("burst-{i}"));
+    }
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (fake, url) = (&s.fake, &url);
+            scope.spawn(move || {
+                for i in (t..BURST).step_by(4) {
+                    fake.callback(url, ALLOWED, &format!("cburst-{i}"), json!({}));
+                }
+            });
+        }
+    });
+    let burst_in = |d: &crate::support::daemon::Daemon| {
+        d.seen
+            .iter()
+            .filter(|v| {
+                v["type"] == "inbound"
+                    && v["message"]["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("burst-"))
+            })
+            .count()
+    };
+    while burst_in(&d) < 2 * BURST && started.elapsed() < std::time::Duration::from_secs(120) {
+        d.settle(std::time::Duration::from_millis(50));
+    }
+    eprintln!(
+        "wecom bench: bursts of {BURST} to each connector: {} delivered in {:.2} s",
+        burst_in(&d),
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!(
+        "wecom bench: connector RSS idle / peak over the burst (MiB): wecom {:.1} / {:.1}, wecom_callback {:.1} / {:.1}",
+        idle.0,
+        rss_mib(bot, "VmHWM:"),
+        idle.1,
+        rss_mib(app, "VmHWM:")
+    );
+    d.stop();
+}

@@ -284,5 +284,15 @@ mod tests {
             vec![("webhook", "WEBHOOK_ENABLED=true".to_owned())]
         );
         assert_eq!(platforms(&[("WEBHOOK_ENABLED", "false")], false), vec![]);
+        assert_eq!(
+            platforms(
+                &[("WECOM_BOT_ID", "b"), ("WECOM_CALLBACK_CORP_ID", "ww1")],
+                false
+            ),
+            vec![
+                ("wecom", "WECOM_BOT_ID is set".to_owned()),
+                ("wecom_callback", "WECOM_CALLBACK_CORP_ID is set".to_owned())
+            ]
+        );
     }
 }

@@ -249,35 +249,6 @@ impl Scene {
     }
 }
 
-fn connector<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()
-}
-
-/// received = delivered + awaiting_ack + paired + replied + ignored + failed.
-fn assert_balanced(ledger: &Value) {
-    let n = |k: &str| ledger[k].as_u64().unwrap_or(0);
-    let sum = |k: &str| {
-        ledger[k]
-            .as_object()
-            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
-    };
-    assert_eq!(
-        n("received"),
-        n("delivered")
-            + n("awaiting_ack")
-            + n("paired")
-            + n("replied")
-            + sum("ignored")
-            + sum("failed"),
-        "{ledger}"
-    );
-}
-
 /// The capability end to end: signed deliveries reach the gateway with their prompt, the
 /// gateway's answer goes out as a Telegram message into the route's topic, a `deliver_only`
 /// route posts to WhatsApp with no gateway involved, every scheme is checked, retries are
@@ -495,8 +466,8 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
         "deliver_only never reaches the gateway"
     );
     let status = scene.status();
-    let webhook = connector(&status, "webhook");
-    assert_balanced(&webhook["ledger"]);
+    let webhook = crate::support::status_connector(&status, "webhook");
+    crate::support::assert_ledger_balanced(&webhook["ledger"]);
     assert_eq!(
         webhook["ledger"]["ignored"]["duplicate"], 1,
         "{}",
@@ -530,7 +501,9 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
         (200, json!("duplicate"))
     );
     let status = scene.status();
-    assert_balanced(&connector(&status, "webhook")["ledger"]);
+    crate::support::assert_ledger_balanced(
+        &crate::support::status_connector(&status, "webhook")["ledger"],
+    );
     let (out2, err2) = d2.stop();
 
     let status_text = status.to_string();
@@ -874,16 +847,6 @@ fn burst(addr: &str, route: &str, n: usize, threads: usize, tag: &str) -> (f64, 
     (started.elapsed().as_secs_f64(), accepted)
 }
 
-fn rss_mib(pid: i32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 /// The figures in docs/benchmarks.md ("Webhooks"): POST → gateway latency beside WhatsApp's
 /// inject → gateway in one run, and beside Hermes' own adapter; accepted deliveries a second,
 /// ours (202 only once recorded) and Hermes' (202 before its run starts); the receiver's RSS
@@ -954,10 +917,10 @@ fn bench_webhook_beside_whatsapp_and_hermes() {
     }
     lat.report("webhook bench", "POST → gateway");
     // Throughput: 5,000 deliveries from 8 posters, each side in turn.
-    let pid = connector(&scene.status(), "webhook")["pid"]
+    let pid = crate::support::status_connector(&scene.status(), "webhook")["pid"]
         .as_i64()
         .unwrap() as i32;
-    let idle = rss_mib(pid, "VmRSS:");
+    let idle = crate::support::rss_mib(pid, "VmRSS:");
     let (ours_s, ours_ok) = burst(&addr, "slow-free", BURST, 8, "tp");
     let (hermes_s, hermes_ok) = burst(&hermes_addr, "gh", BURST, 8, "tp");
     eprintln!(
@@ -966,11 +929,11 @@ fn bench_webhook_beside_whatsapp_and_hermes() {
         hermes_ok as f64 / hermes_s,
         (ours_ok as f64 / ours_s) / (hermes_ok as f64 / hermes_s)
     );
-    let after_burst = rss_mib(pid, "VmHWM:");
+    let after_burst = crate::support::rss_mib(pid, "VmHWM:");
     let hostile = Hostile::start(&addr);
     let (_, real_ok) = burst(&addr, "slow-free", 500, 2, "under-attack");
     let (refused, slow) = hostile.finish();
-    let under_attack = rss_mib(pid, "VmHWM:");
+    let under_attack = crate::support::rss_mib(pid, "VmHWM:");
     eprintln!(
         "webhook bench: under attack ({refused} forged POSTs refused, {} slow clients held): {real_ok}/500 real deliveries accepted; receiver RSS peak {under_attack:.1} MiB",
         slow * 4

@@ -239,35 +239,6 @@ impl CallbackScene {
     }
 }
 
-fn connector<'a>(status: &'a Value, name: &str) -> &'a Value {
-    status["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == name)
-        .unwrap()
-}
-
-/// received = delivered + awaiting_ack + paired + replied + ignored + failed.
-fn assert_balanced(ledger: &Value) {
-    let n = |k: &str| ledger[k].as_u64().unwrap_or(0);
-    let sum = |k: &str| {
-        ledger[k]
-            .as_object()
-            .map_or(0, |m| m.values().filter_map(Value::as_u64).sum::<u64>())
-    };
-    assert_eq!(
-        n("received"),
-        n("delivered")
-            + n("awaiting_ack")
-            + n("paired")
-            + n("replied")
-            + sum("ignored")
-            + sum("failed"),
-        "{ledger}"
-    );
-}
-
 /// The self-built app end to end beside WhatsApp: an allowed user's message is answered
 /// `success` once recorded and reaches the gateway; the reply goes out through `gettoken` and
 /// `message/send` (a token WeCom expired is fetched again); a stranger is sent a pairing code,
@@ -419,8 +390,8 @@ fn a_self_built_app_end_to_end_beside_whatsapp() {
         "nothing refused got through"
     );
     let status = s.status();
-    let c = connector(&status, "wecom_callback");
-    assert_balanced(&c["ledger"]);
+    let c = crate::support::status_connector(&status, "wecom_callback");
+    crate::support::assert_ledger_balanced(&c["ledger"]);
     assert_eq!(c["ledger"]["ignored"]["duplicate"], 1, "{}", c["ledger"]);
     for what in [
         "refused_too_large",
@@ -728,7 +699,7 @@ fn the_ai_bot_end_to_end_beside_whatsapp() {
         .find(|c| c["name"] == "wecom")
         .unwrap()
         .clone();
-    assert_balanced(&c["ledger"]);
+    crate::support::assert_ledger_balanced(&c["ledger"]);
     assert_eq!(c["ledger"]["ignored"]["no_mention"], 1, "{}", c["ledger"]);
     assert_eq!(
         c["ledger"]["ignored"]["empty_message"], 1,
@@ -985,16 +956,6 @@ fn doctor_checks_wecom_credentials_without_printing_them() {
     }
 }
 
-fn rss_mib(pid: i32, field: &str) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
-}
-
 /// The figures in docs/benchmarks.md ("WeCom"): inject → gateway latency for the AI Bot and a
 /// self-built app beside WhatsApp's, in one run; each connector's RSS idle and at its peak over
 /// a burst of 1,000 messages. `bash scripts/bench/wecom.sh`.
@@ -1070,7 +1031,10 @@ fn bench_wecom_beside_whatsapp() {
             .unwrap() as i32
     };
     let (bot, app) = (pid("wecom"), pid("wecom_callback"));
-    let idle = (rss_mib(bot, "VmRSS:"), rss_mib(app, "VmRSS:"));
+    let idle = (
+        crate::support::rss_mib(bot, "VmRSS:"),
+        crate::support::rss_mib(app, "VmRSS:"),
+    );
     let started = std::time::Instant::now();
     for i in 0..BURST {
         s.fake.dm(ALLOWED, &format!("burst-{i}"));
@@ -1107,9 +1071,9 @@ fn bench_wecom_beside_whatsapp() {
     eprintln!(
         "wecom bench: connector RSS idle / peak over the burst (MiB): wecom {:.1} / {:.1}, wecom_callback {:.1} / {:.1}",
         idle.0,
-        rss_mib(bot, "VmHWM:"),
+        crate::support::rss_mib(bot, "VmHWM:"),
         idle.1,
-        rss_mib(app, "VmHWM:")
+        crate::support::rss_mib(app, "VmHWM:")
     );
     d.stop();
 }

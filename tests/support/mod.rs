@@ -527,3 +527,47 @@ pub fn start_python_fake(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A connector's entry in a `status --json` snapshot.
+pub fn status_connector<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    status["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no connector {name} in {status}"))
+}
+
+/// received = delivered + awaiting_ack + paired + replied + ignored + failed, from a status
+/// snapshot's ledger.
+pub fn assert_ledger_balanced(ledger: &serde_json::Value) {
+    let n = |k: &str| ledger[k].as_u64().unwrap_or(0);
+    let sum = |k: &str| {
+        ledger[k].as_object().map_or(0, |m| {
+            m.values()
+                .filter_map(serde_json::Value::as_u64)
+                .sum::<u64>()
+        })
+    };
+    assert_eq!(
+        n("received"),
+        n("delivered")
+            + n("awaiting_ack")
+            + n("paired")
+            + n("replied")
+            + sum("ignored")
+            + sum("failed"),
+        "{ledger}"
+    );
+}
+
+/// A process's resident memory from `/proc` (`field`: `VmRSS:` now, `VmHWM:` its peak), MiB.
+pub fn rss_mib(pid: i32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 1024.0
+}

@@ -24,7 +24,6 @@ use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::json;
 
 use super::kit::{CommandOutcome, Link, error};
-use crate::listener::{Limits, Listener, ListenerCounters};
 use receive::Receiver;
 use routes::{DeliverTo, Routes, Settings};
 
@@ -76,16 +75,8 @@ pub fn run(_args: WebhookArgs) -> i32 {
             return exit::FATAL;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("webhook: cannot start its runtime: {e}");
-            return exit::RESTART_BACKOFF;
-        }
+    let Some(runtime) = super::kit::runtime("webhook") else {
+        return bridge_protocol::exit::RESTART_BACKOFF;
     };
     raise_open_files_limit();
     let home_channel = Box::new(move |platform: &str| {
@@ -129,71 +120,32 @@ fn reload_routes(home: &Path, settings: &Settings) -> Result<Routes, String> {
 }
 
 async fn serve(link: Arc<Link>, receiver: Arc<Receiver>, settings: Settings, home: PathBuf) -> i32 {
-    let address = format!("{}:{}", bracketed(&settings.host), settings.port);
-    let listener = match tokio::net::TcpListener::bind(&address).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("webhook: cannot listen on {address}: {e}");
-            link.status(
-                ConnectionState::Closed,
-                Some(format!("cannot listen on {address}: {e}")),
-            );
-            return exit::RESTART_BACKOFF;
-        }
+    let bound = match super::kit::receiver::bind(
+        &link,
+        "webhook",
+        &settings.host,
+        settings.port,
+        Some(DEFAULT_MAX_CONNECTIONS),
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(code) => return code,
     };
-    let bound = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or(address);
-    let names = route_names(&receiver);
-    eprintln!("webhook: listening on http://{bound} — routes: {names}");
-    let limits = match Limits::from_lookup(|key| {
-        std::env::var(key).ok().or_else(|| {
-            (key == "BRIDGEKEEPER_LISTEN_MAX_CONNECTIONS").then(|| DEFAULT_MAX_CONNECTIONS.into())
-        })
-    }) {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("webhook: {e}");
-            link.status(ConnectionState::Closed, Some(format!("config: {e}")));
-            return exit::FATAL;
-        }
-    };
-    let counters = Arc::new(ListenerCounters::default());
+    eprintln!(
+        "webhook: listening on {} — routes: {}",
+        bound.base_url,
+        route_names(&receiver)
+    );
     {
         let receiver = receiver.clone();
         link.start_commands(move |command| execute(&receiver, command));
     }
     link.start_heartbeats();
     spawn_route_reloader(receiver.clone(), settings, home);
-    link.status(
-        ConnectionState::Open,
-        Some(format!("listening on http://{bound}")),
-    );
-    tokio::spawn(report_listener(
-        link.clone(),
-        receiver.clone(),
-        counters.clone(),
-    ));
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    Listener {
-        router: receiver.router(),
-        limits,
-        counters,
-        health_paths: &["/health"],
-        connect_info: crate::listener::peer_address,
-    }
-    .serve(listener, shutdown)
-    .await;
-    exit::CLEAN
-}
-
-fn bracketed(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
+    tokio::spawn(warn_about_insecure_routes(receiver.clone()));
+    let url = bound.base_url.clone();
+    bound.serve(link, receiver.router(), &url).await
 }
 
 fn route_names(receiver: &Receiver) -> String {
@@ -207,23 +159,11 @@ fn route_names(receiver: &Receiver) -> String {
     }
 }
 
-/// Every second: the listener's counts into the heartbeat's, and a sign of life (the
-/// receiver has no server to hear from; its runtime turning is what the watchdog can see).
-/// Every minute while a route has no signature check: said again.
-async fn report_listener(
-    link: Arc<Link>,
-    receiver: Arc<Receiver>,
-    counters: Arc<ListenerCounters>,
-) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut last_warning: Option<tokio::time::Instant> = None;
+/// Every minute while a route has no signature check: said again in the log.
+async fn warn_about_insecure_routes(receiver: Arc<Receiver>) {
+    let mut tick = tokio::time::interval(INSECURE_WARNING_EVERY);
     loop {
         tick.tick().await;
-        link.heard();
-        link.set_count("connections_open", counters.open.load(Relaxed));
-        link.set_count("connections_refused", counters.refused.load(Relaxed));
-        link.set_count("connections_timed_out", counters.timed_out.load(Relaxed));
         let insecure: Vec<String> = {
             let routes = receiver.routes.read().unwrap_or_else(|p| p.into_inner());
             routes
@@ -233,14 +173,12 @@ async fn report_listener(
                 .map(|r| r.name.clone())
                 .collect()
         };
-        let due = last_warning.is_none_or(|at| at.elapsed() >= INSECURE_WARNING_EVERY);
-        if !insecure.is_empty() && due {
+        if !insecure.is_empty() {
             eprintln!(
                 "webhook: WARNING route(s) {} accept POSTs without any signature (secret {}): for local tests only",
                 insecure.join(", "),
                 routes::INSECURE_NO_AUTH
             );
-            last_warning = Some(tokio::time::Instant::now());
         }
     }
 }
@@ -304,11 +242,7 @@ fn execute(receiver: &Receiver, command: &Command) -> CommandOutcome {
         Command::Typing(_) | Command::Read(_) => Ok(Some(json!({"sent": false}))),
         Command::SendText(c) => answer_for(receiver, &c.chat, c.text.chars().count()),
         Command::SendMedia(c) => answer_for(receiver, &c.chat, 0),
-        other => Err(error(
-            "unsupported",
-            &format!("the webhook connector cannot {}", other.type_name()),
-            false,
-        )),
+        other => Err(super::kit::unsupported("webhook", other)),
     }
 }
 

@@ -218,16 +218,8 @@ pub fn run(args: WecomArgs) -> i32 {
         pending: Mutex::default(),
         replies: Mutex::default(),
     });
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("wecom: cannot start its runtime: {e}");
-            return bridge_protocol::exit::RESTART_BACKOFF;
-        }
+    let Some(runtime) = super::kit::runtime("wecom") else {
+        return bridge_protocol::exit::RESTART_BACKOFF;
     };
     {
         let shared = shared.clone();
@@ -554,11 +546,7 @@ async fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
             }
             Ok(Some(json!({"message_id": ids.first(), "message_ids": ids})))
         }
-        other => Err(error(
-            "unsupported",
-            &format!("the wecom connector cannot {}", other.type_name()),
-            false,
-        )),
+        other => Err(super::kit::unsupported("wecom", other)),
     }
 }
 

@@ -24,7 +24,6 @@ use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::{Value, json};
 
 use super::kit::{CommandOutcome, Link, Terminal, after_parts, error};
-use crate::listener::{Limits, Listener, ListenerCounters};
 use api::{Api, ApiError};
 use crypto::Crypt;
 
@@ -217,16 +216,8 @@ pub fn run(_args: WecomCallbackArgs) -> i32 {
             }
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("wecom_callback: cannot start its runtime: {e}");
-            return exit::RESTART_BACKOFF;
-        }
+    let Some(runtime) = super::kit::runtime("wecom_callback") else {
+        return bridge_protocol::exit::RESTART_BACKOFF;
     };
     runtime.block_on(serve(link, settings))
 }
@@ -238,31 +229,19 @@ fn config_error(link: &Link, why: &str) -> i32 {
 }
 
 async fn serve(link: Arc<Link>, settings: Settings) -> i32 {
-    let address = if settings.host.contains(':') {
-        format!("[{}]:{}", settings.host, settings.port)
-    } else {
-        format!("{}:{}", settings.host, settings.port)
+    let bound = match super::kit::receiver::bind(
+        &link,
+        "wecom_callback",
+        &settings.host,
+        settings.port,
+        None,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(code) => return code,
     };
-    let listener = match tokio::net::TcpListener::bind(&address).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("wecom_callback: cannot listen on {address}: {e}");
-            link.status(
-                ConnectionState::Closed,
-                Some(format!("cannot listen on {address}: {e}")),
-            );
-            return exit::RESTART_BACKOFF;
-        }
-    };
-    let limits = match Limits::from_lookup(|k| std::env::var(k).ok()) {
-        Ok(l) => l,
-        Err(e) => return config_error(&link, &e.to_string()),
-    };
-    let bound = listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or(address);
-    let url = format!("http://{bound}{}", settings.path);
+    let url = format!("{}{}", bound.base_url, settings.path);
     let receiver = Arc::new(receive::Receiver::new(
         link.clone(),
         settings.apps,
@@ -273,32 +252,8 @@ async fn serve(link: Arc<Link>, settings: Settings) -> i32 {
         link.start_commands(move |command| execute(&receiver, command));
     }
     link.start_heartbeats();
-    let counters = Arc::new(ListenerCounters::default());
-    tokio::spawn(report(link.clone(), counters.clone()));
     eprintln!("wecom_callback: listening on {url}");
-    link.status(ConnectionState::Open, Some(format!("listening on {url}")));
-    Listener {
-        router: receiver.router(),
-        limits,
-        counters,
-        health_paths: &["/health"],
-        connect_info: crate::listener::peer_address,
-    }
-    .serve(listener, tokio_util::sync::CancellationToken::new())
-    .await;
-    exit::CLEAN
-}
-
-/// Every second: the listener's counts into the heartbeat's, and a sign of life.
-async fn report(link: Arc<Link>, counters: Arc<ListenerCounters>) {
-    use std::sync::atomic::Ordering::Relaxed;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        link.heard();
-        link.set_count("connections_refused", counters.refused.load(Relaxed));
-        link.set_count("connections_timed_out", counters.timed_out.load(Relaxed));
-    }
+    bound.serve(link, receiver.router(), &url).await
 }
 
 fn execute(receiver: &receive::Receiver, command: &Command) -> CommandOutcome {
@@ -331,11 +286,7 @@ fn execute(receiver: &receive::Receiver, command: &Command) -> CommandOutcome {
             }
             Ok(Some(json!({"message_id": ids.last(), "message_ids": ids})))
         }
-        other => Err(error(
-            "unsupported",
-            &format!("the wecom_callback connector cannot {}", other.type_name()),
-            false,
-        )),
+        other => Err(super::kit::unsupported("wecom_callback", other)),
     }
 }
 

@@ -486,7 +486,7 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
 
     // The same delivery id after a restart: still answered as a duplicate.
     let (out, err) = d.stop();
-    let (d2, addr2) = scene.start();
+    let (mut d2, addr2) = scene.start();
     let again = deliver(
         &addr2,
         "gh",
@@ -500,6 +500,18 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
         (again.status, again.json()["status"].clone()),
         (200, json!("duplicate"))
     );
+    // An answer the agent finishes after the restart still reaches the route's chat.
+    d2.send(json!({"type": "send_text", "id": "late", "connector": "webhook", "chat": "webhook:gh:gh-1", "text": "a late answer"}));
+    let late = d2.wait("the late answer", |v| {
+        v["type"] == "result" && v["id"] == "late"
+    });
+    assert_eq!(late["ok"], true, "{late}");
+    crate::support::wait_blocking("the late Telegram message", || {
+        scene
+            .telegram
+            .sent()
+            .contains(&(TG_CHAT.to_owned(), "a late answer".to_owned()))
+    });
     let status = scene.status();
     crate::support::assert_ledger_balanced(
         &crate::support::status_connector(&status, "webhook")["ledger"],

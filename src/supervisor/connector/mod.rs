@@ -171,6 +171,10 @@ pub struct TaskParts {
 
 impl ConnectorTask {
     pub fn new(p: TaskParts) -> Self {
+        let deliveries = deliveries::Deliveries::open(
+            &p.state_dir.join(format!("{}.deliveries", p.cfg.name)),
+            crate::util::time::unix_secs() as u64,
+        );
         Self {
             index: p.index,
             name: Arc::from(p.cfg.name.as_str()),
@@ -182,7 +186,7 @@ impl ConnectorTask {
             outbound_gate: p.outbound_gate,
             alerts: p.alerts,
             peers: p.peers,
-            deliveries: Default::default(),
+            deliveries,
             outbox: Outbox::new(p.gateway),
             control: p.control,
             control_closed: false,
@@ -283,7 +287,7 @@ impl ConnectorTask {
         command: Command,
         timeout: Option<Duration>,
     ) -> Result<(), ErrorCode> {
-        let now = std::time::Instant::now();
+        let now = crate::util::time::unix_secs() as u64;
         if let Some(target) = command
             .target_chat()
             .and_then(|chat| self.deliveries.target(chat, now))
@@ -482,8 +486,11 @@ impl ConnectorTask {
                     outcome = Outcome::Failed(e);
                 }
             } else {
-                self.deliveries
-                    .remember(&message.chat, target, std::time::Instant::now());
+                self.deliveries.remember(
+                    &message.chat,
+                    target,
+                    crate::util::time::unix_secs() as u64,
+                );
             }
         }
         self.log.decision(self.index, &self.name, &message, outcome);

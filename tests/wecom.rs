@@ -1077,3 +1077,41 @@ fn bench_wecom_beside_whatsapp() {
     );
     d.stop();
 }
+
+/// `run` without a config starts the AI Bot from Hermes' config.yaml alone
+/// (`platforms.wecom.extra.bot_id`, `secret`, `websocket_url`), and a DM reaches the gateway.
+#[test]
+fn run_without_a_config_starts_the_ai_bot_from_config_yaml() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeWecom::start(dir.path());
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let yaml = json!({"platforms": {"wecom": {"enabled": true, "extra": {
+        "bot_id": fake.get("bot_id"), "secret": fake.get("bot_secret"),
+        "websocket_url": fake.get("ws_url"), "dm_policy": "open"}}}});
+    std::fs::write(home.join("config.yaml"), yaml.to_string()).unwrap();
+    let mut child = crate::support::hermes_run(&home)
+        .env_remove("WECOM_BOT_ID")
+        .env_remove("WECOM_SECRET")
+        .env_remove("WECOM_WEBSOCKET_URL")
+        .spawn()
+        .unwrap();
+    let rx = crate::support::json_lines(child.stdout.take().unwrap());
+    let wait =
+        |what: &str, pred: &dyn Fn(&Value) -> bool| crate::support::next_matching(&rx, what, pred);
+    wait("wecom open", &|v| {
+        v["type"] == "connection" && v["connector"] == "wecom" && v["status"]["state"] == "open"
+    });
+    fake.dm(ALLOWED, "from a config.yaml bot");
+    let m = wait("the DM", &|v| v["type"] == "inbound");
+    assert_eq!(m["message"]["text"], "from a config.yaml bot");
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("running wecom (platforms.wecom.extra.bot_id in config.yaml)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(&fake.get("bot_secret")));
+}

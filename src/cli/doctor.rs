@@ -358,7 +358,19 @@ fn check_webhook(home: &Path, config: Option<&crate::config::SupervisorConfig>) 
 /// self-built app's `gettoken`. No secret is printed; errors come back with them redacted.
 fn check_wecom(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
     let mut findings = Vec::new();
-    let bot = connector_setting(home, config, "wecom");
+    let env = connector_setting(home, config, "wecom");
+    let bot_yaml = crate::connectors::kit::hermes::platform_section(home, "wecom")
+        .ok()
+        .flatten()
+        .and_then(|s| s.get("extra").cloned());
+    let bot = |env_key: &str| {
+        let key = match env_key {
+            "WECOM_BOT_ID" => "bot_id",
+            "WECOM_SECRET" => "secret",
+            _ => "websocket_url",
+        };
+        crate::connectors::wecom::setting(env_key, key, bot_yaml.as_ref(), &env)
+    };
     match (bot("WECOM_BOT_ID"), bot("WECOM_SECRET")) {
         (None, None) => findings.push(ok(
             "WeCom AI Bot: not configured, the connector is not started",

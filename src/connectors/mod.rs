@@ -101,7 +101,10 @@ pub const BUILTIN: &[Builtin] = &[
         name: "wecom",
         env: &["WECOM_BOT_ID", "WECOM_SECRET", "WECOM_WEBSOCKET_URL"],
         enabled_by: "WECOM_BOT_ID",
-        saved_login: None,
+        saved_login: Some((
+            wecom::enabled_in_yaml,
+            "platforms.wecom.extra.bot_id in config.yaml",
+        )),
         token_fix: wecom::TOKEN_FIX,
         relink_fix: wecom::TOKEN_FIX,
     },

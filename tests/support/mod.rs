@@ -473,6 +473,9 @@ pub fn hermes_run(home: &Path) -> std::process::Command {
         "WEBHOOK_ENABLED",
         "WEBHOOK_SECRET",
         "WEBHOOK_PORT",
+        "WECOM_BOT_ID",
+        "WECOM_SECRET",
+        "WECOM_CALLBACK_CORP_ID",
     ] {
         command.env_remove(key);
     }

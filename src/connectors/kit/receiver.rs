@@ -3,13 +3,15 @@
 //! `crate::listener` — reporting the listener's counts with its heartbeats and, each second,
 //! that its runtime is alive (a receiver has no server to hear from).
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bridge_protocol::exit;
-use bridge_protocol::message::ConnectionState;
+use bridge_protocol::message::{ConnectionState, InboundMessage};
 
 use super::Link;
+use super::link::Recorded;
 use crate::listener::{Limits, Listener, ListenerCounters};
 
 /// A bound receiver, not yet serving.
@@ -96,5 +98,69 @@ async fn report(link: Arc<Link>, counters: Arc<ListenerCounters>) {
         link.set_count("connections_open", counters.open.load(Relaxed));
         link.set_count("connections_refused", counters.refused.load(Relaxed));
         link.set_count("connections_timed_out", counters.timed_out.load(Relaxed));
+    }
+}
+
+/// Hands `message` to the supervisor and waits (off the runtime's workers, at most `max`) for
+/// what it recorded: a receiver answers its sender only from that.
+pub async fn record(link: &Arc<Link>, message: InboundMessage, max: Duration) -> Option<Recorded> {
+    let link = link.clone();
+    let id = message.id.clone();
+    tokio::task::spawn_blocking(move || {
+        link.inbound(message);
+        link.wait_outcome(&id, max)
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// A refusal of one kind in one scope (a route) is written to the log at most this often.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+/// A receiver's refusals: each counted (`status`, through the heartbeat's counts) and said in
+/// the log without the request's body, at most once a minute per kind and scope, with how many
+/// there were — a flood is one line a minute.
+pub struct Refusals {
+    connector: &'static str,
+    /// What one request is called in the log line (`POST`, `callback`).
+    noun: &'static str,
+    logged: Mutex<RefusalLog>,
+}
+
+/// By kind and scope: when last written to the log, and how many refusals since.
+type RefusalLog = HashMap<(&'static str, String), (Instant, u64)>;
+
+impl Refusals {
+    pub fn new(connector: &'static str, noun: &'static str) -> Self {
+        Self {
+            connector,
+            noun,
+            logged: Mutex::default(),
+        }
+    }
+
+    /// Counts a refusal of kind `what` (answered `status`); `scope` names where (a route),
+    /// empty for the whole receiver.
+    pub fn note(&self, link: &Link, what: &'static str, scope: &str, status: u16) {
+        link.count(what);
+        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        let entry = logged
+            .entry((what, scope.to_owned()))
+            .or_insert((now - REFUSAL_LOG_EVERY, 0));
+        entry.1 += 1;
+        if now.duration_since(entry.0) >= REFUSAL_LOG_EVERY {
+            let scope = if scope.is_empty() {
+                String::new()
+            } else {
+                format!(" to route {scope:?}")
+            };
+            eprintln!(
+                "{}: refused {} {}(s){scope} ({what}, HTTP {status}) in the last minute",
+                self.connector, entry.1, self.noun
+            );
+            *entry = (now, 0);
+        }
     }
 }

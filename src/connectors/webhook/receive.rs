@@ -4,7 +4,7 @@
 //! before any work the next step would do. A POST that passes becomes one inbound message, and
 //! is answered only once the supervisor says what it recorded (202 when delivered).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -22,18 +22,15 @@ use super::routes::{DeliverTo, Route, Routes};
 use super::signature::{self, Refusal};
 use crate::connectors::kit::Link;
 use crate::connectors::kit::link::Recorded;
+use crate::connectors::kit::receiver::{self, Refusals};
 
 /// How long a POST waits for the supervisor to record its message before answering 503.
 const RECORDED_WAIT: Duration = Duration::from_secs(30);
-/// A refusal of one kind on one route is written to the log at most this often.
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 /// Longest delivery id taken from a header; a longer one is replaced by a generated one.
 const MAX_DELIVERY_ID: usize = 200;
 
 /// A platform's home channel (chat, thread), as Hermes' `<PLATFORM>_HOME_CHANNEL` settings say.
 pub type HomeChannel = Box<dyn Fn(&str) -> Option<(String, Option<String>)> + Send + Sync>;
-/// When each kind of refusal on each route was last logged, and how many since.
-type RefusalLog = HashMap<(&'static str, String), (Instant, u64)>;
 
 pub struct Receiver {
     pub link: Arc<Link>,
@@ -43,7 +40,9 @@ pub struct Receiver {
     /// delivers, as Hermes does.
     pub home_channel: HomeChannel,
     rate: Mutex<HashMap<String, VecDeque<Instant>>>,
-    logged: Mutex<RefusalLog>,
+    refusals: Refusals,
+    /// Routes already warned about body-only (V1) signatures.
+    v1_warned: Mutex<HashSet<String>>,
 }
 
 impl Receiver {
@@ -59,7 +58,8 @@ impl Receiver {
             max_body_bytes,
             home_channel,
             rate: Mutex::default(),
-            logged: Mutex::default(),
+            refusals: Refusals::new("webhook", "POST"),
+            v1_warned: Mutex::default(),
         }
     }
 
@@ -75,24 +75,9 @@ impl Receiver {
         routes.by_name.get(name).cloned()
     }
 
-    /// Counts a refusal (`status`) and says it in the log, without the body, at most once a
-    /// minute per kind and route (a flood is one line a minute, with its count).
+    /// Counts a refusal and says it in the log (`Refusals`), never with the body.
     fn refuse(&self, what: &'static str, route: &str, status: StatusCode, error: &str) -> Response {
-        self.link.count(what);
-        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let entry = logged
-            .entry((what, route.to_owned()))
-            .or_insert((now - REFUSAL_LOG_EVERY, 0));
-        entry.1 += 1;
-        if now.duration_since(entry.0) >= REFUSAL_LOG_EVERY {
-            eprintln!(
-                "webhook: refused {} POST(s) to route {route:?} ({what}, HTTP {}) in the last minute",
-                entry.1,
-                status.as_u16()
-            );
-            *entry = (now, 0);
-        }
+        self.refusals.note(&self.link, what, route, status.as_u16());
         (status, axum::Json(json!({"error": error}))).into_response()
     }
 
@@ -272,15 +257,7 @@ async fn receive(
             payload: Some(payload),
         })),
     };
-    let link = r.link.clone();
-    let id = delivery_id.clone();
-    let recorded = tokio::task::spawn_blocking(move || {
-        link.inbound(message);
-        link.wait_outcome(&id, RECORDED_WAIT)
-    })
-    .await
-    .ok()
-    .flatten();
+    let recorded = receiver::record(&r.link, message, RECORDED_WAIT).await;
     answer(&r, recorded, &route, &event, &delivery_id)
 }
 
@@ -366,11 +343,8 @@ fn header_map(headers: &HeaderMap) -> Map<String, Value> {
 
 /// The body-only signature is replayable: said once per route and run.
 fn warn_v1(r: &Receiver, route: &str) {
-    let mut logged = r.logged.lock().unwrap_or_else(|p| p.into_inner());
-    if logged
-        .insert(("v1_warned", route.to_owned()), (Instant::now(), 0))
-        .is_none()
-    {
+    let mut warned = r.v1_warned.lock().unwrap_or_else(|p| p.into_inner());
+    if warned.insert(route.to_owned()) {
         eprintln!(
             "webhook: route {route:?} is signed with X-Webhook-Signature over the body alone, which a captured request can replay; switch the sender to X-Webhook-Signature-V2 with X-Webhook-Timestamp"
         );

@@ -22,6 +22,7 @@ use super::App;
 use super::crypto::CryptoError;
 use super::xml;
 use crate::connectors::kit::Link;
+use crate::connectors::kit::receiver::{self, Refusals};
 
 pub const MAX_BODY: usize = 64 * 1024;
 /// How far a request's timestamp may be from now.
@@ -29,14 +30,13 @@ pub const WINDOW_SECS: i64 = 300;
 /// Nonces remembered (for twice the window), at most this many.
 const NONCES: usize = 100_000;
 const RECORDED_WAIT: Duration = Duration::from_secs(4);
-const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 
 pub struct Receiver {
     pub link: Arc<Link>,
     apps: Vec<App>,
     path: String,
     nonces: Mutex<Nonces>,
-    logged: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    refusals: Refusals,
 }
 
 #[derive(Default)]
@@ -100,7 +100,7 @@ impl Receiver {
             apps,
             path: path.to_owned(),
             nonces: Mutex::default(),
-            logged: Mutex::default(),
+            refusals: Refusals::new("wecom_callback", "callback"),
         }
     }
 
@@ -123,20 +123,9 @@ impl Receiver {
         Some((app, user.to_owned()))
     }
 
+    /// Counts a refusal and says it in the log (`Refusals`), never with the body.
     fn refuse(&self, what: &'static str, status: StatusCode) -> Response {
-        self.link.count(what);
-        let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        let entry = logged.entry(what).or_insert((now - REFUSAL_LOG_EVERY, 0));
-        entry.1 += 1;
-        if now.duration_since(entry.0) >= REFUSAL_LOG_EVERY {
-            eprintln!(
-                "wecom_callback: refused {} callback(s) ({what}, HTTP {}) in the last minute",
-                entry.1,
-                status.as_u16()
-            );
-            *entry = (now, 0);
-        }
+        self.refusals.note(&self.link, what, "", status.as_u16());
         (status, what).into_response()
     }
 
@@ -260,15 +249,7 @@ async fn callback(
         Err(_) => return r.refuse("refused_bad_xml", StatusCode::BAD_REQUEST),
     };
     let inbound = inbound(&app.corp_id, &message);
-    let link = r.link.clone();
-    let id = inbound.id.clone();
-    let recorded = tokio::task::spawn_blocking(move || {
-        link.inbound(inbound);
-        link.wait_outcome(&id, RECORDED_WAIT)
-    })
-    .await
-    .ok()
-    .flatten();
+    let recorded = receiver::record(&r.link, inbound, RECORDED_WAIT).await;
     match recorded {
         Some(_) => {
             r.link.count("accepted");

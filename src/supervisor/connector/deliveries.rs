@@ -79,10 +79,14 @@ impl Deliveries {
     }
 
     fn keep(&mut self, chat: String, at: u64, target: Deliver) {
-        if self.targets.len() >= CAPACITY
-            && let Some((_, oldest)) = self.order.pop_front()
-        {
-            self.targets.remove(&oldest);
+        // The oldest chats make room; an entry a later remember superseded is only dropped.
+        while self.targets.len() >= CAPACITY && !self.targets.contains_key(&chat) {
+            let Some((stamp, oldest)) = self.order.pop_front() else {
+                break;
+            };
+            if self.targets.get(&oldest).is_some_and(|(t, _)| *t == stamp) {
+                self.targets.remove(&oldest);
+            }
         }
         self.targets.insert(chat.clone(), (at, target));
         self.order.push_back((at, chat));

@@ -414,14 +414,16 @@ impl ConnectorTask {
         if !self.process.as_ref().is_some_and(|p| p.acks_recorded) {
             return;
         }
-        let note = serde_json::json!({
-            "type": "recorded",
-            "id": id,
-            "outcome": outcome.name(),
-            "reason": outcome.reason(),
-        });
-        serde_json::to_writer(&mut self.recorded_notes, &note).expect("notes serialize");
-        self.recorded_notes.push(b'\n');
+        // The outcome's name and reason are fixed snake_case words: only the id needs quoting.
+        let id = serde_json::to_string(id).expect("strings serialize");
+        self.recorded_notes.extend_from_slice(
+            format!(
+                "{{\"type\":\"recorded\",\"id\":{id},\"outcome\":\"{}\",\"reason\":\"{}\"}}\n",
+                outcome.name(),
+                outcome.reason()
+            )
+            .as_bytes(),
+        );
     }
 
     /// Writes the pending `recorded` notes without waiting; with the stdin queue full they wait
@@ -476,12 +478,11 @@ impl ConnectorTask {
             None => Ok(()),
         };
         let mut outcome = inbound::settle(admission.outcome, queued, self.outbox.is_closed());
-        let deliver = message.routed.as_ref().and_then(|r| r.deliver.clone());
-        let mut for_gateway = matches!(outcome, Outcome::Delivered(_));
-        if let (Outcome::Delivered(_), Some(target)) = (outcome, deliver) {
-            if target.direct {
-                // The route's text is the message: sent to its target without the gateway.
-                for_gateway = false;
+        let target = message.routed.as_ref().and_then(|r| r.deliver.clone());
+        // A route's direct delivery: its text is the message, sent without the gateway.
+        let direct = target.as_ref().is_some_and(|t| t.direct);
+        if let (Outcome::Delivered(_), Some(target)) = (outcome, target) {
+            if direct {
                 if let Err(e) = self.send_direct(&message, &target) {
                     outcome = Outcome::Failed(e);
                 }
@@ -495,7 +496,7 @@ impl ConnectorTask {
         }
         self.log.decision(self.index, &self.name, &message, outcome);
         self.tell_recorded(&message.id, outcome);
-        if for_gateway && matches!(outcome, Outcome::Delivered(_)) {
+        if !direct && matches!(outcome, Outcome::Delivered(_)) {
             let connector = self.name.to_string();
             self.push(GatewayEvent::Inbound { connector, message });
         }

@@ -714,10 +714,7 @@ fn run_without_a_config(with_whatsapp: bool) {
         vec!["telegram"]
     };
     assert_eq!(names, expected, "{status}");
-    drop(child.stdin.take());
-    let _ = child.wait();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = crate::support::finish_run(child);
     assert!(
         stderr.contains("running telegram (TELEGRAM_BOT_TOKEN is set)"),
         "{stderr}"

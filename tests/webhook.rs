@@ -224,18 +224,14 @@ impl Scene {
         d.wait("telegram open", open("telegram"));
         d.wait("whatsapp open", open("whatsapp"));
         let webhook = d.wait("webhook open", open("webhook"));
-        let reason = webhook["status"]["reason"].as_str().unwrap();
-        let addr = reason.split("http://").nth(1).unwrap().trim().to_owned();
+        let addr = crate::support::listening_url(&webhook)
+            .trim_start_matches("http://")
+            .to_owned();
         (d, addr)
     }
 
     fn status(&self) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
-            .args(["status", "--json", "--config"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+        crate::support::status_json(&self.config)
     }
 
     fn webhook_cli(&self, args: &[&str]) -> std::process::Output {
@@ -544,13 +540,8 @@ fn start_receiver(config: &std::path::Path) -> (crate::support::daemon::Daemon, 
     let open = d.wait("webhook open", |v| {
         v["type"] == "connection" && v["connector"] == "webhook" && v["status"]["state"] == "open"
     });
-    let addr = open["status"]["reason"]
-        .as_str()
-        .unwrap()
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim()
+    let addr = crate::support::listening_url(&open)
+        .trim_start_matches("http://")
         .to_owned();
     (d, addr)
 }
@@ -741,13 +732,8 @@ fn run_without_a_config_serves_webhooks_that_config_yaml_turns_on() {
     let open = wait("webhook open", &|v| {
         v["type"] == "connection" && v["connector"] == "webhook" && v["status"]["state"] == "open"
     });
-    let addr = open["status"]["reason"]
-        .as_str()
-        .unwrap()
-        .split("http://")
-        .nth(1)
-        .unwrap()
-        .trim()
+    let addr = crate::support::listening_url(&open)
+        .trim_start_matches("http://")
         .to_owned();
     let reply = deliver(
         &addr,
@@ -761,10 +747,7 @@ fn run_without_a_config_serves_webhooks_that_config_yaml_turns_on() {
     assert_eq!(reply.status, 202, "{}", reply.body);
     let m = wait("the delivery", &|v| v["type"] == "inbound");
     assert_eq!(m["message"]["text"], "hello 1");
-    drop(child.stdin.take());
-    let _ = child.wait();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = crate::support::finish_run(child);
     assert!(
         stderr.contains("running webhook (platforms.webhook.enabled in config.yaml)"),
         "{stderr}"

@@ -205,23 +205,12 @@ impl CallbackScene {
                 && v["connector"] == "wecom_callback"
                 && v["status"]["state"] == "open"
         });
-        let reason = open["status"]["reason"].as_str().unwrap();
-        let url = reason
-            .split("listening on ")
-            .nth(1)
-            .unwrap()
-            .trim()
-            .to_owned();
+        let url = crate::support::listening_url(&open);
         (d, url)
     }
 
     fn status(&self) -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
-            .args(["status", "--json", "--config"])
-            .arg(&self.config)
-            .output()
-            .unwrap();
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+        crate::support::status_json(&self.config)
     }
 
     fn sent_to(&self, user: &str) -> Vec<String> {
@@ -795,11 +784,7 @@ fn a_killed_ai_bot_connector_loses_nothing_and_repeats_nothing() {
         d.inbound_texts("wecom").len() >= 30
     });
     d.settle(std::time::Duration::from_millis(500));
-    let mut texts = d.inbound_texts("wecom");
-    assert_eq!(texts.len(), 30, "{texts:?}");
-    texts.sort();
-    texts.dedup();
-    assert_eq!(texts.len(), 30, "none twice");
+    crate::support::assert_each_once(d.inbound_texts("wecom"), 30);
     d.stop();
 }
 
@@ -895,11 +880,7 @@ fn a_killed_callback_connector_loses_nothing_and_repeats_nothing() {
         "some were retried: {posted:?}"
     );
     d.settle(std::time::Duration::from_millis(1000));
-    let mut texts = d.inbound_texts("wecom_callback");
-    assert_eq!(texts.len(), 30, "{texts:?}");
-    texts.sort();
-    texts.dedup();
-    assert_eq!(texts.len(), 30, "none twice");
+    crate::support::assert_each_once(d.inbound_texts("wecom_callback"), 30);
     d.stop();
 }
 
@@ -991,14 +972,7 @@ fn bench_wecom_beside_whatsapp() {
             && v["connector"] == "wecom_callback"
             && v["status"]["state"] == "open"
     });
-    let url = open["status"]["reason"]
-        .as_str()
-        .unwrap()
-        .split("listening on ")
-        .nth(1)
-        .unwrap()
-        .trim()
-        .to_owned();
+    let url = crate::support::listening_url(&open);
     let wa = s.whatsapp.as_ref().unwrap();
     let mut lat = crate::support::Latencies::default();
     for i in 0..N {
@@ -1105,10 +1079,7 @@ fn run_without_a_config_starts_the_ai_bot_from_config_yaml() {
     fake.dm(ALLOWED, "from a config.yaml bot");
     let m = wait("the DM", &|v| v["type"] == "inbound");
     assert_eq!(m["message"]["text"], "from a config.yaml bot");
-    drop(child.stdin.take());
-    let _ = child.wait();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = crate::support::finish_run(child);
     assert!(
         stderr.contains("running wecom (platforms.wecom.extra.bot_id in config.yaml)"),
         "{stderr}"

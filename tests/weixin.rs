@@ -358,10 +358,7 @@ fn weixin_link_saves_the_account_and_run_uses_it() {
     ilink.dm(ALICE, "from a saved login", "ctx-a");
     let m = wait("the DM", &|v| v["type"] == "inbound");
     assert_eq!(m["message"]["text"], "from a saved login");
-    drop(child.stdin.take());
-    let _ = child.wait();
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let stderr = crate::support::finish_run(child);
     assert!(
         stderr.contains("running weixin (a saved weixin login)"),
         "{stderr}"

@@ -574,3 +574,43 @@ pub fn rss_mib(pid: i32, field: &str) -> f64 {
         .unwrap_or(0.0)
         / 1024.0
 }
+
+/// `bridgekeeper status --json --config <config>`, parsed.
+pub fn status_json(config: &Path) -> serde_json::Value {
+    let out = std::process::Command::new(BRIDGEKEEPER)
+        .args(["status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"))
+}
+
+/// The URL a receiver's open `connection` event says it listens on (`listening on <url>`).
+pub fn listening_url(open: &serde_json::Value) -> String {
+    let reason = open["status"]["reason"].as_str().unwrap_or_default();
+    reason
+        .split("listening on ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no address in {open}"))
+        .trim()
+        .to_owned()
+}
+
+/// Exactly `n` texts, none of them twice.
+pub fn assert_each_once(mut texts: Vec<String>, n: usize) {
+    assert_eq!(texts.len(), n, "{texts:?}");
+    texts.sort();
+    texts.dedup();
+    assert_eq!(texts.len(), n, "none twice");
+}
+
+/// Closes a `run`'s stdin (the gateway goes away), waits for it to end, and gives its stderr.
+pub fn finish_run(mut child: std::process::Child) -> String {
+    drop(child.stdin.take());
+    let _ = child.wait();
+    let mut stderr = String::new();
+    if let Some(mut err) = child.stderr.take() {
+        std::io::Read::read_to_string(&mut err, &mut stderr).unwrap();
+    }
+    stderr
+}

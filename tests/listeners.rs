@@ -334,3 +334,112 @@ fn connections_over_the_cap_are_refused_while_health_answers() {
     assert_eq!(listener["name"], "relay");
     assert_eq!(listener["max_connections"], 3);
 }
+
+/// A stranger trickling request bodies (8 connections, a byte per segment, 20 s) costs the
+/// daemon a few MiB at most on the relay's `/relay/policy` (here even with a valid token, so
+/// the body is read) and each slow body is cut and counted; the gateway's requests meanwhile
+/// are answered at once. Without a token, a POST announcing 3 MB gets 401 from its head.
+#[test]
+fn a_trickled_body_costs_the_relay_what_it_weighs() {
+    use crate::support::attack::{answer_to_head, head, trickle_and_measure};
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::relay(dir.path(), &[], 0, 16);
+    assert_eq!(served.get("/relay/health", true).0, 200);
+    let bearer = format!(
+        "Authorization: Bearer {}",
+        crate::relay::token_for("gw-test")
+    );
+    let trickling = head(
+        "POST",
+        "/relay/policy",
+        60_000,
+        &["Content-Type: application/json", &bearer],
+    );
+    trickle_and_measure("relay", &served.addr, &trickling, served.child.id(), || {
+        let (code, body) = served.get("/relay/health", true);
+        assert_eq!(code, 200, "{body}");
+    });
+    let listener = served.listener_counted("slow_body", 8);
+    assert_eq!(listener["name"], "relay");
+    let tokenless = head(
+        "POST",
+        "/relay/policy",
+        3_000_000,
+        &["Content-Type: application/json"],
+    );
+    assert_eq!(answer_to_head(&served.addr, &tokenless), 401);
+    let browser = head(
+        "POST",
+        "/relay/policy",
+        3_000_000,
+        &[&bearer, "Origin: https://evil.example"],
+    );
+    assert_eq!(answer_to_head(&served.addr, &browser), 403);
+}
+
+/// The same attack on the drop-in API's `/send`: a few MiB at most, slow bodies cut, and the
+/// Hermes adapter's requests meanwhile answered at once.
+#[test]
+fn a_trickled_body_costs_the_drop_in_api_what_it_weighs() {
+    use crate::support::attack::{head, trickle_and_measure};
+    let dir = tempfile::tempdir().unwrap();
+    let served = Served::drop_in(dir.path(), &[]);
+    assert_eq!(served.get("/health", false).0, 200);
+    let trickling = head(
+        "POST",
+        "/send",
+        500_000,
+        &["Content-Type: application/json"],
+    );
+    trickle_and_measure(
+        "drop-in API",
+        &served.addr,
+        &trickling,
+        served.child.id(),
+        || {
+            let (code, body) = served.get("/health", false);
+            assert_eq!(code, 200, "{body}");
+        },
+    );
+    served.listener_counted("slow_body", 8);
+}
+
+/// One address may hold only its share of a listener's connections: with the cap at 4, a
+/// client at 127.0.0.2 gets 2, its next ones 503 (counted by that reason), and the gateway at
+/// 127.0.0.1 is still served.
+#[test]
+fn one_client_cannot_take_every_connection() {
+    use crate::support::attack::{connect_from, status_of};
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BRIDGEKEEPER_LISTEN_HEADER_TIMEOUT_MS", "60000"),
+        ("BRIDGEKEEPER_LISTEN_MAX_CONNECTIONS", "4"),
+    ];
+    let served = Served::relay(dir.path(), &env, 0, 16);
+    let port: u16 = served.addr.rsplit(':').next().unwrap().parse().unwrap();
+    let stranger = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let held: Vec<TcpStream> = (0..2).map(|_| connect_from(stranger, port)).collect();
+    std::thread::sleep(Duration::from_millis(200));
+    for _ in 0..2 {
+        let mut extra = connect_from(stranger, port);
+        extra
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        extra
+            .write_all(b"GET /relay/policy HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = extra.read_to_end(&mut answer);
+        assert_eq!(status_of(&answer), 503);
+        assert!(
+            String::from_utf8_lossy(&answer).contains("too_many_connections_from_client"),
+            "{}",
+            String::from_utf8_lossy(&answer)
+        );
+    }
+    let (code, body) = served.get("/relay/health", true);
+    assert_eq!(code, 200, "the gateway's own address is served: {body}");
+    drop(held);
+    let listener = served.listener_counted("refused_per_client", 2);
+    assert_eq!(listener["refused"], 0, "{listener}");
+}

@@ -73,8 +73,16 @@ pub fn render(s: &StatusSnapshot, now_ms: u64) -> String {
     for l in &s.listeners {
         let _ = writeln!(
             out,
-            "listener {} on {}: {} open of {} allowed, {} accepted, {} refused over the cap, {} closed for a deadline",
-            l.name, l.address, l.open, l.max_connections, l.accepted, l.refused, l.timed_out
+            "listener {} on {}: {} open of {} allowed, {} accepted, {} refused over the cap, {} over the per-client cap, {} closed for a deadline, {} bodies too slow",
+            l.name,
+            l.address,
+            l.open,
+            l.max_connections,
+            l.accepted,
+            l.refused,
+            l.refused_per_client,
+            l.timed_out,
+            l.slow_body
         );
     }
     if let Some(relay) = &s.relay {
@@ -283,7 +291,9 @@ mod tests {
                 open: 2,
                 accepted: 40,
                 refused: 3,
+                refused_per_client: 5,
                 timed_out: 1,
+                slow_body: 2,
             }],
             pid: 10,
             version: "0.1.0".into(),
@@ -336,7 +346,7 @@ mod tests {
         );
         assert!(text.contains("4242"));
         assert!(
-            text.contains("listener relay on 127.0.0.1:8790: 2 open of 128 allowed, 40 accepted, 3 refused over the cap, 1 closed for a deadline"),
+            text.contains("listener relay on 127.0.0.1:8790: 2 open of 128 allowed, 40 accepted, 3 refused over the cap, 5 over the per-client cap, 1 closed for a deadline, 2 bodies too slow"),
             "{text}"
         );
     }

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
@@ -28,6 +27,7 @@ use subtle::ConstantTimeEq;
 use super::peer::{BatchBody, PeerSocket};
 use super::shape::chunk;
 use crate::gateway::in_process::{CallError, GatewayClient};
+use crate::listener::BodyError;
 use crate::record::log::Event;
 
 pub struct Api {
@@ -310,16 +310,40 @@ fn token_matches(headers: &HeaderMap, token: &str) -> bool {
         .is_some_and(|g| g.len() == token.len() && bool::from(g.as_bytes().ct_eq(token.as_bytes())))
 }
 
-fn body(bytes: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice::<Value>(bytes)
-        .ok()
-        .filter(Value::is_object)
-        .ok_or_else(|| {
-            error(
-                StatusCode::BAD_REQUEST,
-                "Request body must be a JSON object",
-            )
-        })
+/// The largest request body the API takes (a send carries text and a file path, not a file).
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// A request's JSON object body, read through `listener::body` (about its own size in memory,
+/// at the listener's pace) after the guard has passed the request's head.
+pub struct JsonObject(Value);
+
+impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonObject {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
+        let bytes = crate::listener::body::read(request.into_body(), MAX_BODY)
+            .await
+            .map_err(|e| match e {
+                BodyError::TooLarge => {
+                    error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
+                }
+                BodyError::TooSlow => error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Request body arrived too slowly",
+                ),
+                BodyError::Broken => error(StatusCode::BAD_REQUEST, "Request body ended early"),
+            })?;
+        serde_json::from_slice::<Value>(&bytes)
+            .ok()
+            .filter(Value::is_object)
+            .map(Self)
+            .ok_or_else(|| {
+                error(
+                    StatusCode::BAD_REQUEST,
+                    "Request body must be a JSON object",
+                )
+            })
+    }
 }
 
 fn text(v: &Value, key: &str) -> Option<String> {
@@ -433,8 +457,7 @@ async fn messages(
         .into_response())
 }
 
-async fn send(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
-    let v = body(&bytes)?;
+async fn send(State(api): State<Arc<Api>>, JsonObject(v): JsonObject) -> Answer {
     let (Some(chat), Some(message)) = (text(&v, "chatId"), text(&v, "message")) else {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -477,8 +500,7 @@ async fn send(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
     ok(json!({"success": true, "messageId": last, "messageIds": ids}))
 }
 
-async fn edit(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
-    let v = body(&bytes)?;
+async fn edit(State(api): State<Arc<Api>>, JsonObject(v): JsonObject) -> Answer {
     let (Some(chat), Some(message_id), Some(message)) = (
         text(&v, "chatId"),
         text(&v, "messageId"),
@@ -528,8 +550,7 @@ fn media_kind(explicit: Option<&str>, path: &str) -> MediaKind {
     }
 }
 
-async fn send_media(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
-    let v = body(&bytes)?;
+async fn send_media(State(api): State<Arc<Api>>, JsonObject(v): JsonObject) -> Answer {
     let (Some(chat), Some(path)) = (text(&v, "chatId"), text(&v, "filePath")) else {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -555,8 +576,7 @@ async fn send_media(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
     sent_one(&command(&api, cmd).await?)
 }
 
-async fn send_poll(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
-    let v = body(&bytes)?;
+async fn send_poll(State(api): State<Arc<Api>>, JsonObject(v): JsonObject) -> Answer {
     let options: Option<Vec<String>> = v.get("options").and_then(Value::as_array).map(|a| {
         a.iter()
             .filter_map(|o| o.as_str().map(str::to_owned))
@@ -590,8 +610,7 @@ async fn send_poll(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
     sent_one(&command(&api, cmd).await?)
 }
 
-async fn send_location(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
-    let v = body(&bytes)?;
+async fn send_location(State(api): State<Arc<Api>>, JsonObject(v): JsonObject) -> Answer {
     let coordinate = |k: &str| v.get(k).and_then(Value::as_f64).filter(|x| x.is_finite());
     let (Some(chat), Some(latitude), Some(longitude)) = (
         text(&v, "chatId"),
@@ -614,8 +633,7 @@ async fn send_location(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
     sent_one(&command(&api, cmd).await?)
 }
 
-async fn typing(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
-    let v = body(&bytes)?;
+async fn typing(State(api): State<Arc<Api>>, JsonObject(v): JsonObject) -> Answer {
     let Some(chat) = text(&v, "chatId") else {
         return Err(error(StatusCode::BAD_REQUEST, "chatId is required"));
     };
@@ -628,8 +646,7 @@ async fn typing(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
     ok(json!({"success": true}))
 }
 
-async fn read(State(api): State<Arc<Api>>, bytes: Bytes) -> Answer {
-    let v = body(&bytes)?;
+async fn read(State(api): State<Arc<Api>>, JsonObject(v): JsonObject) -> Answer {
     let key = v.get("key").cloned().unwrap_or(Value::Null);
     let (Some(chat), Some(id)) = (text(&key, "remoteJid"), text(&key, "id")) else {
         return Err(error(

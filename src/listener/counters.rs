@@ -12,8 +12,12 @@ pub struct ListenerCounters {
     pub accepted: AtomicU64,
     /// Connections turned away over the cap (answered 503, or closed unread).
     pub refused: AtomicU64,
+    /// Connections turned away because their address had as many open as one client may.
+    pub refused_per_client: AtomicU64,
     /// Connections closed for a header deadline, and requests answered 408.
     pub timed_out: AtomicU64,
+    /// Request bodies that fell behind the listener's minimum rate.
+    pub slow_body: AtomicU64,
     wake: Weak<Notify>,
 }
 
@@ -26,7 +30,7 @@ impl ListenerCounters {
         }
     }
 
-    /// Adds one to `counter` (`refused` or `timed_out`) and wakes the status writer.
+    /// Adds one to `counter` (a refusal or a deadline) and wakes the status writer.
     pub fn count(&self, counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
         if let Some(changed) = self.wake.upgrade() {

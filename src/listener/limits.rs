@@ -13,6 +13,12 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Connections open at once; more are refused (health paths still answered).
     pub max_connections: usize,
+    /// Connections open at once from one address (default: half of `max_connections`).
+    pub max_per_client: usize,
+    /// Time a request body gets before `min_body_rate` counts.
+    pub body_grace: Duration,
+    /// Bytes a second a request body must average once `body_grace` is over.
+    pub min_body_rate: u64,
     /// On stop, how long requests in flight get to finish.
     pub stop_grace: Duration,
 }
@@ -23,17 +29,23 @@ impl Default for Limits {
             header_timeout: Duration::from_secs(5),
             request_timeout: Duration::from_secs(90),
             max_connections: 128,
+            max_per_client: 64,
+            body_grace: Duration::from_secs(5),
+            min_body_rate: 16 * 1024,
             stop_grace: Duration::from_secs(2),
         }
     }
 }
 
 /// The settings, their bounds, and what each sets.
-pub const SETTINGS: [(&str, u64, u64); 4] = [
+pub const SETTINGS: [(&str, u64, u64); 7] = [
     ("BRIDGEKEEPER_LISTEN_HEADER_TIMEOUT_MS", 100, 60_000),
     ("BRIDGEKEEPER_LISTEN_REQUEST_TIMEOUT_MS", 1_000, 600_000),
     ("BRIDGEKEEPER_LISTEN_MAX_CONNECTIONS", 1, 10_000),
     ("BRIDGEKEEPER_LISTEN_STOP_GRACE_MS", 0, 30_000),
+    ("BRIDGEKEEPER_LISTEN_MAX_PER_CLIENT", 1, 10_000),
+    ("BRIDGEKEEPER_LISTEN_BODY_GRACE_MS", 100, 60_000),
+    ("BRIDGEKEEPER_LISTEN_MIN_BODY_RATE", 1, 1 << 30),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -52,7 +64,7 @@ pub enum LimitsError {
 impl Limits {
     /// The defaults, with what `lookup` (the environment) sets. Pure.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, LimitsError> {
-        let mut values = [None; 4];
+        let mut values = [None; SETTINGS.len()];
         for (slot, (key, min, max)) in values.iter_mut().zip(SETTINGS) {
             let Some(raw) = lookup(key).filter(|v| !v.trim().is_empty()) else {
                 continue;
@@ -73,12 +85,24 @@ impl Limits {
         }
         let d = Self::default();
         let ms = |v: Option<u64>, default: Duration| v.map_or(default, Duration::from_millis);
+        let max_connections = values[2].map_or(d.max_connections, |v| v as usize);
         Ok(Self {
             header_timeout: ms(values[0], d.header_timeout),
             request_timeout: ms(values[1], d.request_timeout),
-            max_connections: values[2].map_or(d.max_connections, |v| v as usize),
+            max_connections,
             stop_grace: ms(values[3], d.stop_grace),
+            max_per_client: values[4].map_or(max_connections.div_ceil(2), |v| v as usize),
+            body_grace: ms(values[5], d.body_grace),
+            min_body_rate: values[6].unwrap_or(d.min_body_rate),
         })
+    }
+
+    /// How fast a request body must arrive.
+    pub fn pace(&self) -> super::Pace {
+        super::Pace {
+            grace: self.body_grace,
+            min_rate: self.min_body_rate,
+        }
     }
 
     pub fn from_env() -> Result<Self, LimitsError> {
@@ -109,6 +133,20 @@ mod tests {
         .unwrap();
         assert_eq!(set.header_timeout, Duration::from_millis(1500));
         assert_eq!(set.max_connections, 4);
+        assert_eq!(set.max_per_client, 2, "half the cap unless set");
+        assert_eq!(
+            limits(&[("BRIDGEKEEPER_LISTEN_MAX_PER_CLIENT", "3")])
+                .unwrap()
+                .max_per_client,
+            3
+        );
+        assert_eq!(
+            limits(&[("BRIDGEKEEPER_LISTEN_MIN_BODY_RATE", "100")])
+                .unwrap()
+                .pace()
+                .min_rate,
+            100
+        );
         assert_eq!(set.stop_grace, Duration::ZERO);
         assert_eq!(set.request_timeout, Limits::default().request_timeout);
         assert_eq!(

@@ -5,25 +5,30 @@
 //! - a connection waiting for a request — new and silent, half-sent, or idle between
 //!   requests — is closed after `header_timeout` (hyper's header timer, which starts as soon as
 //!   the connection waits for a request head);
-//! - a request's handler gets `request_timeout` (a body that trickles in, a handler that
-//!   hangs): then 408, and the connection is closed;
-//! - at most `max_connections` at once; past that a newcomer is answered at once on a side lane
-//!   (a few connections, one request each, a short deadline): health paths are served there,
-//!   anything else is refused with 503, and beyond the side lane the connection is closed
-//!   unread. Each refusal is counted (`status`);
+//! - a request's handler gets `request_timeout` (a handler that hangs): then 408, and the
+//!   connection is closed;
+//! - a request body must keep to the listener's `Pace` (`body.rs`), and handlers read it with
+//!   `body::read`, which holds about the bytes that came, however they were cut up;
+//! - at most `max_connections` at once, and at most `max_per_client` from one address; past
+//!   either a newcomer is answered at once on a side lane (a few connections, one request
+//!   each, a short deadline): health paths are served there, anything else is refused with
+//!   503, and beyond the side lane the connection is closed unread. Each refusal is counted by
+//!   its reason (`status`);
 //! - on stop: no new connections; requests in flight get `stop_grace` to finish, idle
 //!   connections close at once, and whatever is left then is dropped. The caller's own stop
 //!   sequence always runs after a bounded wait.
 //!
 //! Upgraded connections (the relay's WebSockets) leave hyper here; their owner bounds them.
 
+pub mod body;
 pub mod counters;
 pub mod limits;
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -37,6 +42,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use body::{BodyError, Pace};
 pub use counters::ListenerCounters;
 pub use limits::{Limits, LimitsError};
 
@@ -64,6 +70,7 @@ impl<I: Clone + Send + Sync + 'static> Listener<I> {
         let side_lane = Arc::new(Semaphore::new(SIDE_LANE));
         let stop = CancellationToken::new();
         let mut connections = JoinSet::new();
+        let mut clients = Clients::default();
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -80,18 +87,36 @@ impl<I: Clone + Send + Sync + 'static> Listener<I> {
             };
             self.counters.accepted.fetch_add(1, Ordering::Relaxed);
             let info = (self.connect_info)(&stream, peer);
-            let lane = if let Ok(slot) = main_lane.clone().try_acquire_owned() {
+            let client = clients.take(peer.ip());
+            let over_client_cap = Arc::strong_count(&client) - 1 > self.limits.max_per_client;
+            let main = if over_client_cap {
+                None
+            } else {
+                main_lane.clone().try_acquire_owned().ok()
+            };
+            let lane = if let Some(slot) = main {
                 Lane {
-                    side: false,
+                    side: None,
                     _slot: slot,
+                    _client: client,
                 }
             } else if let Ok(slot) = side_lane.clone().try_acquire_owned() {
                 Lane {
-                    side: true,
+                    side: Some(if over_client_cap {
+                        Refused::PerClient
+                    } else {
+                        Refused::Full
+                    }),
                     _slot: slot,
+                    _client: client,
                 }
             } else {
-                self.counters.count(&self.counters.refused);
+                let counter = if over_client_cap {
+                    &self.counters.refused_per_client
+                } else {
+                    &self.counters.refused
+                };
+                self.counters.count(counter);
                 drop(stream);
                 continue;
             };
@@ -121,10 +146,41 @@ impl<I: Clone + Send + Sync + 'static> Listener<I> {
     }
 }
 
-/// A connection's slot: on the main lane, or (over the cap) on the side lane.
+/// A connection's slot: on the main lane, or (over a cap) on the side lane, with why; and its
+/// place in its address's count.
 struct Lane {
-    side: bool,
+    side: Option<Refused>,
     _slot: tokio::sync::OwnedSemaphorePermit,
+    _client: Arc<()>,
+}
+
+/// Why a connection is on the side lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
+    /// The listener has `max_connections` open.
+    Full,
+    /// Its address has `max_per_client` open.
+    PerClient,
+}
+
+/// Connections open per client address, counted by the holders of each address's `Arc` (the
+/// accept loop's own is not one), so no lock is taken and a closing connection counts itself
+/// out by being dropped.
+#[derive(Default)]
+struct Clients {
+    open: HashMap<IpAddr, Arc<()>>,
+}
+
+impl Clients {
+    /// Entries of addresses with nothing open are let go past this many.
+    const KEPT: usize = 1024;
+
+    fn take(&mut self, ip: IpAddr) -> Arc<()> {
+        if self.open.len() >= Self::KEPT {
+            self.open.retain(|_, held| Arc::strong_count(held) > 1);
+        }
+        self.open.entry(ip).or_default().clone()
+    }
 }
 
 struct Connection<I> {
@@ -138,16 +194,16 @@ struct Connection<I> {
 impl<I: Clone + Send + Sync + 'static> Connection<I> {
     async fn run(self, stream: TcpStream, lane: Lane, stop: CancellationToken) {
         let side = lane.side;
-        let open = OpenGuard::new(&self.counters, side);
+        let open = OpenGuard::new(&self.counters, side.is_some());
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(if side {
+            .header_read_timeout(if side.is_some() {
                 SIDE_LANE_HEADER_TIMEOUT
             } else {
                 self.limits.header_timeout
             })
-            .keep_alive(!side);
+            .keep_alive(side.is_none());
         let Self {
             router,
             limits,
@@ -160,11 +216,23 @@ impl<I: Clone + Send + Sync + 'static> Connection<I> {
             let counters = counters.clone();
             let info = info.clone();
             async move {
-                let mut request = request.map(Body::new);
+                let (parts, incoming) = request.into_parts();
+                let (paced, ended) = body::Paced::new(incoming, limits.pace(), counters.clone());
+                let mut request = Request::from_parts(parts, Body::new(paced));
                 request.extensions_mut().insert(ConnectInfo(info));
-                if side && !health_paths.contains(&request.uri().path()) {
-                    counters.count(&counters.refused);
-                    return Ok::<_, Infallible>(too_many_connections());
+                if let Some(why) = side
+                    && !health_paths.contains(&request.uri().path())
+                {
+                    return Ok::<_, Infallible>(match why {
+                        Refused::Full => {
+                            counters.count(&counters.refused);
+                            too_many_connections()
+                        }
+                        Refused::PerClient => {
+                            counters.count(&counters.refused_per_client);
+                            too_many_from_client()
+                        }
+                    });
                 }
                 let answered = tokio::time::timeout(
                     limits.request_timeout,
@@ -172,7 +240,7 @@ impl<I: Clone + Send + Sync + 'static> Connection<I> {
                 )
                 .await;
                 Ok(match answered {
-                    Ok(Ok(response)) => response,
+                    Ok(Ok(response)) => close_unless_read(response, &ended),
                     Ok(Err(never)) => match never {},
                     Err(_) => {
                         counters.count(&counters.timed_out);
@@ -242,6 +310,25 @@ fn json_response(status: StatusCode, body: &'static str) -> Response<Body> {
         header::HeaderValue::from_static("close"),
     );
     response
+}
+
+/// A response to a request whose body was not read to its end closes the connection: what is
+/// left of the body is never read (a refusal from the head costs the sender's bytes nothing).
+fn close_unless_read(mut response: Response<Body>, ended: &AtomicBool) -> Response<Body> {
+    if !ended.load(Ordering::Relaxed) && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response.headers_mut().insert(
+            header::CONNECTION,
+            header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+fn too_many_from_client() -> Response<Body> {
+    json_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        r#"{"error":"too_many_connections_from_client","message":"this address has as many connections open as the listener allows one client; try again shortly"}"#,
+    )
 }
 
 fn too_many_connections() -> Response<Body> {

@@ -37,7 +37,8 @@ pub struct StatusSnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub relay: Option<serde_json::Value>,
     /// The HTTP listeners (relay, drop-in API, connectors' receivers): connections open,
-    /// refused over the cap, closed for a deadline (`listener`).
+    /// refused over the cap or the per-client cap, closed for a deadline, bodies too slow
+    /// (`listener`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub listeners: Vec<ListenerStatus>,
 }
@@ -50,7 +51,13 @@ pub struct ListenerStatus {
     pub open: u64,
     pub accepted: u64,
     pub refused: u64,
+    /// Refused because their address had as many open as one client may.
+    #[serde(default)]
+    pub refused_per_client: u64,
     pub timed_out: u64,
+    /// Request bodies that came more slowly than the minimum rate (answered 408).
+    #[serde(default)]
+    pub slow_body: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -261,7 +268,9 @@ impl StatusBoard {
                 open: l.counters.open.load(Relaxed),
                 accepted: l.counters.accepted.load(Relaxed),
                 refused: l.counters.refused.load(Relaxed),
+                refused_per_client: l.counters.refused_per_client.load(Relaxed),
                 timed_out: l.counters.timed_out.load(Relaxed),
+                slow_body: l.counters.slow_body.load(Relaxed),
             })
             .collect();
         snap

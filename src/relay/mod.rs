@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::RelayConfig;
 use crate::config::hermes::dotenv_value;
 use crate::gateway::in_process::{CallError, Requests};
+use crate::listener::BodyError;
 use crate::record::log::{AlertCode, Event, EventLog};
 use auth::Secret;
 use hub::{HelloError, Hub, Out, close};
@@ -316,6 +317,9 @@ async fn housekeeping(relay: Arc<Relay>, sources: Option<SecretSources>) {
     }
 }
 
+/// A relevance policy is a few fields; 64 KiB is far more than any.
+const MAX_POLICY_BYTES: usize = 64 * 1024;
+
 /// A refused request: its status and a JSON body naming the reason.
 struct Refusal(StatusCode, &'static str, String);
 
@@ -415,7 +419,13 @@ async fn health(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response
 /// reads it as its lowest source (above the defaults, below every setting of ours):
 /// `requireAddress` is `require_mention`, `freeResponseScopes` is `free_response_chats`;
 /// `allowOtherBots` has no counterpart and is reported (answer, `config --explain`).
-async fn policy(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: String) -> Response {
+///
+/// The head is judged before any of the body is read: a stranger's body costs nothing.
+async fn policy(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
     let (gateway, _) = match relay.admit(&headers) {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
@@ -433,6 +443,18 @@ async fn policy(State(relay): State<Arc<Relay>>, headers: HeaderMap, body: Strin
             )
             .into_response();
     }
+    let body = match crate::listener::body::read(body, MAX_POLICY_BYTES).await {
+        Ok(body) => body,
+        Err(e) => {
+            let (status, reason) = match e {
+                BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+                BodyError::TooSlow => (StatusCode::REQUEST_TIMEOUT, "too_slow"),
+                BodyError::Broken => (StatusCode::BAD_REQUEST, "broken_body"),
+            };
+            return relay.refuse(status, reason, &e.to_string()).into_response();
+        }
+    };
+    let body = String::from_utf8_lossy(&body);
     let row = match policy_row(&relay.hub, &body, &gateway) {
         Ok(row) => row,
         Err(message) => {

@@ -12,7 +12,7 @@ use bridge_protocol::message::{ConnectionState, InboundMessage};
 
 use super::Link;
 use super::link::Recorded;
-use crate::listener::{Limits, Listener, ListenerCounters};
+use crate::listener::{BodyError, Limits, Listener, ListenerCounters};
 
 /// A bound receiver, not yet serving.
 pub struct Bound {
@@ -98,6 +98,11 @@ async fn report(link: Arc<Link>, counters: Arc<ListenerCounters>) {
         link.set_count("connections_open", counters.open.load(Relaxed));
         link.set_count("connections_refused", counters.refused.load(Relaxed));
         link.set_count("connections_timed_out", counters.timed_out.load(Relaxed));
+        link.set_count(
+            "connections_refused_per_client",
+            counters.refused_per_client.load(Relaxed),
+        );
+        link.set_count("bodies_too_slow", counters.slow_body.load(Relaxed));
     }
 }
 
@@ -115,6 +120,17 @@ pub async fn record(link: &Arc<Link>, message: InboundMessage, max: Duration) ->
     .flatten()
 }
 
+/// How a receiver refuses a body `listener::body::read` would not take: its counted kind and
+/// status.
+pub fn body_refusal(e: BodyError) -> (&'static str, axum::http::StatusCode) {
+    use axum::http::StatusCode;
+    match e {
+        BodyError::TooLarge => ("refused_too_large", StatusCode::PAYLOAD_TOO_LARGE),
+        BodyError::TooSlow => ("refused_too_slow", StatusCode::REQUEST_TIMEOUT),
+        BodyError::Broken => ("refused_broken_body", StatusCode::BAD_REQUEST),
+    }
+}
+
 /// A refusal of one kind in one scope (a route) is written to the log at most this often.
 const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 
@@ -129,7 +145,7 @@ pub struct Refusals {
 }
 
 /// By kind and scope: when last written to the log, and how many refusals since.
-type RefusalLog = HashMap<(&'static str, String), (Instant, u64)>;
+type RefusalLog = HashMap<(&'static str, String), (Option<Instant>, u64)>;
 
 impl Refusals {
     pub fn new(connector: &'static str, noun: &'static str) -> Self {
@@ -146,11 +162,14 @@ impl Refusals {
         link.count(what);
         let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        let entry = logged
-            .entry((what, scope.to_owned()))
-            .or_insert((now - REFUSAL_LOG_EVERY, 0));
+        // `None` until the first is logged: an Instant a minute back may not exist yet (the
+        // clock starts near boot).
+        let entry = logged.entry((what, scope.to_owned())).or_insert((None, 0));
         entry.1 += 1;
-        if now.duration_since(entry.0) >= REFUSAL_LOG_EVERY {
+        if entry
+            .0
+            .is_none_or(|last| now.duration_since(last) >= REFUSAL_LOG_EVERY)
+        {
             let scope = if scope.is_empty() {
                 String::new()
             } else {
@@ -160,7 +179,7 @@ impl Refusals {
                 "{}: refused {} {}(s){scope} ({what}, HTTP {status}) in the last minute",
                 self.connector, entry.1, self.noun
             );
-            *entry = (now, 0);
+            *entry = (Some(now), 0);
         }
     }
 }

@@ -68,6 +68,18 @@ impl Crypt {
         crate::util::hex::encode(&digest)
     }
 
+    /// Whether `signature` is this app's over the parts, compared in constant time.
+    pub fn signature_matches(
+        &self,
+        signature: &str,
+        timestamp: &str,
+        nonce: &str,
+        encrypted: &str,
+    ) -> bool {
+        let expected = self.signature(timestamp, nonce, encrypted);
+        bool::from(signature.as_bytes().ct_eq(expected.as_bytes()))
+    }
+
     /// Checks the signature (constant time), then decrypts.
     pub fn open(
         &self,
@@ -76,8 +88,7 @@ impl Crypt {
         nonce: &str,
         encrypted: &str,
     ) -> Result<Vec<u8>, CryptoError> {
-        let expected = self.signature(timestamp, nonce, encrypted);
-        if !bool::from(signature.as_bytes().ct_eq(expected.as_bytes())) {
+        if !self.signature_matches(signature, timestamp, nonce, encrypted) {
             return Err(CryptoError::Signature);
         }
         self.decrypt(encrypted)

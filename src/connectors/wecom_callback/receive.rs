@@ -1,7 +1,7 @@
 //! The callback endpoint: `GET <path>` (WeCom's URL check: the decrypted `echostr` back) and
 //! `POST <path>` (one encrypted message). A POST is refused at the first check it fails, before
-//! the next one's work: its size (64 KiB), its query, its timestamp (±5 min), its XML (no
-//! declarations), its signature (SHA-1, constant time), its nonce (never twice in the window),
+//! the next one's work: its query and its timestamp (±5 min), from the head; its size (64 KiB,
+//! read at the listener's pace), its XML (no declarations), its signature (SHA-1, constant time), its nonce (never twice in the window),
 //! its receiver (the corp id). Each refusal is counted (`status`) and logged without the body;
 //! nothing a refused request carries reaches the supervisor. An accepted one is answered
 //! `success` once the supervisor recorded it.
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, Uri, header};
+use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use bridge_protocol::message::InboundMessage;
@@ -191,25 +191,20 @@ async fn verify(State(r): State<Arc<Receiver>>, uri: Uri) -> Response {
     }
 }
 
-async fn callback(
-    State(r): State<Arc<Receiver>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
+async fn callback(State(r): State<Arc<Receiver>>, uri: Uri, body: Body) -> Response {
+    // The query and its timestamp are in the head: a request without them, or a stale one,
+    // is refused before its body is read.
     let q = Signed::from_uri(&uri);
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return r.refuse("refused_too_large", StatusCode::PAYLOAD_TOO_LARGE);
-    }
-    let Ok(body) = axum::body::to_bytes(body, MAX_BODY).await else {
-        return r.refuse("refused_too_large", StatusCode::PAYLOAD_TOO_LARGE);
-    };
     let (sig, ts, nonce) = match r.signed(&q) {
         Ok(s) => s,
         Err(refused) => return refused,
+    };
+    let body = match crate::listener::body::read(body, MAX_BODY).await {
+        Ok(body) => body,
+        Err(e) => {
+            let (what, status) = receiver::body_refusal(e);
+            return r.refuse(what, status);
+        }
     };
     let envelope = match xml::fields(&String::from_utf8_lossy(&body)) {
         Ok(f) => f,
@@ -225,7 +220,7 @@ async fn callback(
     if !r
         .apps
         .iter()
-        .any(|a| a.crypt.signature(ts, nonce, encrypted) == sig)
+        .any(|a| a.crypt.signature_matches(sig, ts, nonce, encrypted))
     {
         return r.refuse("refused_signature", StatusCode::FORBIDDEN);
     }

@@ -135,6 +135,6 @@ bridgekeeper demo: node-bridge (real Baileys) <-> local fake WhatsApp server.
   Here, reply as the gateway would (one JSON line):
     {"type":"send_text","id":"1","connector":"whatsapp","chat":"15551234567@s.whatsapp.net","text":"hi back"}
   and to a webhook delivery (its chat is in the inbound line); the answer goes out on WhatsApp:
-    {"type":"send_text","id":"2","connector":"webhook","chat":"webhook:demo:<delivery id>","text":"noted"}
+    {"type":"send_text","id":"2","connector":"webhook","chat":"webhook:demo:<id from the inbound line>","text":"noted"}
 MSG
 "$bin" run --config "$config"

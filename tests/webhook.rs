@@ -269,13 +269,16 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
     });
     let message = &inbound["message"];
     assert_eq!(message["text"], "Review PR Fix the bridge by octo");
-    assert_eq!(message["chat"], "webhook:gh:gh-1");
+    // A GitHub delivery's id header is not signed: the chat is keyed by what the signature
+    // covers, so a replay under another id header is the same chat and message.
+    let gh_chat = message["chat"].as_str().unwrap().to_owned();
+    assert!(gh_chat.starts_with("webhook:gh:github-"), "{gh_chat}");
     assert_eq!(message["sender"], "webhook:gh");
     assert_eq!(message["routed"]["payload"]["sender"]["login"], "octo");
     // The gateway answers the webhook chat: a Telegram message into the route's topic (the
     // fake Bot API knows a forum group once someone spoke in it).
     scene.telegram.inject(&json!({"chatId": TG_CHAT, "fromId": 99, "text": "hello group", "chatType": "supergroup", "isForum": true, "fromName": "Ops"}));
-    d.send(json!({"type": "send_text", "id": "answer-1", "connector": "webhook", "chat": "webhook:gh:gh-1", "text": "Looks good to me", "reply_to": "gh-1"}));
+    d.send(json!({"type": "send_text", "id": "answer-1", "connector": "webhook", "chat": gh_chat, "text": "Looks good to me", "reply_to": message["id"].clone()}));
     let result = d.wait("the answer's result", |v| {
         v["type"] == "result" && v["id"] == "answer-1"
     });
@@ -366,7 +369,8 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
         })
         .collect();
     assert_eq!(slow, [202, 202, 429]);
-    let push = post("gh", github, SECRET, "push-1", Some("push"), &pr);
+    let push_body = json!({"ref": "refs/heads/main", "sender": {"login": "octo"}});
+    let push = post("gh", github, SECRET, "push-1", Some("push"), &push_body);
     assert_eq!(
         (push.status, push.json()["status"].clone()),
         (200, json!("ignored"))
@@ -418,6 +422,9 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
     let mut n = 0;
     crate::support::wait_blocking("the new route", || {
         n += 1;
+        // Each its own content: the same signed content again would be a replay.
+        let mut deploy = deploy.clone();
+        deploy["n"] = json!(n);
         post(
             "deploys",
             github,
@@ -438,6 +445,9 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
     assert!(scene.webhook_cli(&["remove", "deploys"]).status.success());
     crate::support::wait_blocking("the route gone", || {
         n += 1;
+        // Each its own content: the same signed content again would be a replay.
+        let mut deploy = deploy.clone();
+        deploy["n"] = json!(n);
         post(
             "deploys",
             github,
@@ -497,7 +507,7 @@ fn webhook_deliveries_reach_the_gateway_and_answers_go_out_through_other_connect
         (200, json!("duplicate"))
     );
     // An answer the agent finishes after the restart still reaches the route's chat.
-    d2.send(json!({"type": "send_text", "id": "late", "connector": "webhook", "chat": "webhook:gh:gh-1", "text": "a late answer"}));
+    d2.send(json!({"type": "send_text", "id": "late", "connector": "webhook", "chat": gh_chat, "text": "a late answer"}));
     let late = d2.wait("the late answer", |v| {
         v["type"] == "result" && v["id"] == "late"
     });
@@ -697,10 +707,9 @@ fn the_hermes_relay_client_fronts_webhooks() {
     assert_eq!(reply.status, 202, "{}", reply.body);
     let m = h.wait("message", |v| v["text"] == "Review PR Relay by octo");
     assert_eq!(m["platform"], "webhook");
-    assert_eq!(m["chat_id"], "webhook:gh:relay-1");
-    h.cmd(
-        json!({"cmd": "send", "chat_id": "webhook:gh:relay-1", "text": "answered over the relay"}),
-    );
+    let chat = m["chat_id"].as_str().unwrap().to_owned();
+    assert!(chat.starts_with("webhook:gh:github-"), "{chat}");
+    h.cmd(json!({"cmd": "send", "chat_id": chat, "text": "answered over the relay"}));
     let sent = h.wait("sent", |_| true);
     assert_eq!(sent["success"], true, "{sent}");
     crate::support::wait_blocking("the Telegram message", || {
@@ -1021,7 +1030,14 @@ fn hostile_and_broken_requests_get_typed_answers() {
     for (route, id) in [("gh", "g-1"), ("pr", "p-1")] {
         let r = deliver(&addr, route, SCHEMES[0], SECRET, id, None, r#"{"n": 3}"#);
         assert_eq!(r.status, 202, "{}", r.body);
-        let chat = format!("webhook:{route}:{id}");
+        let prefix = format!("webhook:{route}:");
+        let inbound = d.wait("the delivery", |v| {
+            v["type"] == "inbound"
+                && v["message"]["chat"]
+                    .as_str()
+                    .is_some_and(|c| c.starts_with(&prefix))
+        });
+        let chat = inbound["message"]["chat"].as_str().unwrap().to_owned();
         d.send(json!({"type": "send_text", "id": format!("a-{route}"), "connector": "webhook", "chat": chat, "text": "the agent's answer"}));
     }
     let logged = d.wait("the log answer", |v| {
@@ -1070,4 +1086,150 @@ fn deliver_bytes(addr: &str, route: &str, body: &[u8]) -> u16 {
     let mut bytes = request.into_bytes();
     bytes.extend_from_slice(body);
     raw_status(addr, &bytes)
+}
+
+/// The receiver's process id, from `status --json`.
+fn receiver_pid(config: &std::path::Path) -> u32 {
+    let status = crate::support::status_json(config);
+    crate::support::status_connector(&status, "webhook")["pid"]
+        .as_u64()
+        .expect("a pid") as u32
+}
+
+/// A stranger trickles bodies at a known route (8 connections, a byte per segment, 20 s): the
+/// receiver grows by a few MiB at most, each slow body is cut and counted, and a signed
+/// delivery meanwhile is answered at once. Unknown routes, disabled ones, a browser's request
+/// to an unsigned route and a full rate window are answered from the head, no body sent.
+#[test]
+fn a_stranger_trickling_bodies_costs_what_they_weigh() {
+    use crate::support::attack::{answer_to_head, head, trickle_and_measure};
+    let (_dir, config) = receiver_scene(json!({
+        "gh": {"secret": SECRET, "deliver": "log", "prompt": "real {n}"},
+        "once": {"secret": SECRET, "deliver": "log", "rate_limit": 1},
+        "off": {"secret": SECRET, "enabled": false},
+        "local": {"secret": "INSECURE_NO_AUTH"},
+    }));
+    let (mut d, addr) = start_receiver(&config);
+    let real = |n: &str| {
+        deliver(
+            &addr,
+            "gh",
+            SCHEMES[0],
+            SECRET,
+            n,
+            None,
+            &json!({"n": n}).to_string(),
+        )
+    };
+    assert_eq!(real("warm").status, 202);
+    let pid = receiver_pid(&config);
+    let trickling = head(
+        "POST",
+        "/webhooks/gh",
+        1_000_000,
+        &["Content-Type: application/json"],
+    );
+    trickle_and_measure("webhook", &addr, &trickling, pid, || {
+        let answer = real("during");
+        assert_eq!(answer.status, 202, "{}", answer.body);
+    });
+    crate::support::wait_blocking("slow bodies counted", || {
+        let status = crate::support::status_json(&config);
+        let c = crate::support::status_connector(&status, "webhook");
+        c["counts"]["refused_too_slow"].as_u64() >= Some(8)
+    });
+
+    assert_eq!(
+        deliver(&addr, "once", SCHEMES[0], SECRET, "o-1", None, "{}").status,
+        202
+    );
+    let announced =
+        |path: &str, more: &[&str]| answer_to_head(&addr, &head("POST", path, 3_000_000, more));
+    assert_eq!(
+        announced("/webhooks/once", &[]),
+        429,
+        "a full window, from the head"
+    );
+    assert_eq!(announced("/webhooks/nowhere", &[]), 404);
+    assert_eq!(announced("/webhooks/off", &[]), 403);
+    assert_eq!(
+        announced("/webhooks/local", &["Origin: https://evil.example"]),
+        403
+    );
+    assert_eq!(
+        announced("/webhooks/gh", &[]),
+        413,
+        "announced over the limit"
+    );
+    d.settle(std::time::Duration::from_millis(500));
+    let texts = d.inbound_texts("webhook");
+    assert!(texts.iter().any(|t| t.contains("real during")), "{texts:?}");
+    d.stop();
+}
+
+/// A captured, correctly signed delivery replayed with a new id header is a duplicate: Svix's
+/// signed id decides for Svix; for GitHub and generic V2, whose id header is not signed, what
+/// the signature covers does.
+#[test]
+fn a_replayed_delivery_under_a_new_id_header_is_a_duplicate() {
+    let (_dir, config) = receiver_scene(json!({
+        "svix": {"secret": "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM=", "deliver": "log"},
+        "gh": {"secret": SECRET, "deliver": "log"},
+        "v2": {"secret": SECRET, "deliver": "log"},
+    }));
+    let (mut d, addr) = start_receiver(&config);
+    let now = bridgekeeper::util::time::unix_secs() as i64;
+    let body = r#"{"event": "paid", "amount": 100}"#;
+    for (route, scheme, secret) in [
+        ("svix", SCHEMES[2], "whsec_c2VjcmV0LWtleS1mb3ItdGVzdHM="),
+        ("gh", SCHEMES[0], SECRET),
+        ("v2", SCHEMES[3], SECRET),
+    ] {
+        let signed = bridgekeeper::connectors::webhook::signature::sign(
+            scheme,
+            body.as_bytes(),
+            secret,
+            &format!("{route}-first"),
+            now,
+        );
+        let post = |extra: &[(&str, &str)]| {
+            let mut headers: Vec<(&str, &str)> = signed
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            for (k, v) in extra {
+                headers.retain(|(h, _)| !h.eq_ignore_ascii_case(k));
+                headers.push((k, v));
+            }
+            crate::support::http::request(
+                &addr,
+                "POST",
+                &format!("/webhooks/{route}"),
+                Some(&addr),
+                &headers,
+                Some(body),
+            )
+        };
+        assert_eq!(post(&[]).status, 202, "{route}: the first");
+        for extra in [
+            vec![("X-GitHub-Delivery", "anything")],
+            vec![("X-Request-ID", "another")],
+            vec![
+                ("X-GitHub-Delivery", "x"),
+                ("X-Request-ID", "y"),
+                ("X-Gitlab-Event-UUID", "z"),
+            ],
+        ] {
+            let replay = post(&extra);
+            assert_eq!(
+                (replay.status, replay.json()["status"].clone()),
+                (200, json!("duplicate")),
+                "{route} replayed with {extra:?}: {}",
+                replay.body
+            );
+        }
+    }
+    d.settle(std::time::Duration::from_millis(500));
+    assert_eq!(d.inbound_texts("webhook").len(), 3, "each delivery once");
+    d.stop();
 }

@@ -23,6 +23,7 @@ use super::signature::{self, Refusal};
 use crate::connectors::kit::Link;
 use crate::connectors::kit::link::Recorded;
 use crate::connectors::kit::receiver::{self, Refusals};
+use crate::listener;
 
 /// How long a POST waits for the supervisor to record its message before answering 503.
 const RECORDED_WAIT: Duration = Duration::from_secs(30);
@@ -81,8 +82,9 @@ impl Receiver {
         (status, axum::Json(json!({"error": error}))).into_response()
     }
 
-    /// Whether the route may take one more delivery this minute (fixed window, as Hermes).
-    fn within_rate(&self, route: &Route, now: Instant) -> bool {
+    /// Whether the route may take one more delivery this minute (fixed window, as Hermes);
+    /// `take` counts it in.
+    fn within_rate(&self, route: &Route, now: Instant, take: bool) -> bool {
         let mut rate = self.rate.lock().unwrap_or_else(|p| p.into_inner());
         let window = rate.entry(route.name.clone()).or_default();
         while window
@@ -94,8 +96,19 @@ impl Receiver {
         if window.len() >= route.rate_limit as usize {
             return false;
         }
-        window.push_back(now);
+        if take {
+            window.push_back(now);
+        }
         true
+    }
+
+    fn rate_limited(&self, route: &str) -> Response {
+        self.refuse(
+            "refused_rate_limited",
+            route,
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate limit exceeded",
+        )
     }
 
     /// Where answers to a delivery on `route` go, with `deliver_extra` rendered over `payload`.
@@ -165,33 +178,33 @@ async fn receive(
             "browser requests are refused",
         );
     }
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > r.max_body_bytes as u64) {
-        return r.refuse(
-            "refused_too_large",
-            &name,
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload too large",
-        );
+    // A full window is answered from the head: the body of a delivery that cannot be taken
+    // is never read. Signed deliveries are counted in only once verified, as Hermes does.
+    if !r.within_rate(&route, Instant::now(), false) {
+        return r.rate_limited(&name);
     }
-    let body = match axum::body::to_bytes(body, r.max_body_bytes).await {
+    let body = match listener::body::read(body, r.max_body_bytes).await {
         Ok(b) => b,
-        Err(_) => {
-            return r.refuse(
-                "refused_too_large",
-                &name,
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload too large",
-            );
+        Err(e) => {
+            let (what, status) = receiver::body_refusal(e);
+            let error = match e {
+                listener::BodyError::TooLarge => "payload too large",
+                listener::BodyError::TooSlow => "body too slow",
+                listener::BodyError::Broken => "incomplete body",
+            };
+            return r.refuse(what, &name, status, error);
         }
     };
     let now_secs = crate::util::time::unix_secs() as i64;
+    let mut scheme = None;
     if !route.insecure() {
         match signature::verify(&headers, &body, &route.secret, now_secs) {
-            Ok(signature::Scheme::GenericV1) => warn_v1(&r, &name),
-            Ok(_) => {}
+            Ok(verified) => {
+                if verified == signature::Scheme::GenericV1 {
+                    warn_v1(&r, &name);
+                }
+                scheme = Some(verified);
+            }
             Err(refusal) => {
                 let what = match refusal {
                     Refusal::Missing => "refused_signature_missing",
@@ -202,13 +215,8 @@ async fn receive(
             }
         }
     }
-    if !r.within_rate(&route, Instant::now()) {
-        return r.refuse(
-            "refused_rate_limited",
-            &name,
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate limit exceeded",
-        );
+    if !r.within_rate(&route, Instant::now(), true) {
+        return r.rate_limited(&name);
     }
     let Some(payload) = render::parse_payload(&body) else {
         return r.refuse(
@@ -218,6 +226,7 @@ async fn receive(
             "cannot parse body",
         );
     };
+    let message_id = scheme.map(|s| signature::replay_id(&name, s, &headers, &body));
     drop(body);
     let header_text = |key: &str| headers.get(key).and_then(|v| v.to_str().ok());
     let event = render::event_type(
@@ -233,9 +242,11 @@ async fn receive(
         None
     };
     let delivery_id = delivery_id(&headers);
+    // The duplicate window keys on chat and id, so both come from what a replay cannot change.
+    let key = message_id.unwrap_or_else(|| delivery_id.clone());
     let message = InboundMessage {
-        id: delivery_id.clone(),
-        chat: format!("webhook:{name}:{delivery_id}"),
+        chat: format!("webhook:{name}:{key}"),
+        id: key,
         sender: format!("webhook:{name}"),
         sender_alt: None,
         is_group: false,
@@ -304,7 +315,9 @@ fn answer(
 }
 
 /// The provider's delivery id (GitHub's, Svix's, the generic request id, GitLab's event
-/// UUID), else one made here: a retry without an id cannot be told from a new event.
+/// UUID), else one made here. It names the delivery in the answer to the provider; the message
+/// id and the chat (Hermes' session key, `webhook:<route>:<id>`) of a signed delivery come from
+/// `signature::replay_id`, which a replay cannot change.
 fn delivery_id(headers: &HeaderMap) -> String {
     [
         "x-github-delivery",

@@ -126,6 +126,35 @@ pub fn verify(
     Err(Refusal::Missing)
 }
 
+/// The id a verified delivery is known by in the duplicate window: one that a replay cannot
+/// change. Svix signs its `svix-id`, so that is it; every other scheme leaves its id header
+/// unsigned (anyone holding a captured request may add or change one), so the id is made from
+/// what the scheme did sign: the timestamp and body (generic V2) or the body (GitHub, GitLab's
+/// token, V1), on `route`. A retry of one delivery is the same content, so it stays a duplicate.
+/// Pure.
+pub fn replay_id(route: &str, scheme: Scheme, headers: &impl Headers, body: &[u8]) -> String {
+    use sha2::Digest;
+    if scheme == Scheme::Svix
+        && let Some(id) = headers.get("svix-id")
+    {
+        return id.to_owned();
+    }
+    let mut hash = Sha256::new();
+    hash.update(route.as_bytes());
+    hash.update(b"\n");
+    if scheme == Scheme::GenericV2 {
+        hash.update(headers.get("x-webhook-timestamp").unwrap_or("").as_bytes());
+        hash.update(b".");
+    }
+    hash.update(body);
+    let digest = hash.finalize();
+    format!(
+        "{}-{}",
+        scheme.as_str(),
+        crate::util::hex::encode(&digest[..16])
+    )
+}
+
 /// The headers a sender puts on `body` for `scheme` (`bridgekeeper webhook test`, the tests and
 /// the benchmark sign with this). `id` is the delivery id where the scheme carries one.
 pub fn sign(
@@ -297,5 +326,41 @@ mod tests {
         // A hostile non-ASCII signature is a plain refusal.
         let h = headers(vec![("X-Hub-Signature-256".into(), "sha256=é".into())]);
         assert_eq!(verify(&h, BODY, "k", NOW), Err(Refusal::Mismatch));
+    }
+
+    #[test]
+    fn a_replay_under_another_id_header_keeps_its_id() {
+        for scheme in [
+            Scheme::GitHub,
+            Scheme::GitLab,
+            Scheme::GenericV2,
+            Scheme::GenericV1,
+        ] {
+            let signed = sign(scheme, BODY, "k", "first", NOW);
+            let mut replayed = signed.clone();
+            for (k, v) in replayed.iter_mut() {
+                if k.starts_with("X-GitHub-Delivery") || k == "X-Request-ID" {
+                    *v = "second".into();
+                }
+            }
+            replayed.push(("X-GitHub-Delivery".into(), "third".into()));
+            let id = replay_id("r", scheme, &headers(signed), BODY);
+            assert_eq!(
+                id,
+                replay_id("r", scheme, &headers(replayed), BODY),
+                "{scheme:?}"
+            );
+            assert!(id.starts_with(scheme.as_str()), "{id}");
+            assert_ne!(
+                id,
+                replay_id("r", scheme, &headers(vec![]), b"other"),
+                "{scheme:?}"
+            );
+            assert_ne!(id, replay_id("other route", scheme, &headers(vec![]), BODY));
+        }
+        // Svix signs its id: that id is the delivery's, whatever else the request carries.
+        let mut svix = sign(Scheme::Svix, BODY, "k", "msg_1", NOW);
+        svix.push(("X-GitHub-Delivery".into(), "anything".into()));
+        assert_eq!(replay_id("r", Scheme::Svix, &headers(svix), BODY), "msg_1");
     }
 }

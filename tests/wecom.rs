@@ -320,10 +320,11 @@ fn a_self_built_app_end_to_end_beside_whatsapp() {
         url.trim_start_matches("http://").split_once('/').unwrap().1
     );
     let big = "x".repeat(70 * 1024);
+    let fresh = bridgekeeper::util::time::unix_secs() as u64;
     let r = crate::support::http::request(
         &addr,
         "POST",
-        &format!("{path}?msg_signature=a&timestamp=1&nonce=n"),
+        &format!("{path}?msg_signature=a&timestamp={fresh}&nonce=n"),
         Some(&addr),
         &[("Content-Type", "text/xml")],
         Some(&big),
@@ -1085,4 +1086,125 @@ fn run_without_a_config_starts_the_ai_bot_from_config_yaml() {
         "{stderr}"
     );
     assert!(!stderr.contains(&fake.get("bot_secret")));
+}
+
+/// A stranger trickles bodies at the callback URL (8 connections, a byte per segment, 20 s,
+/// with a fresh timestamp, so the head passes): the receiver grows by a few MiB at most, each
+/// slow body is cut, and WeCom's signed callback meanwhile is answered at once. A request
+/// without the signed query, or with a stale timestamp, is refused from its head.
+#[test]
+fn a_stranger_trickling_callbacks_costs_what_they_weigh() {
+    use crate::support::attack::{answer_to_head, head, trickle_and_measure};
+    let s = callback_scene(&format!(
+        "policy: {{dm_policy: allowlist, allow_from: ['wecom:user:{ALLOWED}']}}"
+    ));
+    let (mut d, url) = s.start();
+    let warm = s.fake.callback(&url, ALLOWED, "warm", json!({}));
+    assert_eq!(warm["status"], 200, "{warm}");
+    let status = s.status();
+    let pid = crate::support::status_connector(&status, "wecom_callback")["pid"]
+        .as_u64()
+        .unwrap() as u32;
+    let (addr, path) = url.trim_start_matches("http://").split_once('/').unwrap();
+    let fresh = bridgekeeper::util::time::unix_secs() as u64;
+    let signed_path = format!("/{path}?msg_signature=x&timestamp={fresh}&nonce=t");
+    let trickling = head("POST", &signed_path, 60_000, &["Content-Type: text/xml"]);
+    trickle_and_measure("wecom_callback", addr, &trickling, pid, || {
+        let posted = s
+            .fake
+            .callback(&url, ALLOWED, "during the attack", json!({}));
+        assert_eq!(posted["status"], 200, "{posted}");
+    });
+    let unsigned = head("POST", &format!("/{path}"), 60_000, &[]);
+    assert_eq!(answer_to_head(addr, &unsigned), 400);
+    let stale = head(
+        "POST",
+        &format!("/{path}?msg_signature=x&timestamp=1&nonce=n"),
+        60_000,
+        &[],
+    );
+    assert_eq!(answer_to_head(addr, &stale), 403);
+    d.settle(std::time::Duration::from_millis(500));
+    let texts = d.inbound_texts("wecom_callback");
+    assert!(texts.iter().any(|t| t == "during the attack"), "{texts:?}");
+}
+
+/// Two senders' files of one name both survive with their own bytes (a file is named by the
+/// connector, the message and a random part, never by the sender; the sender's name travels as
+/// `file_name`), and the media dir is held to the retention rules while the connector runs:
+/// a file older than `BRIDGEKEEPER_MEDIA_MAX_AGE` is removed at start, and past
+/// `BRIDGEKEEPER_MEDIA_MAX_MB` the oldest go first.
+#[test]
+fn same_named_files_both_survive_and_old_media_are_removed() {
+    use base64::Engine;
+    let s = bot_scene("policy: {dm_policy: open}", 30_000, false, "");
+    let media_dir = s.dir.path().join("wecom-media");
+    std::fs::create_dir_all(&media_dir).unwrap();
+    let stale = media_dir.join("wecom-old-1-aaaa.pdf");
+    std::fs::write(&stale, b"last week").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86_400))
+        .unwrap();
+    let foreign = media_dir.join("not-ours.pdf");
+    std::fs::write(&foreign, b"someone else's").unwrap();
+    let secret = s.fake.get("bot_secret");
+    let mut d = crate::support::daemon::Daemon::start(
+        &s.config,
+        &[
+            ("WECOM_SECRET", secret.as_str()),
+            ("BRIDGEKEEPER_MEDIA_MAX_AGE", "1d"),
+            ("BRIDGEKEEPER_MEDIA_MAX_MB", "1"),
+        ],
+    );
+    wait_open(&mut d, 1);
+    crate::support::wait_blocking("the stale file removed at start", || !stale.exists());
+    assert!(foreign.exists(), "only the connector's own files are swept");
+
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+    // A file message carries no text: each is the inbound with a file not seen before.
+    let mut known: Vec<String> = Vec::new();
+    let mut file_of = |from: &str, bytes: &[u8]| -> (String, Value) {
+        s.fake.admin(
+            "bot/inject",
+            &json!({"from": from, "file": b64(bytes), "filename": "report.pdf"}),
+        );
+        let m = d.wait("a file", |v| {
+            v["type"] == "inbound"
+                && v["message"]["sender"]
+                    .as_str()
+                    .is_some_and(|x| x.contains(from))
+                && v["message"]["media"]["path"]
+                    .as_str()
+                    .is_some_and(|p| !known.iter().any(|k| k == p))
+        });
+        let media = m["message"]["media"].clone();
+        let path = media["path"].as_str().unwrap().to_owned();
+        known.push(path.clone());
+        (path, media)
+    };
+    let (alice, alice_media) = file_of(ALLOWED, b"alice's numbers");
+    let (mallory, _) = file_of(STRANGER, b"mallory's numbers");
+    assert_ne!(alice, mallory);
+    assert_eq!(std::fs::read(&alice).unwrap(), b"alice's numbers");
+    assert_eq!(std::fs::read(&mallory).unwrap(), b"mallory's numbers");
+    assert_eq!(alice_media["file_name"], "report.pdf");
+    assert!(
+        !alice.contains("report"),
+        "the sender's name is not the file's: {alice}"
+    );
+
+    let big: Vec<u8> = (0..700_000u32).map(|i| (i % 251) as u8).collect();
+    let (first_big, _) = file_of(ALLOWED, &big);
+    let (second_big, _) = file_of(ALLOWED, &big);
+    for gone in [&alice, &mallory, &first_big] {
+        assert!(
+            !std::path::Path::new(gone).exists(),
+            "{gone} kept past 1 MiB"
+        );
+    }
+    assert_eq!(std::fs::read(&second_big).unwrap(), big);
+    d.stop();
 }

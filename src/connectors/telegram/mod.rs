@@ -121,6 +121,7 @@ pub fn run(args: TelegramArgs) -> i32 {
     }));
     *shared.bot.lock().unwrap_or_else(|p| p.into_inner()) = me.clone();
     link.status(ConnectionState::Open, None);
+    super::kit::files::keep_media_tidy(args.media_dir.as_deref(), "tg");
     poll(&shared, &me, args.media_dir.as_deref())
 }
 
@@ -162,7 +163,7 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
                         if let (Some(media), Some(file_id)) =
                             (msg.media.as_mut(), translate::file_id(u))
                         {
-                            match download(shared, &file_id, media_dir) {
+                            match download(shared, &file_id, &msg.id, media_dir) {
                                 Ok((path, size)) => {
                                     media.path = Some(path);
                                     media.size = Some(size);
@@ -210,6 +211,7 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
 fn download(
     shared: &Shared,
     file_id: &str,
+    message_id: &str,
     dir: Option<&std::path::Path>,
 ) -> Result<(String, u64), String> {
     let dir = Some(dir.ok_or("no --media-dir given")?);
@@ -225,7 +227,7 @@ fn download(
         .api
         .download(path, MAX_DOWNLOAD_BYTES)
         .map_err(|e| format!("download: {e}"))?;
-    save_media(dir, "tg", path, &bytes)
+    save_media(dir, "tg", message_id, path, &bytes)
 }
 
 /// A numeric chat id goes as a number; anything else (`@channelname`) as text.

@@ -40,7 +40,7 @@ pub fn fetch(r: &MediaRef, dir: Option<&Path>, message_id: &str) -> Media {
                 if r.kind == "image" { "jpg" } else { "bin" }
             )
         });
-        files::save_media(dir, "wecom", &name, &bytes)
+        files::save_media(dir, "wecom", message_id, &name, &bytes)
     }) {
         Ok((path, size)) => {
             media.path = Some(path);

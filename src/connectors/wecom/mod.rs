@@ -218,6 +218,7 @@ pub fn run(args: WecomArgs) -> i32 {
         pending: Mutex::default(),
         replies: Mutex::default(),
     });
+    super::kit::files::keep_media_tidy(shared.media_dir.as_deref(), "wecom");
     let Some(runtime) = super::kit::runtime("wecom") else {
         return bridge_protocol::exit::RESTART_BACKOFF;
     };

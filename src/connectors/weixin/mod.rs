@@ -162,6 +162,7 @@ pub fn run(args: WeixinArgs) -> i32 {
             .unwrap_or_else(|| DEFAULT_CDN_BASE_URL.into()),
         media_dir: args.media_dir,
     });
+    super::kit::files::keep_media_tidy(shared.media_dir.as_deref(), "wx");
     {
         let shared = shared.clone();
         link.start_commands(move |command| execute(&shared, command));
@@ -230,7 +231,8 @@ fn poll(shared: &Shared) -> i32 {
                 Ok(read) => {
                     let mut msg = read.message;
                     if let (Some(media), Some(source)) = (msg.media.as_mut(), &read.media_source) {
-                        match fetch(shared, source) {
+                        let name = media.file_name.clone().unwrap_or_default();
+                        match fetch(shared, source, &msg.id, &name) {
                             Ok((path, size)) => {
                                 media.path = Some(path);
                                 media.size = Some(size);
@@ -275,11 +277,16 @@ fn poll(shared: &Shared) -> i32 {
 }
 
 /// A message's media from the CDN, decrypted into the media dir.
-fn fetch(shared: &Shared, source: &translate::MediaSource) -> Result<(String, u64), String> {
+fn fetch(
+    shared: &Shared,
+    source: &translate::MediaSource,
+    message_id: &str,
+    name: &str,
+) -> Result<(String, u64), String> {
     let key = source.key.clone()?;
     let bytes = cdn::download(&shared.cdn, &source.query_param, &key, MAX_MEDIA_BYTES)?;
     shared.link.heard();
-    save_media(shared.media_dir.as_deref(), "wx", "media", &bytes)
+    save_media(shared.media_dir.as_deref(), "wx", message_id, name, &bytes)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -904,19 +904,21 @@ async fn the_hermes_adapter_works_against_the_shim_and_the_real_stack() {
     let media = dir.path().join("photo.png");
     std::fs::write(&media, b"\x89PNG").unwrap();
 
-    let mut bridge = std::process::Command::new("node")
-        .arg(node_bridge_dir().join("legacy-bridge.js"))
-        .args(["--port", "0", "--mode", "bot", "--session"])
-        .arg(&session)
-        .env("HERMES_HOME", &hermes)
-        .env("BRIDGEKEEPER_BIN", BRIDGEKEEPER)
-        .env("WHATSAPP_WEB_SOCKET_URL", &server.ws_url)
-        .env("WHATSAPP_SEND_TIMEOUT_MS", "10000")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut bridge = crate::support::Reaped(
+        std::process::Command::new("node")
+            .arg(node_bridge_dir().join("legacy-bridge.js"))
+            .args(["--port", "0", "--mode", "bot", "--session"])
+            .arg(&session)
+            .env("HERMES_HOME", &hermes)
+            .env("BRIDGEKEEPER_BIN", BRIDGEKEEPER)
+            .env("WHATSAPP_WEB_SOCKET_URL", &server.ws_url)
+            .env("WHATSAPP_SEND_TIMEOUT_MS", "10000")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let port = read_port(bridge.stderr.take().unwrap());
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_adapter.py");
@@ -1092,7 +1094,7 @@ async fn an_approval_or_revoke_counts_from_the_very_next_message() {
     let dir = tempfile::tempdir().unwrap();
     let server = FakeWhatsApp::start(dir.path());
     let (mut cmd, hermes) = server.legacy_command(dir.path(), "WHATSAPP_DM_POLICY=pairing\n");
-    let mut bridge = cmd.spawn().unwrap();
+    let mut bridge = crate::support::Reaped(cmd.spawn().unwrap());
     let addr = format!("127.0.0.1:{}", read_port(bridge.stderr.take().unwrap()));
     let ledger = || call(&addr, "GET", "/health", None).json()["bridgekeeper"]["ledger"].clone();
     wait_for("bridge connected", || {
@@ -1136,8 +1138,22 @@ async fn an_approval_or_revoke_counts_from_the_very_next_message() {
     let l = ledger();
     assert_eq!(l["delivered"], 1, "{l}");
     assert_eq!(l["ignored"].get("pairing_rate_limited"), None, "{l}");
-    let polled = call(&addr, "GET", "/messages", None).json();
-    assert_eq!(polled[0]["body"], "approved now?", "{polled}");
+    // `delivered` is counted when the message is handed to the gateway link; the drop-in
+    // client puts it in the inbox a moment later, so the poll waits for it as Hermes' does.
+    let mut polled = Vec::new();
+    wait_for("the DM in the inbox", || {
+        polled.extend(
+            call(&addr, "GET", "/messages", None)
+                .json()
+                .as_array()
+                .cloned()
+                .unwrap_or_default(),
+        );
+        !polled.is_empty()
+    })
+    .await;
+    assert_eq!(polled.len(), 1, "{polled:?}");
+    assert_eq!(polled[0]["body"], "approved now?", "{polled:?}");
 
     // Revoke: the snapshot the last DM read said approved; the next DM must not pass.
     pairing(&["revoke", "whatsapp", stranger]);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use bridge_protocol::gateway::{ConnectorStateName, ExitInfo, GatewayEvent, Severity};
 use bridge_protocol::message::{
-    Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, Deliver, ErrorBody,
+    Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, ErrorBody,
     InboundMessage, Receipt, ReceiptStatus, SendText,
 };
 use bridge_protocol::{EncodeError, JsonLinesCodec, encode_line};
@@ -30,14 +30,15 @@ pub mod inbound;
 mod lifecycle;
 mod lines;
 pub mod outbox;
+mod routed;
 mod watchdog;
 
-use super::handle::{AlertRouter, ConnectorHandle, Control, ErrorCode, Origin, Peers, Rejected};
+use super::handle::{AlertRouter, Control, ErrorCode, Origin, Peers};
 use crate::config::ConnectorConfig;
 use crate::policy::exit::ExitReason;
 use crate::policy::pacing::Pacer;
 use crate::policy::restart::RestartHistory;
-use crate::policy::send::{OutboundGate, SendKind, Target, Verdict};
+use crate::policy::send::{OutboundGate, Target, Verdict};
 use crate::record::ledger::{FailReason, Outcome};
 use crate::record::log::{AlertCode, Event, EventLog};
 use commands::{CommandBook, Seq};
@@ -318,55 +319,6 @@ impl ConnectorTask {
         self.queue_command(origin, command, timeout).map(|_| ())
     }
 
-    /// Hands a command for a routed chat to the connector its delivery target names: that
-    /// task's outbound gate, pacing and queue judge it, and it answers the origin. A command
-    /// that means nothing in another chat (`read`, `react`) is answered here, sent nowhere.
-    fn deliver_elsewhere(
-        &mut self,
-        origin: Origin,
-        command: Command,
-        timeout: Option<Duration>,
-        target: &Deliver,
-    ) -> Result<(), ErrorCode> {
-        let Some(peer) = self.peers.for_platform(&target.platform) else {
-            return Err(ErrorCode::DeliverUnavailable);
-        };
-        let Some(command) = command.retargeted(&target.chat, target.thread.as_deref()) else {
-            if let Origin::Gateway(id) = origin {
-                let data = serde_json::json!({"sent": false});
-                self.push(GatewayEvent::Result(CommandResult::ok(id, Some(data))));
-            }
-            return Ok(());
-        };
-        match self.hand_to(peer, origin, command, timeout, &target.chat) {
-            Ok(()) => Ok(()),
-            Err(Rejected::QueueFull) => Err(ErrorCode::QueueFull),
-            Err(Rejected::ShuttingDown) => Err(ErrorCode::ShuttingDown),
-        }
-    }
-
-    /// Gives `command` (already written into `chat`) to another connector's task, said in the
-    /// log; that task answers its origin.
-    fn hand_to(
-        &self,
-        peer: &ConnectorHandle,
-        origin: Origin,
-        command: Command,
-        timeout: Option<Duration>,
-        chat: &str,
-    ) -> Result<(), Rejected> {
-        self.log.emit(
-            Some(&self.name),
-            &Event::DeliveredElsewhere {
-                command: command.type_name(),
-                connector: &peer.name,
-                chat: self.log.id(chat),
-            },
-        );
-        peer.try_command(origin, command, timeout)
-            .map_err(|(rejected, _)| rejected)
-    }
-
     /// Queues a command the outbound gate has already let through (the inbound path checks it
     /// before it issues a pairing code: a code that cannot be sent must not exist).
     fn queue_command(
@@ -522,34 +474,6 @@ impl ConnectorTask {
                 request_id: request.request_id,
             });
         }
-    }
-
-    /// A `deliver_only` message: its text goes to its target connector as an internal send
-    /// (its result is logged), judged by that connector's outbound gate like a reply.
-    fn send_direct(
-        &mut self,
-        message: &InboundMessage,
-        target: &Deliver,
-    ) -> Result<(), FailReason> {
-        let peer = self
-            .peers
-            .for_platform(&target.platform)
-            .filter(|_| !target.chat.is_empty())
-            .ok_or(FailReason::DeliverUnavailable)?;
-        let command = Command::SendText(SendText {
-            chat: target.chat.clone(),
-            text: message.text.clone().unwrap_or_default(),
-            reply_to: None,
-            thread: target.thread.clone(),
-        });
-        self.hand_to(
-            peer,
-            Origin::Internal(SendKind::Reply),
-            command,
-            None,
-            &target.chat,
-        )
-        .map_err(|_| FailReason::DeliverUnavailable)
     }
 
     fn write_next(&mut self, permit: Result<mpsc::OwnedPermit<Bytes>, mpsc::error::SendError<()>>) {

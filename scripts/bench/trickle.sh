@@ -10,4 +10,4 @@ cd "$(dirname "$0")/../.."
 [ -d node-bridge/node_modules ] || (cd node-bridge && npm ci --no-audit --no-fund)
 [ -x target/hermes-venv/bin/python ] || { echo "run scripts/test.sh once first (the Hermes venv)"; exit 1; }
 cargo nextest run --locked --release -E 'test(/trickl/)' --no-capture 2>&1 |
-  grep -E '^[a-z_ -]+: RSS idle'
+  grep -E '^[A-Za-z_ -]+: RSS idle'

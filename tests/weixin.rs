@@ -448,6 +448,43 @@ fn an_image_round_trip_through_the_encrypted_cdn() {
         std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
         0o600
     );
+
+    // Another sender's file: its own name, so Alice's is not replaced (every file was once
+    // saved as `wx-<pid>-media`).
+    s.ilink.dm(BOB, "mine too", "ctx-bob-1");
+    d.wait("Bob's DM", |v| {
+        v["type"] == "inbound" && v["message"]["text"] == "mine too"
+    });
+    let other: Vec<u8> = (0..3000u32).map(|i| (i * 11 % 241) as u8).collect();
+    let other_path = s.dir.path().join("other.png");
+    std::fs::write(&other_path, &other).unwrap();
+    d.send(
+        json!({"type": "send_media", "id": "m2", "connector": "weixin", "chat": BOB,
+        "path": other_path, "kind": "image"}),
+    );
+    assert_eq!(result(&mut d, "m2")["ok"], true);
+    let items = s
+        .ilink
+        .sent("sendmessage")
+        .into_iter()
+        .rfind(|v| !v["media"].as_array().unwrap().is_empty())
+        .unwrap()["items"]
+        .clone();
+    s.ilink.inject_items(BOB, items);
+    let first = media["path"].as_str().unwrap().to_owned();
+    let m = d.wait("Bob's image", |v| {
+        v["type"] == "inbound"
+            && v["message"]["media"]["path"]
+                .as_str()
+                .is_some_and(|p| p != first)
+    });
+    let bobs = m["message"]["media"]["path"].as_str().unwrap().to_owned();
+    assert_eq!(std::fs::read(&bobs).unwrap(), other);
+    assert_eq!(
+        std::fs::read(&file).unwrap(),
+        photo,
+        "Alice's file kept its bytes"
+    );
     d.stop();
 }
 

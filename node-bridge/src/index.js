@@ -8,6 +8,7 @@
 //        WHATSAPP_DEBUG (console + Baileys logs at debug level on stderr)
 
 import { debugEnabled, emit, flushStdout, note } from './stdio.js'; // first: guards stdout
+import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,7 +19,7 @@ import { AckTracker } from './acks.js';
 import { createCommandRunner } from './commands.js';
 import { LineSplitter, PROTOCOL_VERSION, parseCommand } from './protocol.js';
 import { backupCreds, prepareSession } from './session.js';
-import { EXIT, classifyDisconnect, disconnectCode, mappingsIn, mediaPart, receiptStatus, toAccount, toInbound } from './translate.js';
+import { EXIT, classifyDisconnect, disconnectCode, mappingsIn, mediaFileName, mediaPart, receiptStatus, toAccount, toInbound } from './translate.js';
 
 // Every file this process creates — Baileys' key files above all — is private to its owner.
 process.umask(0o077);
@@ -225,21 +226,16 @@ async function download(msg) {
     ]);
     await mkdir(mediaDir, { recursive: true, mode: 0o700 });
     const [, content] = mediaPart(msg.message);
-    const ext = extensionFor(content?.mimetype);
-    const file = path.join(mediaDir, `${msg.key.id.replace(/[^A-Za-z0-9_-]/g, '_')}${ext}`);
-    await writeFile(file, buffer, { mode: 0o600 });
+    // The message id is the sender's to choose: a random part keeps one sender's file from
+    // replacing another's, and 'wx' refuses to write over anything that is there.
+    const file = path.join(mediaDir, mediaFileName(msg.key.id, content?.mimetype, randomBytes(8).toString('hex')));
+    await writeFile(file, buffer, { mode: 0o600, flag: 'wx' });
     return { path: file, size: buffer.length };
   } catch (e) {
     return { download_error: String(e?.message ?? e).slice(0, 200) };
   }
 }
 
-function extensionFor(mime) {
-  const sub = (mime ?? '').split(';')[0].split('/')[1];
-  if (!sub) return '';
-  const map = { jpeg: '.jpg', 'x-m4a': '.m4a', mpeg: '.mp3', quicktime: '.mov', plain: '.txt' };
-  return map[sub] ?? `.${sub.replace(/[^a-z0-9]/gi, '')}`;
-}
 
 // ---- commands from the supervisor --------------------------------------------------------------
 

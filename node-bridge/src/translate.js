@@ -51,6 +51,22 @@ const MEDIA_FIELDS = [
   ['stickerMessage', 'sticker'],
 ];
 
+/**
+ * A downloaded file's name: `wa-<message id>-<random>.<ext from the mime type>`. The message id
+ * is chosen by the sender's client, so it alone could name another sender's file.
+ */
+export function mediaFileName(messageId, mime, random) {
+  const id = String(messageId ?? '').replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  return `wa-${id}-${random}${extensionFor(mime)}`;
+}
+
+function extensionFor(mime) {
+  const sub = (mime ?? '').split(';')[0].split('/')[1];
+  if (!sub) return '';
+  const map = { jpeg: '.jpg', 'x-m4a': '.m4a', mpeg: '.mp3', quicktime: '.mov', plain: '.txt' };
+  return map[sub] ?? `.${sub.replace(/[^a-z0-9]/gi, '').slice(0, 8)}`;
+}
+
 /** The downloadable media part of a message: [kind, content] or undefined. */
 export function mediaPart(message) {
   const m = unwrap(message);

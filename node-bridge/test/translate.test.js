@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { checkEvent } from '../src/protocol.js';
-import { classifyDisconnect, disconnectCode, mappingsIn, receiptStatus, toAccount, toInbound, EXIT } from '../src/translate.js';
+import { classifyDisconnect, disconnectCode, mappingsIn, mediaFileName, receiptStatus, toAccount, toInbound, EXIT } from '../src/translate.js';
 
 const PHONE = '15551234567@s.whatsapp.net';
 const LID = '98765432109876@lid';
@@ -110,4 +110,11 @@ test('the largest inbound line fits the default connector line limit with room t
   console.log(`largest inbound line: ${bytes} bytes`);
   assert.ok(bytes > 1024 * 1024 * 0.7, 'the measurement is of a large line');
   assert.ok(bytes * 4 < 4 * 1024 * 1024, `${bytes} bytes leaves less than 4x headroom under 4 MiB`);
+});
+
+test('a downloaded file is named by its message id and a random part, never the sender alone', () => {
+  assert.equal(mediaFileName('3EB0/../x', 'image/jpeg', 'ab12'), 'wa-3EB0____x-ab12.jpg');
+  assert.equal(mediaFileName('M1', 'application/pdf; q=1', 'r'), 'wa-M1-r.pdf');
+  assert.equal(mediaFileName('M1', undefined, 'r'), 'wa-M1-r');
+  assert.notEqual(mediaFileName('M1', 'image/png', 'a'), mediaFileName('M1', 'image/png', 'b'));
 });

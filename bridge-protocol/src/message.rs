@@ -620,6 +620,21 @@ impl Command {
     }
 }
 
+/// Supervisor → connector, not a command (no result answers it): message `id` is in the
+/// ledger, with the outcome's name (`delivered`, `paired`, `replied`, `ignored`, `failed`) and
+/// its reason. Sent only to a connector whose `hello` listed the capability `recorded`; a
+/// receiver answers its sender from it, a poller lets its network forget the message.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(tag = "type", rename = "recorded")]
+pub struct RecordedNote {
+    pub id: String,
+    #[serde(default)]
+    pub outcome: String,
+    #[serde(default)]
+    pub reason: String,
+}
+
 /// Supervisor → connector: one command with the correlation id its result must carry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use bridge_protocol::gateway::{GatewayEvent, GatewayRequest};
-use bridge_protocol::message::{ConnectorCommand, ConnectorEvent};
+use bridge_protocol::message::{ConnectorCommand, ConnectorEvent, RecordedNote};
 
 fn check(file: &str, schema: schemars::Schema) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -41,5 +41,9 @@ fn schemas_match_the_types() {
     check(
         "gateway-event.schema.json",
         schemars::schema_for!(GatewayEvent),
+    );
+    check(
+        "recorded-note.schema.json",
+        schemars::schema_for!(RecordedNote),
     );
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bridge_protocol::exit;
 use bridge_protocol::message::{
     Command, CommandResult, ConnectionState, ConnectionStatus, ConnectorCommand, ConnectorEvent,
-    ErrorBody, Heartbeat, Hello, InboundMessage, Receipt, ReceiptStatus,
+    ErrorBody, Heartbeat, Hello, InboundMessage, Receipt, ReceiptStatus, RecordedNote,
 };
 use serde_json::Value;
 
@@ -335,23 +335,18 @@ pub struct Recorded {
     pub reason: String,
 }
 
-/// `{"type":"recorded","id":…,"outcome":…,"reason":…}`: the supervisor has the message in its
-/// ledger.
+/// A `recorded` note (`RecordedNote`): the supervisor has the message in its ledger.
 fn recorded_note(line: &str) -> Option<(String, Recorded)> {
+    // Most lines are commands: a cheap look before parsing.
     if !line.contains("\"recorded\"") {
         return None;
     }
-    let v: Value = serde_json::from_str(line).ok()?;
-    if v.get("type")? != "recorded" {
-        return None;
-    }
-    let text = |key: &str| v.get(key).and_then(Value::as_str).unwrap_or("").to_owned();
-    let id = v.get("id")?.as_str()?.to_owned();
+    let note: RecordedNote = serde_json::from_str(line).ok()?;
     Some((
-        id,
+        note.id,
         Recorded {
-            outcome: text("outcome"),
-            reason: text("reason"),
+            outcome: note.outcome,
+            reason: note.reason,
         },
     ))
 }

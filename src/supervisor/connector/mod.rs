@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bridge_protocol::gateway::{ConnectorStateName, ExitInfo, GatewayEvent, Severity};
 use bridge_protocol::message::{
     Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, ErrorBody,
-    InboundMessage, Receipt, ReceiptStatus, SendText,
+    InboundMessage, Receipt, ReceiptStatus, RecordedNote, SendText,
 };
 use bridge_protocol::{EncodeError, JsonLinesCodec, encode_line};
 use bytes::Bytes;
@@ -366,16 +366,15 @@ impl ConnectorTask {
         if !self.process.as_ref().is_some_and(|p| p.acks_recorded) {
             return;
         }
-        // The outcome's name and reason are fixed snake_case words: only the id needs quoting.
-        let id = serde_json::to_string(id).expect("strings serialize");
-        self.recorded_notes.extend_from_slice(
-            format!(
-                "{{\"type\":\"recorded\",\"id\":{id},\"outcome\":\"{}\",\"reason\":\"{}\"}}\n",
-                outcome.name(),
-                outcome.reason()
-            )
-            .as_bytes(),
-        );
+        let note = RecordedNote {
+            id: id.to_owned(),
+            outcome: outcome.name().to_owned(),
+            reason: outcome.reason().to_owned(),
+        };
+        // Written straight into the batch (no JSON tree); a struct of strings always encodes.
+        if serde_json::to_writer(&mut self.recorded_notes, &note).is_ok() {
+            self.recorded_notes.push(b'\n');
+        }
     }
 
     /// Writes the pending `recorded` notes without waiting; with the stdin queue full they wait

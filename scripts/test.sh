@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo fmt --all --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets -- -D warnings
 
 if [ -f node-bridge/package-lock.json ]; then
   (cd node-bridge && npm ci --no-audit --no-fund && npm test)

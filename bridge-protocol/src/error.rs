@@ -180,8 +180,6 @@ fn json_position(detail: &str) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn summaries_never_quote_the_line() {
         let secret = "my secret message";

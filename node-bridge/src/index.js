@@ -18,6 +18,7 @@ import makeWASocket, { Browsers, downloadMediaMessage, makeCacheableSignalKeySto
 import { AckTracker } from './acks.js';
 import { createCommandRunner } from './commands.js';
 import { LineSplitter, PROTOCOL_VERSION, parseCommand } from './protocol.js';
+import { retentionFrom, sweep } from './retention.js';
 import { backupCreds, prepareSession } from './session.js';
 import { EXIT, classifyDisconnect, disconnectCode, mappingsIn, mediaFileName, mediaPart, receiptStatus, toAccount, toInbound } from './translate.js';
 
@@ -45,6 +46,12 @@ if (!sessionArg) {
 const sessionDir = path.resolve(sessionArg);
 const mediaDir = path.resolve(args['media-dir'] ?? path.join(sessionDir, '..', 'media'));
 const sendTimeoutMs = Number(process.env.WHATSAPP_SEND_TIMEOUT_MS ?? 60_000);
+const retention = retentionFrom(process.env, note);
+const tidyMedia = () => sweep(mediaDir, 'wa', retention, note);
+// At start (before the connection, so the rules hold however soon it ends), then the age rule
+// between downloads; a download sweeps too, so the size rule holds at once.
+await tidyMedia();
+setInterval(tidyMedia, 10 * 60 * 1000).unref();
 const logger = pino({ level: debugEnabled ? 'debug' : 'warn' }, pino.destination(2));
 
 emit({
@@ -230,6 +237,7 @@ async function download(msg) {
     // replacing another's, and 'wx' refuses to write over anything that is there.
     const file = path.join(mediaDir, mediaFileName(msg.key.id, content?.mimetype, randomBytes(8).toString('hex')));
     await writeFile(file, buffer, { mode: 0o600, flag: 'wx' });
+    await tidyMedia();
     return { path: file, size: buffer.length };
   } catch (e) {
     return { download_error: String(e?.message ?? e).slice(0, 200) };

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,4 +62,19 @@ test('a missing --session is a fatal configuration error (exit 14)', async () =>
   const { exited, out } = start([], { BRIDGEKEEPER_SESSION_DIR: '' });
   assert.equal(await exited, 14);
   assert.match(out.stderr, /--session DIR is required/);
+});
+
+test('media past BRIDGEKEEPER_MEDIA_MAX_AGE are removed at start, only node-bridge\'s own', async () => {
+  const root = mkdtempSync(path.join(tmpdir(), 'nb-'));
+  const media = path.join(root, 'media');
+  mkdirSync(media);
+  for (const name of ['wa-old-1-aa.jpg', 'wa-new-2-bb.jpg', 'someone-else.jpg']) writeFileSync(path.join(media, name), 'x');
+  const twoDaysAgo = (Date.now() - 2 * 86400e3) / 1000;
+  for (const name of ['wa-old-1-aa.jpg', 'someone-else.jpg']) utimesSync(path.join(media, name), twoDaysAgo, twoDaysAgo);
+  const { exited } = start(['--session', path.join(root, 'session'), '--media-dir', media], {
+    WHATSAPP_WEB_SOCKET_URL: 'ws://127.0.0.1:9/ws',
+    BRIDGEKEEPER_MEDIA_MAX_AGE: '1d',
+  });
+  await exited;
+  assert.deepEqual(['wa-old-1-aa.jpg', 'wa-new-2-bb.jpg', 'someone-else.jpg'].map((n) => existsSync(path.join(media, n))), [false, true, true]);
 });

@@ -110,14 +110,16 @@ impl Retention {
 }
 
 /// Which of `files` (name, age, size) to remove: every one older than the maximum age, then
-/// the oldest until the rest fit in the maximum size. Pure.
+/// the oldest until the rest fit in the maximum size — never the newest for size (the file just
+/// downloaded, which its message names). Pure.
 pub fn expired(files: &[(String, Duration, u64)], retention: Retention) -> Vec<String> {
     let mut by_age: Vec<&(String, Duration, u64)> = files.iter().collect();
     by_age.sort_by_key(|f| std::cmp::Reverse(f.1));
     let mut total: u64 = files.iter().map(|f| f.2).sum();
     let mut remove = Vec::new();
-    for (name, age, size) in by_age {
-        if *age > retention.max_age || total > retention.max_bytes {
+    let newest = by_age.len().saturating_sub(1);
+    for (i, (name, age, size)) in by_age.into_iter().enumerate() {
+        if *age > retention.max_age || (total > retention.max_bytes && i < newest) {
             total -= size;
             remove.push(name.clone());
         }
@@ -282,6 +284,8 @@ mod tests {
             ("new".to_owned(), Duration::ZERO, 40),
         ];
         assert_eq!(expired(&files, r), ["old", "a"]);
+        let tiny = Retention { max_bytes: 1, ..r };
+        assert_eq!(expired(&files, tiny), ["old", "a", "b"], "the newest stays");
         assert!(expired(&files[1..2], Retention::default()).is_empty());
         let set = Retention::from_lookup(|k| match k {
             "BRIDGEKEEPER_MEDIA_MAX_AGE" => Some("12h".into()),

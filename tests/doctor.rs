@@ -97,3 +97,35 @@ fn a_healthy_setup_passes() {
     );
     assert!(text.contains("0 problem(s), 0 warning(s)"), "{text}");
 }
+
+/// Node and node-bridge are checked only where WhatsApp would run: an installed binary with no
+/// node-bridge beside it (a hard link outside the checkout) and a Hermes home without WhatsApp
+/// is not told to install either; once `WHATSAPP_ENABLED=true`, it is.
+#[test]
+fn node_bridge_is_checked_only_where_whatsapp_would_run() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+    let bin = dir.path().join("bin/bridgekeeper");
+    std::fs::hard_link(BRIDGEKEEPER, &bin).unwrap();
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let doctor = || {
+        let out = Command::new(&bin)
+            .args(["doctor", "--hermes-home"])
+            .arg(&home)
+            .env_remove("HERMES_HOME")
+            .env_remove("BRIDGEKEEPER_NODE_BRIDGE")
+            .env_remove("BRIDGEKEEPER_LEGACY_SCRIPT")
+            .env_remove("WHATSAPP_ENABLED")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let without = doctor();
+    assert!(without.contains("WhatsApp would not run"), "{without}");
+    assert!(!without.contains("node-bridge ("), "{without}");
+    assert!(!without.contains("cannot find node-bridge"), "{without}");
+    std::fs::write(home.join(".env"), "WHATSAPP_ENABLED=true\n").unwrap();
+    let with = doctor();
+    assert!(with.contains("FAIL  cannot find node-bridge"), "{with}");
+}

@@ -579,6 +579,21 @@ fn check_platforms(
     ok(format!("run without --config starts {}", listed.join(", ")))
 }
 
+/// Whether `run` would start WhatsApp: a config's connector of that platform, else Hermes'
+/// settings (as `check_platforms` reads them).
+fn whatsapp_would_run(
+    config: Option<&crate::config::SupervisorConfig>,
+    home: &Path,
+    session: &Path,
+) -> bool {
+    match config {
+        Some(c) => c.connectors.iter().any(|k| k.platform == "whatsapp"),
+        None => crate::config::builtin::hermes_platforms(home, session)
+            .iter()
+            .any(|p| p.platform == crate::config::builtin::WHATSAPP),
+    }
+}
+
 pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let config = args
         .config
@@ -601,7 +616,14 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
         .or(configured_session)
         .unwrap_or_else(|| default_session(&home));
     let mut findings = vec![check_platforms(config.as_ref(), &home, &session)];
-    findings.extend([check_node(), check_node_bridge(args.node_bridge.as_deref())]);
+    // Node and node-bridge matter only where WhatsApp would run (or one was named).
+    if args.node_bridge.is_some() || whatsapp_would_run(config.as_ref(), &home, &session) {
+        findings.extend([check_node(), check_node_bridge(args.node_bridge.as_deref())]);
+    } else {
+        findings.push(ok(
+            "WhatsApp would not run: Node and node-bridge are not needed",
+        ));
+    }
     findings.extend(check_session(&session));
     findings.push(check_port(args.port));
     findings.extend(check_settings(&home));

@@ -18,6 +18,7 @@ use std::path::Path;
 
 use serde_yaml_ng::Value as Yaml;
 
+use crate::connectors::description::{allowlist_entry, describe};
 use crate::policy::{AccessPolicy, DmPolicy, GroupPolicy, Mode, UnauthorizedDm, normalize};
 
 mod sources;
@@ -352,23 +353,6 @@ fn parse_bool(raw: &Raw) -> Option<bool> {
     }
 }
 
-/// An allowlist entry as the platform's Hermes adapter reads it: WeCom's may be written
-/// `wecom:user:zhangsan` or `group:wrk…` (prefixes dropped, any case).
-fn platform_entry<'a>(platform: &str, entry: &'a str) -> &'a str {
-    if !platform.starts_with("wecom") {
-        return entry;
-    }
-    let strip = |s: &'a str, prefix: &str| -> &'a str {
-        match s.get(..prefix.len()) {
-            Some(head) if head.eq_ignore_ascii_case(prefix) => s[prefix.len()..].trim_start(),
-            _ => s,
-        }
-    };
-    let entry = strip(entry, "wecom:");
-    let entry = strip(entry, "user:");
-    strip(entry, "group:")
-}
-
 fn parse_list(raw: &Raw, platform: &str) -> Option<BTreeSet<String>> {
     let items: Vec<String> = match raw {
         Raw::Text(s) => s.split(',').map(str::to_owned).collect(),
@@ -378,7 +362,7 @@ fn parse_list(raw: &Raw, platform: &str) -> Option<BTreeSet<String>> {
     Some(
         items
             .iter()
-            .map(|i| platform_entry(platform, i.trim()))
+            .map(|i| allowlist_entry(platform, i.trim()))
             .filter(|i| !i.is_empty())
             .map(|i| {
                 if i == "*" {
@@ -596,34 +580,15 @@ pub fn resolve(sources: &Sources, platform: &str) -> Result<Resolved, PolicyErro
     })
 }
 
-/// Only WhatsApp has a self-chat mode (the owner's own account, talking to itself); a bot on
-/// Telegram or Weixin is always a bot.
+/// Whether `platform` has a self-chat mode (the owner's own account, talking to itself): its
+/// description says; a platform only a config file knows is taken to have one.
 pub fn has_self_chat(platform: &str) -> bool {
-    !matches!(
-        platform,
-        "telegram" | "weixin" | "webhook" | "wecom" | "wecom_callback"
-    )
+    describe(platform).is_none_or(|d| d.self_chat)
 }
 
-/// The defaults before any setting, as Hermes has them per platform: Weixin's groups are off
-/// unless `WEIXIN_GROUP_POLICY` says otherwise (an iLink bot is rarely in ordinary groups), and
-/// an allowed group is answered without a mention (iLink reports none). A webhook's senders
-/// are machines that proved the route's secret: its policy is open (the signature is the
-/// access check, made by the connector before anything is recorded).
+/// The defaults before any setting, as Hermes has them per platform (its description).
 fn platform_default(platform: &str) -> AccessPolicy {
-    match platform {
-        "webhook" => AccessPolicy {
-            mode: Mode::Bot,
-            dm_policy: DmPolicy::Open,
-            ..AccessPolicy::default()
-        },
-        "weixin" => AccessPolicy {
-            group_policy: GroupPolicy::Disabled,
-            require_mention: false,
-            ..AccessPolicy::default()
-        },
-        _ => AccessPolicy::default(),
-    }
+    describe(platform).map_or_else(AccessPolicy::default, |d| (d.access)())
 }
 
 fn default_raw(name: &str, p: &AccessPolicy) -> Raw {

@@ -2,15 +2,18 @@
 //! process (`bridgekeeper connector NAME`) that speaks PROTOCOL.md over its stdio, exactly like
 //! node-bridge: one file to install, and the same supervision, policy and ledger.
 //!
-//! This file is the registry: a new connector adds its subcommand (`ConnectorKind`, `run`) and
-//! its row in `BUILTIN`; everything else it needs is in `kit/` and its own folder.
+//! This file is the registry: a new connector adds its subcommand (`ConnectorKind`, `run`), its
+//! row in `BUILTIN` and its `DESCRIPTION` in `description::ALL`; everything else it needs is in
+//! `kit/` and its own folder.
 
+pub mod description;
 pub mod kit;
 pub mod telegram;
 pub mod webhook;
 pub mod wecom;
 pub mod wecom_callback;
 pub mod weixin;
+pub mod whatsapp;
 
 /// The connectors built into this executable (`bridgekeeper connector NAME`).
 #[derive(Debug, clap::Subcommand)]

@@ -129,32 +129,19 @@ pub fn failure(error: &str) -> Value {
 /// What a platform can do, told to the gateway at the handshake. All nine required fields are
 /// always present: Hermes drops a descriptor that lacks one and redials without a word.
 pub fn descriptor(platform: &str) -> Option<Value> {
-    let (label, max, edit, dialect, unit) = match platform {
-        "whatsapp" => ("WhatsApp", 4096, true, "whatsapp", "chars"),
-        // Telegram counts its 4096 in UTF-16 code units.
-        "telegram" => ("Telegram", 4096, true, "plain", "utf16"),
-        // Hermes' Weixin limit; no editing on iLink; fenced code renders.
-        "weixin" => ("Weixin", 2000, false, "plain", "chars"),
-        // Answers go out through the route's target connector, which cuts them to its own
-        // limit; nothing is edited on a webhook.
-        "webhook" => ("Webhook", 4096, false, "plain", "chars"),
-        // Hermes' limits: the AI Bot's markdown 4,000; a self-built app's text 2,048.
-        "wecom" => ("WeCom", 4000, false, "markdown", "chars"),
-        "wecom_callback" => ("WeCom (self-built app)", 2048, false, "plain", "chars"),
-        _ => return None,
-    };
+    let d = crate::connectors::description::describe(platform)?;
     Some(json!({
         "type": "descriptor",
         "descriptor": {
             "contract_version": CONTRACT_VERSION,
             "platform": platform,
-            "label": label,
-            "max_message_length": max,
+            "label": d.label,
+            "max_message_length": d.text_limit,
             "supports_draft_streaming": false,
-            "supports_edit": edit,
+            "supports_edit": d.edits,
             "supports_threads": false,
-            "markdown_dialect": dialect,
-            "len_unit": unit,
+            "markdown_dialect": d.markdown,
+            "len_unit": d.text_unit.as_str(),
             "pii_safe": false,
         }
     }))

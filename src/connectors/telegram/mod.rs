@@ -17,8 +17,10 @@ use std::time::Duration;
 use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent, ErrorBody};
 use serde_json::{Value, json};
 
+use super::description::{Description, TextUnit};
 use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
+use crate::policy::AccessPolicy;
 use api::{Api, ApiError};
 use translate::Bot;
 
@@ -50,6 +52,19 @@ struct Shared {
     api: Api,
     bot: Mutex<Bot>,
 }
+
+/// Telegram's facts: 4,096 UTF-16 units a message, edits, no self-chat (a bot is a bot).
+pub const DESCRIPTION: Description = Description {
+    platform: "telegram",
+    label: "Telegram",
+    text_limit: translate::MAX_TEXT_UNITS,
+    text_unit: TextUnit::Utf16,
+    markdown: "plain",
+    edits: true,
+    self_chat: false,
+    access: AccessPolicy::default,
+    allowlist_prefixes: &[],
+};
 
 /// Runs until stdin closes (exit 0), the token is refused (exit 15), or another poller or a
 /// webhook takes the updates (exit 13).

@@ -23,7 +23,9 @@ use bridge_protocol::exit;
 use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::json;
 
+use super::description::{Description, TextUnit};
 use super::kit::{CommandOutcome, Link, error};
+use crate::policy::{AccessPolicy, DmPolicy, Mode};
 use receive::Receiver;
 use routes::{DeliverTo, Routes, Settings};
 
@@ -41,6 +43,26 @@ pub struct WebhookArgs {
     #[arg(long)]
     pub media_dir: Option<PathBuf>,
 }
+
+/// The webhook receiver's facts. Answers go out through the route's target connector, which
+/// cuts them to its own limit; nothing is edited. Its senders are machines that proved the
+/// route's secret: its policy is open (the signature is the access check, made before anything
+/// is recorded).
+pub const DESCRIPTION: Description = Description {
+    platform: "webhook",
+    label: "Webhook",
+    text_limit: 4096,
+    text_unit: TextUnit::Chars,
+    markdown: "plain",
+    edits: false,
+    self_chat: false,
+    access: || AccessPolicy {
+        mode: Mode::Bot,
+        dm_policy: DmPolicy::Open,
+        ..AccessPolicy::default()
+    },
+    allowlist_prefixes: &[],
+};
 
 /// Runs until stdin closes (exit 0); a route or setting it cannot serve safely ends it with
 /// exit 14 (not restarted: the config must change), a port it cannot bind with exit 11.

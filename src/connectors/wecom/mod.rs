@@ -26,7 +26,9 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::description::{Description, TextUnit};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
+use crate::policy::AccessPolicy;
 use frames::Incoming;
 
 pub const TOKEN_FIX: &str =
@@ -180,6 +182,23 @@ fn reply_req_id(replies: &ReplyIds, chat: &str, reply_to: Option<&str>) -> Optio
         .or_else(|| replies.by_group.get(chat))
         .cloned()
 }
+
+/// The AI Bot's facts: Hermes' markdown limit of 4,000; allowlist entries may be written
+/// `wecom:user:zhangsan` or `group:wrk…`, as Hermes reads them.
+pub const DESCRIPTION: Description = Description {
+    platform: "wecom",
+    label: "WeCom",
+    text_limit: translate::MAX_TEXT_CHARS,
+    text_unit: TextUnit::Chars,
+    markdown: "markdown",
+    edits: false,
+    self_chat: false,
+    access: AccessPolicy::default,
+    allowlist_prefixes: WECOM_PREFIXES,
+};
+
+/// How Hermes' WeCom adapters let an allowlist entry be written: these dropped, any case.
+pub const WECOM_PREFIXES: &[&str] = &["wecom:", "user:", "group:"];
 
 pub fn run(args: WecomArgs) -> i32 {
     let link = Link::start(

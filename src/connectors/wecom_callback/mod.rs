@@ -23,7 +23,9 @@ use bridge_protocol::exit;
 use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::{Value, json};
 
+use super::description::{Description, TextUnit};
 use super::kit::{CommandOutcome, Link, Terminal, after_parts, error};
+use crate::policy::AccessPolicy;
 use api::{Api, ApiError};
 use crypto::Crypt;
 
@@ -176,6 +178,20 @@ pub fn enabled_in_yaml(hermes_home: &std::path::Path) -> bool {
                     .is_some_and(|a| a.as_array().is_some_and(|a| !a.is_empty()))
         })
 }
+
+/// A self-built app's facts: Hermes' text limit of 2,048 (told to the gateway in characters,
+/// cut here in bytes, which is never longer), plain text, WeCom's allowlist spelling.
+pub const DESCRIPTION: Description = Description {
+    platform: "wecom_callback",
+    label: "WeCom (self-built app)",
+    text_limit: MAX_TEXT_BYTES,
+    text_unit: TextUnit::Chars,
+    markdown: "plain",
+    edits: false,
+    self_chat: false,
+    access: AccessPolicy::default,
+    allowlist_prefixes: super::wecom::WECOM_PREFIXES,
+};
 
 /// Runs until stdin closes (exit 0); refused credentials end it with exit 15 (`needs_token`),
 /// settings it cannot use with 14, a port it cannot bind with 11.

@@ -22,8 +22,10 @@ use std::time::{Duration, Instant};
 use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent};
 use serde_json::{Value, json};
 
+use super::description::{Description, TextUnit};
 use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
+use crate::policy::{AccessPolicy, GroupPolicy};
 use api::{Api, ApiError};
 
 pub const DEFAULT_BASE_URL: &str = "https://ilinkai.weixin.qq.com";
@@ -117,6 +119,25 @@ impl ContextTokens {
         }
     }
 }
+
+/// Weixin's facts: Hermes' 2,000-character limit, no editing on iLink. Groups are off unless
+/// `WEIXIN_GROUP_POLICY` says otherwise (an iLink bot is rarely in ordinary groups), and an
+/// allowed group is answered without a mention (iLink reports none).
+pub const DESCRIPTION: Description = Description {
+    platform: "weixin",
+    label: "Weixin",
+    text_limit: translate::MAX_TEXT_CHARS,
+    text_unit: TextUnit::Chars,
+    markdown: "plain",
+    edits: false,
+    self_chat: false,
+    access: || AccessPolicy {
+        group_policy: GroupPolicy::Disabled,
+        require_mention: false,
+        ..AccessPolicy::default()
+    },
+    allowlist_prefixes: &[],
+};
 
 /// Runs until stdin closes (exit 0), or the session expires (`needs_relink`, exit 12), or no
 /// credentials are found (`needs_token`, exit 15).

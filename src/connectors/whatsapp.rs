@@ -1,0 +1,17 @@
+//! WhatsApp's facts. Its connector is node-bridge (Node and Baileys, `node-bridge/`), a process
+//! of its own; what the rest of bridgekeeper needs to know of the platform is here.
+
+use super::description::{Description, TextUnit};
+use crate::policy::AccessPolicy;
+
+pub const DESCRIPTION: Description = Description {
+    platform: "whatsapp",
+    label: "WhatsApp",
+    text_limit: 4096,
+    text_unit: TextUnit::Chars,
+    markdown: "whatsapp",
+    edits: true,
+    self_chat: true,
+    access: AccessPolicy::default,
+    allowlist_prefixes: &[],
+};

@@ -592,3 +592,33 @@ async fn baseline_frozen_node_bridge_without_the_ping() {
     );
     s.d.stop().await;
 }
+
+/// node-bridge's `hello` says exactly the ops WhatsApp's description lists (the relay will tell
+/// Hermes these): the two are written in two languages and held together here.
+#[test]
+fn node_bridges_hello_names_the_ops_of_its_description() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new("node")
+        .arg(node_bridge_dir().join("src/index.js"))
+        .arg("--session")
+        .arg(dir.path().join("session"))
+        .env("WHATSAPP_WEB_SOCKET_URL", "ws://127.0.0.1:9/ws")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let hello: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(hello["type"], "hello", "{hello}");
+    assert_eq!(
+        hello["capabilities"],
+        json!(bridgekeeper::connectors::whatsapp::DESCRIPTION.ops),
+    );
+}

@@ -44,6 +44,9 @@ pub struct Description {
     pub access: fn() -> AccessPolicy,
     /// Prefixes Hermes' adapter drops from an allowlist entry (any case), in this order.
     pub allowlist_prefixes: &'static [&'static str],
+    /// What its connector does: the commands it carries out (PROTOCOL.md) and `recorded` when
+    /// it waits for the ledger. Its `hello` says exactly these.
+    pub ops: &'static [&'static str],
 }
 
 /// Every platform bridgekeeper knows: node-bridge's WhatsApp and the built-in connectors.

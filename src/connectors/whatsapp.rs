@@ -14,4 +14,17 @@ pub const DESCRIPTION: Description = Description {
     self_chat: true,
     access: AccessPolicy::default,
     allowlist_prefixes: &[],
+    // node-bridge's `hello` (node-bridge/src/index.js); a test holds the two together.
+    ops: &[
+        "send_text",
+        "edit",
+        "send_media",
+        "send_poll",
+        "send_location",
+        "typing",
+        "read",
+        "chat_info",
+        "link_by_phone",
+        "logout",
+    ],
 };

@@ -64,6 +64,17 @@ pub const DESCRIPTION: Description = Description {
     self_chat: false,
     access: AccessPolicy::default,
     allowlist_prefixes: &[],
+    ops: &[
+        "send_text",
+        "send_media",
+        "edit",
+        "typing",
+        "read",
+        "chat_info",
+        "react",
+        "ping",
+        "recorded",
+    ],
 };
 
 /// Runs until stdin closes (exit 0), the token is refused (exit 15), or another poller or a
@@ -74,20 +85,7 @@ pub fn run(args: TelegramArgs) -> i32 {
         .ok()
         .filter(|r| !r.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_ROOT.to_owned());
-    let link = Link::start(
-        "telegram",
-        &[
-            "send_text",
-            "send_media",
-            "edit",
-            "typing",
-            "read",
-            "chat_info",
-            "react",
-            "ping",
-            "recorded",
-        ],
-    );
+    let link = Link::start(DESCRIPTION.platform, DESCRIPTION.ops);
     let shared = Arc::new(Shared {
         link: link.clone(),
         api: Api::new(&root, token.trim()),

@@ -62,22 +62,20 @@ pub const DESCRIPTION: Description = Description {
         ..AccessPolicy::default()
     },
     allowlist_prefixes: &[],
+    ops: &[
+        "send_text",
+        "send_media",
+        "typing",
+        "read",
+        "ping",
+        "recorded",
+    ],
 };
 
 /// Runs until stdin closes (exit 0); a route or setting it cannot serve safely ends it with
 /// exit 14 (not restarted: the config must change), a port it cannot bind with exit 11.
 pub fn run(_args: WebhookArgs) -> i32 {
-    let link = Link::start(
-        "webhook",
-        &[
-            "send_text",
-            "send_media",
-            "typing",
-            "read",
-            "ping",
-            "recorded",
-        ],
-    );
+    let link = Link::start(DESCRIPTION.platform, DESCRIPTION.ops);
     // The supervisor always says where Hermes' home is, and passes the settings of `.env`
     // this connector reads (its row in `connectors::BUILTIN`).
     let Some(home) = std::env::var_os("HERMES_HOME").map(PathBuf::from) else {

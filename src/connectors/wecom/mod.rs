@@ -195,16 +195,14 @@ pub const DESCRIPTION: Description = Description {
     self_chat: false,
     access: AccessPolicy::default,
     allowlist_prefixes: WECOM_PREFIXES,
+    ops: &["send_text", "send_media", "typing", "read", "ping"],
 };
 
 /// How Hermes' WeCom adapters let an allowlist entry be written: these dropped, any case.
 pub const WECOM_PREFIXES: &[&str] = &["wecom:", "user:", "group:"];
 
 pub fn run(args: WecomArgs) -> i32 {
-    let link = Link::start(
-        "wecom",
-        &["send_text", "send_media", "typing", "read", "ping"],
-    );
+    let link = Link::start(DESCRIPTION.platform, DESCRIPTION.ops);
     // The environment (with `.env`'s, passed by the supervisor), else Hermes' config.yaml
     // (`platforms.wecom.extra.bot_id`, `secret`, `websocket_url`).
     let extra = std::env::var_os("HERMES_HOME")

@@ -191,15 +191,13 @@ pub const DESCRIPTION: Description = Description {
     self_chat: false,
     access: AccessPolicy::default,
     allowlist_prefixes: super::wecom::WECOM_PREFIXES,
+    ops: &["send_text", "typing", "read", "ping", "recorded"],
 };
 
 /// Runs until stdin closes (exit 0); refused credentials end it with exit 15 (`needs_token`),
 /// settings it cannot use with 14, a port it cannot bind with 11.
 pub fn run(_args: WecomCallbackArgs) -> i32 {
-    let link = Link::start(
-        "wecom_callback",
-        &["send_text", "typing", "read", "ping", "recorded"],
-    );
+    let link = Link::start(DESCRIPTION.platform, DESCRIPTION.ops);
     let home = std::env::var_os("HERMES_HOME").map(PathBuf::from);
     let extra = match home
         .as_deref()

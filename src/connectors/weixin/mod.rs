@@ -137,22 +137,21 @@ pub const DESCRIPTION: Description = Description {
         ..AccessPolicy::default()
     },
     allowlist_prefixes: &[],
+    ops: &[
+        "send_text",
+        "send_media",
+        "typing",
+        "read",
+        "chat_info",
+        "ping",
+        "recorded",
+    ],
 };
 
 /// Runs until stdin closes (exit 0), or the session expires (`needs_relink`, exit 12), or no
 /// credentials are found (`needs_token`, exit 15).
 pub fn run(args: WeixinArgs) -> i32 {
-    let link = Link::start(
-        "weixin",
-        &[
-            "send_text",
-            "typing",
-            "read",
-            "chat_info",
-            "ping",
-            "recorded",
-        ],
-    );
+    let link = Link::start(DESCRIPTION.platform, DESCRIPTION.ops);
     let found = account::find(&|k| std::env::var(k).ok());
     let account = match found {
         Ok(a) => a,

@@ -1,6 +1,6 @@
-//! `bridgekeeper doctor`: checks what the bridges need (WhatsApp's node and session, Telegram's
-//! token and webhook) and says, for each problem, the command that fixes it. Exits non-zero
-//! when something is broken (warnings alone do not).
+//! `bridgekeeper doctor`: checks what the bridges need (WhatsApp's node and session here; each
+//! built-in connector's own checks through its description) and says, for each problem, the
+//! command that fixes it. Exits non-zero when something is broken (warnings alone do not).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -9,6 +9,8 @@ use std::process::Command;
 use crate::config::builtin::find_node_bridge;
 use crate::config::hermes::{Sources, default_hermes_home, resolve};
 use crate::config::hermes_paths::default_session;
+use crate::connectors::description::ALL;
+use crate::connectors::kit::checks::{CheckInput, Finding, Level, fail, ok, warn};
 use crate::util::mask::mask_id;
 
 /// The Baileys version node-bridge is built and tested against.
@@ -31,43 +33,6 @@ pub struct DoctorArgs {
     pub port: u16,
     #[arg(long)]
     pub node_bridge: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Level {
-    Ok,
-    Warn,
-    Fail,
-}
-
-struct Finding {
-    level: Level,
-    what: String,
-    fix: Option<String>,
-}
-
-fn ok(what: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Ok,
-        what: what.into(),
-        fix: None,
-    }
-}
-
-fn warn(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Warn,
-        what: what.into(),
-        fix: Some(fix.into()),
-    }
-}
-
-fn fail(what: impl Into<String>, fix: impl Into<String>) -> Finding {
-    Finding {
-        level: Level::Fail,
-        what: what.into(),
-        fix: Some(fix.into()),
-    }
 }
 
 fn check_node() -> Finding {
@@ -286,266 +251,6 @@ fn connector_setting<'a>(
     }
 }
 
-/// With the webhook platform on: its settings and every route can be served (a secret each,
-/// no contradiction, filters it can evaluate), the routes of the subscriptions file too, and
-/// the port is free. No secret is printed.
-fn check_webhook(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
-    use crate::connectors::webhook::routes;
-    let setting = connector_setting(home, config, "webhook");
-    let configured = config.is_some_and(|c| c.connectors.iter().any(|k| k.platform == "webhook"));
-    let switched_on = setting("WEBHOOK_ENABLED").is_some_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "on"
-        )
-    });
-    if !configured && !switched_on && !routes::enabled_in_yaml(home) {
-        return vec![ok("Webhooks: not enabled, the receiver is not started")];
-    }
-    const FIX: &str = crate::connectors::webhook::CONFIG_FIX;
-    let settings =
-        match routes::read_yaml(home).and_then(|y| routes::settings(y.as_ref(), &setting)) {
-            Ok(s) => s,
-            Err(why) => return vec![fail(format!("Webhooks: {why}"), FIX)],
-        };
-    let subscriptions = std::fs::read_to_string(home.join(routes::SUBSCRIPTIONS_FILE)).ok();
-    let mut findings = match routes::routes(&settings, subscriptions.as_deref()) {
-        Err(why) => vec![fail(format!("Webhooks: {why}"), FIX)],
-        Ok((served, warnings)) => {
-            let mut names: Vec<&str> = served.by_name.keys().map(String::as_str).collect();
-            names.sort_unstable();
-            let mut f = vec![ok(format!(
-                "Webhooks: {} route(s) can be served: {}",
-                names.len(),
-                names.join(", ")
-            ))];
-            f.extend(
-                warnings
-                    .into_iter()
-                    .map(|w| warn(format!("Webhooks: {w}"), FIX)),
-            );
-            if served.by_name.values().any(|r| r.insecure()) {
-                f.push(warn(
-                    "Webhooks: a route has no signature check (INSECURE_NO_AUTH)",
-                    "give the route a secret before anything but a local test sends to it",
-                ));
-            }
-            f
-        }
-    };
-    if settings.port != 0 {
-        let port = settings.port;
-        findings.push(
-            match std::net::TcpListener::bind((settings.host.as_str(), port)) {
-                Ok(_) => ok(format!(
-                    "Webhooks: {}:{port} is free for the receiver",
-                    settings.host
-                )),
-                Err(e) => warn(
-                    format!(
-                        "Webhooks: {}:{port} is taken ({e}): a receiver may already run there",
-                        settings.host
-                    ),
-                    format!("`ss -ltnp 'sport = :{port}'` shows who; or set WEBHOOK_PORT"),
-                ),
-            },
-        );
-    }
-    findings
-}
-
-/// With WeCom credentials: the AI Bot's subscription accepted (dialled and answered), and each
-/// self-built app's `gettoken`. No secret is printed; errors come back with them redacted.
-fn check_wecom(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
-    let mut findings = Vec::new();
-    let env = connector_setting(home, config, "wecom");
-    let bot_yaml = crate::connectors::kit::hermes::platform_section(home, "wecom")
-        .ok()
-        .flatten()
-        .and_then(|s| s.get("extra").cloned());
-    let bot = |env_key: &str| {
-        let key = match env_key {
-            "WECOM_BOT_ID" => "bot_id",
-            "WECOM_SECRET" => "secret",
-            _ => "websocket_url",
-        };
-        crate::connectors::wecom::setting(env_key, key, bot_yaml.as_ref(), &env)
-    };
-    match (bot("WECOM_BOT_ID"), bot("WECOM_SECRET")) {
-        (None, None) => findings.push(ok(
-            "WeCom AI Bot: not configured, the connector is not started",
-        )),
-        (Some(id), Some(secret)) => {
-            let url = bot("WECOM_WEBSOCKET_URL")
-                .unwrap_or_else(|| crate::connectors::wecom::DEFAULT_WS_URL.to_owned());
-            findings.push(
-                match crate::connectors::wecom::check_subscription(&url, &id, &secret) {
-                    Ok(()) => ok(format!("WeCom AI Bot: WeCom accepts bot {id}")),
-                    Err(crate::connectors::wecom::CheckError::Refused(why)) => fail(
-                        format!("WeCom AI Bot: {why}"),
-                        crate::connectors::wecom::TOKEN_FIX,
-                    ),
-                    Err(crate::connectors::wecom::CheckError::Unreachable(why)) => warn(
-                        format!("WeCom AI Bot: cannot check the credentials ({why})"),
-                        "run doctor again; if it persists, check the network to WeCom",
-                    ),
-                },
-            );
-        }
-        _ => findings.push(fail(
-            "WeCom AI Bot: only one of WECOM_BOT_ID and WECOM_SECRET is set",
-            crate::connectors::wecom::TOKEN_FIX,
-        )),
-    }
-    use crate::connectors::wecom_callback::{self as callback, api::ApiError};
-    let app_setting = connector_setting(home, config, "wecom_callback");
-    let extra = crate::connectors::kit::hermes::platform_section(home, "wecom_callback")
-        .ok()
-        .flatten()
-        .and_then(|s| s.get("extra").cloned());
-    let configured =
-        app_setting("WECOM_CALLBACK_CORP_ID").is_some() || callback::enabled_in_yaml(home);
-    if !configured {
-        findings.push(ok(
-            "WeCom self-built apps: not configured, the connector is not started",
-        ));
-        return findings;
-    }
-    match callback::settings(extra.as_ref(), &app_setting) {
-        Err(why) => findings.push(fail(
-            format!("WeCom self-built apps: {why}"),
-            callback::TOKEN_FIX,
-        )),
-        Ok(settings) => {
-            for app in &settings.apps {
-                findings.push(match app.api.access_token() {
-                    Ok(_) => ok(format!(
-                        "WeCom self-built app {}: WeCom accepts its corp secret",
-                        app.name
-                    )),
-                    Err(ApiError::BadCredentials(why)) => fail(
-                        format!("WeCom self-built app {}: {why}", app.name),
-                        callback::TOKEN_FIX,
-                    ),
-                    Err(e) => warn(
-                        format!(
-                            "WeCom self-built app {}: cannot check the credentials ({e})",
-                            app.name
-                        ),
-                        "run doctor again; if it persists, check the network to WeCom",
-                    ),
-                });
-            }
-        }
-    }
-    findings
-}
-
-/// With a Weixin login (the config's built-in connector, the environment, `.env`, or an account
-/// saved by `weixin link`): iLink accepts it (a `getconfig`). The token is never printed.
-fn check_weixin(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
-    use crate::connectors::weixin::account;
-    use crate::connectors::weixin::api::{Api, ApiError};
-    let setting = connector_setting(home, config, "weixin");
-    let lookup = |key: &str| {
-        if key == "HERMES_HOME" {
-            return Some(home.display().to_string());
-        }
-        setting(key)
-    };
-    let in_use =
-        lookup("WEIXIN_TOKEN").is_some_and(|t| !t.trim().is_empty()) || account::has_saved(home);
-    if !in_use {
-        return vec![ok("Weixin: no login, the connector is not started")];
-    }
-    let creds = match account::find(&lookup) {
-        Ok(c) => c,
-        Err(why) => return vec![fail(format!("Weixin: {why}"), "bridgekeeper weixin link")],
-    };
-    let api = Api::new(&creds.base_url, &creds.token);
-    let body = serde_json::json!({"ilink_user_id": creds.account_id});
-    match api.post(
-        "ilink/bot/getconfig",
-        body,
-        std::time::Duration::from_secs(15),
-    ) {
-        Ok(_) => vec![ok(format!(
-            "Weixin: iLink accepts the login of {}",
-            creds.account_id
-        ))],
-        Err(ApiError::SessionExpired(_)) => vec![fail(
-            format!(
-                "Weixin: the iLink session of {} has expired",
-                creds.account_id
-            ),
-            "bridgekeeper weixin link",
-        )],
-        Err(e) => vec![warn(
-            format!("Weixin: cannot check the login ({e})"),
-            "run doctor again; if it persists, check the network to iLink",
-        )],
-    }
-}
-
-/// With a Telegram token (the config's built-in connector, the environment or `.env`): the
-/// token is accepted (`getMe`), and no webhook takes the updates polling needs. The token is
-/// never printed; errors come back with it redacted.
-fn check_telegram(home: &Path, config: Option<&crate::config::SupervisorConfig>) -> Vec<Finding> {
-    use crate::connectors::telegram::api::{Api, ApiError};
-    let setting = connector_setting(home, config, "telegram");
-    let Some(token) = setting("TELEGRAM_BOT_TOKEN") else {
-        return vec![ok(
-            "Telegram: no TELEGRAM_BOT_TOKEN, the connector is not started",
-        )];
-    };
-    let root = setting("TELEGRAM_API_ROOT").unwrap_or_else(|| "https://api.telegram.org".into());
-    let api = Api::new(&root, token.trim());
-    let timeout = std::time::Duration::from_secs(15);
-    let me = match api.call("getMe", &serde_json::json!({}), timeout) {
-        Ok(me) => me,
-        Err(ApiError::BadToken(why)) => {
-            return vec![fail(
-                format!("Telegram refused the bot token ({why})"),
-                "get the token again from @BotFather and set TELEGRAM_BOT_TOKEN (environment or $HERMES_HOME/.env)",
-            )];
-        }
-        Err(e) => {
-            return vec![warn(
-                format!("Telegram could not be asked about the token: {e}"),
-                format!("check that {root} is reachable from this machine"),
-            )];
-        }
-    };
-    let name = me
-        .get("username")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("?");
-    let mut findings = vec![ok(format!("Telegram token accepted: the bot is @{name}"))];
-    match api.call("getWebhookInfo", &serde_json::json!({}), timeout) {
-        Ok(info) => {
-            let url = info
-                .get("url")
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or_default();
-            if !url.is_empty() {
-                // The host only: a webhook path often carries a secret of its own.
-                let host = url.split('/').nth(2).unwrap_or("?");
-                findings.push(fail(
-                    format!("a webhook (to {host}) is set for this bot: Telegram refuses getUpdates polling while it is"),
-                    "remove it with the Bot API's deleteWebhook (or stop the other program that set it)",
-                ));
-            } else {
-                findings.push(ok("Telegram: no webhook set, polling can receive updates"));
-            }
-        }
-        Err(e) => findings.push(warn(
-            format!("Telegram: cannot read the webhook setting: {e}"),
-            "run doctor again; if it persists, check getWebhookInfo by hand",
-        )),
-    }
-    findings
-}
-
 /// Which platforms `run` starts: the config's connectors, or (without one) what Hermes'
 /// settings turn on, each with the setting that did.
 fn check_platforms(
@@ -628,10 +333,18 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     findings.push(check_port(args.port));
     findings.extend(check_settings(&home));
     findings.push(check_pairing(&home));
-    findings.extend(check_telegram(&home, config.as_ref()));
-    findings.extend(check_weixin(&home, config.as_ref()));
-    findings.extend(check_webhook(&home, config.as_ref()));
-    findings.extend(check_wecom(&home, config.as_ref()));
+    for d in ALL {
+        let Some(checks) = d.doctor else { continue };
+        let setting = connector_setting(&home, config.as_ref(), d.platform);
+        let configured = config
+            .as_ref()
+            .is_some_and(|c| c.connectors.iter().any(|k| k.platform == d.platform));
+        findings.extend(checks(&CheckInput {
+            home: &home,
+            setting: &setting,
+            configured,
+        }));
+    }
 
     println!("bridgekeeper doctor (Hermes home {})", home.display());
     for f in &findings {

@@ -47,16 +47,19 @@ pub struct Description {
     /// What its connector does: the commands it carries out (PROTOCOL.md) and `recorded` when
     /// it waits for the ledger. Its `hello` says exactly these.
     pub ops: &'static [&'static str],
+    /// What `doctor` checks of it (a credential, a webhook in the way), if anything.
+    pub doctor: Option<super::kit::checks::Checks>,
 }
 
-/// Every platform bridgekeeper knows: node-bridge's WhatsApp and the built-in connectors.
+/// Every platform bridgekeeper knows: node-bridge's WhatsApp and the built-in connectors (in
+/// the order `doctor` reports them).
 pub const ALL: [&Description; 6] = [
     &super::whatsapp::DESCRIPTION,
     &super::telegram::DESCRIPTION,
     &super::weixin::DESCRIPTION,
+    &super::webhook::DESCRIPTION,
     &super::wecom::DESCRIPTION,
     &super::wecom_callback::DESCRIPTION,
-    &super::webhook::DESCRIPTION,
 ];
 
 /// The description of `platform`; `None` for a platform only a config file's own connector

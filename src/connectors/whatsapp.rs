@@ -27,4 +27,7 @@ pub const DESCRIPTION: Description = Description {
         "link_by_phone",
         "logout",
     ],
+    // node-bridge and Node are checked by doctor itself: they are about the host, not the
+    // platform.
+    doctor: None,
 };

@@ -10,6 +10,7 @@
 //! when a second connector needs one.
 
 pub mod backoff;
+pub mod checks;
 pub mod cipher;
 pub mod files;
 pub mod hermes;

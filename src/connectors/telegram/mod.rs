@@ -8,6 +8,7 @@
 //! sends heartbeats; stdout is shared under a lock, one whole line at a time.
 
 pub mod api;
+pub mod doctor;
 pub mod translate;
 
 use std::path::PathBuf;
@@ -75,6 +76,7 @@ pub const DESCRIPTION: Description = Description {
         "ping",
         "recorded",
     ],
+    doctor: Some(doctor::checks),
 };
 
 /// Runs until stdin closes (exit 0), the token is refused (exit 15), or another poller or a

@@ -10,6 +10,7 @@
 //! `WEBHOOK_SECRET`, `WEBHOOK_HOST` (default 127.0.0.1), and the routes in
 //! `$HERMES_HOME/webhook_subscriptions.json`, both files watched and reloaded on change.
 
+pub mod doctor;
 pub mod receive;
 pub mod render;
 pub mod routes;
@@ -70,6 +71,7 @@ pub const DESCRIPTION: Description = Description {
         "ping",
         "recorded",
     ],
+    doctor: Some(doctor::checks),
 };
 
 /// Runs until stdin closes (exit 0); a route or setting it cannot serve safely ends it with

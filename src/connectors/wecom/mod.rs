@@ -11,6 +11,7 @@
 //! WeCom has no acknowledgement for a callback: a message is at least once only as far as WeCom
 //! redelivers it; the supervisor's duplicate window drops a repeat by `msgid`.
 
+pub mod doctor;
 pub mod frames;
 pub mod media;
 pub mod translate;
@@ -196,6 +197,7 @@ pub const DESCRIPTION: Description = Description {
     access: AccessPolicy::default,
     allowlist_prefixes: WECOM_PREFIXES,
     ops: &["send_text", "send_media", "typing", "read", "ping"],
+    doctor: Some(doctor::checks),
 };
 
 /// How Hermes' WeCom adapters let an allowlist entry be written: these dropped, any case.

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod crypto;
+pub mod doctor;
 pub mod receive;
 pub mod xml;
 
@@ -192,6 +193,7 @@ pub const DESCRIPTION: Description = Description {
     access: AccessPolicy::default,
     allowlist_prefixes: super::wecom::WECOM_PREFIXES,
     ops: &["send_text", "typing", "read", "ping", "recorded"],
+    doctor: Some(doctor::checks),
 };
 
 /// Runs until stdin closes (exit 0); refused credentials end it with exit 15 (`needs_token`),

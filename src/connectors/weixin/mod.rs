@@ -12,6 +12,7 @@
 pub mod account;
 pub mod api;
 pub mod cdn;
+pub mod doctor;
 pub mod translate;
 
 use std::collections::{HashMap, HashSet};
@@ -146,6 +147,7 @@ pub const DESCRIPTION: Description = Description {
         "ping",
         "recorded",
     ],
+    doctor: Some(doctor::checks),
 };
 
 /// Runs until stdin closes (exit 0), or the session expires (`needs_relink`, exit 12), or no

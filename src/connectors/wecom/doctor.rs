@@ -1,0 +1,46 @@
+//! `doctor`'s WeCom AI Bot checks.
+
+use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, warn};
+
+/// With the AI Bot's credentials: its subscription accepted (dialled and answered). No secret
+/// is printed; errors come back with them redacted.
+pub fn checks(input: &CheckInput) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    let env = input.setting;
+    let bot_yaml = crate::connectors::kit::hermes::platform_section(input.home, "wecom")
+        .ok()
+        .flatten()
+        .and_then(|s| s.get("extra").cloned());
+    let bot = |env_key: &str| {
+        let key = match env_key {
+            "WECOM_BOT_ID" => "bot_id",
+            "WECOM_SECRET" => "secret",
+            _ => "websocket_url",
+        };
+        super::setting(env_key, key, bot_yaml.as_ref(), env)
+    };
+    match (bot("WECOM_BOT_ID"), bot("WECOM_SECRET")) {
+        (None, None) => findings.push(ok(
+            "WeCom AI Bot: not configured, the connector is not started",
+        )),
+        (Some(id), Some(secret)) => {
+            let url =
+                bot("WECOM_WEBSOCKET_URL").unwrap_or_else(|| super::DEFAULT_WS_URL.to_owned());
+            findings.push(match super::check_subscription(&url, &id, &secret) {
+                Ok(()) => ok(format!("WeCom AI Bot: WeCom accepts bot {id}")),
+                Err(super::CheckError::Refused(why)) => {
+                    fail(format!("WeCom AI Bot: {why}"), super::TOKEN_FIX)
+                }
+                Err(super::CheckError::Unreachable(why)) => warn(
+                    format!("WeCom AI Bot: cannot check the credentials ({why})"),
+                    "run doctor again; if it persists, check the network to WeCom",
+                ),
+            });
+        }
+        _ => findings.push(fail(
+            "WeCom AI Bot: only one of WECOM_BOT_ID and WECOM_SECRET is set",
+            super::TOKEN_FIX,
+        )),
+    }
+    findings
+}

@@ -620,13 +620,21 @@ impl Command {
     }
 }
 
-/// Supervisor → connector, not a command (no result answers it): message `id` is in the
-/// ledger, with the outcome's name (`delivered`, `paired`, `replied`, `ignored`, `failed`) and
-/// its reason. Sent only to a connector whose `hello` listed the capability `recorded`; a
-/// receiver answers its sender from it, a poller lets its network forget the message.
+/// Supervisor → connector lines that are not commands (no result answers them).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum SupervisorNote {
+    /// Message `id` is in the ledger, with the outcome's name (`delivered`, `paired`,
+    /// `replied`, `ignored`, `failed`) and its reason. Sent only to a connector whose `hello`
+    /// listed the capability `recorded`; a receiver answers its sender from it, a poller lets
+    /// its network forget the message.
+    Recorded(RecordedNote),
+}
+
+/// What a `recorded` note says.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
-#[serde(tag = "type", rename = "recorded")]
 pub struct RecordedNote {
     pub id: String,
     #[serde(default)]

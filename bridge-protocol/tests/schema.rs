@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use bridge_protocol::gateway::{GatewayEvent, GatewayRequest};
-use bridge_protocol::message::{ConnectorCommand, ConnectorEvent, RecordedNote};
+use bridge_protocol::message::{ConnectorCommand, ConnectorEvent, SupervisorNote};
 
 fn check(file: &str, schema: schemars::Schema) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -43,7 +43,7 @@ fn schemas_match_the_types() {
         schemars::schema_for!(GatewayEvent),
     );
     check(
-        "recorded-note.schema.json",
-        schemars::schema_for!(RecordedNote),
+        "supervisor-note.schema.json",
+        schemars::schema_for!(SupervisorNote),
     );
 }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bridge_protocol::exit;
 use bridge_protocol::message::{
     Command, CommandResult, ConnectionState, ConnectionStatus, ConnectorCommand, ConnectorEvent,
-    ErrorBody, Heartbeat, Hello, InboundMessage, Receipt, ReceiptStatus, RecordedNote,
+    ErrorBody, Heartbeat, Hello, InboundMessage, Receipt, ReceiptStatus, SupervisorNote,
 };
 use serde_json::Value;
 
@@ -335,13 +335,13 @@ pub struct Recorded {
     pub reason: String,
 }
 
-/// A `recorded` note (`RecordedNote`): the supervisor has the message in its ledger.
+/// A `recorded` note (`SupervisorNote::Recorded`): the supervisor has the message in its ledger.
 fn recorded_note(line: &str) -> Option<(String, Recorded)> {
     // Most lines are commands: a cheap look before parsing.
     if !line.contains("\"recorded\"") {
         return None;
     }
-    let note: RecordedNote = serde_json::from_str(line).ok()?;
+    let SupervisorNote::Recorded(note) = serde_json::from_str(line).ok()?;
     Some((
         note.id,
         Recorded {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bridge_protocol::gateway::{ConnectorStateName, ExitInfo, GatewayEvent, Severity};
 use bridge_protocol::message::{
     Command, CommandResult, ConnectionState, ConnectorCommand, ConnectorEvent, ErrorBody,
-    InboundMessage, Receipt, ReceiptStatus, RecordedNote, SendText,
+    InboundMessage, Receipt, ReceiptStatus, RecordedNote, SendText, SupervisorNote,
 };
 use bridge_protocol::{EncodeError, JsonLinesCodec, encode_line};
 use bytes::Bytes;
@@ -366,11 +366,11 @@ impl ConnectorTask {
         if !self.process.as_ref().is_some_and(|p| p.acks_recorded) {
             return;
         }
-        let note = RecordedNote {
+        let note = SupervisorNote::Recorded(RecordedNote {
             id: id.to_owned(),
             outcome: outcome.name().to_owned(),
             reason: outcome.reason().to_owned(),
-        };
+        });
         // Written straight into the batch (no JSON tree); a struct of strings always encodes.
         if serde_json::to_writer(&mut self.recorded_notes, &note).is_ok() {
             self.recorded_notes.push(b'\n');

@@ -190,7 +190,9 @@ fn main() {
     let start = bump_counter(&args.counter);
     note_timeline(&args.timeline, "start");
     record_pid(&args.pid_file, "connector", std::process::id());
-    let grandchild: Option<Child> = args.grandchild.then(|| {
+    // Held to the end of main: however main ends (stdin closed, or a panic because the
+    // supervisor is gone and a write failed), the grandchild goes with it.
+    let _grandchild: Option<Grandchild> = args.grandchild.then(|| {
         let child = Process::new(std::env::current_exe().unwrap())
             .arg("--sleeper")
             .stdin(Stdio::null())
@@ -198,7 +200,7 @@ fn main() {
             .spawn()
             .unwrap();
         record_pid(&args.pid_file, "grandchild", child.id());
-        child
+        Grandchild(child)
     });
     if let Some(line) = &args.stderr_line {
         eprintln!("{line}");
@@ -379,9 +381,15 @@ fn main() {
             std::thread::sleep(Duration::from_secs(3600));
         }
     }
-    if let Some(mut child) = grandchild {
-        let _ = child.kill();
-        let _ = child.wait();
+}
+
+/// The sleeping grandchild, killed and reaped when dropped.
+struct Grandchild(Child);
+
+impl Drop for Grandchild {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::hermes_paths::{bridge_log_for, state_dir_for};
 use super::{ConfigError, SupervisorConfig};
-use crate::connectors::BUILTIN;
+use crate::connectors::builtins;
 
 /// The WhatsApp connector's name (and its platform).
 pub const WHATSAPP: &str = "whatsapp";
@@ -73,7 +73,7 @@ pub struct Enabled {
 pub fn enabling_settings() -> String {
     let mut out =
         "WHATSAPP_ENABLED=true (or a session linked with `bridgekeeper whatsapp link`)".to_owned();
-    for b in BUILTIN {
+    for b in builtins() {
         out.push_str(", ");
         out.push_str(b.enabled_by);
     }
@@ -103,7 +103,7 @@ pub fn enabled_platforms(
         }),
         None => {}
     }
-    for b in BUILTIN {
+    for b in builtins() {
         let because = match set(b.enabled_by) {
             // A switch counts when it says true; a credential when it is there.
             Some(v) if b.enabled_by.ends_with("_ENABLED") => {
@@ -199,7 +199,7 @@ pub struct BuiltinSpec {
 /// `builtin: NAME` in a config file: this executable's `connector NAME` subcommand.
 pub fn connector(name: &str, hermes_home: &Path) -> Result<BuiltinSpec, String> {
     let Some(builtin) = crate::connectors::builtin(name) else {
-        let names: Vec<&str> = BUILTIN.iter().map(|b| b.name).collect();
+        let names: Vec<&str> = builtins().map(|b| b.name).collect();
         return Err(format!(
             "{name:?} is not a built-in connector; built in: {}",
             names.join(", ")

@@ -49,6 +49,10 @@ pub struct Description {
     pub ops: &'static [&'static str],
     /// What `doctor` checks of it (a credential, a webhook in the way), if anything.
     pub doctor: Option<super::kit::checks::Checks>,
+    /// What the operator's alert says to do when the account's login is gone (`needs_relink`).
+    pub relink_fix: &'static str,
+    /// For a connector built into this executable: its settings and what starts it.
+    pub builtin: Option<super::Builtin>,
 }
 
 /// Every platform bridgekeeper knows: node-bridge's WhatsApp and the built-in connectors (in
@@ -91,9 +95,12 @@ mod tests {
         names.sort_unstable();
         names.dedup();
         assert_eq!(names.len(), ALL.len());
-        for b in super::super::BUILTIN {
-            assert!(describe(b.name).is_some(), "{} has no description", b.name);
+        for d in ALL {
+            if let Some(b) = &d.builtin {
+                assert_eq!(b.name, d.platform, "a built-in row names its own platform");
+            }
         }
+        assert_eq!(super::super::builtins().count(), 5);
         assert!(describe("irc").is_none());
     }
 

@@ -2,9 +2,9 @@
 //! process (`bridgekeeper connector NAME`) that speaks PROTOCOL.md over its stdio, exactly like
 //! node-bridge: one file to install, and the same supervision, policy and ledger.
 //!
-//! This file is the registry: a new connector adds its subcommand (`ConnectorKind`, `run`), its
-//! row in `BUILTIN` and its `DESCRIPTION` in `description::ALL`; everything else it needs is in
-//! `kit/` and its own folder.
+//! This file is the registry: a new connector adds its subcommand (`ConnectorKind`, `run`) and
+//! its `DESCRIPTION` (with its `Builtin` row) in `description::ALL`; everything else it needs is
+//! in `kit/` and its own folder.
 
 pub mod description;
 pub mod kit;
@@ -55,85 +55,18 @@ pub struct Builtin {
     /// What else under a Hermes home starts it (a saved login, a config.yaml switch), and how
     /// `run` names it.
     pub saved_login: Option<(IsSaved, &'static str)>,
-    /// What the operator's alert says to do when its credentials are refused (`needs_token`)
-    /// and when its login is gone (`needs_relink`).
+    /// What the operator's alert says to do when its credentials are refused (`needs_token`);
+    /// its description says what to do when its login is gone.
     pub token_fix: &'static str,
-    pub relink_fix: &'static str,
 }
 
-pub const BUILTIN: &[Builtin] = &[
-    Builtin {
-        name: "telegram",
-        env: &["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"],
-        enabled_by: "TELEGRAM_BOT_TOKEN",
-        saved_login: None,
-        token_fix: telegram::TOKEN_FIX,
-        relink_fix: telegram::TOKEN_FIX,
-    },
-    Builtin {
-        name: "weixin",
-        env: &[
-            "WEIXIN_TOKEN",
-            "WEIXIN_ACCOUNT_ID",
-            "WEIXIN_BASE_URL",
-            "WEIXIN_CDN_BASE_URL",
-            "WEIXIN_SPLIT_MULTILINE_MESSAGES",
-        ],
-        enabled_by: "WEIXIN_TOKEN",
-        saved_login: Some((weixin::account::has_saved, "a saved weixin login")),
-        token_fix: weixin::TOKEN_FIX,
-        relink_fix: weixin::RELINK_FIX,
-    },
-    Builtin {
-        name: "webhook",
-        env: &[
-            "WEBHOOK_ENABLED",
-            "WEBHOOK_PORT",
-            "WEBHOOK_SECRET",
-            "WEBHOOK_HOST",
-        ],
-        enabled_by: "WEBHOOK_ENABLED",
-        saved_login: Some((
-            webhook::routes::enabled_in_yaml,
-            "platforms.webhook.enabled in config.yaml",
-        )),
-        token_fix: webhook::CONFIG_FIX,
-        relink_fix: webhook::CONFIG_FIX,
-    },
-    Builtin {
-        name: "wecom",
-        env: &["WECOM_BOT_ID", "WECOM_SECRET", "WECOM_WEBSOCKET_URL"],
-        enabled_by: "WECOM_BOT_ID",
-        saved_login: Some((
-            wecom::enabled_in_yaml,
-            "platforms.wecom.extra.bot_id in config.yaml",
-        )),
-        token_fix: wecom::TOKEN_FIX,
-        relink_fix: wecom::TOKEN_FIX,
-    },
-    Builtin {
-        name: "wecom_callback",
-        env: &[
-            "WECOM_CALLBACK_CORP_ID",
-            "WECOM_CALLBACK_CORP_SECRET",
-            "WECOM_CALLBACK_AGENT_ID",
-            "WECOM_CALLBACK_TOKEN",
-            "WECOM_CALLBACK_ENCODING_AES_KEY",
-            "WECOM_CALLBACK_HOST",
-            "WECOM_CALLBACK_PORT",
-            "WECOM_CALLBACK_PATH",
-            "WECOM_CALLBACK_API_ROOT",
-        ],
-        enabled_by: "WECOM_CALLBACK_CORP_ID",
-        saved_login: Some((
-            wecom_callback::enabled_in_yaml,
-            "platforms.wecom_callback apps in config.yaml",
-        )),
-        token_fix: wecom_callback::TOKEN_FIX,
-        relink_fix: wecom_callback::TOKEN_FIX,
-    },
-];
+/// Every built-in connector: the platforms whose description has a `Builtin` row.
+pub fn builtins() -> impl Iterator<Item = &'static Builtin> {
+    description::ALL
+        .into_iter()
+        .filter_map(|d| d.builtin.as_ref())
+}
 
 pub fn builtin(name: &str) -> Option<&'static Builtin> {
-    BUILTIN.iter().find(|b| b.name == name)
+    builtins().find(|b| b.name == name)
 }

@@ -30,4 +30,7 @@ pub const DESCRIPTION: Description = Description {
     // node-bridge and Node are checked by doctor itself: they are about the host, not the
     // platform.
     doctor: None,
+    relink_fix: "link it again (`bridgekeeper whatsapp link`)",
+    // Not built in: node-bridge is started by its own command line.
+    builtin: None,
 };

@@ -18,6 +18,7 @@ use std::time::Duration;
 use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent, ErrorBody};
 use serde_json::{Value, json};
 
+use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
@@ -77,6 +78,14 @@ pub const DESCRIPTION: Description = Description {
         "recorded",
     ],
     doctor: Some(doctor::checks),
+    relink_fix: TOKEN_FIX,
+    builtin: Some(Builtin {
+        name: "telegram",
+        env: &["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"],
+        enabled_by: "TELEGRAM_BOT_TOKEN",
+        saved_login: None,
+        token_fix: TOKEN_FIX,
+    }),
 };
 
 /// Runs until stdin closes (exit 0), the token is refused (exit 15), or another poller or a

@@ -24,6 +24,7 @@ use bridge_protocol::exit;
 use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::json;
 
+use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::{CommandOutcome, Link, error};
 use crate::policy::{AccessPolicy, DmPolicy, Mode};
@@ -72,6 +73,22 @@ pub const DESCRIPTION: Description = Description {
         "recorded",
     ],
     doctor: Some(doctor::checks),
+    relink_fix: CONFIG_FIX,
+    builtin: Some(Builtin {
+        name: "webhook",
+        env: &[
+            "WEBHOOK_ENABLED",
+            "WEBHOOK_PORT",
+            "WEBHOOK_SECRET",
+            "WEBHOOK_HOST",
+        ],
+        enabled_by: "WEBHOOK_ENABLED",
+        saved_login: Some((
+            routes::enabled_in_yaml,
+            "platforms.webhook.enabled in config.yaml",
+        )),
+        token_fix: CONFIG_FIX,
+    }),
 };
 
 /// Runs until stdin closes (exit 0); a route or setting it cannot serve safely ends it with
@@ -79,7 +96,7 @@ pub const DESCRIPTION: Description = Description {
 pub fn run(_args: WebhookArgs) -> i32 {
     let link = Link::start(DESCRIPTION.platform, DESCRIPTION.ops);
     // The supervisor always says where Hermes' home is, and passes the settings of `.env`
-    // this connector reads (its row in `connectors::BUILTIN`).
+    // this connector reads (its description's `builtin.env`).
     let Some(home) = std::env::var_os("HERMES_HOME").map(PathBuf::from) else {
         eprintln!("webhook: HERMES_HOME is not set");
         link.status(

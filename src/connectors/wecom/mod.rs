@@ -27,6 +27,7 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
+use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use crate::policy::AccessPolicy;
@@ -198,6 +199,17 @@ pub const DESCRIPTION: Description = Description {
     allowlist_prefixes: WECOM_PREFIXES,
     ops: &["send_text", "send_media", "typing", "read", "ping"],
     doctor: Some(doctor::checks),
+    relink_fix: TOKEN_FIX,
+    builtin: Some(Builtin {
+        name: "wecom",
+        env: &["WECOM_BOT_ID", "WECOM_SECRET", "WECOM_WEBSOCKET_URL"],
+        enabled_by: "WECOM_BOT_ID",
+        saved_login: Some((
+            enabled_in_yaml,
+            "platforms.wecom.extra.bot_id in config.yaml",
+        )),
+        token_fix: TOKEN_FIX,
+    }),
 };
 
 /// How Hermes' WeCom adapters let an allowlist entry be written: these dropped, any case.

@@ -24,6 +24,7 @@ use bridge_protocol::exit;
 use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::{Value, json};
 
+use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::{CommandOutcome, Link, Terminal, after_parts, error};
 use crate::policy::AccessPolicy;
@@ -194,6 +195,27 @@ pub const DESCRIPTION: Description = Description {
     allowlist_prefixes: super::wecom::WECOM_PREFIXES,
     ops: &["send_text", "typing", "read", "ping", "recorded"],
     doctor: Some(doctor::checks),
+    relink_fix: TOKEN_FIX,
+    builtin: Some(Builtin {
+        name: "wecom_callback",
+        env: &[
+            "WECOM_CALLBACK_CORP_ID",
+            "WECOM_CALLBACK_CORP_SECRET",
+            "WECOM_CALLBACK_AGENT_ID",
+            "WECOM_CALLBACK_TOKEN",
+            "WECOM_CALLBACK_ENCODING_AES_KEY",
+            "WECOM_CALLBACK_HOST",
+            "WECOM_CALLBACK_PORT",
+            "WECOM_CALLBACK_PATH",
+            "WECOM_CALLBACK_API_ROOT",
+        ],
+        enabled_by: "WECOM_CALLBACK_CORP_ID",
+        saved_login: Some((
+            enabled_in_yaml,
+            "platforms.wecom_callback apps in config.yaml",
+        )),
+        token_fix: TOKEN_FIX,
+    }),
 };
 
 /// Runs until stdin closes (exit 0); refused credentials end it with exit 15 (`needs_token`),

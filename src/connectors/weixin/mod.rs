@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent};
 use serde_json::{Value, json};
 
+use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
@@ -148,6 +149,20 @@ pub const DESCRIPTION: Description = Description {
         "recorded",
     ],
     doctor: Some(doctor::checks),
+    relink_fix: RELINK_FIX,
+    builtin: Some(Builtin {
+        name: "weixin",
+        env: &[
+            "WEIXIN_TOKEN",
+            "WEIXIN_ACCOUNT_ID",
+            "WEIXIN_BASE_URL",
+            "WEIXIN_CDN_BASE_URL",
+            "WEIXIN_SPLIT_MULTILINE_MESSAGES",
+        ],
+        enabled_by: "WEIXIN_TOKEN",
+        saved_login: Some((account::has_saved, "a saved weixin login")),
+        token_fix: TOKEN_FIX,
+    }),
 };
 
 /// Runs until stdin closes (exit 0), or the session expires (`needs_relink`, exit 12), or no

@@ -447,13 +447,10 @@ pub(super) async fn wait_child(process: &mut Option<Process>) -> io::Result<Exit
     }
 }
 
-/// How a logged-out account of `platform` is linked again (a built-in connector says its own).
+/// How a logged-out account of `platform` is linked again (its description says).
 fn relink_advice(platform: &str) -> &'static str {
-    match crate::connectors::builtin(platform) {
-        Some(b) => b.relink_fix,
-        None if platform == "whatsapp" => "link it again (`bridgekeeper whatsapp link`)",
-        None => "link the account again",
-    }
+    crate::connectors::description::describe(platform)
+        .map_or("link the account again", |d| d.relink_fix)
 }
 
 /// Which credential of `platform` to replace.

@@ -18,6 +18,7 @@ pub mod http;
 pub mod link;
 pub mod receiver;
 pub mod secret;
+pub mod settings;
 pub mod terminal;
 pub mod text;
 

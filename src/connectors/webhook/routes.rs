@@ -98,11 +98,7 @@ pub fn settings(
         .and_then(|w| w.get("extra"))
         .cloned()
         .unwrap_or(Value::Null);
-    let text = |key: &str| {
-        lookup(key)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let text = |key: &str| crate::connectors::kit::settings::env(lookup, key);
     let host = text("WEBHOOK_HOST")
         .or_else(|| extra.get("host").and_then(Value::as_str).map(str::to_owned))
         .filter(|h| !h.is_empty())
@@ -294,11 +290,9 @@ pub fn read_yaml(hermes_home: &Path) -> Result<Option<Value>, String> {
 
 /// Whether config.yaml turns the webhook platform on (`platforms.webhook.enabled: true`).
 pub fn enabled_in_yaml(hermes_home: &Path) -> bool {
-    read_yaml(hermes_home)
-        .ok()
-        .flatten()
-        .and_then(|w| w.get("enabled").and_then(Value::as_bool))
-        .unwrap_or(false)
+    crate::connectors::kit::settings::yaml_says(hermes_home, "webhook", |w| {
+        w.get("enabled").and_then(Value::as_bool).unwrap_or(false)
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
             "WECOM_SECRET" => "secret",
             _ => "websocket_url",
         };
-        super::setting(env_key, key, bot_yaml.as_ref(), env)
+        crate::connectors::kit::settings::env_or_extra(env, env_key, bot_yaml.as_ref(), key)
     };
     match (bot("WECOM_BOT_ID"), bot("WECOM_SECRET")) {
         (None, None) => findings.push(ok(

@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use super::Builtin;
 use super::description::{Description, TextUnit};
+use super::kit::settings;
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use crate::policy::AccessPolicy;
 use frames::Incoming;
@@ -223,8 +224,9 @@ pub fn run(args: WecomArgs) -> i32 {
         .and_then(|h| super::kit::hermes::platform_section(std::path::Path::new(&h), "wecom").ok())
         .flatten()
         .and_then(|s| s.get("extra").cloned());
-    let setting =
-        |env: &str, key: &str| setting(env, key, extra.as_ref(), &|k| std::env::var(k).ok());
+    let setting = |env: &str, key: &str| {
+        settings::env_or_extra(&|k| std::env::var(k).ok(), env, extra.as_ref(), key)
+    };
     let bot_id = setting("WECOM_BOT_ID", "bot_id").unwrap_or_default();
     let secret = setting("WECOM_SECRET", "secret").unwrap_or_default();
     if bot_id.is_empty() || secret.is_empty() {
@@ -266,28 +268,14 @@ pub fn run(args: WecomArgs) -> i32 {
     runtime.block_on(connect_loop(shared, &url, &bot_id, &secret, ping_every))
 }
 
-/// A setting: `env` from the environment, else `key` of config.yaml's `extra`; trimmed, never
-/// empty.
-pub fn setting(
-    env: &str,
-    key: &str,
-    extra: Option<&Value>,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Option<String> {
-    lookup(env)
-        .or_else(|| extra?.get(key)?.as_str().map(str::to_owned))
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
-}
-
 /// Whether Hermes' config.yaml names an AI Bot (`platforms.wecom.extra.bot_id`), which starts
 /// the connector as it starts Hermes' adapter.
 pub fn enabled_in_yaml(hermes_home: &std::path::Path) -> bool {
-    super::kit::hermes::platform_section(hermes_home, "wecom")
-        .ok()
-        .flatten()
-        .and_then(|s| s.pointer("/extra/bot_id").cloned())
-        .is_some_and(|id| id.as_str().is_some_and(|i| !i.trim().is_empty()))
+    settings::yaml_says(hermes_home, "wecom", |s| {
+        s.pointer("/extra/bot_id")
+            .and_then(Value::as_str)
+            .is_some_and(|id| !id.trim().is_empty())
+    })
 }
 
 async fn connect_loop(
@@ -609,28 +597,6 @@ async fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn settings_come_from_the_environment_then_config_yaml() {
-        let extra = json!({"bot_id": "yaml-bot", "secret": " yaml-secret "});
-        let env = |k: &str| (k == "WECOM_BOT_ID").then(|| "env-bot".to_owned());
-        assert_eq!(
-            setting("WECOM_BOT_ID", "bot_id", Some(&extra), &env).as_deref(),
-            Some("env-bot")
-        );
-        assert_eq!(
-            setting("WECOM_SECRET", "secret", Some(&extra), &env).as_deref(),
-            Some("yaml-secret")
-        );
-        assert_eq!(
-            setting("WECOM_WEBSOCKET_URL", "websocket_url", Some(&extra), &env),
-            None
-        );
-        assert_eq!(
-            setting("WECOM_SECRET", "secret", None, &|_| Some("  ".into())),
-            None
-        );
-    }
 
     #[test]
     fn replies_go_under_the_message_s_req_id_or_a_group_s_latest() {

@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 
 use super::Builtin;
 use super::description::{Description, TextUnit};
+use super::kit::settings as kit_settings;
 use super::kit::{CommandOutcome, Link, Terminal, after_parts, error};
 use crate::policy::AccessPolicy;
 use api::{Api, ApiError};
@@ -68,19 +69,9 @@ pub fn settings(
     extra: Option<&Value>,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Settings, String> {
-    let text = |key: &str| {
-        lookup(key)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let text = |key: &str| kit_settings::env(lookup, key);
     let extra = extra.cloned().unwrap_or(Value::Null);
-    let field = |app: &Value, key: &str| -> Option<String> {
-        match app.get(key)? {
-            Value::String(s) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        }
-    };
+    let field = kit_settings::text_field;
     let root = text("WECOM_CALLBACK_API_ROOT").unwrap_or_else(|| DEFAULT_API_ROOT.into());
     let mut declared: Vec<Value> = extra
         .get("apps")
@@ -170,15 +161,13 @@ pub fn settings(
 /// Whether config.yaml declares a self-built app (`platforms.wecom_callback.extra.corp_id` or
 /// `apps`), which starts the connector as it starts Hermes' adapter.
 pub fn enabled_in_yaml(hermes_home: &std::path::Path) -> bool {
-    super::kit::hermes::platform_section(hermes_home, "wecom_callback")
-        .ok()
-        .flatten()
-        .and_then(|s| s.get("extra").cloned())
-        .is_some_and(|e| {
+    kit_settings::yaml_says(hermes_home, "wecom_callback", |s| {
+        s.get("extra").is_some_and(|e| {
             e.get("corp_id").is_some()
                 || e.get("apps")
                     .is_some_and(|a| a.as_array().is_some_and(|a| !a.is_empty()))
         })
+    })
 }
 
 /// A self-built app's facts: Hermes' text limit of 2,048 (told to the gateway in characters,

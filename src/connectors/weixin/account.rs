@@ -29,11 +29,7 @@ fn valid_id(id: &str) -> bool {
 /// Finds the account from `env` (the process environment), reading saved accounts when the
 /// token is not set. The error says what to set, never a secret.
 pub fn find(env: &dyn Fn(&str) -> Option<String>) -> Result<Credentials, String> {
-    let set = |k: &str| {
-        env(k)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
+    let set = |k: &str| crate::connectors::kit::settings::env(env, k);
     let base_from_env = set("WEIXIN_BASE_URL");
     let id = set("WEIXIN_ACCOUNT_ID");
     if let Some(token) = set("WEIXIN_TOKEN") {

@@ -323,15 +323,13 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for JsonObject {
     async fn from_request(request: Request, _: &S) -> Result<Self, ApiError> {
         let bytes = crate::listener::body::read(request.into_body(), MAX_BODY)
             .await
-            .map_err(|e| match e {
-                BodyError::TooLarge => {
-                    error(StatusCode::PAYLOAD_TOO_LARGE, "Request body is too large")
-                }
-                BodyError::TooSlow => error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    "Request body arrived too slowly",
-                ),
-                BodyError::Broken => error(StatusCode::BAD_REQUEST, "Request body ended early"),
+            .map_err(|e| {
+                let message = match e {
+                    BodyError::TooLarge => "Request body is too large",
+                    BodyError::TooSlow => "Request body arrived too slowly",
+                    BodyError::Broken => "Request body ended early",
+                };
+                error(e.status(), message)
             })?;
         serde_json::from_slice::<Value>(&bytes)
             .ok()

@@ -35,6 +35,18 @@ pub enum BodyError {
     Broken,
 }
 
+impl BodyError {
+    /// The status a refused body is answered with; each endpoint words the answer its own way.
+    pub fn status(self) -> axum::http::StatusCode {
+        use axum::http::StatusCode;
+        match self {
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooSlow => StatusCode::REQUEST_TIMEOUT,
+            Self::Broken => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 /// How fast a body must arrive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pace {
@@ -49,11 +61,6 @@ impl Pace {
     pub fn due(&self, started: Instant, received: u64) -> Instant {
         let earned = Duration::from_secs_f64(received as f64 / self.min_rate.max(1) as f64);
         started + self.grace + earned
-    }
-
-    /// The longest a body of `limit` bytes sent at exactly the minimum rate may take.
-    pub fn deadline_for(&self, limit: usize) -> Duration {
-        self.grace + Duration::from_secs_f64(limit as f64 / self.min_rate.max(1) as f64)
     }
 }
 
@@ -187,7 +194,6 @@ mod tests {
         let t0 = Instant::now();
         assert_eq!(pace.due(t0, 0), t0 + Duration::from_secs(2));
         assert_eq!(pace.due(t0, 3000), t0 + Duration::from_secs(5));
-        assert_eq!(pace.deadline_for(64_000), Duration::from_secs(66));
         let stalled = Pace {
             min_rate: 0,
             ..pace

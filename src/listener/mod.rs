@@ -111,12 +111,12 @@ impl<I: Clone + Send + Sync + 'static> Listener<I> {
                     _client: client,
                 }
             } else {
-                let counter = if over_client_cap {
-                    &self.counters.refused_per_client
+                let why = if over_client_cap {
+                    Refused::PerClient
                 } else {
-                    &self.counters.refused
+                    Refused::Full
                 };
-                self.counters.count(counter);
+                self.counters.count(why.counter(&self.counters));
                 drop(stream);
                 continue;
             };
@@ -161,6 +161,16 @@ enum Refused {
     Full,
     /// Its address has `max_per_client` open.
     PerClient,
+}
+
+impl Refused {
+    /// Where a refusal for this reason is counted.
+    fn counter(self, counters: &ListenerCounters) -> &std::sync::atomic::AtomicU64 {
+        match self {
+            Self::Full => &counters.refused,
+            Self::PerClient => &counters.refused_per_client,
+        }
+    }
 }
 
 /// Connections open per client address, counted by the holders of each address's `Arc` (the
@@ -223,15 +233,10 @@ impl<I: Clone + Send + Sync + 'static> Connection<I> {
                 if let Some(why) = side
                     && !health_paths.contains(&request.uri().path())
                 {
+                    counters.count(why.counter(&counters));
                     return Ok::<_, Infallible>(match why {
-                        Refused::Full => {
-                            counters.count(&counters.refused);
-                            too_many_connections()
-                        }
-                        Refused::PerClient => {
-                            counters.count(&counters.refused_per_client);
-                            too_many_from_client()
-                        }
+                        Refused::Full => too_many_connections(),
+                        Refused::PerClient => too_many_from_client(),
                     });
                 }
                 let answered = tokio::time::timeout(

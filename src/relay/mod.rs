@@ -446,12 +446,14 @@ async fn policy(
     let body = match crate::listener::body::read(body, MAX_POLICY_BYTES).await {
         Ok(body) => body,
         Err(e) => {
-            let (status, reason) = match e {
-                BodyError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-                BodyError::TooSlow => (StatusCode::REQUEST_TIMEOUT, "too_slow"),
-                BodyError::Broken => (StatusCode::BAD_REQUEST, "broken_body"),
+            let reason = match e {
+                BodyError::TooLarge => "too_large",
+                BodyError::TooSlow => "too_slow",
+                BodyError::Broken => "broken_body",
             };
-            return relay.refuse(status, reason, &e.to_string()).into_response();
+            return relay
+                .refuse(e.status(), reason, &e.to_string())
+                .into_response();
         }
     };
     let body = String::from_utf8_lossy(&body);

@@ -123,12 +123,12 @@ pub async fn record(link: &Arc<Link>, message: InboundMessage, max: Duration) ->
 /// How a receiver refuses a body `listener::body::read` would not take: its counted kind and
 /// status.
 pub fn body_refusal(e: BodyError) -> (&'static str, axum::http::StatusCode) {
-    use axum::http::StatusCode;
-    match e {
-        BodyError::TooLarge => ("refused_too_large", StatusCode::PAYLOAD_TOO_LARGE),
-        BodyError::TooSlow => ("refused_too_slow", StatusCode::REQUEST_TIMEOUT),
-        BodyError::Broken => ("refused_broken_body", StatusCode::BAD_REQUEST),
-    }
+    let what = match e {
+        BodyError::TooLarge => "refused_too_large",
+        BodyError::TooSlow => "refused_too_slow",
+        BodyError::Broken => "refused_broken_body",
+    };
+    (what, e.status())
 }
 
 /// A refusal of one kind in one scope (a route) is written to the log at most this often.

@@ -84,11 +84,15 @@ impl Default for Retention {
 
 impl Retention {
     /// `BRIDGEKEEPER_MEDIA_MAX_AGE` (`7d`, `12h`…) and `BRIDGEKEEPER_MEDIA_MAX_MB`, else the
-    /// defaults; a value that cannot be read is said and the default kept.
+    /// defaults; a value that cannot be read is said and the default kept. Read once per
+    /// process: every download and sweep uses the same rules, and a bad value is said once.
     pub fn from_env() -> Self {
-        Self::from_lookup(|k| std::env::var(k).ok()).unwrap_or_else(|e| {
-            eprintln!("media retention: {e}; the defaults apply (7 days, 1024 MiB)");
-            Self::default()
+        static READ: std::sync::OnceLock<Retention> = std::sync::OnceLock::new();
+        *READ.get_or_init(|| {
+            Self::from_lookup(|k| std::env::var(k).ok()).unwrap_or_else(|e| {
+                eprintln!("media retention: {e}; the defaults apply (7 days, 1024 MiB)");
+                Self::default()
+            })
         })
     }
 

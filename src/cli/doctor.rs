@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::config::builtin::find_node_bridge;
+use crate::config::builtin::{Enabled, WHATSAPP, find_node_bridge, hermes_platforms};
 use crate::config::hermes::{Sources, default_hermes_home, resolve};
 use crate::config::hermes_paths::default_session;
 use crate::connectors::description::ALL;
@@ -256,9 +256,8 @@ fn connector_setting<'a>(
 fn check_platforms(
     config: Option<&crate::config::SupervisorConfig>,
     home: &Path,
-    session: &Path,
+    on: &[Enabled],
 ) -> Finding {
-    use crate::config::builtin::{enabling_settings, hermes_platforms};
     if let Some(c) = config {
         let names: Vec<&str> = c.connectors.iter().map(|k| k.name.as_str()).collect();
         return ok(format!(
@@ -266,13 +265,12 @@ fn check_platforms(
             names.join(", ")
         ));
     }
-    let on = hermes_platforms(home, session);
     if on.is_empty() {
         return fail(
             "run without --config has no platform to start",
             format!(
                 "set {} in the environment or {}",
-                enabling_settings(),
+                crate::config::builtin::enabling_settings(),
                 home.join(".env").display()
             ),
         );
@@ -285,17 +283,11 @@ fn check_platforms(
 }
 
 /// Whether `run` would start WhatsApp: a config's connector of that platform, else Hermes'
-/// settings (as `check_platforms` reads them).
-fn whatsapp_would_run(
-    config: Option<&crate::config::SupervisorConfig>,
-    home: &Path,
-    session: &Path,
-) -> bool {
+/// settings (`on`, as `check_platforms` reads them).
+fn whatsapp_would_run(config: Option<&crate::config::SupervisorConfig>, on: &[Enabled]) -> bool {
     match config {
-        Some(c) => c.connectors.iter().any(|k| k.platform == "whatsapp"),
-        None => crate::config::builtin::hermes_platforms(home, session)
-            .iter()
-            .any(|p| p.platform == crate::config::builtin::WHATSAPP),
+        Some(c) => c.connectors.iter().any(|k| k.platform == WHATSAPP),
+        None => on.iter().any(|p| p.platform == WHATSAPP),
     }
 }
 
@@ -312,7 +304,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
     let configured_session = config.as_ref().and_then(|c| {
         c.connectors
             .iter()
-            .find(|k| k.platform == "whatsapp")
+            .find(|k| k.platform == WHATSAPP)
             .and_then(|k| k.session_dir.clone())
     });
     let session = args
@@ -320,9 +312,15 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
         .clone()
         .or(configured_session)
         .unwrap_or_else(|| default_session(&home));
-    let mut findings = vec![check_platforms(config.as_ref(), &home, &session)];
+    // What Hermes' settings turn on, read once: without a config file, `run` starts these.
+    let on = if config.is_some() {
+        Vec::new()
+    } else {
+        hermes_platforms(&home, &session)
+    };
+    let mut findings = vec![check_platforms(config.as_ref(), &home, &on)];
     // Node and node-bridge matter only where WhatsApp would run (or one was named).
-    if args.node_bridge.is_some() || whatsapp_would_run(config.as_ref(), &home, &session) {
+    if args.node_bridge.is_some() || whatsapp_would_run(config.as_ref(), &on) {
         findings.extend([check_node(), check_node_bridge(args.node_bridge.as_deref())]);
     } else {
         findings.push(ok(

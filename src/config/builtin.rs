@@ -10,6 +10,7 @@ use serde_json::json;
 use super::hermes_paths::{bridge_log_for, state_dir_for};
 use super::{ConfigError, SupervisorConfig};
 use crate::connectors::builtins;
+use crate::connectors::kit::settings::is_on;
 
 /// The WhatsApp connector's name (and its platform).
 pub const WHATSAPP: &str = "whatsapp";
@@ -92,7 +93,7 @@ pub fn enabled_platforms(
     let set = |key: &str| lookup(key).filter(|v| !v.trim().is_empty());
     let mut on = Vec::new();
     match set("WHATSAPP_ENABLED").map(|v| v.trim().to_ascii_lowercase()) {
-        Some(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => on.push(Enabled {
+        Some(v) if is_on(&v) => on.push(Enabled {
             platform: WHATSAPP,
             because: format!("WHATSAPP_ENABLED={v}"),
         }),
@@ -108,7 +109,7 @@ pub fn enabled_platforms(
             // A switch counts when it says true; a credential when it is there.
             Some(v) if b.enabled_by.ends_with("_ENABLED") => {
                 let v = v.trim().to_ascii_lowercase();
-                if !matches!(v.as_str(), "1" | "true" | "yes" | "on") {
+                if !is_on(&v) {
                     continue;
                 }
                 format!("{}={v}", b.enabled_by)

@@ -13,6 +13,15 @@ pub fn env(lookup: &dyn Fn(&str) -> Option<String>, key: &str) -> Option<String>
         .filter(|v| !v.is_empty())
 }
 
+/// Whether a switch setting (`WEBHOOK_ENABLED`, `WHATSAPP_ENABLED`, …) says on: `1`, `true`,
+/// `yes` or `on`, in any case, spaces around ignored.
+pub fn is_on(value: &str) -> bool {
+    matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "1" | "true" | "yes" | "on"
+    )
+}
+
 /// `env` from the environment, else the string `key` of `extra` (config.yaml's
 /// `platforms.<name>.extra`); trimmed, empty counts as unset, as Hermes' `getenv(…) or
 /// extra.get(…)` reads it.
@@ -87,6 +96,16 @@ mod tests {
         assert_eq!(text_field(&extra, "n").as_deref(), Some("42"));
         assert_eq!(text_field(&extra, "key").as_deref(), Some("from yaml"));
         assert_eq!(text_field(&extra, "blank"), None);
+    }
+
+    #[test]
+    fn switches_say_on_as_hermes_writes_them() {
+        for on in ["1", "true", " TRUE ", "Yes", "on"] {
+            assert!(is_on(on), "{on}");
+        }
+        for off in ["", "0", "false", "no", "off", "enabled"] {
+            assert!(!is_on(off), "{off}");
+        }
     }
 
     #[test]

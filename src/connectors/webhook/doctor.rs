@@ -2,18 +2,14 @@
 
 use super::routes;
 use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, warn};
+use crate::connectors::kit::settings;
 
 /// With the webhook platform on: its settings and every route can be served (a secret each,
 /// no contradiction, filters it can evaluate), the routes of the subscriptions file too, and
 /// the port is free. No secret is printed.
 pub fn checks(input: &CheckInput) -> Vec<Finding> {
     let (home, setting, configured) = (input.home, input.setting, input.configured);
-    let switched_on = setting("WEBHOOK_ENABLED").is_some_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "on"
-        )
-    });
+    let switched_on = setting("WEBHOOK_ENABLED").is_some_and(|v| settings::is_on(&v));
     if !configured && !switched_on && !routes::enabled_in_yaml(home) {
         return vec![ok("Webhooks: not enabled, the receiver is not started")];
     }

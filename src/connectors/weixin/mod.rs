@@ -181,12 +181,8 @@ pub fn run(args: WeixinArgs) -> i32 {
         link: link.clone(),
         api: Api::new(&account.base_url, &account.token),
         account_id: account.account_id.clone(),
-        per_line: std::env::var("WEIXIN_SPLIT_MULTILINE_MESSAGES").is_ok_and(|v| {
-            matches!(
-                v.trim().to_ascii_lowercase().as_str(),
-                "1" | "true" | "yes" | "on"
-            )
-        }),
+        per_line: std::env::var("WEIXIN_SPLIT_MULTILINE_MESSAGES")
+            .is_ok_and(|v| super::kit::settings::is_on(&v)),
         tokens: Mutex::new(ContextTokens::load(StateFile::from_env(
             "weixin",
             "weixin-context-tokens",

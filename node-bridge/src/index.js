@@ -244,7 +244,6 @@ async function download(msg) {
   }
 }
 
-
 // ---- commands from the supervisor --------------------------------------------------------------
 
 const run = createCommandRunner({

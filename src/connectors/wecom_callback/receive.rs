@@ -1,8 +1,8 @@
 //! The callback endpoint: `GET <path>` (WeCom's URL check: the decrypted `echostr` back) and
 //! `POST <path>` (one encrypted message). A POST is refused at the first check it fails, before
 //! the next one's work: its query and its timestamp (±5 min), from the head; its size (64 KiB,
-//! read at the listener's pace), its XML (no declarations), its signature (SHA-1, constant time), its nonce (never twice in the window),
-//! its receiver (the corp id). Each refusal is counted (`status`) and logged without the body;
+//! read at the listener's pace), its XML (no declarations), its signature (SHA-1, constant
+//! time), its nonce (never twice in the window), its receiver (the corp id). Each refusal is counted (`status`) and logged without the body;
 //! nothing a refused request carries reaches the supervisor. An accepted one is answered
 //! `success` once the supervisor recorded it.
 

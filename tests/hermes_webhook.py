@@ -14,14 +14,10 @@ Environment: HERMES_HOME (a temporary one), WEBHOOK_PORT, ROUTES (JSON: the rout
 RATE_LIMIT (deliveries a minute, default Hermes' 30).
 """
 
-import asyncio
 import json
 import os
-import sys
 
-
-def emit(**fields):
-    print(json.dumps(fields, ensure_ascii=False), flush=True)
+from hermes_harness import answer, emit_message, run, serve
 
 
 async def main():
@@ -40,30 +36,11 @@ async def main():
     adapter = WebhookAdapter(config)
 
     async def handle_message(event):
-        emit(
-            event="message",
-            text=event.text,
-            chat_id=event.source.chat_id,
-            user_id=event.source.user_id,
-            message_id=event.message_id,
-        )
-        result = await adapter.send(event.source.chat_id, "reply from the agent")
-        emit(event="sent", success=bool(result.success), error=result.error)
+        emit_message(event)
+        await answer(adapter, event, "reply from the agent")
 
-    adapter.handle_message = handle_message
-    if not await adapter.connect():
-        emit(event="error", error="connect() returned False")
-        return 1
-    emit(event="listening")
-    # Until the test closes our stdin.
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await adapter.disconnect()
-    return 0
+    return await serve(adapter, handle_message, "listening")
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except Exception as exc:  # the test reads why
-        emit(event="error", error=f"{type(exc).__name__}: {exc}")
-        sys.exit(1)
+    run(main)

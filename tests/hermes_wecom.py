@@ -17,13 +17,9 @@ and runs until stdin closes; on a failure {"event": "error", "error"} and exit 1
 """
 
 import asyncio
-import json
 import os
-import sys
 
-
-def emit(**fields):
-    print(json.dumps(fields, ensure_ascii=False), flush=True)
+from hermes_harness import answer, emit_message, run, serve
 
 
 def route_wecom_api_to(root):
@@ -69,37 +65,16 @@ async def main():
             "encoding_aes_key": os.environ["AES_KEY"],
         }))
 
-    async def answer(event):
-        result = await adapter.send(event.source.chat_id, "reply from hermes", reply_to=event.message_id)
-        emit(event="sent", success=bool(result.success), error=result.error)
-
     # As the gateway's handler does, the answer runs on its own: the AI Bot adapter reads its
     # socket in the same task that hands a message over, so waiting here would hold the reply.
     async def handle_message(event):
-        emit(
-            event="message",
-            text=event.text,
-            chat_id=event.source.chat_id,
-            user_id=event.source.user_id,
-            message_id=event.message_id,
-        )
-        tasks.add(asyncio.create_task(answer(event)))
+        emit_message(event)
+        reply = answer(adapter, event, "reply from hermes", reply_to=event.message_id)
+        tasks.add(asyncio.create_task(reply))
 
     tasks = set()
-
-    adapter.handle_message = handle_message
-    if not await adapter.connect():
-        emit(event="error", error="connect() returned False")
-        return 1
-    emit(event="connected")
-    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
-    await adapter.disconnect()
-    return 0
+    return await serve(adapter, handle_message, "connected")
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except Exception as exc:  # the test reads why
-        emit(event="error", error=f"{type(exc).__name__}: {exc}")
-        sys.exit(1)
+    run(main)

@@ -15,13 +15,9 @@ REPLY (the text to answer with).
 """
 
 import asyncio
-import json
 import os
-import sys
 
-
-def emit(**fields):
-    print(json.dumps(fields, ensure_ascii=False), flush=True)
+from hermes_harness import answer, connect, emit_message, run
 
 
 async def main():
@@ -48,29 +44,16 @@ async def main():
             got.set_result(event)
 
     adapter.handle_message = handle_message
-    if not await adapter.connect():
-        emit(event="error", error="connect() returned False")
+    if not await connect(adapter, "connected"):
         return 1
-    emit(event="connected")
     try:
         event = await asyncio.wait_for(got, timeout=30)
-        emit(
-            event="message",
-            text=event.text,
-            chat_id=event.source.chat_id,
-            user_id=event.source.user_id,
-            message_id=event.message_id,
-        )
-        result = await adapter.send(event.source.chat_id, os.environ.get("REPLY", "reply"))
-        emit(event="sent", success=bool(result.success), error=result.error)
+        emit_message(event)
+        await answer(adapter, event, os.environ.get("REPLY", "reply"))
     finally:
         await adapter.disconnect()
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except Exception as exc:  # the test reads why
-        emit(event="error", error=f"{type(exc).__name__}: {exc}")
-        sys.exit(1)
+    run(main)

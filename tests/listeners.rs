@@ -34,7 +34,7 @@ impl Served {
         let mut cmd = Command::new(BRIDGEKEEPER);
         cmd.args(["run", "--config"])
             .arg(&config)
-            .env("GATEWAY_RELAY_SECRET", crate::relay::SECRET)
+            .env("GATEWAY_RELAY_SECRET", crate::support::hermes::SECRET)
             .env_remove("GATEWAY_RELAY_ID");
         Self::spawn(
             cmd,

@@ -2,7 +2,7 @@
 //! (`hermes-agent==0.19.0` from PyPI, in the venv `scripts/test.sh` installs), `bridgekeeper
 //! run` as a process, node-bridge with real Baileys, and the fake WhatsApp server.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -10,28 +10,17 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::support::hermes::{Relay as Hermes, SECRET};
 use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
 use crate::support::{PATIENCE, connector_cmd, write_config_with};
 
-const FRIEND: &str = "15551234567";
-const STRANGER: &str = "15557654321";
-pub(crate) const SECRET: &str = "relay-test-secret-0123456789";
-
-/// The venv's Python with `hermes-agent` installed (scripts/test.sh makes it).
-pub(crate) fn hermes_python() -> PathBuf {
-    let path = std::env::var_os("BRIDGEKEEPER_HERMES_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/hermes-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "{} is missing: run scripts/test.sh, which installs hermes-agent into it",
-        path.display()
-    );
-    path
+/// A Hermes home for a gateway that keeps nothing in it.
+fn unused_home() -> PathBuf {
+    std::env::temp_dir().join("bk-relay-unused-hermes-home")
 }
 
+const FRIEND: &str = "15551234567";
+const STRANGER: &str = "15557654321";
 struct Bridgekeeper {
     child: Child,
     port: u16,
@@ -93,107 +82,6 @@ impl Bridgekeeper {
 }
 
 impl Drop for Bridgekeeper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The real Hermes relay client in a Python process, driven by `tests/hermes_relay.py`.
-pub(crate) struct Hermes {
-    child: Child,
-    events: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
-}
-
-impl Hermes {
-    fn start(port: u16, secret: &str) -> Self {
-        Self::start_in(
-            port,
-            secret,
-            &std::env::temp_dir().join("bk-relay-unused-hermes-home"),
-        )
-    }
-
-    /// With `HERMES_HOME` set to `home` (for Hermes' own pairing store).
-    fn start_in(port: u16, secret: &str, home: &Path) -> Self {
-        Self::start_for(port, secret, home, "whatsapp")
-    }
-
-    /// `platforms`: `GATEWAY_RELAY_PLATFORMS`, the platforms this gateway fronts.
-    pub(crate) fn start_for(port: u16, secret: &str, home: &Path, platforms: &str) -> Self {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_relay.py");
-        let mut child = Command::new(hermes_python())
-            .arg(script)
-            .env("GATEWAY_RELAY_URL", format!("http://127.0.0.1:{port}"))
-            .env("GATEWAY_RELAY_ID", "gw-test")
-            .env("GATEWAY_RELAY_SECRET", secret)
-            .env("GATEWAY_RELAY_PLATFORMS", platforms)
-            .env("HERMES_HOME", home)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                    let _ = tx.send(v);
-                }
-            }
-        });
-        Self {
-            child,
-            events,
-            seen: Vec::new(),
-        }
-    }
-
-    pub(crate) fn cmd(&mut self, cmd: Value) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "{cmd}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// The next event named `name` (others are kept in `seen`).
-    pub(crate) fn wait(&mut self, name: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(v) = self.seen.iter().find(|v| v["event"] == name && pred(v)) {
-                return v.clone();
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.events.recv_timeout(left) {
-                Ok(v) => self.seen.push(v),
-                Err(_) => panic!("no {name} event; seen: {:?}", self.seen),
-            }
-        }
-    }
-
-    /// Collects events for `d` and returns them all.
-    fn settle(&mut self, d: Duration) -> &[Value] {
-        let until = Instant::now() + d;
-        while let Ok(v) = self
-            .events
-            .recv_timeout(until.saturating_duration_since(Instant::now()))
-        {
-            self.seen.push(v);
-        }
-        &self.seen
-    }
-
-    fn messages_with(&self, text: &str) -> usize {
-        self.seen
-            .iter()
-            .filter(|v| v["event"] == "message" && v["text"] == text)
-            .count()
-    }
-}
-
-impl Drop for Hermes {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -329,7 +217,7 @@ fn the_gateways_relevance_policy_is_applied_below_our_own_settings() {
         "whatsapp:\n  require_mention: true\n  free_response_channels: ['120363000000000000@g.us']\n",
     )
     .unwrap();
-    let mut h = Hermes::start_in(bk.port, SECRET, &gateway_home);
+    let mut h = Hermes::start(bk.port, SECRET, &gateway_home, "whatsapp");
     connect(&mut h);
     h.cmd(json!({"cmd": "send_policy"}));
     assert_eq!(h.wait("policy", |_| true)["declared"], true);
@@ -383,7 +271,7 @@ fn pairing_by_hermes_or_bridgekeeper_takes_effect_at_once_and_keeps_the_allowlis
     )
     .unwrap();
     let bk = Bridgekeeper::start(&s.config);
-    let mut h = Hermes::start_in(bk.port, SECRET, &home);
+    let mut h = Hermes::start(bk.port, SECRET, &home, "whatsapp");
     connect(&mut h);
     let pairing = |h: &mut Hermes, op: &str, arg: &str| -> Value {
         h.cmd(json!({"cmd": "pairing", "op": op, "platform": "whatsapp", "arg": arg}));
@@ -479,7 +367,7 @@ fn connect(h: &mut Hermes) -> Value {
 fn the_real_hermes_client_gets_allowed_dms_never_a_strangers_and_its_reply_reaches_whatsapp() {
     let s = Stack::new(RELAY);
     let bk = Bridgekeeper::start(&s.config);
-    let mut h = Hermes::start(bk.port, SECRET);
+    let mut h = Hermes::start(bk.port, SECRET, &unused_home(), "whatsapp");
     let d = connect(&mut h);
     assert_eq!(d["platform"], "whatsapp");
     assert_eq!(d["max_message_length"], 4096);
@@ -537,7 +425,7 @@ fn the_real_hermes_client_gets_allowed_dms_never_a_strangers_and_its_reply_reach
 fn bad_expired_and_browser_upgrades_are_refused() {
     let s = Stack::new(RELAY);
     let bk = Bridgekeeper::start(&s.config);
-    let mut h = Hermes::start(bk.port, SECRET);
+    let mut h = Hermes::start(bk.port, SECRET, &unused_home(), "whatsapp");
     h.cmd(json!({"cmd": "dial", "ttl": 300}));
     assert_eq!(h.wait("dial", |_| true)["status"], 101);
     h.cmd(json!({"cmd": "dial", "ttl": -10}));
@@ -545,7 +433,7 @@ fn bad_expired_and_browser_upgrades_are_refused() {
     h.cmd(json!({"cmd": "dial", "ttl": 300, "origin": "https://evil.example"}));
     assert_eq!(h.wait("dial", |v| v["status"] == 403)["status"], 403);
 
-    let mut wrong = Hermes::start(bk.port, "not-the-secret");
+    let mut wrong = Hermes::start(bk.port, "not-the-secret", &unused_home(), "whatsapp");
     wrong.cmd(json!({"cmd": "dial", "ttl": 300}));
     assert_eq!(wrong.wait("dial", |_| true)["status"], 401);
     wrong.cmd(json!({"cmd": "connect"}));
@@ -562,7 +450,7 @@ fn bad_expired_and_browser_upgrades_are_refused() {
 fn a_dm_that_arrives_while_hermes_is_away_is_delivered_once_when_it_is_back() {
     let s = Stack::new(RELAY);
     let bk = Bridgekeeper::start(&s.config);
-    let mut h = Hermes::start(bk.port, SECRET);
+    let mut h = Hermes::start(bk.port, SECRET, &unused_home(), "whatsapp");
     connect(&mut h);
     h.cmd(json!({"cmd": "disconnect"}));
     h.wait("disconnected", |_| true);
@@ -579,7 +467,7 @@ fn a_dm_that_arrives_while_hermes_is_away_is_delivered_once_when_it_is_back() {
         s.ledger()
             .is_some_and(|l| l["awaiting_ack"] == 1 && l["delivered"] == 0)
     });
-    let mut h = Hermes::start(bk.port, SECRET);
+    let mut h = Hermes::start(bk.port, SECRET, &unused_home(), "whatsapp");
     connect(&mut h);
     h.wait("message", |v| v["text"] == "while you were away");
     h.settle(Duration::from_secs(1));
@@ -609,7 +497,7 @@ fn unacked_messages_survive_a_bridgekeeper_restart() {
     bk.stop();
 
     let bk = Bridgekeeper::start(&s.config);
-    let mut h = Hermes::start(bk.port, SECRET);
+    let mut h = Hermes::start(bk.port, SECRET, &unused_home(), "whatsapp");
     connect(&mut h);
     h.wait("message", |v| v["text"] == "kept across a restart");
     h.settle(Duration::from_secs(1));
@@ -1239,7 +1127,7 @@ fn the_hermes_client_reconnects_by_itself_after_a_bridgekeeper_restart() {
     let s = Stack::new(RELAY);
     let bk = Bridgekeeper::start(&s.config);
     let port = bk.port;
-    let mut h = Hermes::start(port, SECRET);
+    let mut h = Hermes::start(port, SECRET, &unused_home(), "whatsapp");
     connect(&mut h);
     bk.stop();
     // The same port this time, as a service restart would have it.

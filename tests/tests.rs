@@ -2,6 +2,7 @@
 
 mod architecture;
 mod cli;
+mod conformance;
 mod doctor;
 mod faults;
 mod hardening;

@@ -2,7 +2,7 @@
 //! webhook adapter from the test venv — and bridgekeeper's receiver under one `run` beside
 //! WhatsApp and Telegram.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -11,14 +11,6 @@ use crate::support::webhook::{SCHEMES, deliver};
 
 const SECRET: &str = "route-secret-5d41402abc4b2a76";
 const SVIX_SECRET: &str = "whsec_c3ZpeC1zaWduaW5nLWtleS0xMjM0NTY3OA==";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Hermes' own adapter (`gateway/platforms/webhook.py`) takes a delivery signed by our provider
 /// under every scheme, refuses one signed with another secret (401) and a repeated delivery id,
@@ -29,24 +21,13 @@ fn hermes_own_webhook_adapter_accepts_our_signed_deliveries() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("hermes");
     std::fs::create_dir_all(&home).unwrap();
-    let port = free_port();
+    let port = crate::support::free_port();
     let routes = json!({
         "gh": {"secret": SECRET, "events": ["pull_request"], "prompt": "PR {pull_request.title} by {sender.login}", "deliver": "log"},
         "svix": {"secret": SVIX_SECRET, "prompt": "mail {data.subject}", "deliver": "log"},
     });
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_webhook.py");
-    let mut child = Command::new(crate::relay::hermes_python())
-        .arg(script)
-        .env("HERMES_HOME", &home)
-        .env("WEBHOOK_PORT", port.to_string())
-        .env("ROUTES", routes.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = crate::support::json_lines(child.stdout.take().unwrap());
-    let next = || rx.recv_timeout(PATIENCE).expect("the adapter said nothing");
+    let (mut child, rx) = hermes_adapter(&home, port, &routes, &[]);
+    let next = || crate::support::hermes::next(&rx);
     assert_eq!(next()["event"], "listening");
     let addr = format!("127.0.0.1:{port}");
     let pr = json!({"pull_request": {"title": "Fix the bridge"}, "sender": {"login": "octo"}})
@@ -685,8 +666,12 @@ fn the_hermes_relay_client_fronts_webhooks() {
     let (d, addr) = scene.start();
     let home = scene.dir.path().join("gateway-home");
     std::fs::create_dir_all(&home).unwrap();
-    let mut h =
-        crate::relay::Hermes::start_for(d.relay_port(), crate::relay::SECRET, &home, "webhook");
+    let mut h = crate::support::hermes::Relay::start(
+        d.relay_port(),
+        crate::support::hermes::SECRET,
+        &home,
+        "webhook",
+    );
     h.cmd(json!({"cmd": "connect"}));
     let connected = h.wait("connected", |_| true);
     assert_eq!(
@@ -721,102 +706,19 @@ fn the_hermes_relay_client_fronts_webhooks() {
     d.stop();
 }
 
-/// `run` without a config starts the receiver when Hermes' config.yaml turns the webhook
-/// platform on, with Hermes' policy for it (a signed delivery is let in: the signature is the
-/// access check) and no other platform configured.
-#[test]
-fn run_without_a_config_serves_webhooks_that_config_yaml_turns_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("hermes");
-    std::fs::create_dir_all(&home).unwrap();
-    let yaml = json!({"platforms": {"webhook": {"enabled": true, "extra": {"routes": {"gh": {"secret": SECRET, "prompt": "hello {n}"}}}}}});
-    std::fs::write(home.join("config.yaml"), yaml.to_string()).unwrap();
-    let mut child = crate::support::hermes_run(&home)
-        .env("WEBHOOK_PORT", "0")
-        .spawn()
-        .unwrap();
-    let rx = crate::support::json_lines(child.stdout.take().unwrap());
-    let wait =
-        |what: &str, pred: &dyn Fn(&Value) -> bool| crate::support::next_matching(&rx, what, pred);
-    let open = wait("webhook open", &|v| {
-        v["type"] == "connection" && v["connector"] == "webhook" && v["status"]["state"] == "open"
-    });
-    let addr = crate::support::listening_url(&open)
-        .trim_start_matches("http://")
-        .to_owned();
-    let reply = deliver(
-        &addr,
-        "gh",
-        SCHEMES[3],
-        SECRET,
-        "d-1",
-        None,
-        &json!({"n": 1}).to_string(),
-    );
-    assert_eq!(reply.status, 202, "{}", reply.body);
-    let m = wait("the delivery", &|v| v["type"] == "inbound");
-    assert_eq!(m["message"]["text"], "hello 1");
-    let stderr = crate::support::finish_run(child);
-    assert!(
-        stderr.contains("running webhook (platforms.webhook.enabled in config.yaml)"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains(SECRET));
-}
-
-/// `doctor` says which routes can be served, names a route it cannot serve (no secret) as a
-/// problem with its fix, and prints no secret.
-#[test]
-fn doctor_checks_the_routes_without_printing_secrets() {
-    let dir = tempfile::tempdir().unwrap();
-    let home = dir.path().join("hermes");
-    std::fs::create_dir_all(&home).unwrap();
-    let doctor = |routes: Value| {
-        let yaml = json!({"platforms": {"webhook": {"enabled": true, "extra": {"port": 0, "routes": routes}}}});
-        std::fs::write(home.join("config.yaml"), yaml.to_string()).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
-            .args(["doctor", "--port", "0", "--hermes-home"])
-            .arg(&home)
-            .env_remove("WEBHOOK_SECRET")
-            .env_remove("WEBHOOK_PORT")
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string()
-    };
-    let good = doctor(json!({"gh": {"secret": SECRET}}));
-    assert!(
-        good.contains("ok    Webhooks: 1 route(s) can be served: gh"),
-        "{good}"
-    );
-    assert!(!good.contains(SECRET));
-    let bad = doctor(json!({"gh": {"secret": SECRET}, "open": {"prompt": "x"}}));
-    assert!(
-        bad.contains("FAIL  Webhooks: route \"open\" has no secret"),
-        "{bad}"
-    );
-    assert!(!bad.contains(SECRET));
-}
-
-/// Hermes' own adapter as a child, on `port`, with `routes`; its stdout as JSON lines.
+/// Hermes' own adapter as a child, on `port`, with `routes` (and `env`); its JSON lines.
 fn hermes_adapter(
     home: &std::path::Path,
     port: u16,
     routes: &Value,
-) -> (std::process::Child, std::sync::mpsc::Receiver<Value>) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_webhook.py");
-    let mut child = Command::new(crate::relay::hermes_python())
-        .arg(script)
-        .env("HERMES_HOME", home)
-        .env("WEBHOOK_PORT", port.to_string())
-        .env("ROUTES", routes.to_string())
-        .env("RATE_LIMIT", "1000000")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = crate::support::json_lines(child.stdout.take().unwrap());
-    (child, rx)
+    env: &[(&str, String)],
+) -> (crate::support::Reaped, std::sync::mpsc::Receiver<Value>) {
+    let mut env = env.to_vec();
+    env.extend([
+        ("WEBHOOK_PORT", port.to_string()),
+        ("ROUTES", routes.to_string()),
+    ]);
+    crate::support::hermes::script("hermes_webhook.py", home, &env)
 }
 
 /// `threads` posters sending `n` signed deliveries in all to `addr`; the seconds it took and
@@ -864,11 +766,12 @@ fn bench_webhook_beside_whatsapp_and_hermes() {
     let (mut d, addr) = scene.start();
     let hermes_home = scene.dir.path().join("hermes-adapter");
     std::fs::create_dir_all(&hermes_home).unwrap();
-    let port = free_port();
+    let port = crate::support::free_port();
     let (mut hermes, hermes_rx) = hermes_adapter(
         &hermes_home,
         port,
         &json!({"gh": {"secret": SECRET, "deliver": "log", "prompt": "lat {n}"}}),
+        &[("RATE_LIMIT", "1000000".into())],
     );
     assert_eq!(
         hermes_rx.recv_timeout(PATIENCE).unwrap()["event"],

@@ -2,41 +2,12 @@
 //! and self-built-app adapters from the test venv — and bridgekeeper's two connectors against
 //! the same fake.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::PATIENCE;
 use crate::support::wecom::FakeWecom;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// One of Hermes' WeCom adapters (`MODE` bot or callback) as a child; its JSON lines.
-fn hermes_wecom(
-    dir: &std::path::Path,
-    env: &[(&str, String)],
-) -> (std::process::Child, std::sync::mpsc::Receiver<Value>) {
-    let home = dir.join("hermes-adapter");
-    std::fs::create_dir_all(&home).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_wecom.py");
-    let mut child = Command::new(crate::relay::hermes_python())
-        .arg(script)
-        .env("HERMES_HOME", &home)
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = crate::support::json_lines(child.stdout.take().unwrap());
-    (child, rx)
-}
+use crate::support::whatsapp::FakeWhatsApp;
 
 /// Hermes' own AI Bot adapter subscribes to our fake with the bot's id and secret, gets a DM
 /// pushed as `aibot_msg_callback`, and its reply is recorded by the fake as an
@@ -46,8 +17,9 @@ fn hermes_wecom(
 fn hermes_own_ai_bot_adapter_works_against_the_fake() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeWecom::start(dir.path());
-    let (mut child, rx) = hermes_wecom(
-        dir.path(),
+    let (_adapter, rx) = crate::support::hermes::script(
+        "hermes_wecom.py",
+        &dir.path().join("hermes-adapter"),
         &[
             ("MODE", "bot".into()),
             ("WECOM_BOT_ID", fake.get("bot_id")),
@@ -55,7 +27,7 @@ fn hermes_own_ai_bot_adapter_works_against_the_fake() {
             ("WECOM_WS_URL", fake.get("ws_url")),
         ],
     );
-    let next = || rx.recv_timeout(PATIENCE).expect("the adapter said nothing");
+    let next = || crate::support::hermes::next(&rx);
     assert_eq!(next()["event"], "connected");
     assert_eq!(fake.recorded("subscribe")[0]["ok"], true);
     let pushed = fake.dm("zhangsan", "hello from wecom");
@@ -73,8 +45,6 @@ fn hermes_own_ai_bot_adapter_works_against_the_fake() {
         replies[0]["body"]["markdown"]["content"],
         "reply from hermes"
     );
-    drop(child.stdin.take());
-    let _ = child.wait();
 }
 
 /// Hermes' own self-built-app adapter serves its callback; our fake encrypts a message with the
@@ -84,9 +54,10 @@ fn hermes_own_ai_bot_adapter_works_against_the_fake() {
 fn hermes_own_callback_adapter_works_against_the_fake() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeWecom::start(dir.path());
-    let port = free_port();
-    let (mut child, rx) = hermes_wecom(
-        dir.path(),
+    let port = crate::support::free_port();
+    let (_adapter, rx) = crate::support::hermes::script(
+        "hermes_wecom.py",
+        &dir.path().join("hermes-adapter"),
         &[
             ("MODE", "callback".into()),
             ("CALLBACK_PORT", port.to_string()),
@@ -98,7 +69,7 @@ fn hermes_own_callback_adapter_works_against_the_fake() {
             ("AES_KEY", fake.get("aes_key")),
         ],
     );
-    let next = || rx.recv_timeout(PATIENCE).expect("the adapter said nothing");
+    let next = || crate::support::hermes::next(&rx);
     assert_eq!(next()["event"], "connected");
     let url = format!("http://127.0.0.1:{port}/wecom/callback");
     let posted = fake.callback(&url, "lisi", "hello from an app", json!({}));
@@ -128,8 +99,6 @@ fn hermes_own_callback_adapter_works_against_the_fake() {
         json!({"sign_with": "not-the-token"}),
     );
     assert_ne!(forged["status"], 200, "{forged}");
-    drop(child.stdin.take());
-    let _ = child.wait();
 }
 
 const ALLOWED: &str = "zhangsan";
@@ -139,7 +108,7 @@ const WA_FRIEND: &str = "15551234567";
 struct CallbackScene {
     dir: tempfile::TempDir,
     fake: FakeWecom,
-    whatsapp: crate::support::whatsapp::FakeWhatsApp,
+    whatsapp: FakeWhatsApp,
     config: std::path::PathBuf,
 }
 
@@ -153,7 +122,7 @@ fn callback_scene(policy: &str) -> CallbackScene {
 fn callback_scene_on(policy: &str, port: u16) -> CallbackScene {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeWecom::start(dir.path());
-    let whatsapp = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
+    let whatsapp = FakeWhatsApp::start(dir.path());
     let restart = "restart: {initial_backoff_ms: 50, max_backoff_ms: 500, jitter: 0.0, max_restarts: 20, window_ms: 60000}";
     let connectors = vec![
         whatsapp.node_bridge_connector(
@@ -448,7 +417,7 @@ fn a_refused_corp_secret_is_needs_token_started_once() {
 struct BotScene {
     dir: tempfile::TempDir,
     fake: FakeWecom,
-    whatsapp: Option<crate::support::whatsapp::FakeWhatsApp>,
+    whatsapp: Option<FakeWhatsApp>,
     config: std::path::PathBuf,
 }
 
@@ -464,15 +433,8 @@ fn bot_scene(policy: &str, ping_ms: u64, with_whatsapp: bool, top: &str) -> BotS
         fake.get("ws_url"),
         fake.get("bot_id"),
     )];
-    let whatsapp = with_whatsapp.then(|| {
-        let server = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
-        connectors.push(server.node_bridge_connector(
-            dir.path(),
-            &format!("policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}"),
-            "",
-        ));
-        server
-    });
+    let whatsapp =
+        with_whatsapp.then(|| FakeWhatsApp::beside(dir.path(), &mut connectors, WA_FRIEND));
     let config = crate::support::write_config_with(dir.path(), &connectors, top);
     BotScene {
         dir,
@@ -490,7 +452,7 @@ impl BotScene {
 
     fn start(&self) -> crate::support::daemon::Daemon {
         let mut d = self.daemon();
-        wait_open(&mut d, 1);
+        d.opened("wecom", 1);
         if self.whatsapp.is_some() {
             d.wait("whatsapp open", |v| {
                 v["type"] == "connection"
@@ -518,37 +480,6 @@ impl BotScene {
         }
         out
     }
-}
-
-/// Waits for the `n`th time the wecom connection says it is open.
-fn wait_open(d: &mut crate::support::daemon::Daemon, n: usize) {
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        let opens = d
-            .seen
-            .iter()
-            .filter(|v| {
-                v["type"] == "connection"
-                    && v["connector"] == "wecom"
-                    && v["status"]["state"] == "open"
-            })
-            .count();
-        if opens >= n {
-            return;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "wecom did not open {n} time(s): {:#?}",
-            d.seen
-        );
-        d.settle(std::time::Duration::from_millis(50));
-    }
-}
-
-fn result(d: &mut crate::support::daemon::Daemon, id: &str) -> Value {
-    d.wait(&format!("result {id}"), |v| {
-        v["type"] == "result" && v["id"] == id
-    })
 }
 
 /// The AI Bot end to end beside WhatsApp: an allowed DM arrives and its reply goes out as a
@@ -580,9 +511,9 @@ fn the_ai_bot_end_to_end_beside_whatsapp() {
     );
     let msgid = pushed["msgid"].as_str().unwrap();
     d.send(json!({"type": "send_text", "id": "r1", "connector": "wecom", "chat": ALLOWED, "text": "a reply", "reply_to": msgid}));
-    assert_eq!(result(&mut d, "r1")["data"]["replied"], true);
+    assert_eq!(d.result("r1")["data"]["replied"], true);
     d.send(json!({"type": "send_text", "id": "r2", "connector": "wecom", "chat": ALLOWED, "text": "a new message"}));
-    assert_eq!(result(&mut d, "r2")["data"]["replied"], false);
+    assert_eq!(d.result("r2")["data"]["replied"], false);
     let sent = s.sent();
     assert!(
         sent.contains(&(
@@ -606,7 +537,7 @@ fn the_ai_bot_end_to_end_beside_whatsapp() {
     });
     assert_eq!(gm["message"]["is_group"], true);
     d.send(json!({"type": "send_text", "id": "r3", "connector": "wecom", "chat": "wr-team", "text": "group answer"}));
-    assert_eq!(result(&mut d, "r3")["ok"], true);
+    assert_eq!(d.result("r3")["ok"], true);
     assert!(s.sent().contains(&(
         "aibot_respond_msg".into(),
         g["req_id"].as_str().unwrap().into(),
@@ -630,7 +561,7 @@ fn the_ai_bot_end_to_end_beside_whatsapp() {
     let long = "段".repeat(9000);
     d.send(json!({"type": "send_text", "id": "r4", "connector": "wecom", "chat": ALLOWED, "text": long}));
     assert_eq!(
-        result(&mut d, "r4")["data"]["message_ids"]
+        d.result("r4")["data"]["message_ids"]
             .as_array()
             .unwrap()
             .len(),
@@ -642,7 +573,7 @@ fn the_ai_bot_end_to_end_beside_whatsapp() {
     let path = s.dir.path().join("photo.png");
     std::fs::write(&path, &photo).unwrap();
     d.send(json!({"type": "send_media", "id": "r5", "connector": "wecom", "chat": ALLOWED, "path": path, "kind": "image", "caption": "here"}));
-    let r5 = result(&mut d, "r5");
+    let r5 = d.result("r5");
     assert_eq!(r5["ok"], true, "{r5}");
     let upload = &s.fake.recorded("upload")[0];
     assert_eq!(
@@ -681,7 +612,7 @@ fn the_ai_bot_end_to_end_beside_whatsapp() {
     let texts = d.inbound_texts("wecom");
     assert!(!texts.contains(&"no mention here".to_owned()), "{texts:?}");
     d.send(json!({"type": "status", "id": "st"}));
-    let st = result(&mut d, "st");
+    let st = d.result("st");
     let c = st["data"]["connectors"]
         .as_array()
         .unwrap()
@@ -729,7 +660,7 @@ fn refused_dropped_and_deaf_connections() {
     s.fake.admin("bot/refuse", &json!({"on": false}));
     let mut d = s.start();
     s.fake.admin("bot/drop", &json!({}));
-    wait_open(&mut d, 2);
+    d.opened("wecom", 2);
     s.fake.dm(ALLOWED, "after the drop");
     d.wait("a DM after the drop", |v| {
         v["type"] == "inbound" && v["message"]["text"] == "after the drop"
@@ -743,199 +674,12 @@ fn refused_dropped_and_deaf_connections() {
                 .is_some_and(|r| r.contains("deaf"))
     });
     s.fake.admin("bot/deaf", &json!({"on": false}));
-    wait_open(&mut d, 3);
+    d.opened("wecom", 3);
     s.fake.dm(ALLOWED, "after deafness");
     d.wait("a DM after deafness", |v| {
         v["type"] == "inbound" && v["message"]["text"] == "after deafness"
     });
     d.stop();
-}
-
-/// The connector killed (SIGKILL) in the middle of 30 messages: the ones before are in, the
-/// ones WeCom held while it was gone arrive after the restart; each exactly once. (The AI Bot
-/// protocol has no acknowledgement: what WeCom writes to a socket in the instant its process
-/// dies is WeCom's to lose, so the rest are sent once WeCom has seen the socket close.)
-#[test]
-fn a_killed_ai_bot_connector_loses_nothing_and_repeats_nothing() {
-    let s = bot_scene("policy: {dm_policy: open}", 30_000, false, "");
-    let mut d = s.start();
-    for i in 0..10 {
-        s.fake.dm(ALLOWED, &format!("k{i}"));
-    }
-    crate::support::wait_blocking("the first ten", || {
-        d.settle(std::time::Duration::from_millis(20));
-        d.inbound_texts("wecom").len() >= 10
-    });
-    d.send(json!({"type": "status", "id": "st"}));
-    let st = result(&mut d, "st");
-    let pid = st["data"]["connectors"][0]["pid"].as_i64().unwrap() as i32;
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
-    crate::support::wait_blocking("WeCom to see the socket close", || {
-        s.fake.admin("bot/state", &json!({}))["sockets"] == 0
-    });
-    for i in 10..30 {
-        s.fake.dm(ALLOWED, &format!("k{i}"));
-    }
-    crate::support::wait_blocking("all thirty", || {
-        d.settle(std::time::Duration::from_millis(50));
-        d.inbound_texts("wecom").len() >= 30
-    });
-    d.settle(std::time::Duration::from_millis(500));
-    crate::support::assert_each_once(d.inbound_texts("wecom"), 30);
-    d.stop();
-}
-
-/// The unmodified Hermes relay client saying hello for `whatsapp,wecom` gets both platforms'
-/// messages on one socket, and its reply to the WeCom user goes out through the AI Bot.
-#[test]
-fn one_hermes_relay_socket_fronts_wecom_and_whatsapp() {
-    let s = bot_scene(
-        "policy: {dm_policy: open}",
-        30_000,
-        true,
-        "relay: {listen: '127.0.0.1:0'}",
-    );
-    let d = s.start();
-    let home = s.dir.path().join("gateway-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut h = crate::relay::Hermes::start_for(
-        d.relay_port(),
-        crate::relay::SECRET,
-        &home,
-        "whatsapp,wecom",
-    );
-    h.cmd(json!({"cmd": "connect"}));
-    h.wait("connected", |_| true);
-    s.fake.dm(ALLOWED, "wecom over the relay");
-    let m = h.wait("message", |v| v["text"] == "wecom over the relay");
-    assert_eq!(
-        (m["platform"].clone(), m["chat_id"].clone()),
-        (json!("wecom"), json!(ALLOWED))
-    );
-    s.whatsapp
-        .as_ref()
-        .unwrap()
-        .inject_dm(WA_FRIEND, "whatsapp over the relay");
-    let w = h.wait("message", |v| v["text"] == "whatsapp over the relay");
-    assert_eq!(w["platform"], "whatsapp");
-    h.cmd(json!({"cmd": "send", "chat_id": ALLOWED, "text": "wecom reply"}));
-    let sent = h.wait("sent", |_| true);
-    assert_eq!(sent["success"], true, "{sent}");
-    crate::support::wait_blocking("the fake to record the reply", || {
-        s.sent().iter().any(|(_, _, text)| text == "wecom reply")
-    });
-    d.stop();
-}
-
-/// The self-built app's connector killed (SIGKILL) while WeCom posts 30 callbacks, retrying
-/// each until it is answered `success` as WeCom does: each message delivered once, none twice.
-#[test]
-fn a_killed_callback_connector_loses_nothing_and_repeats_nothing() {
-    // A fixed port, as in production (behind the reverse proxy WeCom posts to), so the
-    // restarted connector is where WeCom retries.
-    let s = callback_scene_on("policy: {dm_policy: open}", free_port());
-    let (mut d, url) = s.start();
-    d.send(json!({"type": "status", "id": "st"}));
-    let st = result(&mut d, "st");
-    let pid = st["data"]["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "wecom_callback")
-        .unwrap()["pid"]
-        .as_i64()
-        .unwrap() as i32;
-    let fake = &s.fake;
-    let posted: Vec<Value> = std::thread::scope(|scope| {
-        let poster = scope.spawn(|| {
-            (0..30)
-                .map(|i| {
-                    fake.callback(
-                        &url,
-                        ALLOWED,
-                        &format!("c{i}"),
-                        json!({"retries": 40, "retry_delay_ms": 150}),
-                    )
-                })
-                .collect()
-        });
-        // Killed once ten are in: the rest are retried into the restarted connector.
-        crate::support::wait_blocking("ten in", || {
-            d.settle(std::time::Duration::from_millis(5));
-            d.inbound_texts("wecom_callback").len() >= 10
-        });
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid),
-            nix::sys::signal::Signal::SIGKILL,
-        )
-        .unwrap();
-        poster.join().unwrap()
-    });
-    assert!(posted.iter().all(|p| p["status"] == 200), "{posted:?}");
-    assert!(
-        posted.iter().any(|p| p["attempts"].as_u64() > Some(1)),
-        "some were retried: {posted:?}"
-    );
-    d.settle(std::time::Duration::from_millis(1000));
-    crate::support::assert_each_once(d.inbound_texts("wecom_callback"), 30);
-    d.stop();
-}
-
-/// `doctor` checks both modes' credentials with WeCom (the fake): accepted, then refused; it
-/// prints no secret.
-#[test]
-fn doctor_checks_wecom_credentials_without_printing_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeWecom::start(dir.path());
-    let home = dir.path().join("hermes");
-    std::fs::create_dir_all(&home).unwrap();
-    let doctor = |secret: &str, corp_secret: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_bridgekeeper"))
-            .args(["doctor", "--port", "0", "--hermes-home"])
-            .arg(&home)
-            .env("WECOM_BOT_ID", fake.get("bot_id"))
-            .env("WECOM_SECRET", secret)
-            .env("WECOM_WEBSOCKET_URL", fake.get("ws_url"))
-            .env("WECOM_CALLBACK_CORP_ID", fake.get("corp_id"))
-            .env("WECOM_CALLBACK_CORP_SECRET", corp_secret)
-            .env("WECOM_CALLBACK_AGENT_ID", fake.get("agent_id"))
-            .env("WECOM_CALLBACK_TOKEN", fake.get("callback_token"))
-            .env("WECOM_CALLBACK_ENCODING_AES_KEY", fake.get("aes_key"))
-            .env("WECOM_CALLBACK_API_ROOT", fake.get("api_root"))
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
-    };
-    let good = doctor(&fake.get("bot_secret"), &fake.get("corp_secret"));
-    assert!(
-        good.contains("ok    WeCom AI Bot: WeCom accepts bot"),
-        "{good}"
-    );
-    assert!(
-        good.contains("ok    WeCom self-built app default: WeCom accepts its corp secret"),
-        "{good}"
-    );
-    let bad = doctor("wrong-bot-secret-123", "wrong-corp-secret-456");
-    assert!(
-        bad.contains("FAIL  WeCom AI Bot: WeCom refused the subscription"),
-        "{bad}"
-    );
-    assert!(bad.contains("FAIL  WeCom self-built app default"), "{bad}");
-    for secret in [
-        fake.get("bot_secret"),
-        fake.get("corp_secret"),
-        "wrong-bot-secret-123".into(),
-        "wrong-corp-secret-456".into(),
-    ] {
-        assert!(
-            !good.contains(&secret) && !bad.contains(&secret),
-            "a secret was printed"
-        );
-    }
 }
 
 /// The figures in docs/benchmarks.md ("WeCom"): inject → gateway latency for the AI Bot and a
@@ -944,8 +688,7 @@ fn doctor_checks_wecom_credentials_without_printing_them() {
 #[test]
 #[ignore = "benchmark: bash scripts/bench/wecom.sh"]
 fn bench_wecom_beside_whatsapp() {
-    const N: usize = 100;
-    const BURST: usize = 1000;
+    use crate::support::bench::{BURST, drain, latency_side_by_side};
     let s = bot_scene("policy: {dm_policy: open}", 30_000, true, "");
     // The self-built app's connector in the same run.
     let config = std::fs::read_to_string(&s.config).unwrap();
@@ -964,7 +707,7 @@ fn bench_wecom_beside_whatsapp() {
     ];
     let env: Vec<(&str, &str)> = secrets.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let mut d = crate::support::daemon::Daemon::start(&s.config, &env);
-    wait_open(&mut d, 1);
+    d.opened("wecom", 1);
     d.wait("whatsapp open", |v| {
         v["type"] == "connection" && v["connector"] == "whatsapp" && v["status"]["state"] == "open"
     });
@@ -975,37 +718,18 @@ fn bench_wecom_beside_whatsapp() {
     });
     let url = crate::support::listening_url(&open);
     let wa = s.whatsapp.as_ref().unwrap();
-    let mut lat = crate::support::Latencies::default();
-    for i in 0..N {
-        for name in ["wecom", "wecom_callback", "whatsapp"] {
-            let text = format!("{name}-lat-{i}");
-            lat.time(name, || {
-                match name {
-                    "wecom" => drop(s.fake.dm(ALLOWED, &text)),
-                    "wecom_callback" => drop(s.fake.callback(&url, ALLOWED, &text, json!({}))),
-                    _ => drop(wa.inject_dm(WA_FRIEND, &text)),
-                }
-                d.wait(&text, |v| {
-                    v["type"] == "inbound" && v["message"]["text"] == text.as_str()
-                });
-            });
-        }
-        d.seen.clear();
-    }
-    lat.report("wecom bench", "inject → gateway");
-    d.send(json!({"type": "status", "id": "st"}));
-    let st = result(&mut d, "st");
-    let pid = |name: &str| {
-        st["data"]["connectors"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap()["pid"]
-            .as_i64()
-            .unwrap() as i32
-    };
-    let (bot, app) = (pid("wecom"), pid("wecom_callback"));
+    latency_side_by_side(
+        &mut d,
+        "wecom",
+        &[
+            ("wecom", &|text| drop(s.fake.dm(ALLOWED, text))),
+            ("wecom_callback", &|text| {
+                drop(s.fake.callback(&url, ALLOWED, text, json!({})))
+            }),
+            ("whatsapp", &|text| drop(wa.inject_dm(WA_FRIEND, text))),
+        ],
+    );
+    let (bot, app) = (d.pid("wecom"), d.pid("wecom_callback"));
     let idle = (
         crate::support::rss_mib(bot, "VmRSS:"),
         crate::support::rss_mib(app, "VmRSS:"),
@@ -1024,23 +748,10 @@ fn bench_wecom_beside_whatsapp() {
             });
         }
     });
-    let burst_in = |d: &crate::support::daemon::Daemon| {
-        d.seen
-            .iter()
-            .filter(|v| {
-                v["type"] == "inbound"
-                    && v["message"]["text"]
-                        .as_str()
-                        .is_some_and(|t| t.contains("burst-"))
-            })
-            .count()
-    };
-    while burst_in(&d) < 2 * BURST && started.elapsed() < std::time::Duration::from_secs(120) {
-        d.settle(std::time::Duration::from_millis(50));
-    }
+    let drained = drain(&mut d, "burst-", 2 * BURST);
     eprintln!(
         "wecom bench: bursts of {BURST} to each connector: {} delivered in {:.2} s",
-        burst_in(&d),
+        drained,
         started.elapsed().as_secs_f64()
     );
     eprintln!(
@@ -1051,41 +762,6 @@ fn bench_wecom_beside_whatsapp() {
         crate::support::rss_mib(app, "VmHWM:")
     );
     d.stop();
-}
-
-/// `run` without a config starts the AI Bot from Hermes' config.yaml alone
-/// (`platforms.wecom.extra.bot_id`, `secret`, `websocket_url`), and a DM reaches the gateway.
-#[test]
-fn run_without_a_config_starts_the_ai_bot_from_config_yaml() {
-    let dir = tempfile::tempdir().unwrap();
-    let fake = FakeWecom::start(dir.path());
-    let home = dir.path().join("hermes");
-    std::fs::create_dir_all(&home).unwrap();
-    let yaml = json!({"platforms": {"wecom": {"enabled": true, "extra": {
-        "bot_id": fake.get("bot_id"), "secret": fake.get("bot_secret"),
-        "websocket_url": fake.get("ws_url"), "dm_policy": "open"}}}});
-    std::fs::write(home.join("config.yaml"), yaml.to_string()).unwrap();
-    let mut child = crate::support::hermes_run(&home)
-        .env_remove("WECOM_BOT_ID")
-        .env_remove("WECOM_SECRET")
-        .env_remove("WECOM_WEBSOCKET_URL")
-        .spawn()
-        .unwrap();
-    let rx = crate::support::json_lines(child.stdout.take().unwrap());
-    let wait =
-        |what: &str, pred: &dyn Fn(&Value) -> bool| crate::support::next_matching(&rx, what, pred);
-    wait("wecom open", &|v| {
-        v["type"] == "connection" && v["connector"] == "wecom" && v["status"]["state"] == "open"
-    });
-    fake.dm(ALLOWED, "from a config.yaml bot");
-    let m = wait("the DM", &|v| v["type"] == "inbound");
-    assert_eq!(m["message"]["text"], "from a config.yaml bot");
-    let stderr = crate::support::finish_run(child);
-    assert!(
-        stderr.contains("running wecom (platforms.wecom.extra.bot_id in config.yaml)"),
-        "{stderr}"
-    );
-    assert!(!stderr.contains(&fake.get("bot_secret")));
 }
 
 /// A stranger trickles bodies at the callback URL (8 connections, a byte per segment, 20 s,
@@ -1159,7 +835,7 @@ fn same_named_files_both_survive_and_old_media_are_removed() {
             ("BRIDGEKEEPER_MEDIA_MAX_MB", "1"),
         ],
     );
-    wait_open(&mut d, 1);
+    d.opened("wecom", 1);
     crate::support::wait_blocking("the stale file removed at start", || !stale.exists());
     assert!(foreign.exists(), "only the connector's own files are swept");
 

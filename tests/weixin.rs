@@ -3,7 +3,7 @@
 //! connector against the same fake.
 
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use serde_json::{Value, json};
 
@@ -46,13 +46,8 @@ fn scene_with(policy: &str, top: &str, with_whatsapp: bool) -> Scene {
         ilink.account_id
     );
     let mut connectors = vec![connector];
-    let whatsapp = with_whatsapp.then(|| {
-        let server = FakeWhatsApp::start(dir.path());
-        let policy =
-            format!("policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{WA_FRIEND}']}}");
-        connectors.push(server.node_bridge_connector(dir.path(), &policy, ""));
-        server
-    });
+    let whatsapp =
+        with_whatsapp.then(|| FakeWhatsApp::beside(dir.path(), &mut connectors, WA_FRIEND));
     let config = write_config_with(dir.path(), &connectors, top);
     Scene {
         ilink,
@@ -100,12 +95,6 @@ impl Scene {
     }
 }
 
-fn result(d: &mut Daemon, id: &str) -> Value {
-    d.wait(&format!("result {id}"), |v| {
-        v["type"] == "result" && v["id"] == id
-    })
-}
-
 /// Hermes' own adapter (`gateway/platforms/weixin.py`) long-polls our fake, gets a DM, and its
 /// reply is recorded by the fake with the context token that DM carried: the fake speaks the
 /// protocol the real client speaks.
@@ -115,21 +104,17 @@ fn hermes_own_weixin_adapter_works_against_the_fake() {
     let fake = FakeIlink::start(dir.path(), 2_000);
     let home = dir.path().join("hermes");
     std::fs::create_dir_all(&home).unwrap();
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_weixin.py");
-    let mut child = Command::new(crate::relay::hermes_python())
-        .arg(script)
-        .env("HERMES_HOME", &home)
-        .env("ILINK_BASE_URL", &fake.base_url)
-        .env("ILINK_TOKEN", &fake.token)
-        .env("ILINK_ACCOUNT_ID", &fake.account_id)
-        .env("REPLY", "hi from hermes")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let rx = crate::support::json_lines(child.stdout.take().unwrap());
-    let next = || rx.recv_timeout(PATIENCE).expect("the adapter said nothing");
+    let (mut child, rx) = crate::support::hermes::script(
+        "hermes_weixin.py",
+        &home,
+        &[
+            ("ILINK_BASE_URL", fake.base_url.clone()),
+            ("ILINK_TOKEN", fake.token.clone()),
+            ("ILINK_ACCOUNT_ID", fake.account_id.clone()),
+            ("REPLY", "hi from hermes".into()),
+        ],
+    );
+    let next = || crate::support::hermes::next(&rx);
     assert_eq!(next()["event"], "connected");
     fake.dm(ALICE, "hello from weixin", "ctx-alice-1");
     let message = next();
@@ -162,13 +147,13 @@ fn a_dm_and_its_reply_with_the_context_token_and_a_stranger_paired() {
     assert_eq!(m["message"]["text"], "hello from weixin");
     assert_eq!(m["message"]["chat"], ALICE);
     d.send(json!({"type": "send_text", "id": "r1", "connector": "weixin", "chat": ALICE, "text": "hi alice"}));
-    assert_eq!(result(&mut d, "r1")["ok"], true);
+    assert_eq!(d.result("r1")["ok"], true);
     assert_eq!(
         s.sent_to(ALICE),
         vec![("hi alice".to_owned(), Some("ctx-alice-1".to_owned()))]
     );
     d.send(json!({"type": "typing", "id": "t1", "connector": "weixin", "chat": ALICE}));
-    assert_eq!(result(&mut d, "t1")["ok"], true);
+    assert_eq!(d.result("t1")["ok"], true);
     let typing = s.ilink.sent("sendtyping");
     assert_eq!(typing[0]["typing_ticket"], format!("ticket-{ALICE}"));
 
@@ -254,45 +239,10 @@ fn a_rate_limit_delays_sends_keeps_their_order_and_loses_none() {
         d.send(json!({"type": "send_text", "id": format!("s{i}"), "connector": "weixin", "chat": ALICE, "text": format!("reply {i}")}));
     }
     for i in 0..3 {
-        assert_eq!(result(&mut d, &format!("s{i}"))["ok"], true);
+        assert_eq!(d.result(&format!("s{i}"))["ok"], true);
     }
     let texts: Vec<String> = s.sent_to(ALICE).into_iter().map(|(t, _)| t).collect();
     assert_eq!(texts, ["reply 0", "reply 1", "reply 2"]);
-    d.stop();
-}
-
-/// At least once: the connector is SIGKILLed while 30 DMs are being delivered; after its
-/// restart the cursor it kept makes iLink send what was not recorded again, and the
-/// supervisor's duplicate window drops what was: each DM reaches the gateway exactly once.
-#[test]
-fn a_killed_connector_loses_nothing_and_repeats_nothing() {
-    let s = scene("policy: {dm_policy: open}");
-    let mut d = s.start();
-    d.send(json!({"type": "status", "id": "st"}));
-    let before = result(&mut d, "st")["data"]["connectors"][0]["pid"]
-        .as_i64()
-        .unwrap();
-    for i in 0..30 {
-        s.ilink.dm(ALICE, &format!("m{i}"), &format!("ctx-{i}"));
-        if i == 12 {
-            nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(before as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            )
-            .unwrap();
-        }
-    }
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while d.inbound_texts("weixin").len() < 30 && std::time::Instant::now() < deadline {
-        d.settle(std::time::Duration::from_millis(200));
-    }
-    d.settle(std::time::Duration::from_millis(1500));
-    let mut texts = d.inbound_texts("weixin");
-    texts.sort_by_key(|t| t[1..].parse::<u32>().unwrap());
-    let want: Vec<String> = (0..30).map(|i| format!("m{i}")).collect();
-    assert_eq!(texts, want, "each once");
-    let starts = d.starts();
-    assert!(starts >= 2, "the connector was killed and restarted");
     d.stop();
 }
 
@@ -366,43 +316,6 @@ fn weixin_link_saves_the_account_and_run_uses_it() {
     assert!(!stderr.contains(&ilink.token));
 }
 
-/// The unmodified Hermes relay client fronting `weixin` (`GATEWAY_RELAY_PLATFORMS=weixin`)
-/// gets the DM, and its reply goes out through the Weixin connector with the peer's token.
-#[test]
-fn the_hermes_relay_client_fronts_weixin() {
-    let s = scene_with(
-        &format!("policy: {{dm_policy: allowlist, allow_from: ['{ALICE}']}}"),
-        "relay: {listen: '127.0.0.1:0'}",
-        false,
-    );
-    let d = s.start();
-    let home = s.dir.path().join("gateway-home");
-    std::fs::create_dir_all(&home).unwrap();
-    let mut h =
-        crate::relay::Hermes::start_for(d.relay_port(), crate::relay::SECRET, &home, "weixin");
-    h.cmd(json!({"cmd": "connect"}));
-    let connected = h.wait("connected", |_| true);
-    assert_eq!(
-        connected["descriptor"]["max_message_length"], 2000,
-        "{connected}"
-    );
-    s.ilink.dm(ALICE, "weixin over the relay", "ctx-relay");
-    let m = h.wait("message", |v| v["text"] == "weixin over the relay");
-    assert_eq!(m["platform"], "weixin");
-    assert_eq!(m["chat_id"], ALICE);
-    h.cmd(json!({"cmd": "send", "chat_id": ALICE, "text": "reply over the relay"}));
-    let sent = h.wait("sent", |_| true);
-    assert_eq!(sent["success"], true, "{sent}");
-    wait_blocking("the fake to record the reply", || {
-        s.sent_to(ALICE)
-            == vec![(
-                "reply over the relay".to_owned(),
-                Some("ctx-relay".to_owned()),
-            )]
-    });
-    d.stop();
-}
-
 /// An image round trip through the encrypted CDN: the gateway sends a photo (uploaded
 /// AES-128-ECB encrypted; the fake decrypts it with the key the message names and finds the
 /// MD5 `getuploadurl` was told), and the same item coming back inbound is fetched, decrypted
@@ -421,7 +334,7 @@ fn an_image_round_trip_through_the_encrypted_cdn() {
         json!({"type": "send_media", "id": "m1", "connector": "weixin", "chat": ALICE,
         "path": path, "kind": "image", "caption": "here it is"}),
     );
-    let r = result(&mut d, "m1");
+    let r = d.result("m1");
     assert_eq!(r["ok"], true, "{r}");
     assert_eq!(r["data"]["message_ids"].as_array().unwrap().len(), 2);
     let sent = s.ilink.sent("sendmessage");
@@ -462,7 +375,7 @@ fn an_image_round_trip_through_the_encrypted_cdn() {
         json!({"type": "send_media", "id": "m2", "connector": "weixin", "chat": BOB,
         "path": other_path, "kind": "image"}),
     );
-    assert_eq!(result(&mut d, "m2")["ok"], true);
+    assert_eq!(d.result("m2")["ok"], true);
     let items = s
         .ilink
         .sent("sendmessage")
@@ -495,9 +408,8 @@ fn an_image_round_trip_through_the_encrypted_cdn() {
 #[test]
 #[ignore = "benchmark: scripts/bench/weixin.sh runs it"]
 fn bench_weixin_beside_whatsapp() {
-    use std::time::{Duration, Instant};
-    const N: usize = 100;
-    const BURST: usize = 1000;
+    use crate::support::bench::{BURST, drain, latency_side_by_side};
+    use std::time::Instant;
     let s = scene_with(
         "policy: {dm_policy: open}\n    liveness: {ping_interval_ms: 0, silence_ms: 0}",
         "",
@@ -508,62 +420,28 @@ fn bench_weixin_beside_whatsapp() {
         v["type"] == "connection" && v["connector"] == "whatsapp" && v["status"]["state"] == "open"
     });
     let wa = s.whatsapp.as_ref().unwrap();
-    let mut lat = crate::support::Latencies::default();
-    for i in 0..N {
-        for name in ["weixin", "whatsapp"] {
-            let text = format!("{name}-lat-{i}");
-            lat.time(name, || {
-                if name == "weixin" {
-                    s.ilink.dm(ALICE, &text, "ctx-bench");
-                } else {
-                    wa.inject_dm(WA_FRIEND, &text);
-                }
-                d.wait(&text, |v| {
-                    v["type"] == "inbound" && v["message"]["text"] == text.as_str()
-                });
-            });
-        }
-        d.seen.clear();
-    }
-    lat.report("weixin bench", "inject → gateway");
-    d.send(json!({"type": "status", "id": "st"}));
-    let st = result(&mut d, "st");
-    let pid = st["data"]["connectors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["name"] == "weixin")
-        .unwrap()["pid"]
-        .as_i64()
-        .unwrap() as i32;
-    let target = nix::unistd::Pid::from_raw(pid);
+    latency_side_by_side(
+        &mut d,
+        "weixin",
+        &[
+            ("weixin", &|text| drop(s.ilink.dm(ALICE, text, "ctx-bench"))),
+            ("whatsapp", &|text| drop(wa.inject_dm(WA_FRIEND, text))),
+        ],
+    );
+    let target = nix::unistd::Pid::from_raw(d.pid("weixin"));
     nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGSTOP).unwrap();
     for i in 0..BURST {
         s.ilink.dm(ALICE, &format!("burst-{i}"), "ctx-burst");
     }
     let started = Instant::now();
     nix::sys::signal::kill(target, nix::sys::signal::Signal::SIGCONT).unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let burst_in = |d: &Daemon| {
-        d.seen
-            .iter()
-            .filter(|v| {
-                v["type"] == "inbound"
-                    && v["message"]["text"]
-                        .as_str()
-                        .is_some_and(|t| t.starts_with("burst-"))
-            })
-            .count()
-    };
-    while burst_in(&d) < BURST && Instant::now() < deadline {
-        d.settle(Duration::from_millis(50));
-    }
+    let drained = drain(&mut d, "burst-", BURST);
     let took = started.elapsed();
     eprintln!(
         "weixin bench: a burst of {} DMs drained in {:.2} s = {:.0} msg/s",
-        burst_in(&d),
+        drained,
         took.as_secs_f64(),
-        burst_in(&d) as f64 / took.as_secs_f64()
+        drained as f64 / took.as_secs_f64()
     );
     d.stop();
 }

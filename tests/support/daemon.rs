@@ -28,7 +28,7 @@ impl Daemon {
             .args(["run", "--config"])
             .arg(config)
             .envs(env.iter().copied())
-            .env("GATEWAY_RELAY_SECRET", crate::relay::SECRET)
+            .env("GATEWAY_RELAY_SECRET", crate::support::hermes::SECRET)
             .env_remove("GATEWAY_RELAY_ID")
             .env("BRIDGEKEEPER_HEARTBEAT_MS", "1000")
             .stdin(Stdio::piped())
@@ -109,6 +109,53 @@ impl Daemon {
                 Err(_) => panic!("no {what}; seen: {:#?}", self.seen),
             }
         }
+    }
+
+    /// The `result` of request `id`.
+    pub fn result(&mut self, id: &str) -> Value {
+        self.wait(&format!("result {id}"), |v| {
+            v["type"] == "result" && v["id"] == id
+        })
+    }
+
+    /// Waits until `connector`'s connection has said `open` `n` times in all (a reconnect is
+    /// the second); gives the last of them.
+    pub fn opened(&mut self, connector: &str, n: usize) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let opens: Vec<&Value> = self
+                .seen
+                .iter()
+                .filter(|v| {
+                    v["type"] == "connection"
+                        && v["connector"] == connector
+                        && v["status"]["state"] == "open"
+                })
+                .collect();
+            if opens.len() >= n {
+                return opens[n - 1].clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{connector} did not open {n} time(s): {:#?}",
+                self.seen
+            );
+            self.settle(Duration::from_millis(50));
+        }
+    }
+
+    /// The pid of `connector`'s process now, from a `status` request.
+    pub fn pid(&mut self, connector: &str) -> i32 {
+        let id = format!("pid-{connector}-{}", self.seen.len());
+        self.send(serde_json::json!({"type": "status", "id": id}));
+        let status = self.result(&id);
+        status["data"]["connectors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == connector)
+            .and_then(|c| c["pid"].as_i64())
+            .unwrap_or_else(|| panic!("no pid for {connector}: {status}")) as i32
     }
 
     pub fn settle(&mut self, d: Duration) {

@@ -21,7 +21,8 @@ impl Reply {
     }
 }
 
-/// `host`: the Host header to send, or `None` for none at all.
+/// `host`: the Host header to send, or `None` for none at all. A connection refused or broken
+/// is status 0, the error its body (a provider retries then).
 pub fn request(
     addr: &str,
     method: &str,
@@ -51,13 +52,16 @@ pub fn request(
     if let Some(b) = body {
         req.push_str(b);
     }
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    stream.write_all(req.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
+    let raw = match exchange(addr, req.as_bytes()) {
+        Ok(raw) => raw,
+        Err(e) => {
+            return Reply {
+                status: 0,
+                head: String::new(),
+                body: e.to_string(),
+            };
+        }
+    };
     let text = String::from_utf8_lossy(&raw).into_owned();
     let status = text
         .split_whitespace()
@@ -78,6 +82,16 @@ pub fn request(
         head: head.to_owned(),
         body,
     }
+}
+
+/// Writes `req` on a new connection to `addr` and reads all of the answer.
+fn exchange(addr: &str, req: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+    stream.write_all(req)?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    Ok(raw)
 }
 
 fn dechunk(mut body: &str) -> String {

@@ -6,16 +6,13 @@ use std::process::Child;
 
 use serde_json::{Value, json};
 
-use super::whatsapp::post_json;
-
 pub struct FakeIlink {
     child: Child,
     pub base_url: String,
     pub cdn_base_url: String,
     pub token: String,
     pub account_id: String,
-    admin_url: String,
-    admin_token: String,
+    admin: super::Admin,
     recorder: PathBuf,
 }
 
@@ -35,20 +32,13 @@ impl FakeIlink {
             cdn_base_url: s("cdn_base_url"),
             token: s("token"),
             account_id: s("account_id"),
-            admin_url: s("admin_url"),
-            admin_token: s("admin_token"),
+            admin: super::Admin::of(&manifest),
             recorder,
         }
     }
 
     fn admin(&self, action: &str, body: &Value) -> Value {
-        let (status, reply) = post_json(
-            &format!("{}/{action}", self.admin_url),
-            &[("X-Admin-Token", &self.admin_token)],
-            body,
-        );
-        assert_eq!(status, 200, "{action} failed: {reply}");
-        serde_json::from_str(&reply).unwrap()
+        self.admin.post(action, body)
     }
 
     /// A text DM from `from` carrying `context_token`; returns the message as served.
@@ -87,10 +77,8 @@ impl FakeIlink {
 
     /// What was recorded for `endpoint` (`sendmessage`, `sendtyping`).
     pub fn sent(&self, endpoint: &str) -> Vec<Value> {
-        std::fs::read_to_string(&self.recorder)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        super::recorded(&self.recorder)
+            .into_iter()
             .filter(|v| v["endpoint"] == endpoint)
             .collect()
     }

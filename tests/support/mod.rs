@@ -5,7 +5,9 @@
 #![allow(dead_code)]
 
 pub mod attack;
+pub mod bench;
 pub mod daemon;
+pub mod hermes;
 pub mod http;
 pub mod ilink;
 pub mod telegram;
@@ -33,6 +35,18 @@ pub const BRIDGEKEEPER: &str = env!("CARGO_BIN_EXE_bridgekeeper");
 
 /// Generous: the machines are shared and builds run beside tests.
 pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Restarts quick enough for a test that kills a connector, and enough of them.
+pub const QUICK_RESTARTS: &str = "restart: {initial_backoff_ms: 50, max_backoff_ms: 500, jitter: 0.0, max_restarts: 20, window_ms: 60000}";
+
+/// A loopback port free now (for a listener that must keep its port across restarts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
 
 /// One fake-connector entry for a config: fast restarts and stops unless `extra` overrides them.
 pub fn connector(name: &str, args: &[&str], extra: &str) -> String {
@@ -459,11 +473,16 @@ impl Latencies {
 /// this process's environment counts, and no `node` is on its PATH (only what `home` turns on
 /// may start). More environment on the returned command.
 pub fn hermes_run(home: &Path) -> std::process::Command {
+    hermes_command("run", home)
+}
+
+/// `bridgekeeper <sub>` as `hermes_run` sets it up.
+pub fn hermes_command(sub: &str, home: &Path) -> std::process::Command {
     let no_node = home.join("no-node");
     std::fs::create_dir_all(&no_node).unwrap();
     let mut command = std::process::Command::new(BRIDGEKEEPER);
     command
-        .arg("run")
+        .arg(sub)
         .env("HERMES_HOME", home)
         .env("PATH", &no_node);
     for key in [
@@ -503,7 +522,7 @@ pub fn start_python_fake(
     let stem = script.trim_end_matches(".py");
     let ready = dir.join(format!("{stem}-ready.json"));
     let recorder = dir.join(format!("{stem}-recorder.jsonl"));
-    let mut child = std::process::Command::new(crate::relay::hermes_python())
+    let mut child = std::process::Command::new(crate::support::hermes::python())
         .arg(path)
         .arg("--ready-file")
         .arg(&ready)
@@ -530,6 +549,43 @@ pub fn start_python_fake(
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// The admin endpoint of a fake written in Python: actions POSTed under its token.
+pub struct Admin {
+    url: String,
+    token: String,
+}
+
+impl Admin {
+    /// From the fake's ready file (`admin_url`, `admin_token`).
+    pub fn of(manifest: &Value) -> Self {
+        let s = |k: &str| manifest[k].as_str().unwrap().to_owned();
+        Self {
+            url: s("admin_url"),
+            token: s("admin_token"),
+        }
+    }
+
+    /// `action` done (asserted: 200); what the fake answered.
+    pub fn post(&self, action: &str, body: &Value) -> Value {
+        let (status, reply) = whatsapp::post_json(
+            &format!("{}/{action}", self.url),
+            &[("X-Admin-Token", &self.token)],
+            body,
+        );
+        assert_eq!(status, 200, "{action} failed: {reply}");
+        serde_json::from_str(&reply).unwrap()
+    }
+}
+
+/// Every JSON line of a fake's recorder file so far.
+pub fn recorded(recorder: &Path) -> Vec<Value> {
+    std::fs::read_to_string(recorder)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
 }
 
 /// A connector's entry in a `status --json` snapshot.

@@ -6,7 +6,7 @@ use std::process::Child;
 
 use serde_json::Value;
 
-use super::whatsapp::post_json;
+use super::whatsapp::{manifest_text, post_json};
 
 pub struct FakeTelegram {
     child: Child,
@@ -20,13 +20,7 @@ pub struct FakeTelegram {
 impl FakeTelegram {
     pub fn start(dir: &Path) -> Self {
         let (child, manifest) = super::whatsapp::crabline("telegram", dir);
-        let s = |p: &str| {
-            manifest
-                .pointer(p)
-                .and_then(Value::as_str)
-                .unwrap()
-                .to_owned()
-        };
+        let s = |pointer: &str| manifest_text(&manifest, pointer);
         Self {
             child,
             api_root: s("/endpoints/apiRoot"),
@@ -72,10 +66,8 @@ impl FakeTelegram {
 
     /// `(chat_id, text)` of every `sendMessage` the server accepted.
     pub fn sent(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(&self.recorder)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        super::recorded(&self.recorder)
+            .into_iter()
             .filter(|e| {
                 e["accepted"] == true
                     && e["path"]

@@ -7,13 +7,10 @@ use std::process::Child;
 
 use serde_json::{Value, json};
 
-use super::whatsapp::post_json;
-
 pub struct FakeWecom {
     child: Child,
     pub manifest: Value,
-    admin_url: String,
-    admin_token: String,
+    admin: super::Admin,
     recorder: PathBuf,
 }
 
@@ -22,8 +19,7 @@ impl FakeWecom {
         let (child, manifest, recorder) = super::start_python_fake("wecom.py", dir, &[]);
         Self {
             child,
-            admin_url: manifest["admin_url"].as_str().unwrap().to_owned(),
-            admin_token: manifest["admin_token"].as_str().unwrap().to_owned(),
+            admin: super::Admin::of(&manifest),
             manifest,
             recorder,
         }
@@ -38,13 +34,7 @@ impl FakeWecom {
     }
 
     pub fn admin(&self, action: &str, body: &Value) -> Value {
-        let (status, reply) = post_json(
-            &format!("{}/{action}", self.admin_url),
-            &[("X-Admin-Token", &self.admin_token)],
-            body,
-        );
-        assert_eq!(status, 200, "{action} failed: {reply}");
-        serde_json::from_str(&reply).unwrap()
+        self.admin.post(action, body)
     }
 
     /// A DM (`chattype` single) to the bot; what was pushed (`req_id`, `msgid`).
@@ -72,10 +62,8 @@ impl FakeWecom {
     /// What was recorded of `kind` (`aibot_respond_msg`, `aibot_send_msg`, `upload`,
     /// `message_send`, `subscribe`, `gettoken`).
     pub fn recorded(&self, kind: &str) -> Vec<Value> {
-        std::fs::read_to_string(&self.recorder)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        super::recorded(&self.recorder)
+            .into_iter()
             .filter(|v| v["kind"] == kind)
             .collect()
     }

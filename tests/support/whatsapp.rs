@@ -29,13 +29,7 @@ impl FakeWhatsApp {
 
     pub fn start(dir: &Path) -> Self {
         let (child, manifest) = crabline("whatsapp", dir);
-        let s = |p: &str| {
-            manifest
-                .pointer(p)
-                .and_then(Value::as_str)
-                .unwrap()
-                .to_owned()
-        };
+        let s = |pointer: &str| manifest_text(&manifest, pointer);
         Self {
             child,
             ws_url: s("/endpoints/baileysWebSocketUrl"),
@@ -44,6 +38,16 @@ impl FakeWhatsApp {
             self_jid: s("/selfJid"),
             recorder: PathBuf::from(s("/recorderPath")),
         }
+    }
+
+    /// WhatsApp beside another connector in one run: the server, and a node-bridge entry on
+    /// `connectors` letting `friend`'s DMs in.
+    pub fn beside(dir: &Path, connectors: &mut Vec<String>, friend: &str) -> Self {
+        let server = Self::start(dir);
+        let policy =
+            format!("policy: {{mode: bot, dm_policy: allowlist, allow_from: ['{friend}']}}");
+        connectors.push(server.node_bridge_connector(dir, &policy, ""));
+        server
     }
 
     /// Credentials the server accepts, in `session` (created 0700 by the script).
@@ -119,10 +123,8 @@ impl FakeWhatsApp {
 
     /// `(recipient, text)` of every outbound message the server accepted.
     pub fn accepted_sends(&self) -> Vec<(String, String)> {
-        std::fs::read_to_string(&self.recorder)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        super::recorded(&self.recorder)
+            .into_iter()
             .filter(|e| e["accepted"] == true && e["body"]["key"]["fromMe"] == true)
             .filter_map(|e| {
                 Some((
@@ -179,6 +181,15 @@ pub fn crabline(provider: &str, dir: &Path) -> (Child, Value) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// A text field of crabline's manifest, by JSON pointer.
+pub fn manifest_text(manifest: &Value, pointer: &str) -> String {
+    manifest
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .unwrap_or_else(|| panic!("no {pointer} in {manifest}"))
+        .to_owned()
 }
 
 /// A POST of JSON to a loopback URL; returns status and body.

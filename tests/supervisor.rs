@@ -333,6 +333,35 @@ async fn garbage_and_oversized_lines_are_counted_and_decoding_goes_on() {
     );
 }
 
+/// A connector that prints its own credential (a URL with its bot token, as an HTTP client's
+/// error does): the secret settings its platform's description names are taken out of every
+/// stderr line before bridge.log, whatever program it is.
+#[tokio::test]
+async fn a_connectors_secret_on_its_stderr_never_reaches_bridge_log() {
+    let token = "123456:s3cr3t-value-xyz";
+    let mut d = TestDaemon::start(&[connector(
+        "tg",
+        &[
+            "--emit",
+            "1",
+            "--stderr-line",
+            &format!("GET https://api.telegram.org/bot{token}/getUpdates failed"),
+        ],
+        &format!("platform: telegram\nenv: {{TELEGRAM_BOT_TOKEN: '{token}'}}"),
+    )])
+    .await;
+    wait_for_inbound(&mut d, 1).await;
+    d.stop().await;
+    let log = d.log();
+    let stderr = events_named(&log, "connector_stderr", "tg");
+    assert_eq!(
+        stderr[0]["line"],
+        "GET https://api.telegram.org/bot<TELEGRAM_BOT_TOKEN>/getUpdates failed"
+    );
+    let text = std::fs::read_to_string(d.state_dir.join("bridge.log")).unwrap();
+    assert!(!text.contains("s3cr3t-value-xyz"));
+}
+
 async fn wait_for_inbound(d: &mut TestDaemon, n: usize) {
     let mut count = d.inbound_ids().len();
     while count < n {

@@ -209,10 +209,11 @@ pub fn connector(name: &str, hermes_home: &Path) -> Result<BuiltinSpec, String> 
     let program = std::env::current_exe()
         .map_err(|e| format!("cannot find the bridgekeeper executable: {e}"))?;
     let mut env: Vec<(String, String)> = builtin
-        .env
+        .settings
         .iter()
+        .map(|s| s.env)
         .filter(|k| std::env::var_os(k).is_none())
-        .filter_map(|k| Some(((*k).to_owned(), dotenv_value(hermes_home, k)?)))
+        .filter_map(|k| Some((k.to_owned(), dotenv_value(hermes_home, k)?)))
         .collect();
     // Where Hermes keeps what a connector shares with it (saved accounts).
     env.push(("HERMES_HOME".into(), hermes_home.display().to_string()));

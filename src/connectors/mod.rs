@@ -48,7 +48,7 @@ pub struct Builtin {
     pub name: &'static str,
     /// Settings it reads from its environment: taken from Hermes' `.env` when the process
     /// environment does not have them.
-    pub env: &'static [&'static str],
+    pub settings: &'static [Setting],
     /// The setting whose presence makes `run` without a config start it (a `…_ENABLED`
     /// setting: when it says true).
     pub enabled_by: &'static str,
@@ -58,6 +58,44 @@ pub struct Builtin {
     /// What the operator's alert says to do when its credentials are refused (`needs_token`);
     /// its description says what to do when its login is gone.
     pub token_fix: &'static str,
+}
+
+/// One of a connector's settings, by Hermes' names.
+#[derive(Debug)]
+pub struct Setting {
+    /// Its name in the environment and Hermes' `.env`.
+    pub env: &'static str,
+    /// Its key in config.yaml's `platforms.<platform>.extra`, where Hermes reads it there too
+    /// (the environment wins).
+    pub extra: Option<&'static str>,
+    /// A credential: never printed, never in a file bridgekeeper writes, and taken out of the
+    /// connector's stderr before it reaches `bridge.log`.
+    pub secret: bool,
+}
+
+impl Setting {
+    pub const fn plain(env: &'static str) -> Self {
+        Self {
+            env,
+            extra: None,
+            secret: false,
+        }
+    }
+
+    pub const fn secret(env: &'static str) -> Self {
+        Self {
+            secret: true,
+            ..Self::plain(env)
+        }
+    }
+
+    /// Read from `platforms.<platform>.extra.<key>` as well.
+    pub const fn or_extra(self, key: &'static str) -> Self {
+        Self {
+            extra: Some(key),
+            ..self
+        }
+    }
 }
 
 /// Every built-in connector: the platforms whose description has a `Builtin` row.

@@ -40,6 +40,19 @@ pub fn env_or_extra(
     })
 }
 
+/// `setting` as Hermes reads it: from `lookup` (the environment), else, where it has a key
+/// there, from `extra` (config.yaml's `platforms.<name>.extra`).
+pub fn read(
+    setting: &crate::connectors::Setting,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    extra: Option<&Value>,
+) -> Option<String> {
+    match setting.extra {
+        Some(key) => env_or_extra(lookup, setting.env, extra, key),
+        None => env(lookup, setting.env),
+    }
+}
+
 /// `value.<key>` as text: a string (trimmed, not empty) or a number (YAML writes ids as either).
 pub fn text_field(value: &Value, key: &str) -> Option<String> {
     match value.get(key)? {

@@ -18,10 +18,10 @@ use std::time::Duration;
 use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent, ErrorBody};
 use serde_json::{Value, json};
 
-use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
+use super::{Builtin, Setting};
 use crate::policy::AccessPolicy;
 use api::{Api, ApiError};
 use translate::Bot;
@@ -81,7 +81,10 @@ pub const DESCRIPTION: Description = Description {
     relink_fix: TOKEN_FIX,
     builtin: Some(Builtin {
         name: "telegram",
-        env: &["TELEGRAM_BOT_TOKEN", "TELEGRAM_API_ROOT"],
+        settings: &[
+            Setting::secret("TELEGRAM_BOT_TOKEN"),
+            Setting::plain("TELEGRAM_API_ROOT"),
+        ],
         enabled_by: "TELEGRAM_BOT_TOKEN",
         saved_login: None,
         token_fix: TOKEN_FIX,

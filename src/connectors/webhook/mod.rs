@@ -24,9 +24,9 @@ use bridge_protocol::exit;
 use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::json;
 
-use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::{CommandOutcome, Link, error};
+use super::{Builtin, Setting};
 use crate::policy::{AccessPolicy, DmPolicy, Mode};
 use receive::Receiver;
 use routes::{DeliverTo, Routes, Settings};
@@ -76,11 +76,11 @@ pub const DESCRIPTION: Description = Description {
     relink_fix: CONFIG_FIX,
     builtin: Some(Builtin {
         name: "webhook",
-        env: &[
-            "WEBHOOK_ENABLED",
-            "WEBHOOK_PORT",
-            "WEBHOOK_SECRET",
-            "WEBHOOK_HOST",
+        settings: &[
+            Setting::plain("WEBHOOK_ENABLED"),
+            Setting::plain("WEBHOOK_PORT"),
+            Setting::secret("WEBHOOK_SECRET"),
+            Setting::plain("WEBHOOK_HOST"),
         ],
         enabled_by: "WEBHOOK_ENABLED",
         saved_login: Some((

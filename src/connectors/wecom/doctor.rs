@@ -1,5 +1,6 @@
 //! `doctor`'s WeCom AI Bot checks.
 
+use crate::connectors::Setting;
 use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, warn};
 
 /// With the AI Bot's credentials: its subscription accepted (dialled and answered). No secret
@@ -11,21 +12,14 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
         .ok()
         .flatten()
         .and_then(|s| s.get("extra").cloned());
-    let bot = |env_key: &str| {
-        let key = match env_key {
-            "WECOM_BOT_ID" => "bot_id",
-            "WECOM_SECRET" => "secret",
-            _ => "websocket_url",
-        };
-        crate::connectors::kit::settings::env_or_extra(env, env_key, bot_yaml.as_ref(), key)
-    };
-    match (bot("WECOM_BOT_ID"), bot("WECOM_SECRET")) {
+    let bot = |s: &Setting| crate::connectors::kit::settings::read(s, env, bot_yaml.as_ref());
+    match (bot(&super::BOT_ID), bot(&super::SECRET)) {
         (None, None) => findings.push(ok(
             "WeCom AI Bot: not configured, the connector is not started",
         )),
         (Some(id), Some(secret)) => {
             let url =
-                bot("WECOM_WEBSOCKET_URL").unwrap_or_else(|| super::DEFAULT_WS_URL.to_owned());
+                bot(&super::WEBSOCKET_URL).unwrap_or_else(|| super::DEFAULT_WS_URL.to_owned());
             findings.push(match super::check_subscription(&url, &id, &secret) {
                 Ok(()) => ok(format!("WeCom AI Bot: WeCom accepts bot {id}")),
                 Err(super::CheckError::Refused(why)) => {

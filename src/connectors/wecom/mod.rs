@@ -27,10 +27,10 @@ use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
-use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::settings;
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
+use super::{Builtin, Setting};
 use crate::policy::AccessPolicy;
 use frames::Incoming;
 
@@ -203,7 +203,7 @@ pub const DESCRIPTION: Description = Description {
     relink_fix: TOKEN_FIX,
     builtin: Some(Builtin {
         name: "wecom",
-        env: &["WECOM_BOT_ID", "WECOM_SECRET", "WECOM_WEBSOCKET_URL"],
+        settings: &[BOT_ID, SECRET, WEBSOCKET_URL],
         enabled_by: "WECOM_BOT_ID",
         saved_login: Some((
             enabled_in_yaml,
@@ -212,6 +212,12 @@ pub const DESCRIPTION: Description = Description {
         token_fix: TOKEN_FIX,
     }),
 };
+
+/// The AI Bot's settings, read as Hermes' adapter reads them: the environment, else
+/// `platforms.wecom.extra`.
+pub const BOT_ID: Setting = Setting::plain("WECOM_BOT_ID").or_extra("bot_id");
+pub const SECRET: Setting = Setting::secret("WECOM_SECRET").or_extra("secret");
+pub const WEBSOCKET_URL: Setting = Setting::plain("WECOM_WEBSOCKET_URL").or_extra("websocket_url");
 
 /// How Hermes' WeCom adapters let an allowlist entry be written: these dropped, any case.
 pub const WECOM_PREFIXES: &[&str] = &["wecom:", "user:", "group:"];
@@ -224,19 +230,16 @@ pub fn run(args: WecomArgs) -> i32 {
         .and_then(|h| super::kit::hermes::platform_section(std::path::Path::new(&h), "wecom").ok())
         .flatten()
         .and_then(|s| s.get("extra").cloned());
-    let setting = |env: &str, key: &str| {
-        settings::env_or_extra(&|k| std::env::var(k).ok(), env, extra.as_ref(), key)
-    };
-    let bot_id = setting("WECOM_BOT_ID", "bot_id").unwrap_or_default();
-    let secret = setting("WECOM_SECRET", "secret").unwrap_or_default();
+    let setting = |s: &Setting| settings::read(s, &|k| std::env::var(k).ok(), extra.as_ref());
+    let bot_id = setting(&BOT_ID).unwrap_or_default();
+    let secret = setting(&SECRET).unwrap_or_default();
     if bot_id.is_empty() || secret.is_empty() {
         return link.end(
             Terminal::NeedsToken,
             &format!("WECOM_BOT_ID and WECOM_SECRET are required; {TOKEN_FIX}"),
         );
     }
-    let url = setting("WECOM_WEBSOCKET_URL", "websocket_url")
-        .unwrap_or_else(|| DEFAULT_WS_URL.to_owned());
+    let url = setting(&WEBSOCKET_URL).unwrap_or_else(|| DEFAULT_WS_URL.to_owned());
     let ping_every = Duration::from_millis(
         std::env::var("BRIDGEKEEPER_WECOM_PING_MS")
             .ok()

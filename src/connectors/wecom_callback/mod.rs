@@ -24,10 +24,10 @@ use bridge_protocol::exit;
 use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::{Value, json};
 
-use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::settings as kit_settings;
 use super::kit::{CommandOutcome, Link, Terminal, after_parts, error};
+use super::{Builtin, Setting};
 use crate::policy::AccessPolicy;
 use api::{Api, ApiError};
 use crypto::Crypt;
@@ -187,16 +187,16 @@ pub const DESCRIPTION: Description = Description {
     relink_fix: TOKEN_FIX,
     builtin: Some(Builtin {
         name: "wecom_callback",
-        env: &[
-            "WECOM_CALLBACK_CORP_ID",
-            "WECOM_CALLBACK_CORP_SECRET",
-            "WECOM_CALLBACK_AGENT_ID",
-            "WECOM_CALLBACK_TOKEN",
-            "WECOM_CALLBACK_ENCODING_AES_KEY",
-            "WECOM_CALLBACK_HOST",
-            "WECOM_CALLBACK_PORT",
-            "WECOM_CALLBACK_PATH",
-            "WECOM_CALLBACK_API_ROOT",
+        settings: &[
+            Setting::plain("WECOM_CALLBACK_CORP_ID"),
+            Setting::secret("WECOM_CALLBACK_CORP_SECRET"),
+            Setting::plain("WECOM_CALLBACK_AGENT_ID"),
+            Setting::secret("WECOM_CALLBACK_TOKEN"),
+            Setting::secret("WECOM_CALLBACK_ENCODING_AES_KEY"),
+            Setting::plain("WECOM_CALLBACK_HOST"),
+            Setting::plain("WECOM_CALLBACK_PORT"),
+            Setting::plain("WECOM_CALLBACK_PATH"),
+            Setting::plain("WECOM_CALLBACK_API_ROOT"),
         ],
         enabled_by: "WECOM_CALLBACK_CORP_ID",
         saved_login: Some((

@@ -23,10 +23,10 @@ use std::time::{Duration, Instant};
 use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent};
 use serde_json::{Value, json};
 
-use super::Builtin;
 use super::description::{Description, TextUnit};
 use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
+use super::{Builtin, Setting};
 use crate::policy::{AccessPolicy, GroupPolicy};
 use api::{Api, ApiError};
 
@@ -152,12 +152,12 @@ pub const DESCRIPTION: Description = Description {
     relink_fix: RELINK_FIX,
     builtin: Some(Builtin {
         name: "weixin",
-        env: &[
-            "WEIXIN_TOKEN",
-            "WEIXIN_ACCOUNT_ID",
-            "WEIXIN_BASE_URL",
-            "WEIXIN_CDN_BASE_URL",
-            "WEIXIN_SPLIT_MULTILINE_MESSAGES",
+        settings: &[
+            Setting::secret("WEIXIN_TOKEN"),
+            Setting::plain("WEIXIN_ACCOUNT_ID"),
+            Setting::plain("WEIXIN_BASE_URL"),
+            Setting::plain("WEIXIN_CDN_BASE_URL"),
+            Setting::plain("WEIXIN_SPLIT_MULTILINE_MESSAGES"),
         ],
         enabled_by: "WEIXIN_TOKEN",
         saved_login: Some((account::has_saved, "a saved weixin login")),

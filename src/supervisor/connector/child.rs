@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::config::ConnectorConfig;
+use crate::connectors::kit::secret::Redactor;
 use crate::record::log::{Event, EventLog};
 
 /// Longest stderr line kept whole in `bridge.log`; the rest of a longer line is dropped.
@@ -88,12 +89,33 @@ pub async fn write_stdin(mut stdin: ChildStdin, mut lines: mpsc::Receiver<Bytes>
     }
 }
 
-/// Turns the child's stderr into `connector_stderr` events, one per line.
+/// The values of the connector's secret settings (its description says which), as it was
+/// given them: taken out of its stderr, whatever it prints.
+pub fn secrets_of(cfg: &ConnectorConfig) -> Redactor {
+    let settings = crate::connectors::builtin(&cfg.platform).map_or(&[][..], |b| b.settings);
+    settings
+        .iter()
+        .filter(|s| s.secret)
+        .fold(Redactor::default(), |redactor, s| {
+            let value = cfg
+                .env
+                .get(s.env)
+                .cloned()
+                .or_else(|| std::env::var(s.env).ok());
+            match value {
+                Some(v) => redactor.with(&v, s.env),
+                None => redactor,
+            }
+        })
+}
+
+/// Turns the child's stderr into `connector_stderr` events, one per line, `secrets` taken out.
 pub async fn pump_stderr(
     stderr: ChildStderr,
     log: EventLog,
     index: usize,
     name: std::sync::Arc<str>,
+    secrets: Redactor,
 ) {
     let mut lines = FramedRead::new(stderr, StderrLines::default());
     while let Some(Ok((line, truncated))) = lines.next().await {
@@ -106,7 +128,7 @@ pub async fn pump_stderr(
         log.emit(
             Some(&name),
             &Event::ConnectorStderr {
-                line: log.text(text),
+                line: log.text(&secrets.redact(text)),
                 truncated,
             },
         );

@@ -60,6 +60,7 @@ impl ConnectorTask {
             self.log.clone(),
             self.index,
             self.name.clone(),
+            child::secrets_of(&self.cfg),
         ));
         self.stdin = Some(stdin_tx);
         self.stdout = Some(FramedRead::with_capacity(

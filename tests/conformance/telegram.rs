@@ -12,8 +12,8 @@ impl super::Platform for FakeTelegram {
     const ALLOWED: &'static str = "100001";
     const STRANGER: &'static str = "100777";
     const STARTED_BECAUSE: &'static str = "TELEGRAM_BOT_TOKEN is set";
-    const DOCTOR_RIGHT: &'static str = "ok    Telegram token accepted: the bot is @crabline_bot";
-    const DOCTOR_WRONG: &'static str = "FAIL  Telegram refused the bot token";
+    const DOCTOR_RIGHT: &'static str = "ok    Telegram: token accepted, the bot is @crabline_bot";
+    const DOCTOR_WRONG: &'static str = "FAIL  Telegram: the bot token was refused";
 
     fn start(dir: &Path) -> Self {
         FakeTelegram::start(dir)

@@ -13,7 +13,7 @@ impl super::Platform for FakeIlink {
     const STRANGER: &'static str = "bob@im.wechat";
     const STARTED_BECAUSE: &'static str = "WEIXIN_TOKEN is set";
     const DOCTOR_RIGHT: &'static str = "ok    Weixin: iLink accepts the login of";
-    const DOCTOR_WRONG: &'static str = "FAIL  Weixin: the iLink session of";
+    const DOCTOR_WRONG: &'static str = "FAIL  Weixin: the iLink session expired";
 
     fn start(dir: &Path) -> Self {
         FakeIlink::start(dir, 1_000)

@@ -5,6 +5,8 @@
 
 use std::path::Path;
 
+use super::failure::Classified;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
     Ok,
@@ -17,6 +19,19 @@ pub struct Finding {
     pub level: Level,
     pub what: String,
     pub fix: Option<String>,
+}
+
+/// What asking the platform about a credential found, under `subject`: accepted (`accepted`
+/// says how), refused for good (a problem, and `fix`), or no verdict (a warning to ask again).
+pub fn verdict<E: Classified>(subject: &str, asked: Result<String, E>, fix: &str) -> Finding {
+    match asked {
+        Ok(accepted) => ok(format!("{subject}: {accepted}")),
+        Err(e) if e.failure().terminal().is_some() => fail(format!("{subject}: {e}"), fix),
+        Err(e) => warn(
+            format!("{subject}: cannot check ({e})"),
+            "run doctor again; if it persists, check this machine's network to the platform",
+        ),
+    }
 }
 
 pub fn ok(what: impl Into<String>) -> Finding {

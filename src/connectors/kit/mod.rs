@@ -12,6 +12,7 @@
 pub mod backoff;
 pub mod checks;
 pub mod cipher;
+pub mod failure;
 pub mod files;
 pub mod hermes;
 pub mod http;

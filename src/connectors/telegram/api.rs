@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use crate::connectors::kit::failure::{Classified, Failure};
 use crate::connectors::kit::{Redactor, http};
 
 /// How a call failed, sorted by what the connector does about it.
@@ -29,6 +30,18 @@ pub enum ApiError {
     /// No answer: connection refused, reset, timed out, TLS…
     #[error("network error: {0}")]
     Network(String),
+}
+
+impl Classified for ApiError {
+    fn failure(&self) -> Failure {
+        match self {
+            Self::BadToken(_) => Failure::CredentialsRefused,
+            Self::Conflict(_) => Failure::Conflict,
+            Self::RetryAfter(s) => Failure::RateLimited(Some(Duration::from_secs(*s))),
+            Self::Refused { .. } => Failure::Refused,
+            Self::Network(_) => Failure::Unanswered,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

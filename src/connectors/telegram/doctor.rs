@@ -1,7 +1,7 @@
 //! `doctor`'s Telegram checks.
 
-use super::api::{Api, ApiError};
-use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, warn};
+use super::api::Api;
+use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, verdict, warn};
 
 /// With a Telegram token (the config's built-in connector, the environment or `.env`): the
 /// token is accepted (`getMe`), and no webhook takes the updates polling needs. The token is
@@ -16,26 +16,17 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
     let root = setting("TELEGRAM_API_ROOT").unwrap_or_else(|| "https://api.telegram.org".into());
     let api = Api::new(&root, token.trim());
     let timeout = std::time::Duration::from_secs(15);
-    let me = match api.call("getMe", &serde_json::json!({}), timeout) {
-        Ok(me) => me,
-        Err(ApiError::BadToken(why)) => {
-            return vec![fail(
-                format!("Telegram refused the bot token ({why})"),
-                "get the token again from @BotFather and set TELEGRAM_BOT_TOKEN (environment or $HERMES_HOME/.env)",
-            )];
-        }
-        Err(e) => {
-            return vec![warn(
-                format!("Telegram could not be asked about the token: {e}"),
-                format!("check that {root} is reachable from this machine"),
-            )];
-        }
-    };
-    let name = me
-        .get("username")
-        .and_then(serde_json::Value::as_str)
-        .unwrap_or("?");
-    let mut findings = vec![ok(format!("Telegram token accepted: the bot is @{name}"))];
+    let asked = api
+        .call("getMe", &serde_json::json!({}), timeout)
+        .map(|me| {
+            let name = me.get("username").and_then(serde_json::Value::as_str);
+            format!("token accepted, the bot is @{}", name.unwrap_or("?"))
+        });
+    let accepted = asked.is_ok();
+    let mut findings = vec![verdict("Telegram", asked, super::TOKEN_FIX)];
+    if !accepted {
+        return findings;
+    }
     match api.call("getWebhookInfo", &serde_json::json!({}), timeout) {
         Ok(info) => {
             let url = info

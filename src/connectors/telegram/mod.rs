@@ -19,6 +19,7 @@ use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent
 use serde_json::{Value, json};
 
 use super::description::{Description, TextUnit};
+use super::kit::failure::{self, Classified, Failure};
 use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use super::{Builtin, Setting};
@@ -116,12 +117,16 @@ pub fn run(args: TelegramArgs) -> i32 {
     let bot = loop {
         match shared.api.call("getMe", &json!({}), CALL_TIMEOUT) {
             Ok(me) => break me,
-            Err(ApiError::BadToken(why)) => return needs_token(&shared, why),
-            Err(ApiError::RetryAfter(s)) => std::thread::sleep(Duration::from_secs(s)),
-            Err(e) => {
-                link.status(ConnectionState::Connecting, Some(e.to_string()));
-                std::thread::sleep(Duration::from_secs(2));
-            }
+            Err(e) => match e.failure() {
+                Failure::RateLimited(Some(wait)) => std::thread::sleep(wait),
+                f => {
+                    if let Some(terminal) = f.terminal() {
+                        return failure::end(&link, terminal, &e, &DESCRIPTION);
+                    }
+                    link.status(ConnectionState::Connecting, Some(e.to_string()));
+                    std::thread::sleep(Duration::from_secs(2));
+                }
+            },
         }
     };
     link.heard();
@@ -220,15 +225,18 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
                     let _ = f.write(&offset.to_string());
                 }
             }
-            Err(ApiError::BadToken(why)) => return needs_token(shared, why),
-            Err(ApiError::Conflict(c)) => return link.end(Terminal::Conflict, &c.to_string()),
-            Err(ApiError::RetryAfter(s)) => std::thread::sleep(Duration::from_secs(s)),
-            Err(e) => {
-                if backoff.failures() == 0 {
-                    link.status(ConnectionState::Connecting, Some(e.to_string()));
+            Err(e) => match e.failure() {
+                Failure::RateLimited(Some(wait)) => std::thread::sleep(wait),
+                f => {
+                    if let Some(terminal) = f.terminal() {
+                        return failure::end(link, terminal, &e, &DESCRIPTION);
+                    }
+                    if backoff.failures() == 0 {
+                        link.status(ConnectionState::Connecting, Some(e.to_string()));
+                    }
+                    std::thread::sleep(backoff.next_wait());
                 }
-                std::thread::sleep(backoff.next_wait());
-            }
+            },
         }
     }
 }
@@ -264,18 +272,9 @@ fn chat_id(chat: &str) -> Value {
         .map_or_else(|_| json!(chat.trim()), |n| json!(n))
 }
 
-/// The error a failed call becomes. A call with no answer may or may not have been carried
-/// out: `unconfirmed`.
+/// The error a failed call becomes.
 fn failed(e: ApiError) -> ErrorBody {
-    match e {
-        ApiError::Network(m) => error("network_error", &m, true),
-        ApiError::RetryAfter(s) => error(
-            "rate_limited",
-            &format!("Telegram asked to wait {s} s"),
-            false,
-        ),
-        other => error("telegram_error", &other.to_string(), false),
-    }
+    failure::command_error(&e, "telegram_error")
 }
 
 /// A call, waiting out at most three 429s.

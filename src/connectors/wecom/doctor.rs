@@ -1,7 +1,7 @@
 //! `doctor`'s WeCom AI Bot checks.
 
 use crate::connectors::Setting;
-use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, warn};
+use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, verdict};
 
 /// With the AI Bot's credentials: its subscription accepted (dialled and answered). No secret
 /// is printed; errors come back with them redacted.
@@ -20,16 +20,9 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
         (Some(id), Some(secret)) => {
             let url =
                 bot(&super::WEBSOCKET_URL).unwrap_or_else(|| super::DEFAULT_WS_URL.to_owned());
-            findings.push(match super::check_subscription(&url, &id, &secret) {
-                Ok(()) => ok(format!("WeCom AI Bot: WeCom accepts bot {id}")),
-                Err(super::CheckError::Refused(why)) => {
-                    fail(format!("WeCom AI Bot: {why}"), super::TOKEN_FIX)
-                }
-                Err(super::CheckError::Unreachable(why)) => warn(
-                    format!("WeCom AI Bot: cannot check the credentials ({why})"),
-                    "run doctor again; if it persists, check the network to WeCom",
-                ),
-            });
+            let asked = super::check_subscription(&url, &id, &secret)
+                .map(|()| format!("WeCom accepts bot {id}"));
+            findings.push(verdict("WeCom AI Bot", asked, super::TOKEN_FIX));
         }
         _ => findings.push(fail(
             "WeCom AI Bot: only one of WECOM_BOT_ID and WECOM_SECRET is set",

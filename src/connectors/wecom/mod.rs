@@ -28,6 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::description::{Description, TextUnit};
+use super::kit::failure::{Classified, Failure};
 use super::kit::settings;
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use super::{Builtin, Setting};
@@ -54,12 +55,23 @@ pub struct WecomArgs {
 type Answer = (i64, String, Value);
 
 /// Why `check_subscription` failed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum CheckError {
     /// WeCom answered and refused the bot's credentials.
+    #[error("{0}")]
     Refused(String),
     /// No answer (network, timeout).
+    #[error("{0}")]
     Unreachable(String),
+}
+
+impl Classified for CheckError {
+    fn failure(&self) -> Failure {
+        match self {
+            Self::Refused(_) => Failure::CredentialsRefused,
+            Self::Unreachable(_) => Failure::Unanswered,
+        }
+    }
 }
 
 /// Dials `url`, subscribes, and hangs up: whether WeCom accepts the bot (for `doctor`).

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+use crate::connectors::kit::failure::{Classified, Failure};
 use crate::connectors::kit::{Redactor, http};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(20);
@@ -26,6 +27,16 @@ pub enum ApiError {
     Refused { call: &'static str, detail: String },
     #[error("network error: {0}")]
     Network(String),
+}
+
+impl Classified for ApiError {
+    fn failure(&self) -> Failure {
+        match self {
+            Self::BadCredentials(_) => Failure::CredentialsRefused,
+            Self::Refused { .. } => Failure::Refused,
+            Self::Network(_) => Failure::Unanswered,
+        }
+    }
 }
 
 pub struct Api {

@@ -1,7 +1,7 @@
 //! `doctor`'s WeCom self-built app checks.
 
-use super::{self as callback, api::ApiError};
-use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, warn};
+use super::{self as callback};
+use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, verdict};
 
 /// With a self-built app: each app's `gettoken` accepted. No secret is printed; errors come
 /// back with them redacted.
@@ -27,23 +27,10 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
         )),
         Ok(settings) => {
             for app in &settings.apps {
-                findings.push(match app.api.access_token() {
-                    Ok(_) => ok(format!(
-                        "WeCom self-built app {}: WeCom accepts its corp secret",
-                        app.name
-                    )),
-                    Err(ApiError::BadCredentials(why)) => fail(
-                        format!("WeCom self-built app {}: {why}", app.name),
-                        callback::TOKEN_FIX,
-                    ),
-                    Err(e) => warn(
-                        format!(
-                            "WeCom self-built app {}: cannot check the credentials ({e})",
-                            app.name
-                        ),
-                        "run doctor again; if it persists, check the network to WeCom",
-                    ),
-                });
+                let asked =
+                    (app.api.access_token()).map(|_| "WeCom accepts its corp secret".to_owned());
+                let subject = format!("WeCom self-built app {}", app.name);
+                findings.push(verdict(&subject, asked, callback::TOKEN_FIX));
             }
         }
     }

@@ -25,8 +25,9 @@ use bridge_protocol::message::{Command, ConnectionState};
 use serde_json::{Value, json};
 
 use super::description::{Description, TextUnit};
+use super::kit::failure::{self, Classified};
 use super::kit::settings as kit_settings;
-use super::kit::{CommandOutcome, Link, Terminal, after_parts, error};
+use super::kit::{CommandOutcome, Link, after_parts, error};
 use super::{Builtin, Setting};
 use crate::policy::AccessPolicy;
 use api::{Api, ApiError};
@@ -229,9 +230,9 @@ pub fn run(_args: WecomCallbackArgs) -> i32 {
         loop {
             match app.api.access_token() {
                 Ok(_) => break,
-                Err(ApiError::BadCredentials(why)) => {
-                    let detail = format!("app {}: {why}; {TOKEN_FIX}", app.name);
-                    return link.end(Terminal::NeedsToken, &detail);
+                Err(e) if let Some(terminal) = e.failure().terminal() => {
+                    let why = format!("app {}: {e}", app.name);
+                    return failure::end(&link, terminal, &why, &DESCRIPTION);
                 }
                 Err(e) => {
                     link.status(

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use crate::connectors::kit::failure::{Classified, Failure};
 use crate::connectors::kit::{Redactor, http};
 
 /// The version of the iLink channel protocol we speak (as Hermes 0.19.0 does).
@@ -30,6 +31,17 @@ pub enum ApiError {
     /// No usable answer: connection refused, reset, timed out, not JSON…
     #[error("network error: {0}")]
     Network(String),
+}
+
+impl Classified for ApiError {
+    fn failure(&self) -> Failure {
+        match self {
+            Self::SessionExpired(_) => Failure::LoginGone,
+            Self::RateLimited(_) => Failure::RateLimited(None),
+            Self::Refused { .. } => Failure::Refused,
+            Self::Network(_) => Failure::Unanswered,
+        }
+    }
 }
 
 pub struct Api {

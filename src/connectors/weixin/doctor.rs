@@ -1,8 +1,8 @@
 //! `doctor`'s Weixin checks.
 
 use super::account;
-use super::api::{Api, ApiError};
-use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, warn};
+use super::api::Api;
+use crate::connectors::kit::checks::{CheckInput, Finding, fail, ok, verdict};
 
 /// With a Weixin login (the config's built-in connector, the environment, `.env`, or an account
 /// saved by `weixin link`): iLink accepts it (a `getconfig`). The token is never printed.
@@ -25,25 +25,12 @@ pub fn checks(input: &CheckInput) -> Vec<Finding> {
     };
     let api = Api::new(&creds.base_url, &creds.token);
     let body = serde_json::json!({"ilink_user_id": creds.account_id});
-    match api.post(
-        "ilink/bot/getconfig",
-        body,
-        std::time::Duration::from_secs(15),
-    ) {
-        Ok(_) => vec![ok(format!(
-            "Weixin: iLink accepts the login of {}",
-            creds.account_id
-        ))],
-        Err(ApiError::SessionExpired(_)) => vec![fail(
-            format!(
-                "Weixin: the iLink session of {} has expired",
-                creds.account_id
-            ),
-            "bridgekeeper weixin link",
-        )],
-        Err(e) => vec![warn(
-            format!("Weixin: cannot check the login ({e})"),
-            "run doctor again; if it persists, check the network to iLink",
-        )],
-    }
+    let asked = api
+        .post(
+            "ilink/bot/getconfig",
+            body,
+            std::time::Duration::from_secs(15),
+        )
+        .map(|_| format!("iLink accepts the login of {}", creds.account_id));
+    vec![verdict("Weixin", asked, super::RELINK_FIX)]
 }

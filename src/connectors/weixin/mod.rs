@@ -24,6 +24,7 @@ use bridge_protocol::message::{Account, Command, ConnectionState, ConnectorEvent
 use serde_json::{Value, json};
 
 use super::description::{Description, TextUnit};
+use super::kit::failure::{self, Classified};
 use super::kit::files::{StateFile, save_media};
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use super::{Builtin, Setting};
@@ -208,12 +209,6 @@ pub fn run(args: WeixinArgs) -> i32 {
     poll(&shared)
 }
 
-fn relink(shared: &Shared, why: &str) -> i32 {
-    shared
-        .link
-        .end(Terminal::NeedsRelink, &format!("{why}; {RELINK_FIX}"))
-}
-
 fn poll(shared: &Shared) -> i32 {
     let link = &shared.link;
     let cursor_file = StateFile::from_env("weixin", "weixin-cursor");
@@ -232,7 +227,9 @@ fn poll(shared: &Shared) -> i32 {
         );
         let answer = match answer {
             Ok(a) => a,
-            Err(ApiError::SessionExpired(why)) => return relink(shared, &why),
+            Err(e) if let Some(terminal) = e.failure().terminal() => {
+                return failure::end(link, terminal, &e, &DESCRIPTION);
+            }
             Err(e) => {
                 // A rate limit keeps the cursor and waits; so does anything else, said once.
                 if failures.failures() == 0 {
@@ -326,15 +323,9 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The error a failed call becomes. A call with no answer may or may not have been carried
-/// out: `unconfirmed`.
+/// The error a failed call becomes.
 fn failed(e: ApiError) -> bridge_protocol::message::ErrorBody {
-    match e {
-        ApiError::Network(m) => error("network_error", &m, true),
-        ApiError::RateLimited(m) => error("rate_limited", &m, false),
-        ApiError::SessionExpired(m) => error("session_expired", &m, false),
-        other => error("weixin_error", &other.to_string(), false),
-    }
+    failure::command_error(&e, "weixin_error")
 }
 
 /// `sendmessage` of one part: a rate limit waits and tries again (order is kept: commands run

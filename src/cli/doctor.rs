@@ -8,9 +8,9 @@ use std::process::Command;
 
 use crate::config::builtin::{Enabled, WHATSAPP, find_node_bridge, hermes_platforms};
 use crate::config::hermes::{Sources, default_hermes_home, resolve};
-use crate::config::hermes_paths::default_session;
 use crate::connectors::description::ALL;
 use crate::connectors::kit::checks::{CheckInput, Finding, Level, fail, ok, warn};
+use crate::connectors::whatsapp::session_dir;
 use crate::util::mask::mask_id;
 
 /// The Baileys version node-bridge is built and tested against.
@@ -311,7 +311,7 @@ pub fn run(args: DoctorArgs) -> anyhow::Result<()> {
         .session
         .clone()
         .or(configured_session)
-        .unwrap_or_else(|| default_session(&home));
+        .unwrap_or_else(|| session_dir(&home));
     // What Hermes' settings turn on, read once: without a config file, `run` starts these.
     let on = if config.is_some() {
         Vec::new()

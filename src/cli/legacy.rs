@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
 use crate::config::builtin::{WHATSAPP, find_node_bridge, whatsapp_config};
-use crate::config::hermes_paths::{default_hermes_home, default_session};
+use crate::config::hermes_paths::default_hermes_home;
+use crate::connectors::whatsapp::session_dir;
 use crate::legacy::{HttpOptions, serve};
 
 #[derive(Debug, clap::Args)]
@@ -82,7 +83,7 @@ pub async fn run(args: LegacyArgs) -> anyhow::Result<()> {
     let session = args
         .session
         .clone()
-        .unwrap_or_else(|| default_session(&hermes_home));
+        .unwrap_or_else(|| session_dir(&hermes_home));
     let session = if session.is_absolute() {
         session
     } else {

@@ -35,7 +35,7 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> anyhow::Result<Superviso
 fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)> {
     use crate::config::builtin::{WHATSAPP, enabling_settings, hermes_config, hermes_platforms};
     let home = crate::config::hermes::default_hermes_home();
-    let session = crate::config::hermes_paths::default_session(&home);
+    let session = crate::connectors::whatsapp::session_dir(&home);
     let platforms = hermes_platforms(&home, &session);
     if platforms.is_empty() {
         anyhow::bail!(

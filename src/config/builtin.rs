@@ -13,7 +13,7 @@ use crate::connectors::builtins;
 use crate::connectors::kit::settings::is_on;
 
 /// The WhatsApp connector's name (and its platform).
-pub const WHATSAPP: &str = "whatsapp";
+pub const WHATSAPP: &str = crate::connectors::whatsapp::DESCRIPTION.platform;
 
 /// node-bridge's `src/index.js`: given, from the environment, beside the shim, or beside the
 /// bridgekeeper binary (a source checkout's `target/{debug,release}` included).

@@ -1,5 +1,4 @@
-//! Where Hermes keeps things, defined once: its home, the WhatsApp session directory, the
-//! pairing files, `bridge.log`, and where bridgekeeper's own state goes beside them.
+//! Where Hermes keeps things, defined once: its home, the pairing files, `bridge.log`, and where bridgekeeper's own state goes beside them.
 
 use std::path::{Path, PathBuf};
 
@@ -14,19 +13,6 @@ pub fn default_hermes_home() -> PathBuf {
     home.join(".hermes")
 }
 
-/// Hermes' session directory: the legacy `whatsapp/session` wins when it exists (as in Hermes).
-pub fn default_session(hermes_home: &Path) -> PathBuf {
-    let legacy = hermes_home.join("whatsapp").join("session");
-    if legacy.is_dir() {
-        legacy
-    } else {
-        hermes_home
-            .join("platforms")
-            .join("whatsapp")
-            .join("session")
-    }
-}
-
 /// Where bridgekeeper keeps its state for a session directory: beside it, as the old bridge
 /// kept `bridge.log` (`<session>/../bridgekeeper/`, the log in `<session>/../bridge.log`).
 pub fn state_dir_for(session: &Path) -> PathBuf {
@@ -38,7 +24,7 @@ pub fn state_dir_for(session: &Path) -> PathBuf {
 
 /// The state directory of `run` without a config (and of the drop-in mode) for a Hermes home.
 pub fn hermes_state_dir(hermes_home: &Path) -> PathBuf {
-    state_dir_for(&default_session(hermes_home))
+    state_dir_for(&crate::connectors::whatsapp::session_dir(hermes_home))
 }
 
 /// `bridge.log` for a session directory: beside it, where the old launcher wrote it.

@@ -1,6 +1,8 @@
 //! WhatsApp's facts. Its connector is node-bridge (Node and Baileys, `node-bridge/`), a process
 //! of its own; what the rest of bridgekeeper needs to know of the platform is here.
 
+use std::path::{Path, PathBuf};
+
 use super::description::{Description, TextUnit};
 use crate::policy::AccessPolicy;
 
@@ -34,3 +36,17 @@ pub const DESCRIPTION: Description = Description {
     // Not built in: node-bridge is started by its own command line.
     builtin: None,
 };
+
+/// Where Hermes keeps the WhatsApp session under its home: the legacy `whatsapp/session` wins
+/// when it exists (as in Hermes).
+pub fn session_dir(hermes_home: &Path) -> PathBuf {
+    let legacy = hermes_home.join(DESCRIPTION.platform).join("session");
+    if legacy.is_dir() {
+        legacy
+    } else {
+        hermes_home
+            .join("platforms")
+            .join(DESCRIPTION.platform)
+            .join("session")
+    }
+}

@@ -56,9 +56,10 @@ fn log_path(args: &LogsArgs) -> anyhow::Result<PathBuf> {
     if let Some(config) = &args.config {
         return Ok(SupervisorConfig::load(config)?.log.path);
     }
-    use crate::config::hermes_paths::{bridge_log_for, default_session};
+    use crate::config::hermes_paths::bridge_log_for;
+    use crate::connectors::whatsapp::session_dir;
     let home = args.hermes_home.clone().unwrap_or_else(default_hermes_home);
-    Ok(bridge_log_for(&default_session(&home)))
+    Ok(bridge_log_for(&session_dir(&home)))
 }
 
 fn parse_since(text: &str) -> anyhow::Result<SystemTime> {

@@ -9,7 +9,7 @@ use clap::Subcommand;
 use crate::config::SupervisorConfig;
 use crate::config::builtin::{WHATSAPP as CONNECTOR, find_node_bridge, whatsapp_config};
 use crate::config::hermes::default_hermes_home;
-use crate::config::hermes_paths::default_session;
+use crate::connectors::whatsapp::session_dir;
 pub mod link;
 
 use link::{LinkRequest, link};
@@ -82,10 +82,7 @@ pub async fn run(args: WhatsappArgs) -> anyhow::Result<()> {
         }
         None => {
             let home = args.hermes_home.clone().unwrap_or_else(default_hermes_home);
-            let session = args
-                .session
-                .clone()
-                .unwrap_or_else(|| default_session(&home));
+            let session = args.session.clone().unwrap_or_else(|| session_dir(&home));
             let node_bridge = find_node_bridge(args.node_bridge.as_deref())?;
             (
                 whatsapp_config(

@@ -172,6 +172,11 @@ where
         connectors.spawn(task.run());
     }
     connectors.close();
+    let notifier = tokio::spawn(crate::service::notify::tell_systemd(
+        board.clone(),
+        handles.values().cloned().collect(),
+        shutdown.clone(),
+    ));
 
     let housekeeping = CancellationToken::new();
     let status_writer = tokio::spawn(board.clone().write_loop(housekeeping.clone()));
@@ -200,6 +205,7 @@ where
     let _ = writer.await;
 
     housekeeping.cancel();
+    let _ = notifier.await;
     let _ = status_writer.await;
     let _ = flusher.await;
     board.mark_stopped();

@@ -6,7 +6,7 @@
 //! `gateway` (the gateway link, or an in-process client behind `relay`, Hermes' WebSocket, or
 //! `legacy`'s HTTP API). Commands flow back the same way. Every HTTP listener serves through
 //! `listener`. `daemon::run` wires it together; `cli` holds one file per subcommand; `util` the
-//! small shared helpers.
+//! small shared helpers; `service` what systemd is told (readiness, states, the watchdog).
 
 pub mod cli;
 pub mod config;
@@ -19,5 +19,6 @@ pub mod pairing;
 pub mod policy;
 pub mod record;
 pub mod relay;
+pub mod service;
 pub mod supervisor;
 pub mod util;

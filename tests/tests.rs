@@ -14,6 +14,7 @@ mod logs;
 mod pacing;
 mod policy;
 mod relay;
+mod service;
 mod supervisor;
 mod support;
 mod telegram;

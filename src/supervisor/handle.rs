@@ -44,6 +44,9 @@ pub enum Control {
         /// Overrides the connector's default command timeout.
         timeout: Option<Duration>,
     },
+    /// Answered by the task's loop on its next turn: proof that the loop is alive (the
+    /// service watchdog's ping depends on it).
+    Pulse(tokio::sync::oneshot::Sender<()>),
 }
 
 /// The supervisor's own error codes in command results (stable names, listed in PROTOCOL.md).
@@ -163,9 +166,18 @@ impl ConnectorHandle {
                 mpsc::error::TrySendError::Full(c) => (Rejected::QueueFull, c),
                 mpsc::error::TrySendError::Closed(c) => (Rejected::ShuttingDown, c),
             };
-            let Control::Command { origin, .. } = control;
+            let Control::Command { origin, .. } = control else {
+                unreachable!("a command was sent")
+            };
             (rejected, origin)
         })
+    }
+
+    /// Whether the task's loop turns: it answers a pulse within `within`.
+    pub async fn pulse(&self, within: Duration) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let asked = async { self.tx.send(Control::Pulse(tx)).await.is_ok() && rx.await.is_ok() };
+        tokio::time::timeout(within, asked).await.unwrap_or(false)
     }
 }
 

@@ -266,14 +266,20 @@ impl ConnectorTask {
     // ---- commands ---------------------------------------------------------------------------
 
     fn on_control(&mut self, control: Option<Control>) {
-        let Some(Control::Command {
-            origin,
-            command,
-            timeout,
-        }) = control
-        else {
-            self.control_closed = true;
-            return;
+        let (origin, command, timeout) = match control {
+            Some(Control::Command {
+                origin,
+                command,
+                timeout,
+            }) => (origin, command, timeout),
+            Some(Control::Pulse(alive)) => {
+                let _ = alive.send(());
+                return;
+            }
+            None => {
+                self.control_closed = true;
+                return;
+            }
         };
         if let Err(code) = self.enqueue(origin.clone(), command, timeout) {
             self.refuse(origin, code);
@@ -726,8 +732,10 @@ impl ConnectorTask {
         self.fail_all_commands(ErrorCode::ShuttingDown);
         self.control.close();
         while let Ok(control) = self.control.try_recv() {
-            let Control::Command { origin, .. } = control;
-            self.refuse(origin, ErrorCode::ShuttingDown);
+            // A pulse now goes unanswered: the loop has ended.
+            if let Control::Command { origin, .. } = control {
+                self.refuse(origin, ErrorCode::ShuttingDown);
+            }
         }
         let lost = self.outbox.drain().await;
         self.retract(lost);

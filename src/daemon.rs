@@ -47,6 +47,8 @@ pub enum StartError {
     },
     #[error(transparent)]
     Log(PathError),
+    #[error(transparent)]
+    Metrics(#[from] crate::service::metrics::MetricsError),
 }
 
 pub async fn run<R, W>(
@@ -100,6 +102,14 @@ where
     if let Ok(Err(e)) = tokio::task::spawn_blocking(move || first.write_now()).await {
         tracing::warn!(error = %e, "cannot write status file");
     }
+    let metrics_stop = CancellationToken::new();
+    let metrics = crate::service::metrics::start(
+        config.metrics,
+        &config.hermes_home,
+        &board,
+        metrics_stop.clone(),
+    )
+    .await?;
     if let Some(started) = started {
         let _ = started.send(log.clone());
     }
@@ -205,6 +215,10 @@ where
     let _ = writer.await;
 
     housekeeping.cancel();
+    metrics_stop.cancel();
+    if let Some(metrics) = metrics {
+        let _ = metrics.await;
+    }
     let _ = notifier.await;
     let _ = status_writer.await;
     let _ = flusher.await;

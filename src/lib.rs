@@ -6,7 +6,7 @@
 //! `gateway` (the gateway link, or an in-process client behind `relay`, Hermes' WebSocket, or
 //! `legacy`'s HTTP API). Commands flow back the same way. Every HTTP listener serves through
 //! `listener`. `daemon::run` wires it together; `cli` holds one file per subcommand; `util` the
-//! small shared helpers; `service` what systemd is told (readiness, states, the watchdog).
+//! small shared helpers; `service` what systemd and Prometheus are told.
 
 pub mod cli;
 pub mod config;

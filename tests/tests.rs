@@ -11,6 +11,7 @@ mod link;
 mod listeners;
 mod liveness;
 mod logs;
+mod metrics;
 mod pacing;
 mod policy;
 mod relay;

@@ -92,6 +92,9 @@ pub struct SupervisorConfig {
     pub connectors: Vec<ConnectorConfig>,
     /// The Hermes relay endpoint (`relay:` in the file, or `run --relay ADDR`).
     pub relay: Option<RelayConfig>,
+    /// Where `/metrics` is served (`metrics: {listen: ADDR}`); `BRIDGEKEEPER_METRICS` when the
+    /// file says nothing (`service::metrics::address`).
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// Where and how the relay endpoint listens (README, "Hermes relay").

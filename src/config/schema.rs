@@ -24,6 +24,13 @@ pub(super) struct RawConfig {
     #[serde(default)]
     pub(super) connectors: Vec<RawConnector>,
     pub(super) relay: Option<RawRelay>,
+    pub(super) metrics: Option<RawMetrics>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawMetrics {
+    pub(super) listen: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

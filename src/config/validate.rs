@@ -447,9 +447,28 @@ pub(super) fn validate(
         Some(c)
     });
 
+    let metrics = raw.metrics.and_then(|m| {
+        let Some(listen) = m.listen else {
+            problem(
+                "metrics.listen".into(),
+                "is required: the address to serve /metrics on, like 127.0.0.1:9464".into(),
+            );
+            return None;
+        };
+        let parsed = listen.parse().ok();
+        if parsed.is_none() {
+            problem(
+                "metrics.listen".into(),
+                format!("{listen:?} is not an address like 127.0.0.1:9464"),
+            );
+        }
+        parsed
+    });
+
     if problems.is_empty() {
         Ok(SupervisorConfig {
             relay,
+            metrics,
             path: path.to_owned(),
             hermes_home,
             send_policy: raw.send_policy,

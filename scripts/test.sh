@@ -21,6 +21,9 @@ if ! cmp -s tests/hermes-requirements.txt "$venv/installed-requirements.txt" 2>/
   cp tests/hermes-requirements.txt "$venv/installed-requirements.txt"
 fi
 
+# The install test installs the release binary (stripped, under 20 MB) from a clone.
+cargo build --release --locked --quiet --bin bridgekeeper
+
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast
 else

@@ -174,16 +174,31 @@ fn every_ledger_count_of_status_is_its_metric() {
                     );
                 }
             }
-            for (result, count) in c["commands"].as_object().unwrap() {
+            let commands = &c["commands"];
+            for result in ["accepted", "ok", "failed", "timed_out", "rejected"] {
                 assert_eq!(
                     metric(
                         "bridgekeeper_commands_total",
                         &[("connector", name), ("result", result)]
                     ),
-                    n(count),
+                    n(&commands[result]),
                     "commands {result}"
                 );
             }
+            for queue in ["waiting", "in_flight"] {
+                assert_eq!(
+                    metric(
+                        "bridgekeeper_commands_queued",
+                        &[("connector", name), ("queue", queue)]
+                    ),
+                    n(&commands[queue]),
+                    "{queue}"
+                );
+            }
+            assert_eq!(
+                metric("bridgekeeper_sends_paced_total", &who),
+                n(&commands["paced"])
+            );
             assert_eq!(
                 metric("bridgekeeper_connector_restarts_total", &who),
                 n(&c["restarts"])

@@ -56,7 +56,7 @@ async fn sends_held_by_pacing_past_their_timeout_are_rate_limited() {
 }
 
 /// `simulate_typing`: "typing…" goes to the chat first, and the text follows after a time that
-/// grows with its length.
+/// grows with its length; the status board counts the send as paced, with the time it waited.
 #[tokio::test]
 async fn a_text_can_be_preceded_by_typing_for_its_length() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,9 +88,15 @@ async fn a_text_can_be_preceded_by_typing_for_its_length() {
         .collect();
     assert_eq!(kinds, vec!["typing", "send_text"]);
     let status = d.status().await;
+    let commands = &status.connectors[0].commands;
+    assert_eq!(commands.accepted, 1, "typing is housekeeping");
+    // The send was held for its typing time, and `status` (and the metrics) say how long.
+    assert_eq!(commands.paced, 1, "{commands:?}");
+    assert!(commands.paced_ms >= 300, "{commands:?}");
     assert_eq!(
-        status.connectors[0].commands.accepted, 1,
-        "typing is housekeeping"
+        (commands.waiting, commands.in_flight),
+        (0, 0),
+        "{commands:?}"
     );
     d.stop().await;
 }

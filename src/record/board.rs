@@ -112,6 +112,17 @@ pub struct CommandCounts {
     pub failed: u64,
     pub timed_out: u64,
     pub rejected: u64,
+    /// Queued now and not yet written to the connector.
+    #[serde(default)]
+    pub waiting: u64,
+    /// Written to the connector now, their result not yet back.
+    #[serde(default)]
+    pub in_flight: u64,
+    /// Sends outbound pacing held back, and how long in all (ms).
+    #[serde(default)]
+    pub paced: u64,
+    #[serde(default)]
+    pub paced_ms: u64,
 }
 
 pub use crate::util::time::unix_ms;

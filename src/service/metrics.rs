@@ -223,6 +223,19 @@ pub fn render(snapshot: &StatusSnapshot, process: &Process) -> Result<String, st
     let ignored = counters(bk, "messages_ignored", "Messages not delivered, by reason");
     let failed = counters(bk, "messages_failed", "Messages lost on the way, by reason");
     let commands = counters(bk, "commands", "Commands by result");
+    let queue = gauges(
+        bk,
+        "commands_queued",
+        "Commands now waiting to be written, or written and waiting for their result",
+    );
+    let paced = counters(bk, "sends_paced", "Sends outbound pacing held back");
+    let paced_seconds = Family::<Labels, Counter<f64, std::sync::atomic::AtomicU64>>::default();
+    bk.register_with_unit(
+        "sends_paced_wait",
+        "How long outbound pacing held sends back, in all",
+        Unit::Seconds,
+        paced_seconds.clone(),
+    );
     let line_errors = counters(bk, "connector_line_errors", "Invalid lines, by kind");
     let stderr = counters(
         bk,
@@ -289,6 +302,17 @@ pub fn render(snapshot: &StatusSnapshot, process: &Process) -> Result<String, st
         ] {
             commands.get_or_create(&with("result", result)).inc_by(n);
         }
+        let depth = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        queue
+            .get_or_create(&with("queue", "waiting"))
+            .set(depth(cmd.waiting));
+        queue
+            .get_or_create(&with("queue", "in_flight"))
+            .set(depth(cmd.in_flight));
+        paced.get_or_create(&who()).inc_by(cmd.paced);
+        paced_seconds
+            .get_or_create(&who())
+            .inc_by(cmd.paced_ms as f64 / 1000.0);
         for (kind, n) in &c.line_errors {
             line_errors.get_or_create(&with("kind", kind)).inc_by(*n);
         }

@@ -90,6 +90,15 @@ impl CommandBook {
         !self.queue.is_empty()
     }
 
+    /// Commands not yet written, and written ones without their result: `(waiting, in flight)`.
+    pub fn depths(&self) -> (u64, u64) {
+        let waiting = self.queue.len();
+        (
+            waiting as u64,
+            self.pending.len().saturating_sub(waiting) as u64,
+        )
+    }
+
     /// Queues a command with its deadline (the caller checked `is_full` and the send policy).
     pub fn accept(&mut self, origin: Origin, command: Command, timeout: Option<Duration>) -> Seq {
         let seq = Seq(self.next);

@@ -150,6 +150,8 @@ pub struct ConnectorTask {
     pacer: Pacer,
     /// The next send waits for pacing until then (the whole queue waits: order is kept).
     paced_until: Option<tokio::time::Instant>,
+    /// The send pacing holds back now, and since when (for the status board's pacing time).
+    paced_since: Option<(Seq, std::time::Instant)>,
     /// Simulated typing under way before this text, shown until then.
     typing: Option<(Seq, tokio::time::Instant)>,
     /// `recorded` notes not yet written to the connector's stdin (`tell_recorded`).
@@ -202,6 +204,7 @@ impl ConnectorTask {
             liveness: Liveness::new(),
             pacer: Pacer::default(),
             paced_until: None,
+            paced_since: None,
             typing: None,
             recorded_notes: Vec::new(),
         }
@@ -222,6 +225,9 @@ impl ConnectorTask {
                 .as_ref()
                 .is_some_and(|p| p.phase == Phase::Ready);
             self.paced_until = if ready { self.pacing_wait() } else { None };
+            if self.paced_until.is_some() {
+                self.note_paced();
+            }
             let can_write = ready
                 && ((self.commands.has_unwritten() && self.paced_until.is_none())
                     || !self.recorded_notes.is_empty());
@@ -348,7 +354,29 @@ impl ConnectorTask {
                 .board()
                 .update(self.index, |c| c.commands.accepted += 1);
         }
-        Ok(self.commands.accept(origin, command, timeout))
+        let seq = self.commands.accept(origin, command, timeout);
+        self.show_queue();
+        Ok(seq)
+    }
+
+    /// The command at the head of the queue is held by pacing (its "typing…" included): from
+    /// now, unless it already was.
+    fn note_paced(&mut self) {
+        let Some((seq, _)) = self.commands.peek_next_seq() else {
+            return;
+        };
+        if self.paced_since.is_none_or(|(held, _)| held != seq) {
+            self.paced_since = Some((seq, std::time::Instant::now()));
+        }
+    }
+
+    /// The queue's depths on the status board (and so in `status` and the metrics).
+    fn show_queue(&self) {
+        let (waiting, in_flight) = self.commands.depths();
+        self.log.board().update(self.index, |c| {
+            c.commands.waiting = waiting;
+            c.commands.in_flight = in_flight;
+        });
     }
 
     /// The one result of a command that was never queued.
@@ -490,6 +518,16 @@ impl ConnectorTask {
         let Some((seq, command)) = self.commands.take_next_to_write() else {
             return;
         };
+        self.show_queue();
+        // The typing shown before a paced send is written first: the send keeps its record.
+        if let Some((_, since)) = self.paced_since.filter(|(held, _)| *held == seq) {
+            self.paced_since = None;
+            let ms = since.elapsed().as_millis() as u64;
+            self.log.board().update(self.index, |c| {
+                c.commands.paced += 1;
+                c.commands.paced_ms += ms;
+            });
+        }
         if let Some(chat) = paced_chat(&command) {
             self.pacer
                 .record(&self.cfg.pacing, chat, std::time::Instant::now());
@@ -566,6 +604,7 @@ impl ConnectorTask {
         let Some(answered) = self.commands.answer(seq, outcome) else {
             return;
         };
+        self.show_queue();
         if answered.origin == Origin::Housekeeping {
             return; // housekeeping: its answer (or its deadline) concerns nobody else
         }

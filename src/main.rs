@@ -32,6 +32,7 @@ fn main() -> ExitCode {
         Commands::Config(args) => cli::config::run(args),
         Commands::Logs(args) => cli::logs::run(args),
         Commands::Doctor(args) => cli::doctor::run(args),
+        Commands::Platforms(args) => cli::platforms::run(args),
         // Its exit code is the protocol's (PROTOCOL.md, "Exit codes").
         Commands::Connector(kind) => {
             return ExitCode::from(bridgekeeper::connectors::run(kind) as u8);

@@ -324,3 +324,51 @@ fn run_without_a_config_or_any_platform_says_what_to_set() {
         assert!(stderr.contains(needed), "{needed:?} missing from {stderr}");
     }
 }
+
+/// `platforms --json` answers what `run` without a config would start from a Hermes home, in
+/// its order, each with the setting that turns it on and its description's facts; an empty
+/// home, nothing.
+#[test]
+fn platforms_says_what_run_would_start_and_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hermes");
+    let ask = || {
+        let out = crate::support::hermes_command("platforms", &home)
+            .arg("--json")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    std::fs::create_dir_all(&home).unwrap();
+    assert_eq!(ask()["platforms"], serde_json::json!([]));
+    std::fs::write(
+        home.join(".env"),
+        "WEBHOOK_ENABLED=true\nTELEGRAM_BOT_TOKEN=123:abc\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(home.join("platforms/whatsapp/session")).unwrap();
+    std::fs::write(home.join("platforms/whatsapp/session/creds.json"), "{}").unwrap();
+    let answer = ask();
+    let said: Vec<(&str, &str)> = answer["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["platform"].as_str().unwrap(),
+                p["because"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        said,
+        [
+            ("whatsapp", "a linked WhatsApp session"),
+            ("telegram", "TELEGRAM_BOT_TOKEN is set"),
+            ("webhook", "WEBHOOK_ENABLED=true")
+        ]
+    );
+    assert_eq!(answer["platforms"][1]["text_limit"], 4096);
+    assert_eq!(answer["platforms"][0]["markdown"], "whatsapp");
+}

@@ -5,6 +5,7 @@ pub mod doctor;
 pub mod legacy;
 pub mod logs;
 pub mod pairing;
+pub mod platforms;
 pub mod qr;
 pub mod run;
 pub mod status;
@@ -42,6 +43,8 @@ pub enum Commands {
     Legacy(legacy::LegacyArgs),
     /// Check node, node-bridge, the session, the port and the settings; each problem with its fix.
     Doctor(doctor::DoctorArgs),
+    /// The platforms `run` without a config would start, and why (`--json` for programs).
+    Platforms(platforms::PlatformsArgs),
     /// The debug view of bridge.log: one readable line per event, filters, follow (-f).
     Logs(logs::LogsArgs),
     /// WhatsApp account tools: `whatsapp link`.

@@ -126,6 +126,28 @@ pub fn failure(error: &str) -> Value {
     json!({"success": false, "error": error})
 }
 
+/// Hermes' relay ops bridgekeeper carries out, each with the connector op it becomes. A
+/// gateway after 0.19.0 sends an op missing from `supported_ops` only for the legacy set
+/// (`send`, `edit`, `typing`), so each listed op must be one the platform's connector does.
+/// `send_media` and `react` are not listed yet: the newer contract's fields (`media_kind`,
+/// `source_url`; `remove`) are not carried out, and a listed op must never fail for that.
+const RELAY_OPS: [(&str, &str); 4] = [
+    ("send", "send_text"),
+    ("edit", "edit"),
+    ("typing", "typing"),
+    ("get_chat_info", "chat_info"),
+];
+
+/// The relay ops a platform's connector carries out (its description's ops), for the
+/// descriptor's `supported_ops`.
+pub fn supported_ops(d: &crate::connectors::description::Description) -> Vec<&'static str> {
+    RELAY_OPS
+        .iter()
+        .filter(|(_, op)| d.ops.contains(op))
+        .map(|(relay, _)| *relay)
+        .collect()
+}
+
 /// What a platform can do, told to the gateway at the handshake. All nine required fields are
 /// always present: Hermes drops a descriptor that lacks one and redials without a word.
 pub fn descriptor(platform: &str) -> Option<Value> {
@@ -143,6 +165,7 @@ pub fn descriptor(platform: &str) -> Option<Value> {
             "markdown_dialect": d.markdown,
             "len_unit": d.text_unit.as_str(),
             "pii_safe": false,
+            "supported_ops": supported_ops(d),
         }
     }))
 }
@@ -186,8 +209,16 @@ pub fn inbound_event(platform: &str, m: &InboundMessage) -> Value {
     });
     if let Some(q) = &m.quoted {
         event["reply_to_message_id"] = json!(q.id);
+        // Read as `reply_to_text` and `reply_to_author_name` by gateways after 0.19.0.
+        let mut quoted = serde_json::Map::new();
         if let Some(text) = &q.text {
-            event["reply_to_text"] = json!(text);
+            quoted.insert("text".into(), json!(text));
+        }
+        if let Some(author) = &q.sender {
+            quoted.insert("author".into(), json!(author));
+        }
+        if !quoted.is_empty() {
+            event["reply_to"] = Value::Object(quoted);
         }
     }
     if let Some(error) = m.media.as_ref().and_then(|x| x.download_error.as_deref()) {
@@ -369,6 +400,51 @@ mod tests {
         assert!(line(&d).ends_with("}\n"));
     }
 
+    /// A gateway sends a listed op to every chat of the platform: each must become a command
+    /// its connector carries out (its description's ops), never an `unsupported`.
+    #[test]
+    fn every_supported_op_is_one_the_connector_carries_out() {
+        use bridge_protocol::gateway::Route;
+        for d in crate::connectors::description::ALL {
+            let ops = supported_ops(d);
+            assert!(ops.contains(&"send"), "{}", d.platform);
+            assert_eq!(ops.contains(&"edit"), d.edits, "{}", d.platform);
+            for op in ops {
+                let sample = json!({"op": op, "chat_id": "c", "content": "x", "message_id": "m"});
+                let Action::Command(command) = action(&sample) else {
+                    panic!("{op} is not a command");
+                };
+                let Route::Connector(command) = command.route(true) else {
+                    panic!("{op} does not reach the connector");
+                };
+                assert!(
+                    d.ops.contains(&command.type_name()),
+                    "{}: {op} → {} is not among its connector's ops",
+                    d.platform,
+                    command.type_name()
+                );
+            }
+        }
+        let listed = |p: &str| descriptor(p).unwrap()["descriptor"]["supported_ops"].clone();
+        assert_eq!(
+            listed("telegram"),
+            json!(["send", "edit", "typing", "get_chat_info"])
+        );
+        assert_eq!(listed("wecom"), json!(["send", "typing"]));
+    }
+
+    #[test]
+    fn a_quote_goes_out_as_the_reply_to_object_with_its_author() {
+        let m: InboundMessage = serde_json::from_value(json!({
+            "id": "M2", "chat": "-100", "sender": "7", "is_group": true, "text": "so?",
+            "quoted": {"id": "Q2", "sender": "8", "text": "the plan"}, "timestamp": 1
+        }))
+        .unwrap();
+        let e = inbound_event("telegram", &m);
+        assert_eq!(e["reply_to"], json!({"text": "the plan", "author": "8"}));
+        assert_eq!(e["reply_to_message_id"], "Q2");
+    }
+
     #[test]
     fn a_lid_sender_carries_its_phone_as_the_alt_id() {
         let m: InboundMessage = serde_json::from_value(json!({
@@ -382,6 +458,8 @@ mod tests {
         assert_eq!(e["source"]["chat_id_alt"], "15551234567@s.whatsapp.net");
         assert_eq!(e["source"]["chat_type"], "dm");
         assert_eq!(e["reply_to_message_id"], "Q1");
+        assert_eq!(e["reply_to"], json!({"text": "before"}));
+        assert!(e.get("reply_to_text").is_none(), "read by no gateway");
         assert_eq!(e["message_type"], "text");
         assert_eq!(e["media_urls"], json!([]));
     }

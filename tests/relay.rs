@@ -1149,8 +1149,10 @@ fn the_hermes_client_reconnects_by_itself_after_a_bridgekeeper_restart() {
 }
 
 /// A secret removed from `$HERMES_HOME/.env` while a gateway is connected: its socket is closed
-/// with 4401 (Hermes reads that as "revoked" and stops redialling), and a new token signed with
-/// the old secret is refused.
+/// with 4401 (Hermes reads that as "revoked"). A gateway after 0.19.0 dials once more with a
+/// fresh token signed with the old secret and latches "revoked" only on a 4401 there: that dial
+/// is upgraded and closed with 4401, not refused with HTTP 401 (which it would retry for ever).
+/// An expired token of the old secret, or one of a secret never in force, stays an HTTP 401.
 #[tokio::test]
 async fn a_revoked_secret_closes_the_socket_with_4401() {
     use futures_util::{SinkExt, StreamExt};
@@ -1180,10 +1182,41 @@ async fn a_revoked_secret_closes_the_socket_with_4401() {
         }
     };
     assert_eq!(code, 4401);
-    let refused = tokio_tungstenite::connect_async(ws_request(port, "gw"))
+    let (mut again, _) = tokio_tungstenite::connect_async(ws_request(port, "gw"))
         .await
-        .unwrap_err();
-    assert!(refused.to_string().contains("401"), "{refused}");
+        .expect("the re-dial is upgraded");
+    let frame = loop {
+        match tokio::time::timeout(PATIENCE, again.next())
+            .await
+            .expect("a close in time")
+        {
+            Some(Ok(Message::Close(Some(f)))) => break f,
+            Some(Ok(_)) => continue,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(
+        (u16::from(frame.code), frame.reason.as_str()),
+        (4401, "relay secret revoked")
+    );
+    let dial_with = |secret: &str, exp: u64| {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let secret = bridgekeeper::relay::auth::Secret::new(secret).unwrap();
+        let token = bridgekeeper::relay::auth::make("gw", &secret, exp);
+        let mut req = format!("ws://127.0.0.1:{port}/relay")
+            .into_client_request()
+            .unwrap();
+        req.headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse().unwrap());
+        tokio_tungstenite::connect_async(req)
+    };
+    let now = bridgekeeper::util::time::unix_secs() as u64;
+    for (secret, exp) in [(SECRET, now - 10), ("never-in-force-secret", now + 300)] {
+        let refused = dial_with(secret, exp).await.unwrap_err();
+        assert!(refused.to_string().contains("401"), "{refused}");
+    }
+    // The new secret works.
+    let (_ok, _) = dial_with("a-new-secret", now + 300).await.unwrap();
     drop(bk);
 }
 

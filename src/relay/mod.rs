@@ -119,6 +119,10 @@ struct Relay {
     requests: Arc<Requests>,
     /// `None`: `insecure_no_auth`.
     secrets: Option<std::sync::Mutex<Vec<Secret>>>,
+    /// Secrets that were in force and were removed from every source, newest last: a token
+    /// they sign is a revoked gateway's, told so with 4401 after its upgrade (not HTTP 401),
+    /// so that Hermes stops dialling. Kept in memory only, until bridgekeeper restarts.
+    revoked: std::sync::Mutex<Vec<Secret>>,
     gateway_id: Option<String>,
     max_frame_bytes: usize,
     shutdown: CancellationToken,
@@ -175,6 +179,7 @@ impl Running {
             shutdown: shutdown.clone(),
             refused: AtomicU64::new(0),
             refusal_logged: std::sync::Mutex::new(None),
+            revoked: std::sync::Mutex::new(Vec::new()),
             policy_path: parts.state_dir.join(crate::config::RELAY_POLICY_FILE),
             limits: parts.limits,
         });
@@ -306,7 +311,11 @@ async fn housekeeping(relay: Arc<Relay>, sources: Option<SecretSources>) {
             // every gateway. An emptied source is a revocation.
             if let Ok(Ok(fresh)) = tokio::task::spawn_blocking(move || s.load()).await {
                 let prints: Vec<[u8; 32]> = fresh.iter().map(Secret::fingerprint).collect();
-                *current.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+                let before = std::mem::replace(
+                    &mut *current.lock().unwrap_or_else(|p| p.into_inner()),
+                    fresh.clone(),
+                );
+                relay.remember_revoked(before, &fresh);
                 for tx in relay.hub.revoked(&prints) {
                     // Never waits on a gateway that stopped reading: its socket is closed
                     // when the session ends, the frame or not.
@@ -330,7 +339,51 @@ impl IntoResponse for Refusal {
     }
 }
 
+/// How many revoked secrets are remembered (the oldest is forgotten first).
+const REVOKED_KEPT: usize = 16;
+
+/// Whether an upgrade goes on to a session, or only to be told it is revoked.
+enum Admitted {
+    Gateway(String, Option<[u8; 32]>),
+    Revoked,
+}
+
 impl Relay {
+    /// Secrets of `before` missing from `now` are revoked; one that is back is not.
+    fn remember_revoked(&self, before: Vec<Secret>, now: &[Secret]) {
+        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        revoked.retain(|s| !now.contains(s));
+        for secret in before {
+            if !now.contains(&secret) && !revoked.contains(&secret) {
+                revoked.push(secret);
+            }
+        }
+        let over = revoked.len().saturating_sub(REVOKED_KEPT);
+        revoked.drain(..over);
+    }
+
+    /// `admit` for an upgrade: a valid, unexpired token signed with a revoked secret is let
+    /// through the upgrade only to be closed with 4401. An expired one stays a refusal.
+    fn admit_upgrade(&self, headers: &HeaderMap) -> Result<Admitted, Refusal> {
+        let refusal = match self.admit(headers) {
+            Ok((gateway, secret)) => return Ok(Admitted::Gateway(gateway, secret)),
+            Err(refusal) => refusal,
+        };
+        let revoked = self
+            .revoked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let now = crate::util::time::unix_secs() as u64;
+        match auth::bearer(token).and_then(|t| auth::verify(t, &revoked, now)) {
+            Ok(_) if refusal.1 == "bad_signature" => Ok(Admitted::Revoked),
+            _ => Err(refusal),
+        }
+    }
+
     fn refuse(&self, status: StatusCode, reason: &'static str, message: &str) -> Refusal {
         let refused = self.refused.fetch_add(1, Ordering::Relaxed) + 1;
         let mut last = self
@@ -390,7 +443,7 @@ impl Relay {
 
 async fn upgrade(State(relay): State<Arc<Relay>>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
-    let (gateway, secret) = match relay.admit(&parts.headers) {
+    let admitted = match relay.admit_upgrade(&parts.headers) {
         Ok(admitted) => admitted,
         Err(refusal) => return refusal.into_response(),
     };
@@ -399,9 +452,14 @@ async fn upgrade(State(relay): State<Arc<Relay>>, request: Request) -> Response 
         Err(rejection) => return rejection.into_response(),
     };
     let max = relay.max_frame_bytes;
-    ws.max_message_size(max)
-        .max_frame_size(max)
-        .on_upgrade(move |socket| session::session(relay, socket, gateway, secret))
+    let ws = ws.max_message_size(max).max_frame_size(max);
+    match admitted {
+        Admitted::Gateway(gateway, secret) => {
+            ws.on_upgrade(move |socket| session::session(relay, socket, gateway, secret))
+        }
+        // Counted and logged as a refused token by `admit` already.
+        Admitted::Revoked => ws.on_upgrade(session::close_revoked),
+    }
 }
 
 use axum::extract::FromRequestParts;

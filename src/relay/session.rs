@@ -342,3 +342,13 @@ fn chat_info(chat: &str, r: &CommandResult) -> Value {
     let kind = if is_group { "group" } else { "dm" };
     json!({"success": true, "chat_info": {"name": name, "type": kind}, "name": name, "type": kind})
 }
+
+/// A gateway whose token a revoked secret signed: told so the way Hermes latches it (4401
+/// after the upgrade), and nothing else.
+pub async fn close_revoked(mut socket: WebSocket) {
+    let frame = CloseFrame {
+        code: close::REVOKED,
+        reason: "relay secret revoked".into(),
+    };
+    let _ = socket.send(Message::Close(Some(frame))).await;
+}

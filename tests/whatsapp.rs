@@ -622,3 +622,40 @@ fn node_bridges_hello_names_the_ops_of_its_description() {
         json!(bridgekeeper::connectors::whatsapp::DESCRIPTION.ops),
     );
 }
+
+/// Hermes' reaction lifecycle on WhatsApp (👀 while it works, taken back, then ✅): real Baileys
+/// sends each as an encrypted `reaction` message to the DM's chat, and the server accepts all
+/// three. (The fake server decrypts only text: that the take-back is an empty reaction to the
+/// DM's key is node-bridge's own test.)
+#[tokio::test]
+async fn reactions_to_a_dm_are_sent_and_taken_back() {
+    let mut s =
+        Stack::start("policy: {mode: bot, dm_policy: allowlist, allow_from: ['15551234567']}")
+            .await;
+    s.server.inject_dm(FRIEND, "react to me");
+    let message = s.inbound_text("react to me").await;
+    for emoji in ["👀", "", "✅"] {
+        let r =
+            s.d.request(
+                json!({"type": "react", "connector": "whatsapp", "chat": message.chat,
+                "message_id": message.id, "emoji": emoji}),
+            )
+            .await;
+        assert!(r.ok, "{emoji:?}: {r:?}");
+    }
+    let reactions = || {
+        std::fs::read_to_string(&s.server.recorder)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| {
+                e["accepted"] == true
+                    && e["body"]["tag"] == "message"
+                    && e["body"]["attrs"]["type"] == "reaction"
+                    && e["body"]["attrs"]["to"] == message.chat.as_str()
+            })
+            .count()
+    };
+    wait_for("the server to accept three reactions", || reactions() == 3).await;
+    s.d.stop().await;
+}

@@ -119,6 +119,17 @@ export function createCommandRunner(ctx) {
         return ids(await withTimeout(sock.sendMessage(c.chat, { location }), ctx.sendTimeoutMs, 'location send'));
       });
     },
+    // A reaction names its message by key; an empty emoji takes ours back. A message this
+    // process saw carries its own key (sender, participant in a group); else it is someone
+    // else's in that chat.
+    async react(c) {
+      return serialised(async () => {
+        const sock = await connected();
+        const key = ctx.recent.get(c.message_id)?.key ?? { remoteJid: c.chat, id: c.message_id, fromMe: false };
+        await withTimeout(sock.sendMessage(c.chat, { react: { text: c.emoji, key } }), ctx.sendTimeoutMs, 'reaction');
+        return null;
+      });
+    },
     async typing(c) {
       const sock = await connected();
       await sock.sendPresenceUpdate(c.state ?? 'composing', c.chat);

@@ -59,7 +59,7 @@ emit({
   protocol: PROTOCOL_VERSION,
   connector: 'whatsapp',
   version: VERSION,
-  capabilities: ['send_text', 'edit', 'send_media', 'send_poll', 'send_location', 'typing', 'read', 'chat_info', 'link_by_phone', 'logout'],
+  capabilities: ['send_text', 'edit', 'send_media', 'send_poll', 'send_location', 'react', 'typing', 'read', 'chat_info', 'link_by_phone', 'logout'],
 });
 
 // ---- session ---------------------------------------------------------------------------------
@@ -280,7 +280,8 @@ process.stdin.on('data', (chunk) => {
     const parsed = parseCommand(item.line);
     if (parsed.error) {
       note(`node-bridge: bad command line (${parsed.error}): ${parsed.detail}`);
-      if (parsed.id) emit({ type: 'result', id: parsed.id, ok: false, error: { code: 'invalid_command', message: parsed.detail } });
+      const code = parsed.error === 'unknown_type' ? 'unsupported' : 'invalid_command';
+      if (parsed.id) emit({ type: 'result', id: parsed.id, ok: false, error: { code, message: parsed.detail } });
       continue;
     }
     run(parsed.ok).then((result) => {

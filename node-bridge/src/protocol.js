@@ -26,6 +26,7 @@ export const COMMANDS = {
   typing: { chat: str(), state: [TYPING_STATES, false] },
   read: { chat: str(), message_ids: [['str'], true], participant: opt('str') },
   chat_info: { chat: str() },
+  react: { chat: str(), message_id: str(), emoji: str() },
   link_by_phone: { phone: str() },
   logout: {},
   shutdown: {},
@@ -104,10 +105,12 @@ export function parseLine(buf, table, { needsId = false } = {}) {
   if (value === null || typeof value !== 'object' || Array.isArray(value)) return { error: 'not_an_object', detail: 'not an object' };
   if (typeof value.type !== 'string') return { error: 'missing_type', detail: 'no string "type"' };
   const rules = table[value.type];
-  if (!rules) return { error: 'unknown_type', detail: `unknown type ${value.type}` };
+  // A command of a kind this bridge does not know still gets its one result (`unsupported`).
+  const id = typeof value.id === 'string' ? value.id : undefined;
+  if (!rules) return { error: 'unknown_type', detail: `unknown type ${value.type}`, id };
   if (needsId && typeof value.id !== 'string') return { error: 'invalid_message', detail: 'missing field id' };
   const problem = checkFields(value, rules);
-  return problem ? { error: 'invalid_message', detail: problem, id: typeof value.id === 'string' ? value.id : undefined } : { ok: value };
+  return problem ? { error: 'invalid_message', detail: problem, id } : { ok: value };
 }
 
 export const parseCommand = (buf) => parseLine(buf, COMMANDS, { needsId: true });

@@ -89,6 +89,16 @@ test('edit, typing, read, chat_info', async () => {
   assert.deepEqual(info.data, { name: 'Team', is_group: true, participants: ['a@s.whatsapp.net', 'b@lid'] });
 });
 
+test('react names the message by its key, and an empty emoji takes the reaction back', async () => {
+  const sock = fakeSocket();
+  const { run } = runner(sock);
+  const r = await run({ type: 'react', id: '1', chat: 'x@s.whatsapp.net', message_id: 'Q1', emoji: '👀' });
+  assert.deepEqual(r, { type: 'result', id: '1', ok: true });
+  assert.deepEqual(sock.calls[0][2], { react: { text: '👀', key: { id: 'Q1' } } });
+  await run({ type: 'react', id: '2', chat: 'x@s.whatsapp.net', message_id: 'M7', emoji: '' });
+  assert.deepEqual(sock.calls[2][2].react, { text: '', key: { remoteJid: 'x@s.whatsapp.net', id: 'M7', fromMe: false } });
+});
+
 test('send_media reads the file; a missing file is an explicit error', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'media-'));
   const file = path.join(dir, 'a.pdf');

@@ -47,3 +47,8 @@ test('a line exactly at the limit passes', () => {
   const s = new LineSplitter(8);
   assert.deepEqual(s.push(Buffer.from('12345678\n123456789\n')).map((i) => i.tooLong ?? i.line.toString()), ['12345678', true]);
 });
+
+test('a command of an unknown kind keeps its id, so it still gets its one result', () => {
+  const r = parseLine(Buffer.from('{"type":"teleport","id":"c9"}'), COMMANDS, { needsId: true });
+  assert.deepEqual(r, { error: 'unknown_type', detail: 'unknown type teleport', id: 'c9' });
+});

@@ -23,6 +23,7 @@ pub const DESCRIPTION: Description = Description {
         "send_media",
         "send_poll",
         "send_location",
+        "react",
         "typing",
         "read",
         "chat_info",

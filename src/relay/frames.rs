@@ -129,13 +129,14 @@ pub fn failure(error: &str) -> Value {
 /// Hermes' relay ops bridgekeeper carries out, each with the connector op it becomes. A
 /// gateway after 0.19.0 sends an op missing from `supported_ops` only for the legacy set
 /// (`send`, `edit`, `typing`), so each listed op must be one the platform's connector does.
-/// `send_media` and `react` are not listed yet: the newer contract's fields (`media_kind`,
-/// `source_url`; `remove`) are not carried out, and a listed op must never fail for that.
-const RELAY_OPS: [(&str, &str); 4] = [
+/// `send_media` is not listed yet: the newer contract's fields (`media_kind`, `source_url`) are
+/// not carried out, and a listed op must never fail for that.
+const RELAY_OPS: [(&str, &str); 5] = [
     ("send", "send_text"),
     ("edit", "edit"),
     ("typing", "typing"),
     ("get_chat_info", "chat_info"),
+    ("react", "react"),
 ];
 
 /// The relay ops a platform's connector carries out (its description's ops), for the
@@ -272,14 +273,18 @@ pub fn action(action: &Value) -> Action {
             }),
             _ => return Action::Invalid("edit needs message_id and content".into()),
         },
-        "react" => match (s("message_id"), s("emoji").or(content)) {
-            (Some(message_id), Some(emoji)) => GatewayCommand::React(React {
-                chat,
-                message_id,
-                emoji,
-            }),
-            _ => return Action::Invalid("react needs message_id and emoji".into()),
-        },
+        // `remove: true` takes the reaction back (Hermes' 👀 while it works): an empty emoji.
+        "react" => {
+            let remove = action.get("remove").and_then(Value::as_bool) == Some(true);
+            match (s("message_id"), s("emoji").or(content)) {
+                (Some(message_id), Some(emoji)) => GatewayCommand::React(React {
+                    chat,
+                    message_id,
+                    emoji: if remove { String::new() } else { emoji },
+                }),
+                _ => return Action::Invalid("react needs message_id and emoji".into()),
+            }
+        }
         "read" => match s("message_id") {
             Some(id) => GatewayCommand::Read(ReadReceipt {
                 chat,
@@ -428,7 +433,11 @@ mod tests {
         let listed = |p: &str| descriptor(p).unwrap()["descriptor"]["supported_ops"].clone();
         assert_eq!(
             listed("telegram"),
-            json!(["send", "edit", "typing", "get_chat_info"])
+            json!(["send", "edit", "typing", "get_chat_info", "react"])
+        );
+        assert_eq!(
+            listed("whatsapp"),
+            json!(["send", "edit", "typing", "get_chat_info", "react"])
         );
         assert_eq!(listed("wecom"), json!(["send", "typing"]));
     }
@@ -483,6 +492,13 @@ mod tests {
             action(&json!({"op": "react", "chat_id": "c"})),
             Action::Invalid(_)
         ));
+        // Hermes takes its 👀 back with `remove: true`: the connector's empty emoji.
+        let removed = action(&json!({"op": "react", "chat_id": "c", "message_id": "m",
+            "emoji": "👀", "remove": true}));
+        assert!(
+            matches!(&removed, Action::Command(GatewayCommand::React(r)) if r.emoji.is_empty()),
+            "{removed:?}"
+        );
         assert_eq!(
             action(&json!({"op": "follow_up", "chat_id": "c"})),
             Action::Unsupported("follow_up".into())

@@ -162,6 +162,7 @@ where
             pairing.clone(),
             outbound_gate.clone(),
             &config.state_dir.join(format!("{}.seen", cfg.name)),
+            config.gateway.group_context,
         );
         if let Some(source) = &cfg.policy_source {
             inbound_gate.watch_policy(source.clone());

@@ -168,6 +168,12 @@ fn telegram_and_whatsapp_in_one_run() {
         !d.inbound_texts("telegram")
             .contains(&"just chatting".to_owned())
     );
+    // What the group said without a mention comes along as the context of the mention.
+    assert_eq!(
+        g["message"]["context"],
+        json!([{"text": "just chatting", "sender": ALLOWED.to_string(), "sender_name": "QA User"}]),
+        "{g}"
+    );
 
     // A forum topic: the message carries its thread, and the reply goes back into it.
     s.telegram.inject(

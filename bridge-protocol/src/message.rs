@@ -285,6 +285,21 @@ pub struct InboundMessage {
     /// the route decided and where the answer goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub routed: Option<Box<Routed>>,
+    /// Set by the supervisor, never by a connector: the group's messages it did not deliver
+    /// since the last one it did (not addressed to the bot), oldest first, so the agent sees
+    /// what the conversation was about.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub context: Vec<ContextLine>,
+}
+
+/// One group message the agent was not addressed by, kept as the context of the next one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct ContextLine {
+    pub text: String,
+    pub sender: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_name: Option<String>,
 }
 
 /// What a route (a webhook's) says about one message it received.

@@ -151,11 +151,17 @@ pub struct LogConfig {
     pub debug: bool,
 }
 
+/// Lines of a group's unaddressed talk kept for its next delivered message, by default.
+pub const DEFAULT_GROUP_CONTEXT: usize = 10;
+
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub max_line_bytes: usize,
     /// Events buffered toward a slow gateway before connectors feel backpressure.
     pub buffer: usize,
+    /// Lines of a group's undelivered talk (no mention) kept per group and handed over with its
+    /// next delivered message (`gateway.group_context`, else `BRIDGEKEEPER_GROUP_CONTEXT`, 10).
+    pub group_context: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -58,6 +58,7 @@ pub(super) struct RawLog {
 pub(super) struct RawGateway {
     pub(super) max_line_bytes: Option<usize>,
     pub(super) buffer: Option<usize>,
+    pub(super) group_context: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -139,6 +139,12 @@ pub(super) fn validate(
     let gateway = GatewayConfig {
         max_line_bytes: raw.gateway.max_line_bytes.unwrap_or(DEFAULT_LINE_BYTES),
         buffer: raw.gateway.buffer.unwrap_or(1024),
+        group_context: raw.gateway.group_context.unwrap_or_else(|| {
+            std::env::var("BRIDGEKEEPER_GROUP_CONTEXT")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(super::DEFAULT_GROUP_CONTEXT)
+        }),
     };
     if gateway.max_line_bytes < MIN_LINE_BYTES {
         problem(

@@ -40,6 +40,8 @@ pub struct Description {
     pub edits: bool,
     /// Whether the account can talk to itself (WhatsApp's self-chat mode); a bot cannot.
     pub self_chat: bool,
+    /// Whether it has group chats (where a message may not be addressed to the agent).
+    pub groups: bool,
     /// The access policy before any setting, as Hermes has it for this platform.
     pub access: fn() -> AccessPolicy,
     /// Prefixes Hermes' adapter drops from an allowlist entry (any case), in this order.

@@ -14,6 +14,7 @@ pub const DESCRIPTION: Description = Description {
     markdown: "whatsapp",
     edits: true,
     self_chat: true,
+    groups: true,
     access: AccessPolicy::default,
     allowlist_prefixes: &[],
     // node-bridge's `hello` (node-bridge/src/index.js); a test holds the two together.

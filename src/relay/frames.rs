@@ -167,6 +167,7 @@ pub fn descriptor(platform: &str) -> Option<Value> {
             "len_unit": d.text_unit.as_str(),
             "pii_safe": false,
             "supported_ops": supported_ops(d),
+            "supports_context": d.groups,
         }
     }))
 }
@@ -221,6 +222,20 @@ pub fn inbound_event(platform: &str, m: &InboundMessage) -> Value {
         if !quoted.is_empty() {
             event["reply_to"] = Value::Object(quoted);
         }
+    }
+    if !m.context.is_empty() {
+        let lines: Vec<Value> = m
+            .context
+            .iter()
+            .map(|c| {
+                let source = match &c.sender_name {
+                    Some(name) => json!({"user_name": name}),
+                    None => json!({"user_id": c.sender}),
+                };
+                json!({"text": c.text, "source": source})
+            })
+            .collect();
+        event["context"] = Value::Array(lines);
     }
     if let Some(error) = m.media.as_ref().and_then(|x| x.download_error.as_deref()) {
         event["media_error"] = json!(error);
@@ -440,6 +455,34 @@ mod tests {
             json!(["send", "edit", "typing", "get_chat_info", "react"])
         );
         assert_eq!(listed("wecom"), json!(["send", "typing"]));
+    }
+
+    #[test]
+    fn a_groups_unaddressed_talk_goes_out_as_context() {
+        let m: InboundMessage = serde_json::from_value(json!({
+            "id": "M3", "chat": "-100", "sender": "7", "is_group": true, "text": "@bot so?",
+            "timestamp": 1, "context": [
+                {"text": "lunch at one", "sender": "8", "sender_name": "Ann"},
+                {"text": "or two", "sender": "9"}
+            ]
+        }))
+        .unwrap();
+        let e = inbound_event("telegram", &m);
+        assert_eq!(
+            e["context"],
+            json!([
+                {"text": "lunch at one", "source": {"user_name": "Ann"}},
+                {"text": "or two", "source": {"user_id": "9"}}
+            ])
+        );
+        assert_eq!(
+            descriptor("telegram").unwrap()["descriptor"]["supports_context"],
+            true
+        );
+        assert_eq!(
+            descriptor("webhook").unwrap()["descriptor"]["supports_context"],
+            false
+        );
     }
 
     #[test]

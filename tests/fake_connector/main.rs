@@ -129,6 +129,7 @@ fn inbound(id: String, chat: &str, text: String) -> ConnectorEvent {
         thread: None,
         timestamp: 1_767_225_600,
         routed: None,
+        context: Vec::new(),
     }))
 }
 

@@ -65,6 +65,7 @@ pub const DESCRIPTION: Description = Description {
     markdown: "plain",
     edits: true,
     self_chat: false,
+    groups: true,
     access: AccessPolicy::default,
     allowlist_prefixes: &[],
     ops: &[

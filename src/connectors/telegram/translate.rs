@@ -113,6 +113,7 @@ pub fn inbound(update: &Value, bot: &Bot) -> Option<InboundMessage> {
             .map(|t| t.to_string()),
         timestamp: m.get("date").and_then(Value::as_u64).unwrap_or(0),
         routed: None,
+        context: Vec::new(),
     })
 }
 

@@ -58,6 +58,7 @@ pub const DESCRIPTION: Description = Description {
     markdown: "plain",
     edits: false,
     self_chat: false,
+    groups: false,
     access: || AccessPolicy {
         mode: Mode::Bot,
         dm_policy: DmPolicy::Open,

@@ -267,6 +267,7 @@ async fn receive(
             },
             payload: Some(payload),
         })),
+        context: Vec::new(),
     };
     let recorded = receiver::record(&r.link, message, RECORDED_WAIT).await;
     answer(&r, recorded, &route, &event, &delivery_id)

@@ -208,6 +208,7 @@ pub const DESCRIPTION: Description = Description {
     markdown: "markdown",
     edits: false,
     self_chat: false,
+    groups: true,
     access: AccessPolicy::default,
     allowlist_prefixes: WECOM_PREFIXES,
     ops: &["send_text", "send_media", "typing", "read", "ping"],

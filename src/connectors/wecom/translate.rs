@@ -125,6 +125,7 @@ pub fn inbound(
         thread: None,
         timestamp: now,
         routed: None,
+        context: Vec::new(),
     };
     (message, media)
 }

@@ -181,6 +181,7 @@ pub const DESCRIPTION: Description = Description {
     markdown: "plain",
     edits: false,
     self_chat: false,
+    groups: true,
     access: AccessPolicy::default,
     allowlist_prefixes: super::wecom::WECOM_PREFIXES,
     ops: &["send_text", "typing", "read", "ping", "recorded"],

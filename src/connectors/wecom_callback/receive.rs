@@ -291,6 +291,7 @@ pub fn inbound(corp: &str, m: &std::collections::BTreeMap<String, String>) -> In
         thread: None,
         timestamp: created.parse().unwrap_or(0),
         routed: None,
+        context: Vec::new(),
     }
 }
 

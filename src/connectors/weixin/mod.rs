@@ -134,6 +134,7 @@ pub const DESCRIPTION: Description = Description {
     markdown: "plain",
     edits: false,
     self_chat: false,
+    groups: true,
     access: || AccessPolicy {
         group_policy: GroupPolicy::Disabled,
         require_mention: false,

@@ -89,6 +89,7 @@ pub fn inbound(m: &Value, account_id: &str) -> Result<Read, Skip> {
             thread: None,
             timestamp,
             routed: None,
+            context: Vec::new(),
         },
         context_token: text_of(m, "context_token"),
         media_source,

@@ -39,6 +39,7 @@ fn dm(sender: &str) -> InboundMessage {
         thread: None,
         timestamp: 1,
         routed: None,
+        context: Vec::new(),
     }
 }
 

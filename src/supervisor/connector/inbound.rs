@@ -38,6 +38,8 @@ pub struct Admission {
     pub alert: Option<(AlertCode, String)>,
     /// A pairing code was issued: who asked, under which request id.
     pub pairing: Option<PairingRequest>,
+    /// A delivered group message: what the group said since, not addressed to the agent.
+    pub context: Vec<bridge_protocol::message::ContextLine>,
 }
 
 /// A stranger who was just issued a pairing code.
@@ -103,6 +105,7 @@ pub struct InboundGate {
     outbound_gate: Arc<OutboundGate>,
     /// The self-chat explanation is given to the operator once per run.
     explained_self_chat: bool,
+    context: super::context::GroupContext,
 }
 
 impl InboundGate {
@@ -112,6 +115,7 @@ impl InboundGate {
         store: PairingStore,
         outbound_gate: Arc<OutboundGate>,
         dedup_path: &Path,
+        context_lines: usize,
     ) -> Self {
         Self {
             platform: platform.to_owned(),
@@ -126,6 +130,7 @@ impl InboundGate {
             sent_order: VecDeque::new(),
             outbound_gate,
             explained_self_chat: false,
+            context: super::context::GroupContext::new(context_lines),
         }
     }
 
@@ -259,7 +264,18 @@ impl InboundGate {
             return failed(FailReason::PairingStore, Some(alert));
         }
         match decision.action {
-            Action::Deliver => admission(Outcome::Delivered(decision.reason)),
+            Action::Deliver => Admission {
+                context: if msg.is_group && !seen.duplicate {
+                    self.context.take(&msg.chat)
+                } else {
+                    Vec::new()
+                },
+                ..admission(Outcome::Delivered(decision.reason))
+            },
+            Action::Ignore if decision.reason == Reason::NoMention && !seen.duplicate => {
+                self.context.keep(msg);
+                admission(Outcome::Ignored(decision.reason))
+            }
             Action::Ignore => {
                 let mut a = admission(Outcome::Ignored(decision.reason));
                 if decision.reason == Reason::SelfChatModeRejectsNonSelf
@@ -403,6 +419,7 @@ fn admission(outcome: Outcome) -> Admission {
         send: None,
         alert: None,
         pairing: None,
+        context: Vec::new(),
     }
 }
 

@@ -105,6 +105,7 @@ impl ConnectorTask {
             thread: None,
             timestamp: 0,
             routed: None,
+            context: Vec::new(),
         };
         let failure = FailReason::TooLong;
         self.log

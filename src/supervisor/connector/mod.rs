@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 pub mod child;
 pub mod commands;
+pub mod context;
 pub mod dedup;
 mod deliveries;
 pub mod inbound;
@@ -483,6 +484,8 @@ impl ConnectorTask {
         self.tell_recorded(&message.id, outcome);
         if !direct && matches!(outcome, Outcome::Delivered(_)) {
             let connector = self.name.to_string();
+            let mut message = message;
+            message.context = std::mem::take(&mut admission.context);
             self.push(GatewayEvent::Inbound { connector, message });
         }
         if let Some((code, text)) = admission.alert {

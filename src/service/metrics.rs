@@ -342,6 +342,10 @@ pub fn render(snapshot: &StatusSnapshot, process: &Process) -> Result<String, st
         }
     }
 
+    if let Some(relay) = &snapshot.relay {
+        relay_metrics(&mut registry, relay);
+    }
+
     let resident = Gauge::<i64>::default();
     resident.set(i64::try_from(process.resident_bytes).unwrap_or(i64::MAX));
     registry.register_with_unit(
@@ -370,6 +374,54 @@ pub fn render(snapshot: &StatusSnapshot, process: &Process) -> Result<String, st
     Ok(text)
 }
 
+/// The relay's figures (`relay::hub::Hub::status`, in the snapshot as JSON).
+fn relay_metrics(registry: &mut Registry, relay: &serde_json::Value) {
+    let bk = registry.sub_registry_with_prefix("bridgekeeper_relay");
+    let n = |k: &str| relay[k].as_u64().unwrap_or(0);
+    let gauge = |bk: &mut Registry, name: &str, help: &str, v: u64| {
+        let g = Gauge::<i64>::default();
+        g.set(i64::try_from(v).unwrap_or(i64::MAX));
+        bk.register(name, help, g);
+    };
+    let counter = |bk: &mut Registry, name: &str, help: &str, v: u64| {
+        let c = Counter::<u64>::default();
+        c.inc_by(v);
+        bk.register(name, help, c);
+    };
+    let connected = relay["gateways"].as_array().map_or(0, Vec::len) as u64;
+    gauge(
+        bk,
+        "gateways_connected",
+        "Hermes gateways connected now",
+        connected,
+    );
+    gauge(
+        bk,
+        "buffered",
+        "Delivered messages waiting for a gateway's ack",
+        n("buffered"),
+    );
+    gauge(
+        bk,
+        "buffer_capacity",
+        "How many the relay buffer holds",
+        n("bufferCapacity"),
+    );
+    counter(bk, "acked", "Messages a gateway acked", n("acked"));
+    counter(
+        bk,
+        "resent",
+        "Messages sent again for want of an ack",
+        n("resent"),
+    );
+    counter(
+        bk,
+        "failed_buffer_full",
+        "Messages failed because the relay buffer was full",
+        n("failedBufferFull"),
+    );
+}
+
 const ALL_STATES: [bridge_protocol::gateway::ConnectorStateName; 9] = {
     use bridge_protocol::gateway::ConnectorStateName as S;
     [
@@ -388,6 +440,29 @@ const ALL_STATES: [bridge_protocol::gateway::ConnectorStateName; 9] = {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_relays_figures_are_metrics_when_it_runs() {
+        let board = StatusBoard::new(
+            std::path::PathBuf::from("/nonexistent/status.json"),
+            &["wa"],
+        );
+        let without = render(&board.snapshot(), &Process::default()).unwrap();
+        assert!(!without.contains("bridgekeeper_relay_"));
+        board.set_relay(
+            serde_json::json!({"gateways": [{"gateway": "gw"}], "buffered": 3,
+            "bufferCapacity": 10000, "acked": 7, "resent": 1, "failedBufferFull": 0}),
+        );
+        let text = render(&board.snapshot(), &Process::default()).unwrap();
+        for line in [
+            "bridgekeeper_relay_gateways_connected 1",
+            "bridgekeeper_relay_buffered 3",
+            "bridgekeeper_relay_acked_total 7",
+            "bridgekeeper_relay_resent_total 1",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn an_address_comes_from_the_config_then_the_environment_then_dotenv() {

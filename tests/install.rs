@@ -59,20 +59,13 @@ fn install(script: &Path, args: &[&str], config_home: &Path) -> Output {
 
 /// Every file under `dir` and its bytes.
 fn contents(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push((p.clone(), std::fs::read(&p).unwrap()));
-            }
-        }
-    }
-    files.sort();
-    files
+    crate::support::files_under(dir)
+        .into_iter()
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
 }
 
 /// Installed from a clone (the binary stripped, under 20 MB; node-bridge with its production

@@ -372,15 +372,10 @@ pub fn wait_blocking(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
-/// A secret (a bot token, a relay secret) in no file under `state_dir` (bridge.log, status,
-/// buffers, offsets; the config and the fakes' files are outside it) and in none of `printed`.
-pub fn assert_secret_nowhere(secret: &str, state_dir: &Path, printed: &[&str]) {
-    assert!(secret.len() >= 8, "too short to search for");
-    for text in printed {
-        assert!(!text.contains(secret), "the secret was printed");
-    }
+/// Every file below `dir` (an unreadable folder counts as empty), sorted.
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    let mut stack = vec![state_dir.to_owned()];
+    let mut stack = vec![dir.to_owned()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
@@ -391,6 +386,18 @@ pub fn assert_secret_nowhere(secret: &str, state_dir: &Path, printed: &[&str]) {
             }
         }
     }
+    files.sort();
+    files
+}
+
+/// A secret (a bot token, a relay secret) in no file under `state_dir` (bridge.log, status,
+/// buffers, offsets; the config and the fakes' files are outside it) and in none of `printed`.
+pub fn assert_secret_nowhere(secret: &str, state_dir: &Path, printed: &[&str]) {
+    assert!(secret.len() >= 8, "too short to search for");
+    for text in printed {
+        assert!(!text.contains(secret), "the secret was printed");
+    }
+    let files = files_under(state_dir);
     assert!(files.iter().any(|f| f.ends_with("bridge.log")));
     for f in files {
         let bytes = std::fs::read(&f).unwrap_or_default();

@@ -492,18 +492,11 @@ pub fn hermes_command(sub: &str, home: &Path) -> std::process::Command {
         .arg(sub)
         .env("HERMES_HOME", home)
         .env("PATH", &no_node);
-    for key in [
-        "WHATSAPP_ENABLED",
-        "TELEGRAM_BOT_TOKEN",
-        "WEIXIN_TOKEN",
-        "WEIXIN_ACCOUNT_ID",
-        "WEBHOOK_ENABLED",
-        "WEBHOOK_SECRET",
-        "WEBHOOK_PORT",
-        "WECOM_BOT_ID",
-        "WECOM_SECRET",
-        "WECOM_CALLBACK_CORP_ID",
-    ] {
+    // Every built-in connector's settings, as their descriptions name them.
+    let settings = bridgekeeper::connectors::builtins()
+        .flat_map(|b| b.settings.iter().map(|s| s.env))
+        .chain(["WHATSAPP_ENABLED", "BRIDGEKEEPER_METRICS"]);
+    for key in settings {
         command.env_remove(key);
     }
     command

@@ -121,12 +121,14 @@ where
         connectors: names.clone(),
     };
     let _ = gateway_tx.send(ready).await;
+    let (link_ready_tx, link_ready) = tokio::sync::oneshot::channel();
     let writer = tokio::spawn(gateway::link::write_events(
         gateway_out,
         gateway_rx,
         config.gateway.max_line_bytes,
         log.clone(),
         shutdown.clone(),
+        Some(link_ready_tx),
     ));
 
     // Handles first: the alert router needs every connector's handle before any task runs.
@@ -186,6 +188,7 @@ where
     let notifier = tokio::spawn(crate::service::notify::tell_systemd(
         board.clone(),
         handles.values().cloned().collect(),
+        link_ready,
         shutdown.clone(),
     ));
 

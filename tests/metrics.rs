@@ -124,7 +124,12 @@ fn every_ledger_count_of_status_is_its_metric() {
         let status = crate::support::status_json(&config);
         let wa = crate::support::status_connector(&status, "wa");
         let crashy = crate::support::status_connector(&status, "crashy");
-        wa["ledger"]["received"] == 5 && wa["commands"]["ok"] == 1 && crashy["restarts"] == 2
+        // Both settled: nothing changes between the status and the scrape.
+        wa["ledger"]["received"] == 5
+            && wa["commands"]["ok"] == 1
+            && crashy["restarts"] == 2
+            && crashy["state"] == "running"
+            && wa["state"] == "running"
     });
 
     let status = crate::support::status_json(&config);

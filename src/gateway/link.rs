@@ -181,12 +181,14 @@ impl Reader {
 /// reading (broken pipe), the daemon shuts down, and inbound messages in the batch whose write
 /// failed and all still queued are moved from delivered to failed in the ledger: whether the
 /// gateway read any of that batch cannot be known, so none of it counts as delivered.
+/// `first_written` fires once the first lines (the `ready` event) are written and flushed.
 pub async fn write_events<W: AsyncWrite + Unpin>(
     mut output: W,
     mut events: mpsc::Receiver<GatewayEvent>,
     max_line_bytes: usize,
     log: EventLog,
     shutdown: CancellationToken,
+    mut first_written: Option<tokio::sync::oneshot::Sender<()>>,
 ) {
     let mut buf = Vec::with_capacity(WRITE_BATCH_BYTES);
     // The events whose lines are in `buf`, kept until the write succeeded.
@@ -222,6 +224,11 @@ pub async fn write_events<W: AsyncWrite + Unpin>(
         }
         .await;
         buf.clear();
+        if written.is_ok()
+            && let Some(tx) = first_written.take()
+        {
+            let _ = tx.send(());
+        }
         if let Err(e) = written {
             log.emit(
                 None,
@@ -371,7 +378,7 @@ mod tests {
         }
         drop(tx);
         let shutdown = CancellationToken::new();
-        write_events(Closed, rx, 1 << 20, log, shutdown.clone()).await;
+        write_events(Closed, rx, 1 << 20, log, shutdown.clone(), None).await;
         assert!(shutdown.is_cancelled());
         let ledger = board.snapshot().connectors[0].ledger.clone();
         assert_eq!(ledger.delivered, 0, "{ledger:?}");

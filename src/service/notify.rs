@@ -1,5 +1,5 @@
 //! systemd's service notifications (`Type=notify`, `sd_notify(3)`): `READY=1` once the gateway
-//! link has said ready and every connector has been started, a `STATUS=` line of connector
+//! link's `ready` line is written and every connector has been started, a `STATUS=` line of connector
 //! states whenever it changes, `STOPPING=1` at shutdown, and — when systemd asks for a
 //! watchdog (`WATCHDOG_USEC`) — `WATCHDOG=1` at half that period, sent only when every
 //! connector task's loop has answered a pulse within it: a hung supervisor stops pinging and
@@ -39,12 +39,14 @@ pub fn all_started(snapshot: &StatusSnapshot) -> bool {
         .all(|c| c.pid.is_some() || c.state != ConnectorStateName::Starting)
 }
 
-/// Tells systemd the daemon's life: ready once every connector has started, its states as
-/// they change, the watchdog's pings while every connector loop turns, and stopping when
-/// `stop` fires. Returns once `STOPPING=1` is sent.
+/// Tells systemd the daemon's life: ready once `link_ready` fired (the gateway link's `ready`
+/// line is written) and every connector has started, its states as they change, the
+/// watchdog's pings while every connector loop turns, and stopping when `stop` fires. Returns
+/// once `STOPPING=1` is sent.
 pub async fn tell_systemd(
     board: StatusBoard,
     loops: Vec<ConnectorHandle>,
+    mut link_ready: tokio::sync::oneshot::Receiver<()>,
     stop: CancellationToken,
 ) {
     let send = |states: &[NotifyState]| {
@@ -53,6 +55,7 @@ pub async fn tell_systemd(
         let _ = sd_notify::notify(states);
     };
     let mut said_ready = false;
+    let mut link_up = false;
     let mut said_status = String::new();
     let watchdog = sd_notify::watchdog_enabled().map(|limit| limit / 2);
     let mut status_tick = tokio::time::interval(STATUS_EVERY);
@@ -61,9 +64,10 @@ pub async fn tell_systemd(
         tokio::select! {
             _ = stop.cancelled() => break,
             _ = status_tick.tick() => {
+                link_up = link_up || link_ready.try_recv().is_ok();
                 let snapshot = board.snapshot();
                 let line = status_line(&snapshot);
-                if !said_ready && all_started(&snapshot) {
+                if !said_ready && link_up && all_started(&snapshot) {
                     said_ready = true;
                     said_status.clone_from(&line);
                     send(&[NotifyState::Ready, NotifyState::Status(&line)]);

@@ -575,6 +575,162 @@ mod contract {
     /// Every frame, error and close code: malformed, unknown, oversized, unsupported ops, a
     /// second owner, an unknown platform, and a gateway that never acks (the message comes
     /// again under the same buffer id, and stops once acked).
+    /// Media over the relay's HTTP side, as gateways after 0.19.0 use it: an inbound file's URL
+    /// points at `/relay/media/<id>` on the address the gateway dialled and serves the file to
+    /// the socket's token only; an upload gets an id a `send_media` names, which reaches the
+    /// connector as that file. Refused: no token (401, before the body), an id this relay did
+    /// not issue (404), a body over 25 MiB (413, from its head), a `source_url` elsewhere
+    /// (never fetched).
+    #[tokio::test]
+    async fn media_go_both_ways_through_relay_media_to_the_token_only() {
+        use crate::support::http::request;
+        let dir = tempfile::tempdir().unwrap();
+        let inbound = dir.path().join("inbound.jsonl");
+        let commands = dir.path().join("commands.jsonl");
+        let photo = dir.path().join("tg-1-photo.jpg");
+        std::fs::write(&photo, b"\xff\xd8 a jpeg, as far as anyone here knows").unwrap();
+        let connector = connector_cmd(
+            "whatsapp",
+            FAKE,
+            &[
+                "--inbound-file",
+                inbound.to_str().unwrap(),
+                "--command-log",
+                commands.to_str().unwrap(),
+            ],
+            "",
+        );
+        let config = write_config_with(dir.path(), &[connector], super::RELAY);
+        let bk = Bridgekeeper::start_for(&config, None);
+        let port = bk.port;
+        let addr = format!("127.0.0.1:{port}");
+        let bearer = format!("Bearer {}", token());
+        let auth = [("Authorization", bearer.as_str())];
+
+        let mut q = Default::default();
+        let mut ws = dial(port).await;
+        send(
+            &mut ws,
+            r#"{"type":"hello","platform":"whatsapp","botId":"b"}"#,
+        )
+        .await;
+        let d = next(&mut ws, &mut q).await.unwrap();
+        let ops = d["descriptor"]["supported_ops"].as_array().unwrap().clone();
+        assert!(ops.contains(&json!("send_media")), "{d}");
+        crate::support::append_json(
+            &inbound,
+            &json!({"sender": "15551234567@s.whatsapp.net", "text": "see",
+                "media": {"kind": "image", "mime": "image/jpeg", "path": photo, "size": 41}}),
+        );
+        let frame = loop {
+            let v = next(&mut ws, &mut q).await.unwrap();
+            if v["type"] == "inbound" {
+                break v;
+            }
+        };
+        let url = frame["event"]["media_urls"][0].as_str().unwrap().to_owned();
+        let prefix = format!("http://{addr}/relay/media/");
+        assert!(url.starts_with(&prefix), "{frame}");
+        assert_eq!(frame["event"]["media"][0]["url"], url.as_str());
+        assert_eq!(frame["event"]["media"][0]["mime"], "image/jpeg");
+        let path = url.trim_start_matches(&format!("http://{addr}"));
+        let got = request(&addr, "GET", path, Some(&addr), &auth, None);
+        assert_eq!(got.status, 200, "{}", got.body);
+        assert!(got.body.contains("a jpeg, as far as anyone here knows"));
+        assert!(
+            got.head
+                .to_lowercase()
+                .contains("filename=\"tg-1-photo.jpg\"")
+        );
+        assert_eq!(
+            request(&addr, "GET", path, Some(&addr), &[], None).status,
+            401
+        );
+        let forged = format!("/relay/media/{}.00", "L2V0Yy9zaGFkb3c");
+        assert_eq!(
+            request(&addr, "GET", &forged, Some(&addr), &auth, None).status,
+            404
+        );
+
+        // An upload, named by a send_media.
+        let mut headers = auth.to_vec();
+        headers.extend([
+            ("X-Media-Filename", "chart.png"),
+            ("Content-Type", "application/octet-stream"),
+        ]);
+        let up = request(
+            &addr,
+            "POST",
+            "/relay/media",
+            Some(&addr),
+            &headers,
+            Some("PNG bytes"),
+        );
+        assert_eq!(up.status, 200, "{}", up.body);
+        let id = up.json()["id"].as_str().unwrap().to_owned();
+        assert_eq!(up.json()["size"], 9);
+        let source = format!("http://{addr}/relay/media/{id}");
+        send(
+            &mut ws,
+            &json!({"type": "outbound", "requestId": "m1", "action": {
+            "op": "send_media", "chat_id": "15551234567@s.whatsapp.net", "media_kind": "image",
+            "source_url": source, "content": "the chart", "filename": "chart.png",
+            "reply_to": null, "metadata": {}}})
+            .to_string(),
+        )
+        .await;
+        let sent = loop {
+            let v = next(&mut ws, &mut q).await.unwrap();
+            if v["type"] == "outbound_result" {
+                break v;
+            }
+        };
+        assert_eq!(sent["result"]["success"], true, "{sent}");
+        let logged = std::fs::read_to_string(&commands).unwrap();
+        let line = logged.lines().find(|l| l.contains("send_media")).unwrap();
+        let written: Value = serde_json::from_str(line).unwrap();
+        let file = written["path"].as_str().unwrap();
+        assert_eq!(std::fs::read(file).unwrap(), b"PNG bytes");
+        assert_eq!(
+            (written["kind"].as_str(), written["caption"].as_str()),
+            (Some("image"), Some("the chart"))
+        );
+
+        send(
+            &mut ws,
+            &json!({"type": "outbound", "requestId": "m2", "action": {
+            "op": "send_media", "chat_id": "15551234567@s.whatsapp.net", "media_kind": "image",
+            "source_url": "https://example.com/cat.png", "content": ""}})
+            .to_string(),
+        )
+        .await;
+        let refused = loop {
+            let v = next(&mut ws, &mut q).await.unwrap();
+            if v["type"] == "outbound_result" {
+                break v;
+            }
+        };
+        assert_eq!(refused["result"]["success"], false);
+        assert!(
+            refused["result"]["error"]
+                .as_str()
+                .unwrap()
+                .starts_with("source_url_not_allowed")
+        );
+
+        // Refused before the body: no token, and a body that says it is too large.
+        assert_eq!(
+            request(&addr, "POST", "/relay/media", Some(&addr), &[], Some("x")).status,
+            401
+        );
+        let big = format!(
+            "POST /relay/media HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {bearer}\r\nContent-Length: {}\r\n\r\n",
+            26 * 1024 * 1024
+        );
+        assert_eq!(crate::support::attack::answer_to_head(&addr, &big), 413);
+        drop(bk);
+    }
+
     #[tokio::test]
     async fn every_frame_error_and_close_code() {
         let dir = tempfile::tempdir().unwrap();

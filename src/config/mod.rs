@@ -110,6 +110,9 @@ pub struct RelayConfig {
     /// An unacked message is sent again after this long.
     pub ack_timeout: Duration,
     pub max_frame_bytes: usize,
+    /// Inbound media go out as local paths (a 0.19.0 gateway on the same host reads them
+    /// there) instead of `/relay/media` URLs.
+    pub local_media_paths: bool,
 }
 
 impl RelayConfig {
@@ -125,6 +128,7 @@ impl RelayConfig {
             buffer: Self::DEFAULT_BUFFER,
             ack_timeout: Self::DEFAULT_ACK_TIMEOUT,
             max_frame_bytes: Self::DEFAULT_MAX_FRAME_BYTES,
+            local_media_paths: false,
         }
     }
 

@@ -42,6 +42,7 @@ pub(super) struct RawRelay {
     pub(super) buffer: Option<usize>,
     pub(super) ack_timeout_ms: Option<u64>,
     pub(super) max_frame_bytes: Option<usize>,
+    pub(super) local_media_paths: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -444,6 +444,7 @@ pub(super) fn validate(
         c.buffer = r.buffer.unwrap_or(c.buffer);
         c.ack_timeout = r.ack_timeout_ms.map_or(c.ack_timeout, ms);
         c.max_frame_bytes = r.max_frame_bytes.unwrap_or(c.max_frame_bytes);
+        c.local_media_paths = r.local_media_paths.unwrap_or(false);
         if c.buffer == 0 {
             problem("relay.buffer".into(), "must be at least 1".into());
         }

@@ -129,14 +129,14 @@ pub fn failure(error: &str) -> Value {
 /// Hermes' relay ops bridgekeeper carries out, each with the connector op it becomes. A
 /// gateway after 0.19.0 sends an op missing from `supported_ops` only for the legacy set
 /// (`send`, `edit`, `typing`), so each listed op must be one the platform's connector does.
-/// `send_media` is not listed yet: the newer contract's fields (`media_kind`, `source_url`) are
-/// not carried out, and a listed op must never fail for that.
-const RELAY_OPS: [(&str, &str); 5] = [
+/// `send_media` takes the newer contract's fields (`media_kind`, `source_url` naming an upload).
+const RELAY_OPS: [(&str, &str); 6] = [
     ("send", "send_text"),
     ("edit", "edit"),
     ("typing", "typing"),
     ("get_chat_info", "chat_info"),
     ("react", "react"),
+    ("send_media", "send_media"),
 ];
 
 /// The relay ops a platform's connector carries out (its description's ops), for the
@@ -172,8 +172,14 @@ pub fn descriptor(platform: &str) -> Option<Value> {
     }))
 }
 
-/// A delivered message as Hermes' `MessageEvent` wire form (`_event_from_wire`).
-pub fn inbound_event(platform: &str, m: &InboundMessage) -> Value {
+/// A delivered message as Hermes' `MessageEvent` wire form (`_event_from_wire`). `media_id`
+/// names a media file for `/relay/media/<id>`; `None` hands the gateway the local path (a 0.19.0
+/// gateway on the same host reads it there).
+pub fn inbound_event(
+    platform: &str,
+    m: &InboundMessage,
+    media_id: Option<&dyn Fn(&std::path::Path) -> String>,
+) -> Value {
     let message_type = match m.media.as_ref().map(|x| x.kind) {
         Some(MediaKind::Image) => "photo",
         Some(MediaKind::Video | MediaKind::Gif) => "video",
@@ -185,7 +191,35 @@ pub fn inbound_event(platform: &str, m: &InboundMessage) -> Value {
         _ if m.text.as_deref().is_some_and(|t| t.starts_with('/')) => "command",
         _ => "text",
     };
-    let media_urls: Vec<&str> = m.media.iter().filter_map(|x| x.path.as_deref()).collect();
+    // Relative until a session sends it: the gateway's own host and port go in front then
+    // (`absolute_media_urls`), the only place Hermes sends its token to.
+    let url = |path: &str| match media_id {
+        Some(id) => format!("{MEDIA_PATH}{}", id(std::path::Path::new(path))),
+        None => path.to_owned(),
+    };
+    let media_urls: Vec<String> = m
+        .media
+        .iter()
+        .filter_map(|x| x.path.as_deref())
+        .map(url)
+        .collect();
+    let media: Vec<Value> = m
+        .media
+        .iter()
+        .filter_map(|x| {
+            let mut entry = json!({"url": url(x.path.as_deref()?), "kind": x.kind});
+            if let Some(mime) = &x.mime {
+                entry["mime"] = json!(mime);
+            }
+            if let Some(size) = x.size {
+                entry["size"] = json!(size);
+            }
+            if let Some(name) = &x.file_name {
+                entry["filename"] = json!(name);
+            }
+            Some(entry)
+        })
+        .collect();
     // In a direct chat the chat is the sender, so the sender's other identity is the chat's.
     let chat_alt = if m.is_group {
         None
@@ -197,6 +231,7 @@ pub fn inbound_event(platform: &str, m: &InboundMessage) -> Value {
         "message_type": message_type,
         "message_id": m.id,
         "media_urls": media_urls,
+        "media": media,
         "source": {
             "platform": platform,
             "chat_id": m.chat,
@@ -241,6 +276,49 @@ pub fn inbound_event(platform: &str, m: &InboundMessage) -> Value {
         event["media_error"] = json!(error);
     }
     event
+}
+
+/// Where a relayed media file is served; an inbound event carries it relative to the relay.
+pub const MEDIA_PATH: &str = "/relay/media/";
+
+/// `line` (an inbound frame) with its relative media URLs made absolute under `base`
+/// (`http://host:port`, as the gateway dialled). A frame without media is returned as it is.
+pub fn absolute_media_urls(line: &str, base: &str) -> String {
+    let relative = format!("\"{MEDIA_PATH}");
+    if !line.contains(&relative) {
+        return line.to_owned();
+    }
+    let Ok(mut frame) = serde_json::from_str::<Value>(line) else {
+        return line.to_owned();
+    };
+    let mut changed = false;
+    let mut fix = |v: &mut Value| {
+        if let Some(u) = v.as_str().filter(|u| u.starts_with(MEDIA_PATH)) {
+            *v = json!(format!("{base}{u}"));
+            changed = true;
+        }
+    };
+    if let Some(urls) = frame
+        .pointer_mut("/event/media_urls")
+        .and_then(Value::as_array_mut)
+    {
+        urls.iter_mut().for_each(&mut fix);
+    }
+    if let Some(media) = frame
+        .pointer_mut("/event/media")
+        .and_then(Value::as_array_mut)
+    {
+        for m in media {
+            if let Some(u) = m.get_mut("url") {
+                fix(u);
+            }
+        }
+    }
+    if changed {
+        format!("{frame}\n")
+    } else {
+        line.to_owned()
+    }
 }
 
 /// An outbound action, as a command for the connector, or the reason it is not one.
@@ -308,11 +386,18 @@ pub fn action(action: &Value) -> Action {
             }),
             None => return Action::Invalid("read needs message_id".into()),
         },
+        // The newer contract names a `source_url` (resolved by the session: only
+        // bridgekeeper's own `/relay/media/<id>`), its `media_kind`, `content` and `filename`;
+        // 0.19.0 named a `path` and `media_type`.
         "send_media" => {
-            let Some(path) = s("path").or_else(|| s("file_path")) else {
-                return Action::Invalid("send_media needs path".into());
+            let Some(path) = s("source_url")
+                .or_else(|| s("path"))
+                .or_else(|| s("file_path"))
+            else {
+                return Action::Invalid("send_media needs source_url".into());
             };
-            let kind = match s("media_type").as_deref().unwrap_or("document") {
+            let kind = s("media_kind").or_else(|| s("media_type"));
+            let kind = match kind.as_deref().unwrap_or("document") {
                 "image" | "photo" => MediaKind::Image,
                 "video" => MediaKind::Video,
                 "audio" => MediaKind::Audio,
@@ -323,8 +408,8 @@ pub fn action(action: &Value) -> Action {
                 chat,
                 path,
                 kind,
-                caption: s("caption").or(content),
-                file_name: s("file_name"),
+                caption: s("caption").or(content).filter(|c| !c.is_empty()),
+                file_name: s("filename").or_else(|| s("file_name")),
                 mime: None,
             })
         }
@@ -430,7 +515,8 @@ mod tests {
             assert!(ops.contains(&"send"), "{}", d.platform);
             assert_eq!(ops.contains(&"edit"), d.edits, "{}", d.platform);
             for op in ops {
-                let sample = json!({"op": op, "chat_id": "c", "content": "x", "message_id": "m"});
+                let sample = json!({"op": op, "chat_id": "c", "content": "x", "message_id": "m",
+                    "media_kind": "image", "source_url": "/relay/media/id"});
                 let Action::Command(command) = action(&sample) else {
                     panic!("{op} is not a command");
                 };
@@ -448,13 +534,87 @@ mod tests {
         let listed = |p: &str| descriptor(p).unwrap()["descriptor"]["supported_ops"].clone();
         assert_eq!(
             listed("telegram"),
-            json!(["send", "edit", "typing", "get_chat_info", "react"])
+            json!([
+                "send",
+                "edit",
+                "typing",
+                "get_chat_info",
+                "react",
+                "send_media"
+            ])
         );
         assert_eq!(
             listed("whatsapp"),
-            json!(["send", "edit", "typing", "get_chat_info", "react"])
+            json!([
+                "send",
+                "edit",
+                "typing",
+                "get_chat_info",
+                "react",
+                "send_media"
+            ])
         );
-        assert_eq!(listed("wecom"), json!(["send", "typing"]));
+        assert_eq!(listed("wecom"), json!(["send", "typing", "send_media"]));
+        assert_eq!(listed("wecom_callback"), json!(["send", "typing"]));
+    }
+
+    #[test]
+    fn inbound_media_go_out_as_relay_urls_made_absolute_per_gateway() {
+        let m: InboundMessage = serde_json::from_value(json!({
+            "id": "M4", "chat": "c", "sender": "c", "text": "look", "timestamp": 1,
+            "media": {"kind": "image", "mime": "image/png", "path": "/m/a.png", "size": 3}
+        }))
+        .unwrap();
+        let id = |p: &std::path::Path| format!("id-of-{}", p.display());
+        let e = inbound_event("telegram", &m, Some(&id));
+        assert_eq!(e["media_urls"], json!(["/relay/media/id-of-/m/a.png"]));
+        assert_eq!(
+            e["media"],
+            json!([{"url": "/relay/media/id-of-/m/a.png", "kind": "image", "mime": "image/png", "size": 3}])
+        );
+        let line = json!({"type": "inbound", "event": e}).to_string() + "\n";
+        let sent: Value = serde_json::from_str(&absolute_media_urls(&line, "http://h:1")).unwrap();
+        assert_eq!(
+            sent["event"]["media_urls"][0],
+            "http://h:1/relay/media/id-of-/m/a.png"
+        );
+        assert_eq!(
+            sent["event"]["media"][0]["url"],
+            "http://h:1/relay/media/id-of-/m/a.png"
+        );
+        // Local paths for a 0.19.0 gateway on the same host; a line without media untouched.
+        let local = inbound_event("telegram", &m, None);
+        assert_eq!(local["media_urls"], json!(["/m/a.png"]));
+        let plain = "{\"type\":\"inbound\",\"event\":{\"text\":\"/relay/media/ in words\"}}\n";
+        assert_eq!(absolute_media_urls(plain, "http://h:1"), plain);
+    }
+
+    #[test]
+    fn send_media_takes_the_newer_contracts_fields_and_the_old_ones() {
+        let newer = action(
+            &json!({"op": "send_media", "chat_id": "c", "media_kind": "voice",
+            "source_url": "http://h/relay/media/x", "content": "", "filename": "v.ogg"}),
+        );
+        let Action::Command(GatewayCommand::SendMedia(m)) = newer else {
+            panic!("{newer:?}");
+        };
+        assert_eq!(
+            (m.path.as_str(), m.kind, m.caption, m.file_name.as_deref()),
+            (
+                "http://h/relay/media/x",
+                MediaKind::Voice,
+                None,
+                Some("v.ogg")
+            )
+        );
+        let older = action(
+            &json!({"op": "send_media", "chat_id": "c", "path": "/f.pdf",
+            "media_type": "document", "caption": "doc"}),
+        );
+        assert!(
+            matches!(older, Action::Command(GatewayCommand::SendMedia(ref m))
+            if m.path == "/f.pdf" && m.caption.as_deref() == Some("doc"))
+        );
     }
 
     #[test]
@@ -467,7 +627,7 @@ mod tests {
             ]
         }))
         .unwrap();
-        let e = inbound_event("telegram", &m);
+        let e = inbound_event("telegram", &m, None);
         assert_eq!(
             e["context"],
             json!([
@@ -492,7 +652,7 @@ mod tests {
             "quoted": {"id": "Q2", "sender": "8", "text": "the plan"}, "timestamp": 1
         }))
         .unwrap();
-        let e = inbound_event("telegram", &m);
+        let e = inbound_event("telegram", &m, None);
         assert_eq!(e["reply_to"], json!({"text": "the plan", "author": "8"}));
         assert_eq!(e["reply_to_message_id"], "Q2");
     }
@@ -505,7 +665,7 @@ mod tests {
             "text": "hi", "quoted": {"id": "Q1", "text": "before"}, "timestamp": 1
         }))
         .unwrap();
-        let e = inbound_event("whatsapp", &m);
+        let e = inbound_event("whatsapp", &m, None);
         assert_eq!(e["source"]["user_id_alt"], "15551234567@s.whatsapp.net");
         assert_eq!(e["source"]["chat_id_alt"], "15551234567@s.whatsapp.net");
         assert_eq!(e["source"]["chat_type"], "dm");

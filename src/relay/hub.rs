@@ -44,6 +44,8 @@ struct Session {
     idle: bool,
     last_ack: Option<SystemTime>,
     secret: Option<[u8; 32]>,
+    /// `http://host:port` as this gateway dialled: where its inbound media URLs point.
+    media_base: String,
 }
 
 struct State {
@@ -76,6 +78,8 @@ pub struct Hub {
     pub acked: AtomicU64,
     pub resent: AtomicU64,
     pub full: AtomicU64,
+    /// Names inbound media files for `/relay/media`; `None`: their local paths go out.
+    media: Option<std::sync::Arc<super::media::MediaRoom>>,
 }
 
 impl Hub {
@@ -84,6 +88,7 @@ impl Hub {
         connectors: &[(String, String)],
         log: EventLog,
         ack_timeout: Duration,
+        media: Option<std::sync::Arc<super::media::MediaRoom>>,
     ) -> Self {
         let mut by_platform = HashMap::new();
         let mut by_connector = HashMap::new();
@@ -109,6 +114,7 @@ impl Hub {
             acked: AtomicU64::new(0),
             resent: AtomicU64::new(0),
             full: AtomicU64::new(0),
+            media,
         }
     }
 
@@ -121,7 +127,13 @@ impl Hub {
         self.by_platform.contains_key(platform)
     }
 
-    pub fn register(&self, gateway: &str, tx: mpsc::Sender<Out>, secret: Option<[u8; 32]>) -> u64 {
+    pub fn register(
+        &self,
+        gateway: &str,
+        tx: mpsc::Sender<Out>,
+        secret: Option<[u8; 32]>,
+        media_base: String,
+    ) -> u64 {
         let id = self.next_session.fetch_add(1, Ordering::Relaxed);
         lock(&self.state).sessions.insert(
             id,
@@ -133,6 +145,7 @@ impl Hub {
                 idle: false,
                 last_ack: None,
                 secret,
+                media_base,
             },
         );
         id
@@ -209,7 +222,15 @@ impl Hub {
             .get(connector)
             .cloned()
             .unwrap_or_else(|| connector.to_owned());
-        let event = frames::inbound_event(&platform, message);
+        let id =
+            |path: &std::path::Path| self.media.as_ref().map(|m| m.id(path)).unwrap_or_default();
+        let event = frames::inbound_event(
+            &platform,
+            message,
+            self.media
+                .is_some()
+                .then_some(&id as &dyn Fn(&std::path::Path) -> String),
+        );
         let raw = serde_json::value::to_raw_value(&event).expect("events serialize");
         let pushed = {
             let mut st = lock(&self.state);
@@ -278,7 +299,11 @@ impl Hub {
                     Some((s, _)) if s == sid => in_flight += 1,
                     Some(_) => {}
                     None if session.platforms.contains(&e.platform) => {
-                        if session.tx.try_send(Out::Frame(inbound_line(e))).is_err() {
+                        if session
+                            .tx
+                            .try_send(Out::Frame(inbound_line(e, &session.media_base)))
+                            .is_err()
+                        {
                             break; // the socket is slow: the next ack or tick continues
                         }
                         e.sent = Some((sid, Instant::now()));
@@ -351,7 +376,10 @@ impl Hub {
             }
             match sessions.get(&sid) {
                 Some(s) if !s.idle => {
-                    if s.tx.try_send(Out::Frame(inbound_line(e))).is_ok() {
+                    if s.tx
+                        .try_send(Out::Frame(inbound_line(e, &s.media_base)))
+                        .is_ok()
+                    {
                         e.sent = Some((sid, now));
                         self.resent.fetch_add(1, Ordering::Relaxed);
                     }
@@ -434,12 +462,13 @@ impl Hub {
     }
 }
 
-fn inbound_line(e: &super::buffer::Entry) -> String {
-    format!(
+fn inbound_line(e: &super::buffer::Entry, media_base: &str) -> String {
+    let line = format!(
         "{{\"type\":\"inbound\",\"event\":{},\"bufferId\":{}}}\n",
         e.event.get(),
         serde_json::to_string(&e.id).expect("strings serialize")
-    )
+    );
+    frames::absolute_media_urls(&line, media_base)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod buffer;
 pub mod frames;
 pub mod hub;
+pub mod media;
 mod session;
 
 use std::path::{Path, PathBuf};
@@ -45,6 +46,9 @@ use hub::{HelloError, Hub, Out, close};
 const OUTBOUND_TIMEOUT: Duration = Duration::from_secs(29);
 /// Outbound ops in flight per connection; beyond it an op is answered `busy` at once.
 const MAX_OUTBOUND_IN_FLIGHT: usize = 64;
+/// How often uploads past their hour are removed.
+const MEDIA_SWEEP_EVERY: Duration = Duration::from_secs(60);
+
 /// How often the secret sources are read again (a removed secret closes its sockets, 4401).
 const SECRET_RECHECK: Duration = Duration::from_secs(5);
 const INSECURE_WARNING_EVERY: Duration = Duration::from_secs(60);
@@ -123,6 +127,8 @@ struct Relay {
     /// they sign is a revoked gateway's, told so with 4401 after its upgrade (not HTTP 401),
     /// so that Hermes stops dialling. Kept in memory only, until bridgekeeper restarts.
     revoked: std::sync::Mutex<Vec<Secret>>,
+    /// Inbound media served and uploads kept (`/relay/media`).
+    media: Arc<media::MediaRoom>,
     gateway_id: Option<String>,
     max_frame_bytes: usize,
     shutdown: CancellationToken,
@@ -165,13 +171,18 @@ impl Running {
         };
         let (buffer, loaded) = buffer::RelayBuffer::open(&parts.state_dir, parts.config.buffer)
             .context("cannot open the relay buffer")?;
+        let media = Arc::new(
+            media::MediaRoom::open(&parts.state_dir).context("cannot open the relay's media")?,
+        );
         let relay = Arc::new(Relay {
             hub: Hub::new(
                 buffer,
                 &parts.connectors,
                 parts.log.clone(),
                 parts.config.ack_timeout,
+                (!parts.config.local_media_paths).then(|| media.clone()),
             ),
+            media,
             requests: parts.requests,
             gateway_id: parts.sources.as_ref().and_then(|s| s.gateway_id.clone()),
             secrets,
@@ -218,6 +229,8 @@ impl Running {
         let router = axum::Router::new()
             .route("/relay", get(upgrade))
             .route("/relay/policy", post(policy))
+            .route("/relay/media", post(upload_media))
+            .route("/relay/media/{id}", get(serve_media))
             .route("/relay/health", get(health))
             // The drop-in API's name for the same question.
             .route("/health", get(health))
@@ -282,6 +295,7 @@ async fn housekeeping(relay: Arc<Relay>, sources: Option<SecretSources>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     let mut last_secret_check = Instant::now();
     let mut last_insecure_warning: Option<Instant> = None;
+    let mut last_media_sweep = Instant::now();
     loop {
         tokio::select! {
             _ = relay.shutdown.cancelled() => return,
@@ -289,6 +303,11 @@ async fn housekeeping(relay: Arc<Relay>, sources: Option<SecretSources>) {
         }
         relay.hub.tick();
         relay.hub.log().board().set_relay(relay.hub.status());
+        if last_media_sweep.elapsed() >= MEDIA_SWEEP_EVERY {
+            last_media_sweep = Instant::now();
+            let media = relay.media.clone();
+            let _ = tokio::task::spawn_blocking(move || media.sweep()).await;
+        }
         if relay.secrets.is_none()
             && last_insecure_warning.is_none_or(|t| t.elapsed() >= INSECURE_WARNING_EVERY)
         {
@@ -441,6 +460,29 @@ impl Relay {
     }
 }
 
+/// Where this gateway dialled us (`http://host:port`, `https` behind a proxy that says so):
+/// Hermes sends its token only there, so its media URLs must point there. A Host that is not
+/// a plain host and port leaves the URLs relative (the gateway cannot fetch them; nothing else
+/// breaks).
+fn media_base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        });
+    let https = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|p| p.eq_ignore_ascii_case("https"));
+    match host {
+        Some(h) => format!("{}://{h}", if https { "https" } else { "http" }),
+        None => String::new(),
+    }
+}
+
 async fn upgrade(State(relay): State<Arc<Relay>>, request: Request) -> Response {
     let (mut parts, _body) = request.into_parts();
     let admitted = match relay.admit_upgrade(&parts.headers) {
@@ -455,7 +497,8 @@ async fn upgrade(State(relay): State<Arc<Relay>>, request: Request) -> Response 
     let ws = ws.max_message_size(max).max_frame_size(max);
     match admitted {
         Admitted::Gateway(gateway, secret) => {
-            ws.on_upgrade(move |socket| session::session(relay, socket, gateway, secret))
+            let base = media_base(&parts.headers);
+            ws.on_upgrade(move |socket| session::session(relay, socket, gateway, secret, base))
         }
         // Counted and logged as a refused token by `admit` already.
         Admitted::Revoked => ws.on_upgrade(session::close_revoked),
@@ -463,6 +506,86 @@ async fn upgrade(State(relay): State<Arc<Relay>>, request: Request) -> Response 
 }
 
 use axum::extract::FromRequestParts;
+
+/// `GET /relay/media/<id>`: an inbound file or an upload, to a gateway with the socket's token.
+async fn serve_media(
+    State(relay): State<Arc<Relay>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if let Err(refusal) = relay.admit(&headers) {
+        return refusal.into_response();
+    }
+    let not_found = || {
+        let body =
+            json!({"error": "unknown_media", "message": "no media of this relay has that id"});
+        (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+    };
+    let Some(path) = relay.media.path(&id) else {
+        return not_found();
+    };
+    let too_large = tokio::fs::metadata(&path)
+        .await
+        .map(|m| !m.is_file() || m.len() > media::MAX_BYTES as u64);
+    match too_large {
+        Ok(false) => {}
+        Ok(true) => return (StatusCode::PAYLOAD_TOO_LARGE, "over 25 MiB").into_response(),
+        Err(_) => return not_found(),
+    }
+    let Ok(bytes) = tokio::fs::read(&path).await else {
+        return not_found();
+    };
+    let name = path
+        .file_name()
+        .map(|n| media::safe_name(&n.to_string_lossy()))
+        .unwrap_or_default();
+    let disposition = format!("attachment; filename=\"{name}\"");
+    (
+        [
+            (header::CONTENT_TYPE, "application/octet-stream".to_owned()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response()
+}
+
+/// `POST /relay/media`: a file a gateway will name in a `send_media` (raw body, its name in
+/// `X-Media-Filename`, 25 MiB at most, refused from its head when it says more); answered
+/// `{id, size}`. Kept an hour.
+async fn upload_media(
+    State(relay): State<Arc<Relay>>,
+    headers: HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    if let Err(refusal) = relay.admit(&headers) {
+        return refusal.into_response();
+    }
+    let name = headers
+        .get("x-media-filename")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let bytes = match crate::listener::body::read(body, media::MAX_BYTES).await {
+        Ok(b) => b,
+        Err(e) => {
+            let body = json!({"error": "body", "message": e.to_string()});
+            return (e.status(), axum::Json(body)).into_response();
+        }
+    };
+    let size = bytes.len();
+    let room = relay.media.clone();
+    let kept = tokio::task::spawn_blocking(move || room.keep(&bytes, name.as_deref())).await;
+    match kept {
+        Ok(Ok(id)) => axum::Json(json!({"id": id, "size": size})).into_response(),
+        _ => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            axum::Json(
+                json!({"error": "media_not_kept", "message": "the upload could not be written"}),
+            ),
+        )
+            .into_response(),
+    }
+}
 
 async fn health(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
     if let Err(refusal) = relay.admit(&headers) {

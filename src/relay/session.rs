@@ -10,10 +10,11 @@ pub(super) async fn session(
     socket: WebSocket,
     gateway: String,
     secret: Option<[u8; 32]>,
+    media_base: String,
 ) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Out>(512);
-    let id = relay.hub.register(&gateway, tx.clone(), secret);
+    let id = relay.hub.register(&gateway, tx.clone(), secret, media_base);
     relay.hub.log().emit(
         None,
         &Event::RelayGateway {
@@ -285,6 +286,13 @@ async fn run_outbound(
         .and_then(Value::as_str)
         .unwrap_or_default();
     let command = match frames::action(action) {
+        frames::Action::Command(bridge_protocol::gateway::GatewayCommand::SendMedia(mut m)) => {
+            match media_source(relay, &m.path) {
+                Ok(path) => m.path = path,
+                Err(why) => return frames::failure(&why),
+            }
+            bridge_protocol::gateway::GatewayCommand::SendMedia(m)
+        }
         frames::Action::Command(c) => c,
         frames::Action::Unsupported(op) => {
             return json!({"success": false, "error": "unsupported", "op": op});
@@ -351,4 +359,24 @@ pub async fn close_revoked(mut socket: WebSocket) {
         reason: "relay secret revoked".into(),
     };
     let _ = socket.send(Message::Close(Some(frame))).await;
+}
+
+/// The file a `send_media` names: a `/relay/media/<id>` URL must be one this relay issued (an
+/// upload, or an inbound file); any other URL is refused, so a token never makes bridgekeeper
+/// fetch what someone else names. A plain path is 0.19.0's form, a file on this host.
+fn media_source(relay: &Relay, source: &str) -> Result<String, String> {
+    if let Some(id) = relay.media.id_in_url(source) {
+        return relay
+            .media
+            .path(id)
+            .map(|p| p.display().to_string())
+            .ok_or_else(|| "unknown_media: no media of this relay has that id".to_owned());
+    }
+    if source.contains("://") {
+        return Err(
+            "source_url_not_allowed: only this relay's own /relay/media ids are sent (upload the file first)"
+                .to_owned(),
+        );
+    }
+    Ok(source.to_owned())
 }

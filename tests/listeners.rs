@@ -344,6 +344,20 @@ fn connections_over_the_cap_are_refused_while_health_answers() {
 /// are answered at once. Without a token, a POST announcing 3 MB gets 401 from its head.
 #[test]
 fn a_trickled_body_costs_the_relay_what_it_weighs() {
+    relay_endpoint_under_trickle("/relay/policy", "application/json", 60_000);
+}
+
+/// The same attack on a media upload (a token holder trickling 20 MB): cut, counted, and the
+/// relay's memory stays where it was.
+#[test]
+fn a_trickled_upload_costs_the_relay_what_it_weighs() {
+    relay_endpoint_under_trickle("/relay/media", "application/octet-stream", 20_000_000);
+}
+
+/// Eight bodies of `length` trickled to `path` with the gateway's token: each is cut (408),
+/// the relay grows by a few MiB at most, and its health answers at once meanwhile. Without the
+/// token, or from a browser, the request is refused from its head.
+fn relay_endpoint_under_trickle(path: &str, content_type: &str, length: usize) {
     use crate::support::attack::{answer_to_head, head, trickle_and_measure};
     let dir = tempfile::tempdir().unwrap();
     let served = Served::relay(dir.path(), &[], 0, 16);
@@ -352,28 +366,19 @@ fn a_trickled_body_costs_the_relay_what_it_weighs() {
         "Authorization: Bearer {}",
         crate::relay::token_for("gw-test")
     );
-    let trickling = head(
-        "POST",
-        "/relay/policy",
-        60_000,
-        &["Content-Type: application/json", &bearer],
-    );
+    let content_type = format!("Content-Type: {content_type}");
+    let trickling = head("POST", path, length, &[&content_type, &bearer]);
     trickle_and_measure("relay", &served.addr, &trickling, served.child.id(), || {
         let (code, body) = served.get("/relay/health", true);
         assert_eq!(code, 200, "{body}");
     });
     let listener = served.listener_counted("slow_body", 8);
     assert_eq!(listener["name"], "relay");
-    let tokenless = head(
-        "POST",
-        "/relay/policy",
-        3_000_000,
-        &["Content-Type: application/json"],
-    );
+    let tokenless = head("POST", path, 3_000_000, &[&content_type]);
     assert_eq!(answer_to_head(&served.addr, &tokenless), 401);
     let browser = head(
         "POST",
-        "/relay/policy",
+        path,
         3_000_000,
         &[&bearer, "Origin: https://evil.example"],
     );

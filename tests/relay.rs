@@ -541,6 +541,21 @@ mod contract {
         ws_dial(port, "gw-test").await
     }
 
+    /// A socket that said hello for WhatsApp, and the descriptor it got.
+    async fn hello_whatsapp(
+        port: u16,
+        queue: &mut std::collections::VecDeque<Value>,
+    ) -> (Ws, Value) {
+        let mut ws = dial(port).await;
+        send(
+            &mut ws,
+            r#"{"type":"hello","platform":"whatsapp","botId":"b"}"#,
+        )
+        .await;
+        let d = next(&mut ws, queue).await.unwrap();
+        (ws, d)
+    }
+
     async fn send(ws: &mut Ws, frame: &str) {
         ws.send(Message::text(format!("{frame}\n"))).await.unwrap();
     }
@@ -608,13 +623,7 @@ mod contract {
         let auth = [("Authorization", bearer.as_str())];
 
         let mut q = Default::default();
-        let mut ws = dial(port).await;
-        send(
-            &mut ws,
-            r#"{"type":"hello","platform":"whatsapp","botId":"b"}"#,
-        )
-        .await;
-        let d = next(&mut ws, &mut q).await.unwrap();
+        let (mut ws, d) = hello_whatsapp(port, &mut q).await;
         let ops = d["descriptor"]["supported_ops"].as_array().unwrap().clone();
         assert!(ops.contains(&json!("send_media")), "{d}");
         crate::support::append_json(
@@ -750,13 +759,7 @@ mod contract {
         assert!(err.to_string().contains("401"), "{err}");
 
         let mut q = Default::default();
-        let mut ws = dial(port).await;
-        send(
-            &mut ws,
-            r#"{"type":"hello","platform":"whatsapp","botId":"b"}"#,
-        )
-        .await;
-        let d = next(&mut ws, &mut q).await.unwrap();
+        let (mut ws, d) = hello_whatsapp(port, &mut q).await;
         assert_eq!(d["type"], "descriptor");
         assert_eq!(d["descriptor"]["contract_version"], 1);
 

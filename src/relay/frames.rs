@@ -532,28 +532,17 @@ mod tests {
             }
         }
         let listed = |p: &str| descriptor(p).unwrap()["descriptor"]["supported_ops"].clone();
-        assert_eq!(
-            listed("telegram"),
-            json!([
-                "send",
-                "edit",
-                "typing",
-                "get_chat_info",
-                "react",
-                "send_media"
-            ])
-        );
-        assert_eq!(
-            listed("whatsapp"),
-            json!([
-                "send",
-                "edit",
-                "typing",
-                "get_chat_info",
-                "react",
-                "send_media"
-            ])
-        );
+        let everything = [
+            "send",
+            "edit",
+            "typing",
+            "get_chat_info",
+            "react",
+            "send_media",
+        ];
+        for platform in ["telegram", "whatsapp"] {
+            assert_eq!(listed(platform), json!(everything), "{platform}");
+        }
         assert_eq!(listed("wecom"), json!(["send", "typing", "send_media"]));
         assert_eq!(listed("wecom_callback"), json!(["send", "typing"]));
     }

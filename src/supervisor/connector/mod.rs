@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 
 pub mod child;
 pub mod commands;
+mod paced;
+use paced::paced_chat;
 pub mod context;
 pub mod dedup;
 mod deliveries;
@@ -358,17 +360,6 @@ impl ConnectorTask {
         let seq = self.commands.accept(origin, command, timeout);
         self.show_queue();
         Ok(seq)
-    }
-
-    /// The command at the head of the queue is held by pacing (its "typing…" included): from
-    /// now, unless it already was.
-    fn note_paced(&mut self) {
-        let Some((seq, _)) = self.commands.peek_next_seq() else {
-            return;
-        };
-        if self.paced_since.is_none_or(|(held, _)| held != seq) {
-            self.paced_since = Some((seq, std::time::Instant::now()));
-        }
     }
 
     /// The queue's depths on the status board (and so in `status` and the metrics).
@@ -732,43 +723,6 @@ impl ConnectorTask {
         }
     }
 
-    /// How long the next command must wait for outbound pacing (`None`: it may go now).
-    fn pacing_wait(&mut self) -> Option<tokio::time::Instant> {
-        if self.cfg.pacing.is_off() {
-            return None;
-        }
-        let (seq, command) = self.commands.peek_next_seq()?;
-        let chat = paced_chat(command)?.to_owned();
-        let chars = match command {
-            Command::SendText(t) => t.text.chars().count(),
-            _ => 0,
-        };
-        let now = std::time::Instant::now();
-        let at = self
-            .pacer
-            .ready_at(&self.cfg.pacing, &chat, now, crate::util::random::unit);
-        if at > now {
-            return Some(tokio::time::Instant::now() + (at - now));
-        }
-        // Its turn: show "typing…" first, for a time that grows with the text.
-        let typing = self.cfg.pacing.typing_time(chars);
-        match self.typing {
-            Some((s, until)) if s == seq => (until > tokio::time::Instant::now()).then_some(until),
-            _ if typing.is_zero() => None,
-            _ => {
-                let show = Command::Typing(bridge_protocol::message::Typing {
-                    chat,
-                    state: Default::default(),
-                });
-                self.commands
-                    .accept_front(Origin::Housekeeping, show, typing * 2);
-                self.typing = Some((seq, tokio::time::Instant::now() + typing));
-                // The typing command is now first in line and goes at once.
-                None
-            }
-        }
-    }
-
     /// After the process is stopped: answer every command still open and hand the outbox over.
     async fn finish(mut self) {
         self.fail_all_commands(ErrorCode::ShuttingDown);
@@ -781,18 +735,6 @@ impl ConnectorTask {
         }
         let lost = self.outbox.drain().await;
         self.retract(lost);
-    }
-}
-
-/// The chat a command sends a message to, if pacing applies to it (edits, typing and read
-/// receipts are not messages).
-fn paced_chat(command: &Command) -> Option<&str> {
-    match command {
-        Command::SendText(_)
-        | Command::SendMedia(_)
-        | Command::SendPoll(_)
-        | Command::SendLocation(_) => command.target_chat(),
-        _ => None,
     }
 }
 

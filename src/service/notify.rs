@@ -49,6 +49,10 @@ pub async fn tell_systemd(
     mut link_ready: tokio::sync::oneshot::Receiver<()>,
     stop: CancellationToken,
 ) {
+    // Not under a service manager: nothing to tell, so no snapshots four times a second.
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
     let send = |states: &[NotifyState]| {
         // A datagram on a local socket: it does not block. A service manager that went away
         // is nothing to report on.

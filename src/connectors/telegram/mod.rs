@@ -113,7 +113,8 @@ pub fn run(args: TelegramArgs) -> i32 {
     }
     link.start_heartbeats();
     if token.trim().is_empty() {
-        return needs_token(&shared, "TELEGRAM_BOT_TOKEN is not set".into());
+        let why = "TELEGRAM_BOT_TOKEN is not set";
+        return failure::end(&link, Terminal::NeedsToken, &why, &DESCRIPTION);
     }
     let bot = loop {
         match shared.api.call("getMe", &json!({}), CALL_TIMEOUT) {
@@ -156,12 +157,6 @@ pub fn run(args: TelegramArgs) -> i32 {
     link.status(ConnectionState::Open, None);
     super::kit::files::keep_media_tidy(args.media_dir.as_deref(), "tg");
     poll(&shared, &me, args.media_dir.as_deref())
-}
-
-fn needs_token(shared: &Shared, why: String) -> i32 {
-    shared
-        .link
-        .end(Terminal::NeedsToken, &format!("{why}; {TOKEN_FIX}"))
 }
 
 fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 {

@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::description::{Description, TextUnit};
-use super::kit::failure::{Classified, Failure};
+use super::kit::failure::{self, Classified, Failure};
 use super::kit::settings;
 use super::kit::{Backoff, CommandOutcome, Link, Terminal, after_parts, error};
 use super::{Builtin, Setting};
@@ -317,9 +317,7 @@ async fn connect_loop(
         .await
         {
             Ended::Refused(why) => {
-                return shared
-                    .link
-                    .end(Terminal::NeedsToken, &format!("{why}; {TOKEN_FIX}"));
+                return failure::end(&shared.link, Terminal::NeedsToken, &why, &DESCRIPTION);
             }
             Ended::Lost(why) => {
                 *shared.out.lock().unwrap_or_else(|p| p.into_inner()) = None;

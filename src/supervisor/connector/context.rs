@@ -57,8 +57,12 @@ impl GroupContext {
 
     /// The lines kept for `chat`, oldest first, and forgets them: a delivered message there.
     pub fn take(&mut self, chat: &str) -> Vec<ContextLine> {
+        // Most delivered group messages find nothing kept: no walk of the order then.
+        let Some(lines) = self.chats.remove(chat) else {
+            return Vec::new();
+        };
         self.order.retain(|c| c != chat);
-        self.chats.remove(chat).map(Vec::from).unwrap_or_default()
+        Vec::from(lines)
     }
 
     fn touch(&mut self, chat: &str) {

@@ -265,14 +265,14 @@ impl InboundGate {
         }
         match decision.action {
             Action::Deliver => Admission {
-                context: if msg.is_group && !seen.duplicate {
+                context: if msg.is_group {
                     self.context.take(&msg.chat)
                 } else {
                     Vec::new()
                 },
                 ..admission(Outcome::Delivered(decision.reason))
             },
-            Action::Ignore if decision.reason == Reason::NoMention && !seen.duplicate => {
+            Action::Ignore if decision.reason == Reason::NoMention => {
                 self.context.keep(msg);
                 admission(Outcome::Ignored(decision.reason))
             }

@@ -696,8 +696,11 @@ fn warn_about_legacy_dirs(home: &Path, platform: &str, warnings: &mut Vec<String
         ),
     ];
     for (legacy, current, what) in pairs {
-        if legacy.is_dir() && current.is_dir() {
-            let used = if what == "session" { &legacy } else { &current };
+        // An empty legacy pairing directory is passed over (Hermes' rule), so it is no conflict;
+        // otherwise the legacy one is what both Hermes and bridgekeeper use.
+        let passed_over = what != "session" && !super::hermes_paths::has_content(&legacy);
+        if legacy.is_dir() && current.is_dir() && !passed_over {
+            let used = &legacy;
             warnings.push(format!(
                 "both {} and {} exist for the {what}; {} is used. Merge or remove the other one",
                 legacy.display(),

@@ -35,14 +35,25 @@ pub fn bridge_log_for(session: &Path) -> PathBuf {
         .join("bridge.log")
 }
 
-/// Where the pairing files live under a Hermes home: `platforms/pairing/`, or the legacy
-/// `pairing/` when only that one exists.
+/// Where the pairing files live under a Hermes home, by Hermes' own rule (`get_hermes_dir`):
+/// the legacy `pairing/` when it holds anything, else `platforms/pairing/`. An empty legacy
+/// directory (the gateway makes one at start) does not count, or the two would part ways.
 pub fn pairing_dir(hermes_home: &Path) -> PathBuf {
-    let current = hermes_home.join("platforms").join("pairing");
     let legacy = hermes_home.join("pairing");
-    if !current.exists() && legacy.is_dir() {
+    if has_content(&legacy) {
         legacy
     } else {
-        current
+        hermes_home.join("platforms").join("pairing")
+    }
+}
+
+/// Whether `path` is a file, or a directory with an entry, as Hermes judges a legacy path; one
+/// that cannot be read counts as holding something, so its data is never passed over.
+pub fn has_content(path: &Path) -> bool {
+    match std::fs::read_dir(path) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) if e.kind() == std::io::ErrorKind::NotADirectory => true,
+        Err(_) => true,
     }
 }

@@ -322,13 +322,17 @@ fn concurrent_writers_never_exceed_the_cap() {
 }
 
 #[test]
-fn the_legacy_directory_is_used_only_when_it_alone_exists() {
+fn the_legacy_directory_is_used_only_when_it_holds_something_as_hermes_has_it() {
     let home = tempfile::tempdir().unwrap();
-    assert_eq!(locate(home.path()), home.path().join("platforms/pairing"));
+    let current = home.path().join("platforms/pairing");
+    assert_eq!(locate(home.path()), current);
+    // The gateway makes an empty `pairing/` at start: Hermes still uses the current one.
     std::fs::create_dir(home.path().join("pairing")).unwrap();
+    assert_eq!(locate(home.path()), current);
+    std::fs::write(home.path().join("pairing/telegram-approved.json"), "{}").unwrap();
     assert_eq!(locate(home.path()), home.path().join("pairing"));
-    std::fs::create_dir_all(home.path().join("platforms/pairing")).unwrap();
-    assert_eq!(locate(home.path()), home.path().join("platforms/pairing"));
+    std::fs::create_dir_all(&current).unwrap();
+    assert_eq!(locate(home.path()), home.path().join("pairing"));
 }
 
 /// The store reader against arbitrary file contents: never a panic, and a file it refuses is

@@ -217,8 +217,17 @@ fn legacy_directories_that_disagree_are_warned_about() {
         hermes_home: home.path().to_owned(),
         ..Sources::default()
     };
+    // An empty legacy pairing directory is passed over, as Hermes does: no conflict.
+    let r = resolve(&s, "whatsapp").unwrap();
+    assert_eq!(r.warnings.len(), 1, "{:#?}", r.warnings);
+    std::fs::write(home.path().join("pairing/whatsapp-approved.json"), "{}").unwrap();
     let r = resolve(&s, "whatsapp").unwrap();
     assert_eq!(r.warnings.len(), 2, "{:#?}", r.warnings);
+    assert!(
+        r.warnings[0].contains("/pairing is used"),
+        "{}",
+        r.warnings[0]
+    );
     assert!(
         r.warnings[1].contains("whatsapp/session is used"),
         "{}",

@@ -78,6 +78,12 @@ if [ "$uninstall" = 1 ]; then
   if [ -n "$plugin" ] && [ -f "$plugin/$ours" ]; then
     rm -rf "$plugin"
     say "removed $plugin (Hermes uses its own adapters again; its plugins.enabled entry is harmless)"
+    if grep -qxF "BRIDGEKEEPER_BIN=$bin" "$hermes_home/.env" 2>/dev/null; then
+      grep -vxF "BRIDGEKEEPER_BIN=$bin" "$hermes_home/.env" >"$hermes_home/.env.new" || true
+      chmod 0600 "$hermes_home/.env.new"
+      mv -f "$hermes_home/.env.new" "$hermes_home/.env"
+      say "removed BRIDGEKEEPER_BIN from $hermes_home/.env"
+    fi
   fi
   if [ "$systemd" = 1 ] && [ -f "$unit" ] && grep -qF "$marker" "$unit"; then
     rm -f "$unit"
@@ -129,6 +135,18 @@ if [ -n "$plugin" ]; then
   touch "$staged/$ours"
   swap_in "$staged" "$plugin"
   say "installed the Hermes plugin at $plugin"
+  # The gateway's PATH (a service's) may not hold $prefix/bin: the plugin is told where it is.
+  env_file="$hermes_home/.env"
+  if ! grep -q '^BRIDGEKEEPER_BIN=' "$env_file" 2>/dev/null; then
+    printf 'BRIDGEKEEPER_BIN=%s\n' "$bin" >>"$env_file"
+    chmod 0600 "$env_file"
+    say "set BRIDGEKEEPER_BIN=$bin in $env_file"
+  fi
+  if command -v hermes >/dev/null && HERMES_HOME="$hermes_home" hermes plugins enable bridgekeeper >/dev/null 2>&1; then
+    say "enabled the plugin (plugins.enabled in $hermes_home/config.yaml); restart the gateway"
+  else
+    say "enable the plugin with: HERMES_HOME=$hermes_home hermes plugins enable bridgekeeper"
+  fi
 fi
 
 if [ "$systemd" = 1 ]; then

@@ -87,12 +87,15 @@ fn installed_from_a_clone_it_runs_whatsapp_with_nothing_of_the_checkout() {
     let prefix = dir.path().join("prefix");
     let config_home = dir.path().join("config");
     let binary = release_binary();
+    let home = dir.path().join("hermes");
     let args = [
         "--prefix",
         prefix.to_str().unwrap(),
         "--binary",
         binary.to_str().unwrap(),
         "--systemd",
+        "--hermes-home",
+        home.to_str().unwrap(),
     ];
     install(&script, &args, &config_home);
     let installed = prefix.join("bin/bridgekeeper");
@@ -102,13 +105,20 @@ fn installed_from_a_clone_it_runs_whatsapp_with_nothing_of_the_checkout() {
         std::fs::read_to_string(config_home.join("systemd/user/bridgekeeper.service")).unwrap();
     assert!(unit.contains("Type=notify") && unit.contains(installed.to_str().unwrap()));
 
+    let plugin = home.join("plugins/bridgekeeper");
+    assert!(plugin.join("plugin.yaml").is_file() && plugin.join("__init__.py").is_file());
+    let env = std::fs::read_to_string(home.join(".env")).unwrap();
+    assert!(
+        env.contains(&format!("BRIDGEKEEPER_BIN={}", installed.display())),
+        "{env}"
+    );
+
     let server = FakeWhatsApp::start(dir.path());
-    let home = dir.path().join("hermes");
     let session = home.join("platforms/whatsapp/session");
     server.seed_session(&session);
     std::fs::write(
         home.join(".env"),
-        "WHATSAPP_MODE=bot\nWHATSAPP_DM_POLICY=allowlist\nWHATSAPP_ALLOWED_USERS=15551234567\n",
+        env + "WHATSAPP_MODE=bot\nWHATSAPP_DM_POLICY=allowlist\nWHATSAPP_ALLOWED_USERS=15551234567\n",
     )
     .unwrap();
     let pairing = home.join("platforms/pairing");
@@ -179,6 +189,8 @@ fn installed_from_a_clone_it_runs_whatsapp_with_nothing_of_the_checkout() {
             "--prefix",
             prefix.to_str().unwrap(),
             "--systemd",
+            "--hermes-home",
+            home.to_str().unwrap(),
         ],
         &config_home,
     );
@@ -189,4 +201,10 @@ fn installed_from_a_clone_it_runs_whatsapp_with_nothing_of_the_checkout() {
             .exists()
     );
     assert_eq!(contents(&home.join("platforms")), state_before, "{out:?}");
+    assert!(!plugin.exists());
+    let env = std::fs::read_to_string(home.join(".env")).unwrap();
+    assert!(
+        !env.contains("BRIDGEKEEPER_BIN") && env.contains("WHATSAPP_MODE=bot"),
+        "{env}"
+    );
 }

@@ -6,6 +6,7 @@ mod conformance;
 mod doctor;
 mod faults;
 mod hardening;
+mod hermes_plugin;
 mod install;
 mod legacy;
 mod link;

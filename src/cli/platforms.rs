@@ -16,7 +16,8 @@ pub struct PlatformsArgs {
     #[arg(long)]
     pub hermes_home: Option<PathBuf>,
     /// One JSON object on stdout: `{"hermes_home", "platforms": [{"platform", "because",
-    /// "label", "text_limit", "text_unit", "markdown", "edits", "ops"}]}`.
+    /// "label", "text_limit", "text_unit", "markdown", "edits", "groups", "direct_chat_type",
+    /// "ops"}]}`.
     #[arg(long)]
     pub json: bool,
 }
@@ -61,6 +62,8 @@ fn facts(d: &Description, v: &mut Value) {
     v["text_unit"] = json!(d.text_unit.as_str());
     v["markdown"] = json!(d.markdown);
     v["edits"] = json!(d.edits);
+    v["groups"] = json!(d.groups);
+    v["direct_chat_type"] = json!(d.direct_chat_type);
     v["ops"] = json!(d.ops);
 }
 
@@ -79,6 +82,7 @@ mod tests {
         let t = &v["platforms"][0];
         assert_eq!(t["because"], "TELEGRAM_BOT_TOKEN is set");
         assert_eq!(t["text_unit"], "utf16");
+        assert_eq!(t["direct_chat_type"], "dm");
         assert!(t["ops"].as_array().unwrap().contains(&json!("send_text")));
         assert_eq!(answer("/h", &[])["platforms"], json!([]));
     }

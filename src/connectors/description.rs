@@ -42,6 +42,9 @@ pub struct Description {
     pub self_chat: bool,
     /// Whether it has group chats (where a message may not be addressed to the agent).
     pub groups: bool,
+    /// The `chat_type` Hermes' own adapter gives a chat that is not a group (`dm`; a webhook's
+    /// deliveries are `webhook`), so sessions keyed by it stay the same behind the plugin.
+    pub direct_chat_type: &'static str,
     /// The access policy before any setting, as Hermes has it for this platform.
     pub access: fn() -> AccessPolicy,
     /// Prefixes Hermes' adapter drops from an allowlist entry (any case), in this order.

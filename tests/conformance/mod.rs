@@ -37,6 +37,10 @@ macro_rules! conformance {
             super::run_without_a_config_starts_it_from_hermes_settings_only::<$platform>();
         }
         #[test]
+        fn the_hermes_gateway_answers_through_the_plugin() {
+            super::the_hermes_gateway_answers_through_the_plugin::<$platform>();
+        }
+        #[test]
         fn doctor_says_what_is_wrong_without_printing_secrets() {
             super::doctor_says_what_is_wrong_without_printing_secrets::<$platform>();
         }
@@ -91,6 +95,11 @@ pub trait Platform: Sized + Sync {
     fn hermes_settings(&self, home: &Path) -> Vec<(&'static str, String)>;
     /// Settings for `doctor` in `home`: right ones, or with one wrong; its environment.
     fn doctor_settings(&self, home: &Path, right: bool) -> Vec<(&'static str, String)>;
+    /// What Hermes itself needs, beyond what bridgekeeper reads, to turn the platform on in its
+    /// gateway (WhatsApp's `WHATSAPP_ENABLED`).
+    fn hermes_gateway_env(&self) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
     /// After the connector was killed, before the rest of a burst goes to a platform that
     /// does not send again: by default, until it is connected again.
     fn after_kill(&self, d: &mut Daemon) {
@@ -331,6 +340,44 @@ pub fn run_without_a_config_starts_it_from_hermes_settings_only<P: Platform>() {
     assert!(stderr.contains(&why), "{stderr}");
     for secret in p.secrets() {
         assert!(!stderr.contains(&secret), "a secret was printed");
+    }
+}
+
+/// The real Hermes gateway with this repository's plugin, on the platform's Hermes settings
+/// only: the DM is answered by the agent (the fake model's `answer:` for its `ask:`) through
+/// the gateway's one `bridgekeeper run` child, whose ledger counts it delivered.
+pub fn the_hermes_gateway_answers_through_the_plugin<P: Platform>() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = P::start(dir.path());
+    std::fs::create_dir_all(dir.path().join("hermes")).unwrap();
+    let mut env = p.hermes_settings(&dir.path().join("hermes"));
+    env.extend(p.hermes_gateway_env());
+    let home = crate::support::gateway::Home::new(dir.path());
+    let gateway = home.gateway(true, &env);
+    gateway.connected(P::NAME);
+    let bridgekeeper = gateway.bridgekeeper();
+    let open = gateway.connection(P::NAME);
+    p.dm(&open, P::ALLOWED, "hello ask:plugin");
+    let chat = gateway.chat_of(P::NAME, "ask:plugin");
+    gateway.wait("the agent's answer to go out", || {
+        p.sent(&home.state_dir(), &chat, "answer:plugin")
+    });
+    assert_eq!(
+        gateway.bridgekeepers(),
+        [bridgekeeper],
+        "one child serves it"
+    );
+    let status = home.status();
+    let c = crate::support::status_connector(&status, P::NAME);
+    assert!(c["ledger"]["delivered"].as_u64() >= Some(1), "{c}");
+    crate::support::assert_ledger_balanced(&c["ledger"]);
+    let log = gateway.log();
+    assert!(
+        log.contains(&format!("bridgekeeper: serving {}", P::NAME)),
+        "{log}"
+    );
+    for secret in p.secrets() {
+        assert!(!log.contains(&secret), "a secret is in the gateway's log");
     }
 }
 

@@ -87,9 +87,12 @@ impl super::Platform for Provider {
     }
 
     fn sent(&self, state: &Path, _chat: &str, _text: &str) -> bool {
-        // The text is not kept; the answer is said to be logged.
-        std::fs::read_to_string(state.join("bridge.log"))
-            .is_ok_and(|log| log.contains("answer for route \\\"gh\\\" logged"))
+        // The text is not kept; the answer is said to be logged, in `bridge.log` inside the state
+        // directory of a config's run, beside it for Hermes' home.
+        [state.join("bridge.log"), state.with_file_name("bridge.log")]
+            .iter()
+            .filter_map(|f| std::fs::read_to_string(f).ok())
+            .any(|log| log.contains("answer for route \\\"gh\\\" logged"))
     }
 
     fn code_sent_to(&self, _user: &str) -> Option<String> {

@@ -108,6 +108,10 @@ impl super::Platform for WhatsApp {
         self.node()
     }
 
+    fn hermes_gateway_env(&self) -> Vec<(&'static str, String)> {
+        vec![("WHATSAPP_ENABLED", "true".into())]
+    }
+
     fn doctor_settings(&self, home: &Path, right: bool) -> Vec<(&'static str, String)> {
         use std::os::unix::fs::PermissionsExt;
         let session = home.join("platforms/whatsapp/session");

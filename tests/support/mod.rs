@@ -7,6 +7,7 @@
 pub mod attack;
 pub mod bench;
 pub mod daemon;
+pub mod gateway;
 pub mod hermes;
 pub mod http;
 pub mod ilink;

@@ -66,6 +66,7 @@ pub const DESCRIPTION: Description = Description {
     edits: true,
     self_chat: false,
     groups: true,
+    direct_chat_type: "dm",
     access: AccessPolicy::default,
     allowlist_prefixes: &[],
     ops: &[

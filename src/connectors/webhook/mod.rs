@@ -59,6 +59,7 @@ pub const DESCRIPTION: Description = Description {
     edits: false,
     self_chat: false,
     groups: false,
+    direct_chat_type: "webhook",
     access: || AccessPolicy {
         mode: Mode::Bot,
         dm_policy: DmPolicy::Open,

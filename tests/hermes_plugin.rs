@@ -1,0 +1,209 @@
+//! The Hermes plugin (`hermes-plugin/`) inside the real Hermes 0.19.0 gateway, offline (its
+//! model a local fake): one `bridgekeeper run` child serves every platform bridgekeeper runs,
+//! bridgekeeper's policy is the one access decision, and the child is restarted when it dies and
+//! never outlives the gateway. Each platform's own run through the plugin is a case of the
+//! conformance suite.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::gateway::{Gateway, Home, bridgekeepers_for, signal};
+use crate::support::telegram::FakeTelegram;
+use crate::support::webhook::{SCHEMES, deliver};
+
+const ALLOWED: i64 = 100001;
+const STRANGER: i64 = 100777;
+const ROUTE_SECRET: &str = "route-secret-7c4a8d09ca3762af";
+
+/// Telegram (crabline) turned on in Hermes' `.env`, allowing `ALLOWED`.
+fn telegram_home(dir: &Path) -> (FakeTelegram, Home) {
+    let tg = FakeTelegram::start(dir);
+    let home = dir.join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    let env = format!(
+        "TELEGRAM_BOT_TOKEN={}\nTELEGRAM_API_ROOT={}\nTELEGRAM_ALLOWED_USERS={ALLOWED}\n",
+        tg.bot_token, tg.api_root
+    );
+    std::fs::write(home.join(".env"), env).unwrap();
+    let home = Home::new(dir);
+    (tg, home)
+}
+
+fn answered(tg: &FakeTelegram, chat: i64, word: &str) -> bool {
+    tg.sent()
+        .contains(&(chat.to_string(), format!("answer:{word}")))
+}
+
+fn started(home: &Home) -> Gateway {
+    let gateway = home.gateway(true, &[]);
+    gateway.connected("telegram");
+    gateway
+}
+
+/// A stranger is sent bridgekeeper's pairing code and the agent is never asked; once the
+/// operator approves that code with Hermes' own `hermes pairing approve`, the stranger's next
+/// DM is answered.
+#[test]
+fn a_stranger_gets_bridgekeepers_code_and_hermes_pairing_lets_them_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tg, home) = telegram_home(dir.path());
+    let gateway = started(&home);
+    tg.dm(STRANGER, "who are you ask:stranger");
+    let mut code = None;
+    gateway.wait("a pairing code", || {
+        code = tg
+            .sent()
+            .into_iter()
+            .find(|(to, text)| *to == STRANGER.to_string() && text.contains("Your pairing code: "))
+            .map(|(_, text)| crate::policy::code_in(&text));
+        code.is_some()
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(home.completions(), 0, "the agent was asked for a stranger");
+    assert!(
+        !gateway.log().contains("ask:stranger"),
+        "Hermes saw the stranger's text"
+    );
+
+    let hermes = crate::support::hermes::python().with_file_name("hermes");
+    let approve = std::process::Command::new(hermes)
+        .args(["pairing", "approve", "telegram", code.as_deref().unwrap()])
+        .env("HERMES_HOME", &home.path)
+        .output()
+        .unwrap();
+    assert!(approve.status.success(), "{approve:?}");
+    tg.dm(STRANGER, "now ask:paired");
+    gateway.wait("the paired stranger's answer", || {
+        answered(&tg, STRANGER, "paired")
+    });
+}
+
+/// The `bridgekeeper run` child SIGKILLed: the plugin starts a new one, Hermes' log says so,
+/// and the next DM is answered.
+#[test]
+fn a_killed_bridgekeeper_is_started_again_and_the_next_dm_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tg, home) = telegram_home(dir.path());
+    let gateway = started(&home);
+    let first = gateway.bridgekeeper();
+    tg.dm(ALLOWED, "before ask:before");
+    gateway.wait("the first answer", || answered(&tg, ALLOWED, "before"));
+    signal(first, nix::sys::signal::Signal::SIGKILL);
+    let mut second = first;
+    gateway.wait("a new bridgekeeper", || {
+        second = gateway.bridgekeepers().first().copied().unwrap_or(first);
+        second != first
+    });
+    assert!(
+        gateway.log().contains("exited unasked"),
+        "{}",
+        gateway.log()
+    );
+    tg.dm(ALLOWED, "after ask:after");
+    gateway.wait("the answer after the restart", || {
+        answered(&tg, ALLOWED, "after")
+    });
+    assert_eq!(gateway.bridgekeepers(), [second]);
+}
+
+/// SIGTERM to the gateway: it and bridgekeeper are both gone within 15 s.
+#[test]
+fn sigterm_stops_the_gateway_and_bridgekeeper_within_15_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let (tg, home) = telegram_home(dir.path());
+    let mut gateway = started(&home);
+    gateway.bridgekeeper();
+    tg.dm(ALLOWED, "hi ask:up");
+    gateway.wait("an answer", || answered(&tg, ALLOWED, "up"));
+    let took = gateway.terminate(Duration::from_secs(15));
+    assert!(took < Duration::from_secs(15), "the gateway took {took:?}");
+    crate::support::wait_blocking("bridgekeeper to be gone", || {
+        bridgekeepers_for(&home.path).is_empty()
+    });
+}
+
+/// The gateway SIGKILLed (no `disconnect`, no cleanup): its bridgekeeper sees its stdin close
+/// and leaves, so none is orphaned.
+#[test]
+fn a_killed_gateway_leaves_no_bridgekeeper_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_tg, home) = telegram_home(dir.path());
+    let mut gateway = started(&home);
+    let child = gateway.bridgekeeper();
+    gateway.kill();
+    crate::support::wait_blocking("the orphan to leave", || {
+        !crate::support::alive(child) && bridgekeepers_for(&home.path).is_empty()
+    });
+}
+
+/// Hermes' home turns on Telegram and a webhook route: one `bridgekeeper run`, the gateway's
+/// child, serves both, and the agent answers on each.
+#[test]
+fn one_child_serves_every_platform() {
+    let dir = tempfile::tempdir().unwrap();
+    let hermes = dir.path().join("hermes");
+    std::fs::create_dir_all(&hermes).unwrap();
+    let routes = json!({"platforms": {"webhook": {"enabled": true, "extra": {"routes":
+        {"gh": {"secret": ROUTE_SECRET, "prompt": "{text}", "deliver": "log"}}}}}});
+    std::fs::write(hermes.join("config.yaml"), routes.to_string()).unwrap();
+    let (tg, home) = telegram_home(dir.path());
+    let gateway = home.gateway(true, &[("WEBHOOK_PORT", "0".into())]);
+    gateway.connected("telegram");
+    gateway.connected("webhook");
+    let child = gateway.bridgekeeper();
+    tg.dm(ALLOWED, "hi ask:telegram");
+    let url = crate::support::listening_url(&gateway.connection("webhook"));
+    let body = json!({"text": "hook ask:webhook"}).to_string();
+    let posted = deliver(
+        url.trim_start_matches("http://"),
+        "gh",
+        SCHEMES[3],
+        ROUTE_SECRET,
+        "d-1",
+        None,
+        &body,
+    );
+    assert_eq!(posted.status, 202, "{}", posted.head);
+    gateway.wait("the Telegram answer", || answered(&tg, ALLOWED, "telegram"));
+    gateway.wait("the webhook's answer", || {
+        std::fs::read_to_string(home.state_dir().with_file_name("bridge.log"))
+            .is_ok_and(|log| log.contains("answer for route \\\"gh\\\" logged"))
+    });
+    assert_eq!(gateway.bridgekeepers(), [child]);
+    assert_eq!(
+        bridgekeepers_for(&home.path),
+        [child],
+        "no other bridgekeeper"
+    );
+}
+
+/// Without a bridgekeeper binary the plugin registers nothing: Hermes' own adapter serves the
+/// platform (its webhook receiver here), no bridgekeeper runs, and the log says why.
+#[test]
+fn without_the_binary_hermes_own_adapters_run_and_the_log_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let hermes = dir.path().join("hermes");
+    std::fs::create_dir_all(&hermes).unwrap();
+    let port = crate::support::free_port();
+    let routes = json!({"platforms": {"webhook": {"enabled": true, "extra": {"port": port,
+        "routes": {"gh": {"secret": ROUTE_SECRET, "prompt": "{text}", "deliver": "log"}}}}}});
+    std::fs::write(hermes.join("config.yaml"), routes.to_string()).unwrap();
+    let home = Home::new(dir.path());
+    let gateway = home.gateway(false, &[]);
+    gateway.connected("webhook");
+    let log = gateway.log();
+    assert!(
+        log.contains("no bridgekeeper binary found, so Hermes' own adapters run"),
+        "{log}"
+    );
+    assert!(gateway.bridgekeepers().is_empty());
+    assert!(bridgekeepers_for(&home.path).is_empty());
+    assert!(!log.contains("bridgekeeper: serving"), "{log}");
+    // Hermes' own receiver answers on the port.
+    assert!(log.contains("[webhook] Listening on"), "{log}");
+    let addr = format!("127.0.0.1:{port}");
+    let health = crate::support::http::request(&addr, "GET", "/health", Some(&addr), &[], None);
+    assert_eq!(health.status, 200, "{}", health.head);
+}

@@ -112,13 +112,15 @@ class BridgekeeperAdapter(BasePlatformAdapter):
         result = await self._command("edit", chat=chat_id, message_id=message_id, text=content)
         return SendResult(**translate.send_outcome(result))
 
+    # Typing is not waited for: nothing depends on its result, and Hermes awaits these between
+    # a reply and the end of the turn, where a wait holds back the chat's next message.
     async def send_typing(self, chat_id: str, metadata: Any = None) -> None:
         if "typing" in self.facts.ops:
-            await self._command("typing", chat=chat_id, state="composing")
+            self.child.hand(self._command("typing", chat=chat_id, state="composing"))
 
     async def stop_typing(self, chat_id: str) -> None:
         if "typing" in self.facts.ops:
-            await self._command("typing", chat=chat_id, state="paused")
+            self.child.hand(self._command("typing", chat=chat_id, state="paused"))
 
     async def get_chat_info(self, chat_id: str) -> Dict[str, Any]:
         if "chat_info" not in self.facts.ops:

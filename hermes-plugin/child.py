@@ -208,10 +208,10 @@ class Bridgekeeper:
                     )
         return code
 
-    def _hand(self, work: Any) -> None:
-        """Runs what an adapter does with an event in a task of its own: Hermes may answer a
-        message (or tear an adapter down) by sending through this child, whose results this
-        reader must be free to read."""
+    def hand(self, work: Any) -> None:
+        """Runs `work` in a task of its own, kept until done: what an adapter does with an event
+        (Hermes may answer a message, or tear an adapter down, by sending through this child,
+        whose results the reader must be free to read), or a command nobody waits for."""
         task = asyncio.get_running_loop().create_task(work)
         self._handing.add(task)
         task.add_done_callback(self._handing.discard)
@@ -227,7 +227,7 @@ class Bridgekeeper:
             listener = self._listeners.get(connector)
             message = event.get("message") or {}
             if listener is not None:
-                self._hand(listener.on_inbound(message))
+                self.hand(listener.on_inbound(message))
             else:
                 held = self._held.setdefault(connector, [])
                 if not held:
@@ -247,7 +247,7 @@ class Bridgekeeper:
             self._states[connector] = event
             listener = self._listeners.get(connector)
             if listener is not None:
-                self._hand(listener.on_state(event))
+                self.hand(listener.on_state(event))
         elif kind == "account":
             listener = self._listeners.get(connector)
             if listener is not None:

@@ -207,3 +207,92 @@ fn without_the_binary_hermes_own_adapters_run_and_the_log_says_why() {
     let health = crate::support::http::request(&addr, "GET", "/health", Some(&addr), &[], None);
     assert_eq!(health.status, 200, "{}", health.head);
 }
+
+/// The resident memory (KiB) of `pid` and every process under it.
+fn tree_rss_kib(pid: u32) -> u64 {
+    let mut total = 0;
+    let mut todo = vec![pid];
+    while let Some(p) = todo.pop() {
+        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
+        total += status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let children =
+            std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
+        todo.extend(
+            children
+                .split_whitespace()
+                .filter_map(|c| c.parse::<u32>().ok()),
+        );
+    }
+    total
+}
+
+/// Benchmark, run by `scripts/bench/plugin.sh` (ignored otherwise): the same Telegram DM
+/// (crabline) answered by the agent through the plugin and through Hermes' own Telegram adapter
+/// (python-telegram-bot, pointed at the fake by `platforms.telegram.extra.base_url`), two
+/// gateways side by side in one run, DMs alternating; inject to the fake's recorded answer,
+/// and the resident memory of each gateway's process tree after the rounds. Rounds are 5 s
+/// apart: faster, bridgekeeper's outbound pacing (by design) holds the plugin's answers.
+#[test]
+#[ignore = "benchmark: scripts/bench/plugin.sh runs it"]
+fn bench_plugin_beside_hermes_own_telegram() {
+    const ROUNDS: usize = 10;
+    let plugin_dir = tempfile::tempdir().unwrap();
+    let (plugin_tg, plugin_home) = telegram_home(plugin_dir.path());
+    let plugin = started(&plugin_home);
+
+    let own_dir = tempfile::tempdir().unwrap();
+    let own_tg = FakeTelegram::start(own_dir.path());
+    let hermes = own_dir.path().join("hermes");
+    std::fs::create_dir_all(&hermes).unwrap();
+    std::fs::write(
+        hermes.join(".env"),
+        format!(
+            "TELEGRAM_BOT_TOKEN={}\nTELEGRAM_ALLOWED_USERS={ALLOWED}\n",
+            own_tg.bot_token
+        ),
+    )
+    .unwrap();
+    let base = json!({"platforms": {"telegram": {"extra": {
+        "base_url": format!("{}/bot", own_tg.api_root),
+        "base_file_url": format!("{}/file/bot", own_tg.api_root)}}}});
+    std::fs::write(hermes.join("config.yaml"), base.to_string()).unwrap();
+    let own_home = Home::new(own_dir.path());
+    let own = own_home.gateway(false, &[]);
+    own.connected("telegram");
+
+    let mut latencies = crate::support::Latencies::default();
+    for round in 0..=ROUNDS {
+        for (name, tg, gateway) in [
+            ("through the plugin", &plugin_tg, &plugin),
+            ("Hermes' own adapter", &own_tg, &own),
+        ] {
+            let word = format!("r{round}");
+            let ask = || {
+                tg.dm(ALLOWED, &format!("round ask:{word}"));
+                gateway.wait("the answer", || answered(tg, ALLOWED, &word));
+            };
+            // The first round warms both up (sessions, the model's first call) and is not kept.
+            if round == 0 {
+                ask();
+            } else {
+                latencies.time(name, ask);
+            }
+        }
+        // bridgekeeper paces sends to one chat (12 a minute after a burst of 5, by default):
+        // rounds 5 s apart stay inside it, so what is measured is the path, not the pacing.
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    latencies.report(
+        "plugin bench",
+        "Telegram DM to the agent's answer at the fake",
+    );
+    eprintln!(
+        "plugin bench: RSS of the gateway's process tree, through the plugin {:.1} MiB, Hermes' own adapter {:.1} MiB",
+        tree_rss_kib(plugin.pid()) as f64 / 1024.0,
+        tree_rss_kib(own.pid()) as f64 / 1024.0
+    );
+}

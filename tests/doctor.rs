@@ -38,10 +38,16 @@ fn problems_are_reported_with_their_fixes() {
         "platforms:\n  whatsapp:\n    dm_policy: pairing\n",
     )
     .unwrap();
+    // Both pairing directories hold files: Hermes (and so bridgekeeper) uses the legacy one.
     std::fs::create_dir_all(home.path().join("pairing")).unwrap();
     std::fs::create_dir_all(home.path().join("platforms/pairing")).unwrap();
     std::fs::write(
-        home.path().join("platforms/pairing/whatsapp-approved.json"),
+        home.path().join("platforms/pairing/telegram-approved.json"),
+        "{}",
+    )
+    .unwrap();
+    std::fs::write(
+        home.path().join("pairing/whatsapp-approved.json"),
         "{broken",
     )
     .unwrap();

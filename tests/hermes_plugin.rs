@@ -208,17 +208,12 @@ fn without_the_binary_hermes_own_adapters_run_and_the_log_says_why() {
     assert_eq!(health.status, 200, "{}", health.head);
 }
 
-/// The resident memory (KiB) of `pid` and every process under it.
-fn tree_rss_kib(pid: u32) -> u64 {
-    let mut total = 0;
+/// The resident memory (MiB) of `pid` and every process under it.
+fn tree_rss_mib(pid: u32) -> f64 {
+    let mut total = 0.0;
     let mut todo = vec![pid];
     while let Some(p) = todo.pop() {
-        let status = std::fs::read_to_string(format!("/proc/{p}/status")).unwrap_or_default();
-        total += status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
-            .unwrap_or(0);
+        total += crate::support::rss_mib(p as i32, "VmRSS:");
         let children =
             std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")).unwrap_or_default();
         todo.extend(
@@ -292,7 +287,7 @@ fn bench_plugin_beside_hermes_own_telegram() {
     );
     eprintln!(
         "plugin bench: RSS of the gateway's process tree, through the plugin {:.1} MiB, Hermes' own adapter {:.1} MiB",
-        tree_rss_kib(plugin.pid()) as f64 / 1024.0,
-        tree_rss_kib(own.pid()) as f64 / 1024.0
+        tree_rss_mib(plugin.pid()),
+        tree_rss_mib(own.pid())
     );
 }

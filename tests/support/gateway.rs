@@ -177,7 +177,7 @@ impl Gateway {
 
     /// The `bridgekeeper run` processes whose parent is the gateway.
     pub fn bridgekeepers(&self) -> Vec<u32> {
-        children_running(self.pid(), BRIDGEKEEPER, "run")
+        bridgekeeper_children(self.pid())
     }
 
     /// The one `bridgekeeper run` child, once there is exactly one.
@@ -259,36 +259,9 @@ pub fn signal(pid: u32, signal: nix::sys::signal::Signal) {
     let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
 }
 
-/// Live processes whose parent is `parent`, running `program` with `arg` as its first argument.
-pub fn children_running(parent: u32, program: &str, arg: &str) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        // `pid (comm) state ppid …`: the fields after the last `)`.
-        let mut after = stat
-            .rsplit_once(')')
-            .map(|(_, r)| r)
-            .unwrap_or("")
-            .split_whitespace();
-        let (state, ppid) = (after.next(), after.next());
-        if state == Some("Z") || ppid != Some(&parent.to_string()) {
-            continue;
-        }
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-        if args.first() == Some(&program.as_bytes()) && args.get(1) == Some(&arg.as_bytes()) {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// Every live `bridgekeeper run` with `HERMES_HOME` at `home`, whoever its parent.
-pub fn bridgekeepers_for(home: &Path) -> Vec<u32> {
-    let wanted = format!("HERMES_HOME={}", home.display());
+/// Every live `bridgekeeper run` (a zombie has no command line): its pid, its parent's, and
+/// its `/proc` folder.
+fn bridgekeeper_runs() -> Vec<(u32, u32, PathBuf)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -299,10 +272,35 @@ pub fn bridgekeepers_for(home: &Path) -> Vec<u32> {
         if args.first() != Some(&BRIDGEKEEPER.as_bytes()) || args.get(1) != Some(&&b"run"[..]) {
             continue;
         }
-        let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
-        if environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes()) {
-            found.push(pid);
-        }
+        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        // `pid (comm) state ppid …`: the fields after the last `)`.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, r)| r.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0);
+        found.push((pid, ppid, entry.path()));
     }
     found
+}
+
+/// The live `bridgekeeper run` processes whose parent is `parent`.
+pub fn bridgekeeper_children(parent: u32) -> Vec<u32> {
+    bridgekeeper_runs()
+        .into_iter()
+        .filter(|(_, ppid, _)| *ppid == parent)
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// Every live `bridgekeeper run` with `HERMES_HOME` at `home`, whoever its parent.
+pub fn bridgekeepers_for(home: &Path) -> Vec<u32> {
+    let wanted = format!("HERMES_HOME={}", home.display());
+    bridgekeeper_runs()
+        .into_iter()
+        .filter(|(_, _, proc)| {
+            let environ = std::fs::read(proc.join("environ")).unwrap_or_default();
+            environ.split(|b| *b == 0).any(|v| v == wanted.as_bytes())
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
 }

@@ -598,3 +598,55 @@ fn run_without_a_config_starts_telegram_beside_a_linked_whatsapp() {
         assert!(stderr.contains(why), "{stderr}");
     }
 }
+
+/// Our own Bot API fake (`fakes/bot_api.py`, for what crabline does not serve) held to the real
+/// client: Hermes 0.19.0's own Telegram adapter (python-telegram-bot), in `hermes gateway run`
+/// pointed at the fake by `platforms.telegram.extra.base_url`, answers a DM, reads a photo
+/// through `getFile` and the file URL, answers a reply to its own answer, and reacts and types
+/// as it does on Telegram, with no call refused.
+#[test]
+fn our_bot_api_fake_serves_hermes_own_telegram_adapter() {
+    use crate::support::bot_api::BotApi;
+    use crate::support::gateway::Home;
+    let dir = tempfile::tempdir().unwrap();
+    let api = BotApi::start(dir.path());
+    let hermes = dir.path().join("hermes");
+    std::fs::create_dir_all(&hermes).unwrap();
+    std::fs::write(
+        hermes.join(".env"),
+        format!(
+            "TELEGRAM_BOT_TOKEN={}\nTELEGRAM_ALLOWED_USERS={ALLOWED}\n",
+            api.bot_token
+        ),
+    )
+    .unwrap();
+    let extra = json!({"platforms": {"telegram": {"extra": {
+        "base_url": format!("{}/bot", api.api_root),
+        "base_file_url": format!("{}/file/bot", api.api_root)}}}});
+    std::fs::write(hermes.join("config.yaml"), extra.to_string()).unwrap();
+    let home = Home::new(dir.path());
+    let gateway = home.gateway(false, &[]);
+    gateway.connected("telegram");
+    let me = ALLOWED.to_string();
+    let answered = |word: &str| {
+        api.sent()
+            .iter()
+            .any(|(chat, text)| *chat == me && text.contains(&format!("answer:{word}")))
+    };
+
+    api.dm(&me, "hello ask:one");
+    gateway.wait("the answer to a DM", || answered("one"));
+    api.photo(&me, b"\xff\xd8\xff\xe0 not much of a jpeg", "look ask:two");
+    gateway.wait("the answer to a photo", || answered("two"));
+    assert!(!api.downloads().is_empty(), "the photo was never fetched");
+    let answer = api
+        .calls("sendMessage")
+        .into_iter()
+        .find(|c| c["result"]["text"].as_str().unwrap().contains("answer:one"))
+        .unwrap();
+    api.inject(&json!({"chat_id": me, "text": "and then? ask:three",
+        "reply_to": answer["result"]["message_id"]}));
+    gateway.wait("the answer to a reply", || answered("three"));
+    assert!(!api.calls("sendChatAction").is_empty());
+    assert_eq!(api.refusals(), Vec::<String>::new());
+}

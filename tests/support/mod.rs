@@ -6,6 +6,7 @@
 
 pub mod attack;
 pub mod bench;
+pub mod bot_api;
 pub mod daemon;
 pub mod gateway;
 pub mod hermes;

@@ -33,6 +33,10 @@ macro_rules! conformance {
             super::the_hermes_relay_client_fronts_it::<$platform>();
         }
         #[test]
+        fn a_newer_relay_gateway_gets_every_op_it_is_offered() {
+            super::a_newer_relay_gateway_gets_every_op_it_is_offered::<$platform>();
+        }
+        #[test]
         fn run_without_a_config_starts_it_from_hermes_settings_only() {
             super::run_without_a_config_starts_it_from_hermes_settings_only::<$platform>();
         }
@@ -99,6 +103,11 @@ pub trait Platform: Sized + Sync {
     /// gateway (WhatsApp's `WHATSAPP_ENABLED`).
     fn hermes_gateway_env(&self) -> Vec<(&'static str, String)> {
         Vec::new()
+    }
+    /// Whether `send_media`'s `result` shows the file reached the platform. By default, the
+    /// result's `success`; a fake with no media host can say what it can check instead.
+    fn media_sent(&self, _state: &Path, result: &Value) -> bool {
+        result["success"] == true
     }
     /// After the connector was killed, before the rest of a burst goes to a platform that
     /// does not send again: by default, until it is connected again.
@@ -300,6 +309,82 @@ pub fn the_hermes_relay_client_fronts_it<P: Platform>() {
     assert_eq!(sent["success"], true, "{sent}");
     wait_blocking("the reply to go out", || {
         s.p.sent(&s.state(), &chat, "relay reply")
+    });
+    s.finish(d, &[]);
+}
+
+/// A relay gateway after Hermes 0.19.0 (`support::newer_gateway`, from its contract) is told
+/// exactly the ops the connector carries out, and each succeeds once against the platform's
+/// fake. Contract (hermes-relay-newer.md): §1.4 the gateway sends any listed op to any chat of
+/// the platform, so none may answer `unsupported`; §1.7 the fields of `send` (its
+/// `message_id`), `edit` of that message, `typing`, `get_chat_info` (`chat_info` or the
+/// result itself: a DM here); §1.5 the reaction lifecycle, 👀 then the same with
+/// `remove: true`; §1.8 `send_media` naming an upload to `/relay/media`. A listed op this case
+/// does not know fails it, so what is advertised and what is proven stay the same list.
+pub fn a_newer_relay_gateway_gets_every_op_it_is_offered<P: Platform>() {
+    use crate::support::newer_gateway::NewerGateway;
+    let s = Stage::<P>::allowlisted("relay: {listen: '127.0.0.1:0'}");
+    let (d, open) = s.run();
+    let mut g = NewerGateway::dial(d.relay_port(), "gw-newer", P::NAME);
+    s.p.dm(&open, P::ALLOWED, "hello newer gateway");
+    let event = g.inbound();
+    assert_eq!(event["text"], "hello newer gateway", "{event}");
+    let chat = event["source"]["chat_id"].as_str().unwrap().to_owned();
+    let theirs = event["message_id"].clone();
+    let mut ops = g.supported_ops();
+    // `send` first (`edit` needs its message); `send_media` last (a fake without a media host
+    // may end the connection there).
+    ops.sort_by_key(|op| match op.as_str() {
+        "send" => 0,
+        "send_media" => 2,
+        _ => 1,
+    });
+    let mut mine = Value::Null;
+    for op in &ops {
+        let meta = json!({});
+        match op.as_str() {
+            "send" => {
+                let r = g.op(json!({"op": "send", "chat_id": chat,
+                    "content": "a first answer", "reply_to": null, "metadata": meta}));
+                assert_eq!(r["success"], true, "send: {r}");
+                mine = r["message_id"].clone();
+            }
+            "edit" => {
+                let r = g.op(json!({"op": "edit", "chat_id": chat, "message_id": mine,
+                    "content": "a better answer", "metadata": meta}));
+                assert_eq!(r["success"], true, "edit: {r}");
+            }
+            "typing" => {
+                let r = g.op(json!({"op": "typing", "chat_id": chat, "metadata": meta}));
+                assert_eq!(r["success"], true, "typing: {r}");
+            }
+            "get_chat_info" => {
+                let r = g.op(json!({"op": "get_chat_info", "chat_id": chat}));
+                let info = r.get("chat_info").unwrap_or(&r);
+                assert_eq!(info["type"], "dm", "get_chat_info: {r}");
+                assert!(info["name"].as_str().is_some_and(|n| !n.is_empty()), "{r}");
+            }
+            "react" => {
+                for remove in [false, true] {
+                    let r = g.op(json!({"op": "react", "chat_id": chat, "message_id": theirs,
+                        "emoji": "👀", "remove": remove, "metadata": meta}));
+                    assert_eq!(r["success"], true, "react (remove: {remove}): {r}");
+                }
+            }
+            "send_media" => {
+                let source = g.upload("gw-newer", "not really a png", "a.png");
+                let r = g.op(json!({"op": "send_media", "chat_id": chat,
+                    "media_kind": "document", "source_url": source, "content": "the file",
+                    "filename": "a.png", "reply_to": null, "metadata": meta}));
+                assert!(s.p.media_sent(&s.state(), &r), "send_media: {r}");
+            }
+            other => panic!("{other} is listed but this case does not prove it"),
+        }
+    }
+    // Checked after the ops, not between: crabline's WhatsApp ends the connection (428) when
+    // an edit comes half a second after the message it edits (a real WhatsApp takes it).
+    wait_blocking("the answer to go out", || {
+        s.p.sent(&s.state(), &chat, "a first answer")
     });
     s.finish(d, &[]);
 }

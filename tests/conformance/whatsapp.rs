@@ -122,6 +122,15 @@ impl super::Platform for WhatsApp {
         std::fs::set_permissions(&session, std::fs::Permissions::from_mode(mode)).unwrap();
         self.node()
     }
+
+    /// crabline's WhatsApp has no media host: Baileys' upload ends the connection there (a real
+    /// WhatsApp takes it; node-bridge's own test holds the message Baileys is given). What is
+    /// checked: the uploaded file reached node-bridge as a `send_media` command.
+    fn media_sent(&self, state: &Path, _result: &Value) -> bool {
+        let log = std::fs::read_to_string(state.join("bridge.log")).unwrap_or_default();
+        log.lines()
+            .any(|l| l.contains("command_written") && l.contains("\"send_media\""))
+    }
 }
 
 conformance!(WhatsApp);

@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod hermes;
 pub mod http;
 pub mod ilink;
+pub mod newer_gateway;
 pub mod telegram;
 pub mod webhook;
 pub mod wecom;

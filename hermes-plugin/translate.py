@@ -101,6 +101,7 @@ def source_fields(message: Mapping[str, Any], facts: Facts) -> dict:
     sender_alt = message.get("sender_alt")
     return {
         "chat_id": str(message["chat"]),
+        "chat_name": message.get("chat_name") or None,
         "chat_type": "group" if group else facts.direct_chat_type,
         "user_id": str(message["sender"]),
         # Hermes' Weixin and WeCom adapters, whose networks give no name, use the id.
@@ -110,6 +111,7 @@ def source_fields(message: Mapping[str, Any], facts: Facts) -> dict:
         # In a direct chat the chat is the sender, so the sender's other id is the chat's.
         "chat_id_alt": None if group else (sender_alt or None),
         "message_id": str(message["id"]),
+        "is_bot": bool(message.get("sender_is_bot")),
     }
 
 
@@ -138,7 +140,10 @@ def event_fields(message: Mapping[str, Any], own_ids: frozenset) -> dict:
         fields["reply_to_message_id"] = str(quoted.get("id"))
         fields["reply_to_text"] = quoted.get("text")
         fields["reply_to_author_id"] = author
-        fields["reply_to_is_own_message"] = bool(author) and author in own_ids
+        # The connector says so where it knows its own ids; else the ids `account` gave.
+        fields["reply_to_is_own_message"] = bool(quoted.get("from_me")) or (
+            bool(author) and author in own_ids
+        )
     context = context_text(message.get("context") or [])
     if context:
         fields["channel_context"] = context

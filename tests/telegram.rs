@@ -602,8 +602,8 @@ fn run_without_a_config_starts_telegram_beside_a_linked_whatsapp() {
 /// Our own Bot API fake (`fakes/bot_api.py`, for what crabline does not serve) held to the real
 /// client: Hermes 0.19.0's own Telegram adapter (python-telegram-bot), in `hermes gateway run`
 /// pointed at the fake by `platforms.telegram.extra.base_url`, answers a DM, reads a photo
-/// through `getFile` and the file URL, answers a reply to its own answer, and reacts and types
-/// as it does on Telegram, with no call refused.
+/// through `getFile` and the file URL, answers a reply to its own answer and an edited DM (an
+/// `edited_message` update), and types as it does on Telegram, with no call refused.
 #[test]
 fn our_bot_api_fake_serves_hermes_own_telegram_adapter() {
     use crate::support::bot_api::BotApi;
@@ -634,7 +634,7 @@ fn our_bot_api_fake_serves_hermes_own_telegram_adapter() {
             .any(|(chat, text)| *chat == me && text.contains(&format!("answer:{word}")))
     };
 
-    api.dm(&me, "hello ask:one");
+    let first = api.dm(&me, "hello ask:one");
     gateway.wait("the answer to a DM", || answered("one"));
     api.photo(&me, b"\xff\xd8\xff\xe0 not much of a jpeg", "look ask:two");
     gateway.wait("the answer to a photo", || answered("two"));
@@ -647,6 +647,158 @@ fn our_bot_api_fake_serves_hermes_own_telegram_adapter() {
     api.inject(&json!({"chat_id": me, "text": "and then? ask:three",
         "reply_to": answer["result"]["message_id"]}));
     gateway.wait("the answer to a reply", || answered("three"));
+    let first_id = first["message"]["message_id"].as_i64().unwrap();
+    api.edit(&me, first_id, "hello again ask:four");
+    gateway.wait("the answer to an edit", || answered("four"));
     assert!(!api.calls("sendChatAction").is_empty());
     assert_eq!(api.refusals(), Vec::<String>::new());
+}
+
+/// A relay gateway after Hermes 0.19.0 (`support::newer_gateway`, from its contract) fronting
+/// Telegram, against our Bot API fake (crabline's injects text only). Contract lines, from
+/// `hermes-relay-newer.md` §1.6: a reply carries `reply_to {text, author, is_own}`; a photo's
+/// `media_urls` and `media[]` point at `/relay/media/` on the dialled address and serve the
+/// bytes to the token only (§1.8); an edit comes with `source.message_is_edit` and an id of
+/// its own (the gateway drops an id it has seen), and a reaction to it lands on the message
+/// it edits; a bot's group message says `source.is_bot` and the group's `chat_name`, and
+/// carries as `context` what the group said before without a mention, which never arrives
+/// alone. §1.7/§1.8: `send_media` of an upload with the contract's fields reaches Telegram as
+/// a photo with its caption and the uploaded bytes; `get_chat_info` names the group.
+#[test]
+fn a_newer_relay_gateway_gets_replies_photos_edits_and_groups_from_telegram() {
+    use crate::support::bot_api::BotApi;
+    use crate::support::newer_gateway::NewerGateway;
+    let dir = tempfile::tempdir().unwrap();
+    let api = BotApi::start(dir.path());
+    let entry = format!(
+        "  - name: telegram\n    builtin: telegram\n    args: [--media-dir, {:?}]\n    env: {{TELEGRAM_API_ROOT: {:?}}}\n    policy: {{dm_policy: allowlist, allow_from: ['{ALLOWED}'], group_policy: open}}\n",
+        dir.path().join("tg-media"),
+        api.api_root
+    );
+    let config = write_config_with(dir.path(), &[entry], "relay: {listen: '127.0.0.1:0'}");
+    let mut d = Daemon::start(&config, &[("TELEGRAM_BOT_TOKEN", &api.bot_token)]);
+    d.opened("telegram", 1);
+    let mut g = NewerGateway::dial(d.relay_port(), "gw-newer", "telegram");
+    let me = ALLOWED.to_string();
+
+    // A reply to the agent's answer.
+    let first = api.dm(&me, "first thoughts");
+    let e = g.inbound();
+    assert_eq!(e["text"], "first thoughts");
+    let answer = g.op(json!({"op": "send", "chat_id": me, "content": "an answer",
+        "reply_to": e["message_id"], "metadata": {}}));
+    assert_eq!(answer["success"], true, "{answer}");
+    let answered = api.calls("sendMessage");
+    let answer_id = answered[0]["result"]["message_id"].clone();
+    api.inject(&json!({"chat_id": me, "text": "about that", "reply_to": answer_id}));
+    let reply = g.inbound();
+    assert_eq!(
+        reply["reply_to"],
+        json!({"text": "an answer", "author": api.bot_token.split(':').next().unwrap(),
+            "is_own": true}),
+        "{reply}"
+    );
+    assert_eq!(reply["reply_to_message_id"], answer["message_id"]);
+
+    // A photo, fetched from /relay/media with the token only.
+    api.photo(&me, b"JPEG-ish bytes, 0123456789", "a caption");
+    let photo = g.inbound();
+    assert_eq!(photo["text"], "a caption");
+    assert_eq!(photo["message_type"], "photo");
+    let url = photo["media_urls"][0].as_str().unwrap().to_owned();
+    assert!(
+        url.starts_with(&format!("http://{}/relay/media/", g.addr)),
+        "{photo}"
+    );
+    assert_eq!(photo["media"][0]["url"], url.as_str());
+    let got = g.download("gw-newer", &url, true);
+    assert_eq!(
+        (got.status, got.body.as_str()),
+        (200, "JPEG-ish bytes, 0123456789")
+    );
+    assert_eq!(g.download("gw-newer", &url, false).status, 401);
+
+    // An edit of the first DM: a new turn with an id of its own; 👀 on it lands on the DM.
+    let first_id = first["message"]["message_id"].as_i64().unwrap();
+    api.edit(&me, first_id, "first thoughts, fixed");
+    let edit = g.inbound();
+    assert_eq!(edit["text"], "first thoughts, fixed");
+    assert_eq!(edit["source"]["message_is_edit"], true, "{edit}");
+    assert_ne!(edit["message_id"], e["message_id"]);
+    assert_eq!(e["source"]["message_is_edit"], false);
+    let r = g.op(
+        json!({"op": "react", "chat_id": me, "message_id": edit["message_id"],
+        "emoji": "👀", "remove": false, "metadata": {}}),
+    );
+    assert_eq!(r["success"], true, "{r}");
+    let reacted = api.calls("setMessageReaction");
+    assert_eq!(
+        reacted[0]["params"]["message_id"].to_string(),
+        first_id.to_string()
+    );
+
+    // A group: a line without a mention, then a bot's mention of ours.
+    api.inject(
+        &json!({"chat_id": GROUP, "from_id": 555, "first_name": "Ann",
+        "title": "Ops", "chat_type": "supergroup", "text": "we ship on friday"}),
+    );
+    api.inject(
+        &json!({"chat_id": GROUP, "from_id": 777, "first_name": "CI", "is_bot": true,
+        "title": "Ops", "chat_type": "supergroup",
+        "text": format!("@{} is the build green?", api.bot_username)}),
+    );
+    // The next event is the mention: the unmentioned line never arrives alone.
+    let mention = g.inbound();
+    assert!(
+        mention["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("is the build green?")
+    );
+    assert_eq!(
+        (
+            &mention["source"]["chat_type"],
+            &mention["source"]["chat_name"]
+        ),
+        (&json!("group"), &json!("Ops"))
+    );
+    assert_eq!(mention["source"]["is_bot"], true);
+    assert_eq!(
+        mention["context"],
+        json!([{"text": "we ship on friday", "source": {"user_name": "Ann"}}]),
+        "{mention}"
+    );
+    let info = g.op(json!({"op": "get_chat_info", "chat_id": GROUP}));
+    let info = info.get("chat_info").unwrap_or(&info).clone();
+    assert_eq!(
+        (&info["name"], &info["type"]),
+        (&json!("Ops"), &json!("group"))
+    );
+
+    // A photo out, from an upload, with the contract's fields.
+    let source = g.upload("gw-newer", "PNG bytes, as it were", "chart.png");
+    let sent = g.op(
+        json!({"op": "send_media", "chat_id": me, "media_kind": "image",
+        "source_url": source, "content": "the chart", "filename": "chart.png",
+        "reply_to": null, "metadata": {}}),
+    );
+    assert_eq!(sent["success"], true, "{sent}");
+    let photos = api.calls("sendPhoto");
+    assert_eq!(photos.len(), 1, "{photos:?}");
+    assert_eq!(photos[0]["params"]["caption"], "the chart");
+    assert_eq!(
+        photos[0]["params"]["photo"]["sha256"],
+        sha256_hex(b"PNG bytes, as it were")
+    );
+    assert_eq!(api.refusals(), Vec::<String>::new());
+    drop(g);
+    d.stop();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -246,6 +246,13 @@ pub struct Quoted {
     pub sender: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The quoted message is the account's own (the agent's answer being replied to).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub from_me: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// One message the connector saw, whoever sent it (connectors do not filter).
@@ -263,6 +270,16 @@ pub struct InboundMessage {
     pub sender_alt: Option<String>,
     #[serde(default)]
     pub is_group: bool,
+    /// The chat's name where the network gives it with the message (a group's title).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_name: Option<String>,
+    /// Sent by a bot (Telegram's `from.is_bot`), not a person.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub sender_is_bot: bool,
+    /// A new version of a message sent before. `id` is then the edit's own (its message's id
+    /// and a suffix the connector can read back), since a gateway drops an id it has seen.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub edited: bool,
     /// Sent by the linked account itself (own echo or a message typed on the phone).
     #[serde(default)]
     pub from_me: bool,

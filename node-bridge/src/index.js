@@ -222,7 +222,7 @@ sock.ev.on('messages.upsert', ({ messages }) => {
 async function forward(msg) {
   for (const mapping of mappingsIn(msg)) emit(mapping);
   const media = mediaPart(msg.message) ? await download(msg) : {};
-  emit(toInbound(msg, media));
+  emit(toInbound(msg, media, sock.user ?? {}));
 }
 
 async function download(msg) {

@@ -13,7 +13,7 @@ const TYPING_STATES = ['composing', 'recording', 'paused'];
 // Field rules: name -> [type, required]. Types: str, uint, bool, any, [str], enum:<list>, obj:<rules>.
 const str = (required = true) => ['str', required];
 const opt = (t) => [t, false];
-const QUOTED = { id: str(), sender: opt('str'), text: opt('str') };
+const QUOTED = { id: str(), sender: opt('str'), text: opt('str'), from_me: opt('bool') };
 const MEDIA = { kind: [MEDIA_KINDS, true], mime: opt('str'), file_name: opt('str'), path: opt('str'), size: opt('uint'), download_error: opt('str') };
 const ERROR = { code: str(), message: str(), unconfirmed: opt('bool') };
 
@@ -42,6 +42,7 @@ export const EVENTS = {
   lid_mapping: { lid: str(), phone: str() },
   inbound: {
     id: str(), chat: str(), sender: str(), sender_alt: opt('str'), is_group: opt('bool'), from_me: opt('bool'),
+    chat_name: opt('str'), sender_is_bot: opt('bool'), edited: opt('bool'),
     push_name: opt('str'), text: opt('str'), media: [MEDIA, false], mentions: [['str'], false], quoted: [QUOTED, false],
     timestamp: ['uint', true],
   },

@@ -123,11 +123,14 @@ function toNumber(ts) {
 
 const isGroupJid = (jid) => typeof jid === 'string' && jid.endsWith('@g.us');
 
+const bareJid = (jid) => (typeof jid === 'string' ? jid.replace(/:\d+@/, '@') : undefined);
+
 /**
  * One Baileys WAMessage -> an `inbound` event. Everything is forwarded (own messages flagged);
- * the supervisor decides. `media` adds download results ({ path, size } or { download_error }).
+ * the supervisor decides. `media` adds download results ({ path, size } or { download_error });
+ * `own` is the linked account (Baileys' `sock.user`), to tell a reply to its own message.
  */
-export function toInbound(msg, media = {}) {
+export function toInbound(msg, media = {}, own = {}) {
   const key = msg.key ?? {};
   const chat = key.remoteJid ?? '';
   const group = isGroupJid(chat);
@@ -168,6 +171,8 @@ export function toInbound(msg, media = {}) {
   if (ctx?.stanzaId) {
     event.quoted = { id: ctx.stanzaId };
     if (ctx.participant) event.quoted.sender = ctx.participant;
+    const quotedFrom = bareJid(ctx.participant);
+    if (quotedFrom && (quotedFrom === bareJid(own.id) || quotedFrom === bareJid(own.lid))) event.quoted.from_me = true;
     const quotedText = ctx.quotedMessage ? textOf(unwrap(ctx.quotedMessage)) : undefined;
     if (typeof quotedText === 'string') event.quoted.text = quotedText;
   }
@@ -202,10 +207,9 @@ export function receiptStatus(status) {
 
 /** The account identity from `sock.user` ({ id: '<phone>:<dev>@s.whatsapp.net', lid, name }). */
 export function toAccount(user) {
-  const bare = (jid) => (typeof jid === 'string' ? jid.replace(/:\d+@/, '@') : undefined);
   const event = { type: 'account' };
-  if (user?.id) event.phone = bare(user.id);
-  if (user?.lid) event.lid = bare(user.lid);
+  if (user?.id) event.phone = bareJid(user.id);
+  if (user?.lid) event.lid = bareJid(user.lid);
   if (user?.name) event.name = user.name;
   return event;
 }

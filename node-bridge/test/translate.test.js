@@ -31,6 +31,14 @@ test('plain and extended text', () => {
 test('quoted replies carry id, sender and text', () => {
   const e = inbound(msg({ extendedTextMessage: { text: 'yes', contextInfo: { stanzaId: 'Q1', participant: '15550001111@s.whatsapp.net', quotedMessage: { conversation: 'really?' } } } }));
   assert.deepEqual(e.quoted, { id: 'Q1', sender: '15550001111@s.whatsapp.net', text: 'really?' });
+  // A reply to the account's own message (its device suffix aside) says so.
+  const own = { id: '15550001111:7@s.whatsapp.net', lid: '111:7@lid' };
+  const mine = toInbound(msg({ extendedTextMessage: { text: 'yes', contextInfo: { stanzaId: 'Q1', participant: '15550001111@s.whatsapp.net' } } }), {}, own);
+  assert.equal(mine.quoted.from_me, true);
+  assert.deepEqual(checkEvent(mine), { ok: mine });
+  const byLid = toInbound(msg({ extendedTextMessage: { text: 'yes', contextInfo: { stanzaId: 'Q1', participant: '111@lid' } } }), {}, own);
+  assert.equal(byLid.quoted.from_me, true);
+  assert.equal(e.quoted.from_me, undefined);
 });
 
 test('media kinds with captions, mime, file names and download results', () => {

@@ -129,6 +129,7 @@ mod tests {
             id: "Q".into(),
             sender: Some("x@s.whatsapp.net".into()),
             text: Some("q".into()),
+            from_me: false,
         });
         let v = to_legacy(&m, &["15550001111@s.whatsapp.net".into()]);
         for key in [

@@ -242,8 +242,14 @@ pub fn inbound_event(
             "chat_id_alt": chat_alt,
             "thread_id": m.thread,
             "message_id": m.id,
+            // Sent always, as the contract's §3 has them (read by hosted room controls).
+            "is_bot": m.sender_is_bot,
+            "message_is_edit": m.edited,
         },
     });
+    if let Some(name) = &m.chat_name {
+        event["source"]["chat_name"] = json!(name);
+    }
     if let Some(q) = &m.quoted {
         event["reply_to_message_id"] = json!(q.id);
         // Read as `reply_to_text` and `reply_to_author_name` by gateways after 0.19.0.
@@ -253,6 +259,9 @@ pub fn inbound_event(
         }
         if let Some(author) = &q.sender {
             quoted.insert("author".into(), json!(author));
+        }
+        if q.from_me {
+            quoted.insert("is_own".into(), json!(true));
         }
         if !quoted.is_empty() {
             event["reply_to"] = Value::Object(quoted);
@@ -645,6 +654,31 @@ mod tests {
         let e = inbound_event("telegram", &m, None);
         assert_eq!(e["reply_to"], json!({"text": "the plan", "author": "8"}));
         assert_eq!(e["reply_to_message_id"], "Q2");
+        assert_eq!(
+            (&e["source"]["is_bot"], &e["source"]["message_is_edit"]),
+            (&json!(false), &json!(false))
+        );
+        assert!(e["source"].get("chat_name").is_none());
+    }
+
+    #[test]
+    fn an_edit_by_a_bot_in_a_named_group_says_so_and_a_reply_to_us_is_own() {
+        let m: InboundMessage = serde_json::from_value(json!({
+            "id": "-100/9~1700000300", "chat": "-100", "sender": "7", "is_group": true,
+            "chat_name": "Ops", "sender_is_bot": true, "edited": true, "text": "fixed",
+            "quoted": {"id": "-100/3", "sender": "42", "text": "an answer", "from_me": true},
+            "timestamp": 1
+        }))
+        .unwrap();
+        let e = inbound_event("telegram", &m, None);
+        assert_eq!(e["source"]["chat_name"], "Ops");
+        assert_eq!(e["source"]["is_bot"], true);
+        assert_eq!(e["source"]["message_is_edit"], true);
+        assert_eq!(e["message_id"], "-100/9~1700000300");
+        assert_eq!(
+            e["reply_to"],
+            json!({"text": "an answer", "author": "42", "is_own": true})
+        );
     }
 
     #[test]

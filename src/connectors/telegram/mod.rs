@@ -171,7 +171,8 @@ fn poll(shared: &Shared, bot: &Bot, media_dir: Option<&std::path::Path>) -> i32 
     let mut backoff = Backoff::doubling(Duration::from_secs(1), MAX_BACKOFF);
     let link = &shared.link;
     loop {
-        let body = json!({"offset": offset, "timeout": POLL_SECS, "allowed_updates": ["message"]});
+        // Edits too, as Hermes' own Telegram adapter takes them: a fixed typo is a new turn.
+        let body = json!({"offset": offset, "timeout": POLL_SECS, "allowed_updates": ["message", "edited_message"]});
         match shared
             .api
             .call("getUpdates", &body, Duration::from_secs(POLL_SECS + 15))

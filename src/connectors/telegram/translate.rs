@@ -21,15 +21,32 @@ pub fn message_key(chat: &str, message_id: i64) -> String {
     format!("{chat}/{message_id}")
 }
 
-/// Telegram's `message_id` from a protocol id (`<chat>/<id>`, or a bare id).
-pub fn telegram_message_id(key: &str) -> Option<i64> {
-    key.rsplit('/').next()?.trim().parse().ok()
+/// An edit's own id: its message's key and `~<edit_date>`. A gateway drops a message id it has
+/// seen (Hermes' relay dedupes on platform, chat and id), so the edit cannot reuse the
+/// message's; a reply to, reaction to or edit of it still reaches that message.
+fn edit_key(chat: &str, message_id: i64, edit_date: u64) -> String {
+    format!("{}~{edit_date}", message_key(chat, message_id))
 }
 
-/// One update as an inbound message; `None` for updates that carry no message (edits, joins,
-/// callback queries: not handled).
+/// Telegram's `message_id` from a protocol id (`<chat>/<id>`, an edit's `<chat>/<id>~<date>`,
+/// or a bare id).
+pub fn telegram_message_id(key: &str) -> Option<i64> {
+    let last = key.rsplit('/').next()?;
+    last.split('~').next()?.trim().parse().ok()
+}
+
+/// The message an update carries: a new one, or a new version of one (`edited`).
+fn message_of(update: &Value) -> Option<(&Value, bool)> {
+    update
+        .get("message")
+        .map(|m| (m, false))
+        .or_else(|| update.get("edited_message").map(|m| (m, true)))
+}
+
+/// One update as an inbound message; `None` for updates that carry no message (joins,
+/// callback queries, channel posts: not handled).
 pub fn inbound(update: &Value, bot: &Bot) -> Option<InboundMessage> {
-    let m = update.get("message")?;
+    let (m, edited) = message_of(update)?;
     let chat = m.pointer("/chat/id")?.as_i64()?.to_string();
     let chat_type = m
         .pointer("/chat/type")
@@ -71,20 +88,24 @@ pub fn inbound(update: &Value, bot: &Bot) -> Option<InboundMessage> {
     {
         mentions.push(bot.id.clone());
     }
-    let quoted = m.get("reply_to_message").map(|q| Quoted {
-        id: message_key(
-            &chat,
-            q.get("message_id").and_then(Value::as_i64).unwrap_or(0),
-        ),
-        sender: q
+    let quoted = m.get("reply_to_message").map(|q| {
+        let sender = q
             .pointer("/from/id")
             .and_then(Value::as_i64)
-            .map(|id| id.to_string()),
-        text: q
-            .get("text")
-            .or_else(|| q.get("caption"))
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+            .map(|id| id.to_string());
+        Quoted {
+            id: message_key(
+                &chat,
+                q.get("message_id").and_then(Value::as_i64).unwrap_or(0),
+            ),
+            from_me: sender.as_deref() == Some(bot.id.as_str()),
+            sender,
+            text: q
+                .get("text")
+                .or_else(|| q.get("caption"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
+        }
     });
     let media = if m.get("photo").is_some() {
         Some(media_of(MediaKind::Image, None, None))
@@ -94,8 +115,22 @@ pub fn inbound(update: &Value, bot: &Bot) -> Option<InboundMessage> {
             media_of(MediaKind::Document, s("mime_type"), s("file_name"))
         })
     };
+    let message_id = m.get("message_id")?.as_i64()?;
+    let id = match m.get("edit_date").and_then(Value::as_u64) {
+        Some(date) if edited => edit_key(&chat, message_id, date),
+        _ => message_key(&chat, message_id),
+    };
     Some(InboundMessage {
-        id: message_key(&chat, m.get("message_id")?.as_i64()?),
+        id,
+        chat_name: m
+            .pointer("/chat/title")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
+        sender_is_bot: from
+            .and_then(|f| f.get("is_bot"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        edited,
         chat,
         sender,
         sender_alt: username,
@@ -131,7 +166,7 @@ fn media_of(kind: MediaKind, mime: Option<String>, file_name: Option<String>) ->
 /// The `file_id` to download a message's media with (`getFile`): the largest photo size, or
 /// the document.
 pub fn file_id(update: &Value) -> Option<String> {
-    let m = update.get("message")?;
+    let (m, _) = message_of(update)?;
     let photo = m
         .get("photo")
         .and_then(Value::as_array)
@@ -236,8 +271,8 @@ mod tests {
             "reply_to_message": {"message_id": 3, "from": {"id": 424242}, "text": "q?"}}});
         let q = inbound(&reply, &bot()).unwrap().quoted.unwrap();
         assert_eq!(
-            (q.id.as_str(), q.sender.as_deref()),
-            ("-1001/3", Some("424242"))
+            (q.id.as_str(), q.sender.as_deref(), q.from_me),
+            ("-1001/3", Some("424242"), true)
         );
         assert_eq!(telegram_message_id(&q.id), Some(3));
     }
@@ -252,6 +287,25 @@ mod tests {
         assert_eq!(m.text.as_deref(), Some("look"));
         assert_eq!(file_id(&photo).as_deref(), Some("big"));
         assert!(inbound(&json!({"update_id": 3, "edited_message": {}}), &bot()).is_none());
+        assert!(inbound(&json!({"update_id": 4, "my_chat_member": {}}), &bot()).is_none());
+    }
+
+    #[test]
+    fn an_edit_carries_an_id_of_its_own_that_leads_back_to_its_message() {
+        let edit = json!({"update_id": 5, "edited_message": {"message_id": 8, "date": 1,
+            "edit_date": 1700000300, "chat": {"id": -1001, "type": "supergroup",
+            "title": "Ops"}, "from": {"id": 77, "is_bot": true, "first_name": "CI"},
+            "text": "fixed"}});
+        let m = inbound(&edit, &bot()).unwrap();
+        assert!(m.edited && m.sender_is_bot);
+        assert_eq!(m.id, "-1001/8~1700000300");
+        assert_eq!(m.chat_name.as_deref(), Some("Ops"));
+        assert_eq!(telegram_message_id(&m.id), Some(8));
+        let first = json!({"update_id": 4, "message": {"message_id": 8, "date": 1,
+            "chat": {"id": -1001, "type": "supergroup"}, "from": {"id": 5}, "text": "fixd"}});
+        let m = inbound(&first, &bot()).unwrap();
+        assert!(!m.edited && !m.sender_is_bot);
+        assert_eq!(m.id, "-1001/8");
     }
 
     #[test]

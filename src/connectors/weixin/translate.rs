@@ -80,6 +80,9 @@ pub fn inbound(m: &Value, account_id: &str) -> Result<Read, Skip> {
             sender: sender.clone(),
             sender_alt: None,
             is_group: room.is_some(),
+            chat_name: None,
+            sender_is_bot: false,
+            edited: false,
             from_me,
             push_name: None,
             text,
@@ -144,6 +147,7 @@ fn text_and_quote(items: &[Value]) -> (Option<String>, Option<Quoted>) {
                 id: text_of(r, "message_id").unwrap_or_default(),
                 sender: text_of(r, "from_user_id"),
                 text: quoted_text.or(title),
+                from_me: false,
             }
         });
         return (text, quoted);

@@ -30,6 +30,9 @@ fn dm(sender: &str) -> InboundMessage {
         sender: sender.into(),
         sender_alt: None,
         is_group: false,
+        chat_name: None,
+        sender_is_bot: false,
+        edited: false,
         from_me: false,
         push_name: None,
         text: Some("hello".into()),
@@ -47,6 +50,9 @@ fn in_group(sender: &str) -> InboundMessage {
     InboundMessage {
         chat: GROUP.into(),
         is_group: true,
+        chat_name: None,
+        sender_is_bot: false,
+        edited: false,
         ..dm(sender)
     }
 }
@@ -429,6 +435,7 @@ fn the_decision_table() {
                     id: "B1".into(),
                     sender: Some(format!("{ME}:3@s.whatsapp.net")),
                     text: None,
+                    from_me: false,
                 }),
                 ..in_group(STRANGER)
             },
@@ -644,6 +651,9 @@ fn the_telegram_rows() {
     let in_tg_group = |m: InboundMessage| InboundMessage {
         chat: TG_GROUP.into(),
         is_group: true,
+        chat_name: None,
+        sender_is_bot: false,
+        edited: false,
         ..m
     };
     let allow = |dm_policy, list: &[&str]| AccessPolicy {
@@ -698,6 +708,7 @@ fn the_telegram_rows() {
                     id: "5".into(),
                     sender: Some(BOT_ID.into()),
                     text: None,
+                    from_me: false,
                 }),
                 ..alice()
             }),

@@ -802,3 +802,40 @@ fn sha256_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+/// `send_media` with the newer contract's fields (hermes-relay-newer.md §1.7: `media_kind`,
+/// `source_url` naming an upload to `/relay/media` (§1.8), `content` as the caption) reaches
+/// crabline's Telegram as a photo with its caption.
+#[test]
+fn a_newer_gateways_send_media_reaches_crablines_telegram_as_a_photo() {
+    use crate::support::newer_gateway::NewerGateway;
+    let s = scene_with(
+        &format!("policy: {{dm_policy: allowlist, allow_from: ['{ALLOWED}']}}"),
+        false,
+        "relay: {listen: '127.0.0.1:0'}",
+    );
+    let mut d = Daemon::start(&s.config, &[("TELEGRAM_BOT_TOKEN", &s.telegram.bot_token)]);
+    d.opened("telegram", 1);
+    let mut g = NewerGateway::dial(d.relay_port(), "gw-newer", "telegram");
+    s.telegram.dm(ALLOWED, "send me the chart");
+    let asked = g.inbound();
+    let source = g.upload("gw-newer", "PNG bytes, as it were", "chart.png");
+    let r = g.op(
+        json!({"op": "send_media", "chat_id": asked["source"]["chat_id"],
+        "media_kind": "image", "source_url": source, "content": "the chart",
+        "filename": "chart.png", "reply_to": null, "metadata": {}}),
+    );
+    assert_eq!(r["success"], true, "{r}");
+    let photos: Vec<Value> = crate::support::recorded(s.telegram.recorder())
+        .into_iter()
+        .filter(|e| {
+            e["accepted"] == true
+                && e["path"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("/sendPhoto"))
+        })
+        .collect();
+    assert_eq!(photos.len(), 1, "{photos:?}");
+    assert_eq!(photos[0]["body"]["caption"], "the chart", "{}", photos[0]);
+    d.stop();
+}

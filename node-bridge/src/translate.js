@@ -121,6 +121,17 @@ function toNumber(ts) {
   return Number.isFinite(n) ? Math.floor(n) : Math.floor(Date.now() / 1000);
 }
 
+// proto.Message.ProtocolMessage.Type.MESSAGE_EDIT: a protocol message carrying a new version
+// of an earlier message (`key` names it, `editedMessage` is the new content).
+const MESSAGE_EDIT = 14;
+
+/** The new content of an edit, unwrapped; undefined for anything else. */
+function editedContent(m) {
+  const p = m.protocolMessage;
+  const type = p?.type === 'MESSAGE_EDIT' ? MESSAGE_EDIT : p?.type;
+  return type === MESSAGE_EDIT && p.editedMessage ? unwrap(p.editedMessage) : undefined;
+}
+
 const isGroupJid = (jid) => typeof jid === 'string' && jid.endsWith('@g.us');
 
 const bareJid = (jid) => (typeof jid === 'string' ? jid.replace(/:\d+@/, '@') : undefined);
@@ -139,7 +150,11 @@ export function toInbound(msg, media = {}, own = {}) {
   const alt = group
     ? key.participantAlt ?? msg.participantPn ?? key.participantPn
     : key.remoteJidAlt ?? key.senderPn ?? msg.senderPn;
-  const m = unwrap(msg.message);
+  const outer = unwrap(msg.message);
+  // An edit goes on as a message of its own: its stanza id is its own (a gateway drops an id it
+  // has seen), its text the new version.
+  const edit = editedContent(outer);
+  const m = edit ?? outer;
   const event = {
     type: 'inbound',
     id: key.id ?? '',
@@ -149,6 +164,7 @@ export function toInbound(msg, media = {}, own = {}) {
     from_me: Boolean(key.fromMe),
     timestamp: toNumber(msg.messageTimestamp),
   };
+  if (edit) event.edited = true;
   if (alt && alt !== sender) event.sender_alt = alt;
   if (msg.pushName) event.push_name = msg.pushName;
   const text = textOf(m);

@@ -41,6 +41,17 @@ test('quoted replies carry id, sender and text', () => {
   assert.equal(e.quoted.from_me, undefined);
 });
 
+test('an edit is a message of its own with the new text', () => {
+  const e = inbound(msg({ protocolMessage: { type: 14, key: { id: 'M0', remoteJid: PHONE }, editedMessage: { extendedTextMessage: { text: 'fixed', contextInfo: { mentionedJid: [LID] } } } } }, { id: 'E1' }));
+  assert.equal(e.id, 'E1');
+  assert.equal(e.text, 'fixed');
+  assert.equal(e.edited, true);
+  assert.deepEqual(e.mentions, [LID]);
+  // Other protocol messages (a revoke) are not edits.
+  assert.equal(inbound(msg({ protocolMessage: { type: 0, key: { id: 'M0' } } })).edited, undefined);
+  assert.equal(inbound(msg({ conversation: 'hi' })).edited, undefined);
+});
+
 test('media kinds with captions, mime, file names and download results', () => {
   const image = inbound(msg({ imageMessage: { caption: 'look', mimetype: 'image/jpeg' } }), { path: '/c/M1.jpg', size: 10 });
   assert.deepEqual(image.media, { kind: 'image', mime: 'image/jpeg', path: '/c/M1.jpg', size: 10 });

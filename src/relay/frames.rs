@@ -557,6 +557,40 @@ mod tests {
         assert_eq!(listed("wecom_callback"), json!(["send", "typing"]));
     }
 
+    /// The README's table of what each platform advertises is the descriptors' lists.
+    #[test]
+    fn the_readme_says_what_each_descriptor_advertises() {
+        let readme =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let rows: Vec<(Vec<&str>, Vec<&str>)> = readme
+            .lines()
+            .skip_while(|l| !l.contains("| platform | `supported_ops` |"))
+            .skip(2)
+            .take_while(|l| l.trim_start().starts_with('|'))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (
+                    cells[1].split(", ").collect(),
+                    cells[2].split(", ").collect(),
+                )
+            })
+            .collect();
+        let mut told: Vec<&str> = rows.iter().flat_map(|(p, _)| p.clone()).collect();
+        told.sort_unstable();
+        let mut all: Vec<&str> = crate::connectors::description::ALL
+            .iter()
+            .map(|d| d.platform)
+            .collect();
+        all.sort_unstable();
+        assert_eq!(told, all, "every platform has a row");
+        for (platforms, ops) in rows {
+            for p in platforms {
+                let d = crate::connectors::description::describe(p).unwrap();
+                assert_eq!(supported_ops(d), ops, "{p}");
+            }
+        }
+    }
+
     #[test]
     fn inbound_media_go_out_as_relay_urls_made_absolute_per_gateway() {
         let m: InboundMessage = serde_json::from_value(json!({

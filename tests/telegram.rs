@@ -711,6 +711,7 @@ fn a_newer_relay_gateway_gets_replies_photos_edits_and_groups_from_telegram() {
         "{photo}"
     );
     assert_eq!(photo["media"][0]["url"], url.as_str());
+    assert_eq!(photo["media"][0]["caption"], "a caption");
     let got = g.download("gw-newer", &url, true);
     assert_eq!(
         (got.status, got.body.as_str()),

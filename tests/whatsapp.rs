@@ -659,3 +659,20 @@ async fn reactions_to_a_dm_are_sent_and_taken_back() {
     wait_for("the server to accept three reactions", || reactions() == 3).await;
     s.d.stop().await;
 }
+
+/// A group's message through real Baileys: before passing it on, node-bridge asks WhatsApp for
+/// the group's subject (its `chat_name`), in bounded time and once per group (the asking is
+/// `test/groups.test.js`'s). crabline cannot answer that query (it ends the connection), so
+/// what is proven here is that the message still arrives, as a group's, without a name.
+#[tokio::test]
+async fn a_group_message_arrives_though_the_server_gives_no_subject() {
+    const GROUP: &str = "120363000000000001@g.us";
+    let mut s = Stack::start(
+        "policy: {mode: bot, dm_policy: open, group_policy: open, require_mention: false}",
+    )
+    .await;
+    s.server.inject_group(GROUP, FRIEND, "hello group");
+    let m = s.inbound_text("hello group").await;
+    assert!(m.is_group, "{m:?}");
+    assert_eq!((m.chat.as_str(), m.chat_name.as_deref()), (GROUP, None));
+}

@@ -17,6 +17,7 @@ import makeWASocket, { Browsers, downloadMediaMessage, makeCacheableSignalKeySto
 
 import { AckTracker } from './acks.js';
 import { createCommandRunner } from './commands.js';
+import { GroupNames } from './groups.js';
 import { LineSplitter, PROTOCOL_VERSION, parseCommand } from './protocol.js';
 import { retentionFrom, sweep } from './retention.js';
 import { backupCreds, prepareSession } from './session.js';
@@ -219,10 +220,21 @@ sock.ev.on('messages.upsert', ({ messages }) => {
   }
 });
 
+// Group subjects for the messages' `chat_name` (the chat info Hermes shows for a group).
+const groupNames = new GroupNames((jid) => sock.groupMetadata(jid));
+sock.ev.on('groups.upsert', (groups) => {
+  for (const g of groups ?? []) groupNames.update(g.id, g.subject);
+});
+sock.ev.on('groups.update', (updates) => {
+  for (const u of updates ?? []) groupNames.update(u.id, u.subject);
+});
+
 async function forward(msg) {
   for (const mapping of mappingsIn(msg)) emit(mapping);
   const media = mediaPart(msg.message) ? await download(msg) : {};
-  emit(toInbound(msg, media, sock.user ?? {}));
+  const chat = msg.key?.remoteJid;
+  const chatName = chat?.endsWith('@g.us') ? await groupNames.nameOf(chat) : undefined;
+  emit(toInbound(msg, media, { own: sock.user ?? {}, chatName }));
 }
 
 async function download(msg) {

@@ -139,9 +139,11 @@ const bareJid = (jid) => (typeof jid === 'string' ? jid.replace(/:\d+@/, '@') : 
 /**
  * One Baileys WAMessage -> an `inbound` event. Everything is forwarded (own messages flagged);
  * the supervisor decides. `media` adds download results ({ path, size } or { download_error });
- * `own` is the linked account (Baileys' `sock.user`), to tell a reply to its own message.
+ * `known.own` is the linked account (Baileys' `sock.user`), to tell a reply to its own message;
+ * `known.chatName` a group's subject.
  */
-export function toInbound(msg, media = {}, own = {}) {
+export function toInbound(msg, media = {}, known = {}) {
+  const own = known.own ?? {};
   const key = msg.key ?? {};
   const chat = key.remoteJid ?? '';
   const group = isGroupJid(chat);
@@ -165,6 +167,7 @@ export function toInbound(msg, media = {}, own = {}) {
     timestamp: toNumber(msg.messageTimestamp),
   };
   if (edit) event.edited = true;
+  if (group && known.chatName) event.chat_name = known.chatName;
   if (alt && alt !== sender) event.sender_alt = alt;
   if (msg.pushName) event.push_name = msg.pushName;
   const text = textOf(m);

@@ -13,8 +13,8 @@ function msg(message, key = {}) {
   return { key: { remoteJid: PHONE, id: 'M1', fromMe: false, ...key }, message, messageTimestamp: 1767225600, pushName: 'Ana' };
 }
 
-function inbound(m, media) {
-  const event = toInbound(m, media);
+function inbound(m, media, known) {
+  const event = toInbound(m, media, known);
   assert.deepEqual(checkEvent(event), { ok: event }, 'a valid protocol event');
   return event;
 }
@@ -33,12 +33,18 @@ test('quoted replies carry id, sender and text', () => {
   assert.deepEqual(e.quoted, { id: 'Q1', sender: '15550001111@s.whatsapp.net', text: 'really?' });
   // A reply to the account's own message (its device suffix aside) says so.
   const own = { id: '15550001111:7@s.whatsapp.net', lid: '111:7@lid' };
-  const mine = toInbound(msg({ extendedTextMessage: { text: 'yes', contextInfo: { stanzaId: 'Q1', participant: '15550001111@s.whatsapp.net' } } }), {}, own);
+  const mine = toInbound(msg({ extendedTextMessage: { text: 'yes', contextInfo: { stanzaId: 'Q1', participant: '15550001111@s.whatsapp.net' } } }), {}, { own });
   assert.equal(mine.quoted.from_me, true);
   assert.deepEqual(checkEvent(mine), { ok: mine });
-  const byLid = toInbound(msg({ extendedTextMessage: { text: 'yes', contextInfo: { stanzaId: 'Q1', participant: '111@lid' } } }), {}, own);
+  const byLid = toInbound(msg({ extendedTextMessage: { text: 'yes', contextInfo: { stanzaId: 'Q1', participant: '111@lid' } } }), {}, { own });
   assert.equal(byLid.quoted.from_me, true);
   assert.equal(e.quoted.from_me, undefined);
+});
+
+test('a group message carries the subject it is known by', () => {
+  const e = inbound(msg({ conversation: 'hi' }, { remoteJid: GROUP, participant: PHONE }), {}, { chatName: 'Ops' });
+  assert.equal(e.chat_name, 'Ops');
+  assert.equal(inbound(msg({ conversation: 'hi' }), {}, { chatName: 'ignored in a DM' }).chat_name, undefined);
 });
 
 test('an edit is a message of its own with the new text', () => {

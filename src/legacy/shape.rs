@@ -47,7 +47,7 @@ pub fn to_legacy(msg: &InboundMessage, bot_ids: &[String]) -> Value {
         "chatId": msg.chat,
         "senderId": msg.sender,
         "senderName": msg.push_name,
-        "chatName": if msg.is_group { Value::Null } else { json!(msg.push_name) },
+        "chatName": if msg.is_group { json!(msg.chat_name) } else { json!(msg.push_name) },
         "isGroup": msg.is_group,
         "body": body,
         "hasMedia": msg.media.is_some(),

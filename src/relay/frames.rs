@@ -217,6 +217,11 @@ pub fn inbound_event(
             if let Some(name) = &x.file_name {
                 entry["filename"] = json!(name);
             }
+            // A message with a file says its text as the file's caption (Telegram's and
+            // WhatsApp's captions arrive as the text).
+            if let Some(caption) = m.text.as_deref().filter(|t| !t.is_empty()) {
+                entry["caption"] = json!(caption);
+            }
             Some(entry)
         })
         .collect();

@@ -121,6 +121,19 @@ impl FakeWhatsApp {
         serde_json::from_str(&reply).unwrap()
     }
 
+    /// A text from `sender` in the group `group` (a `…@g.us` JID).
+    pub fn inject_group(&self, group: &str, sender: &str, text: &str) -> Value {
+        let body = serde_json::json!({"chatJid": group,
+            "senderJid": format!("{sender}@s.whatsapp.net"), "text": text, "pushName": "Tester"});
+        let (status, reply) = post_json(
+            &self.admin_url,
+            &[("X-Crabline-Admin-Token", &self.admin_token)],
+            &body,
+        );
+        assert_eq!(status, 200, "inject failed: {reply}");
+        serde_json::from_str(&reply).unwrap()
+    }
+
     /// `(recipient, text)` of every outbound message the server accepted.
     pub fn accepted_sends(&self) -> Vec<(String, String)> {
         super::recorded(&self.recorder)

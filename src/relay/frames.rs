@@ -122,8 +122,22 @@ pub fn outbound_result(request_id: &str, result: Value) -> Value {
     json!({"type": "outbound_result", "requestId": request_id, "result": result})
 }
 
+/// A failed op's result. Its text never says `egress declined`: a gateway after 0.19.0 reads
+/// that as the destination refusing and then skips its fallback (media sent as text, a prompt
+/// as numbered text), and a connector's failure, whatever a platform put in its message, is
+/// not that.
 pub fn failure(error: &str) -> Value {
-    json!({"success": false, "error": error})
+    failure_unconfirmed(error, false)
+}
+
+/// `failure`, saying whether the op may have taken effect (`unconfirmed`).
+pub fn failure_unconfirmed(error: &str, unconfirmed: bool) -> Value {
+    const DECLINE: &str = "egress declined";
+    let mut text = error.to_owned();
+    while let Some(at) = text.to_ascii_lowercase().find(DECLINE) {
+        text.replace_range(at..at + DECLINE.len(), "egress refused");
+    }
+    json!({"success": false, "error": text, "unconfirmed": unconfirmed})
 }
 
 /// Hermes' relay ops bridgekeeper carries out, each with the connector op it becomes. A
@@ -608,7 +622,8 @@ mod tests {
         assert_eq!(e["media_urls"], json!(["/relay/media/id-of-/m/a.png"]));
         assert_eq!(
             e["media"],
-            json!([{"url": "/relay/media/id-of-/m/a.png", "kind": "image", "mime": "image/png", "size": 3}])
+            json!([{"url": "/relay/media/id-of-/m/a.png", "kind": "image", "mime": "image/png",
+                "size": 3, "caption": "look"}])
         );
         let line = json!({"type": "inbound", "event": e}).to_string() + "\n";
         let sent: Value = serde_json::from_str(&absolute_media_urls(&line, "http://h:1")).unwrap();
@@ -737,6 +752,19 @@ mod tests {
         assert!(e.get("reply_to_text").is_none(), "read by no gateway");
         assert_eq!(e["message_type"], "text");
         assert_eq!(e["media_urls"], json!([]));
+    }
+
+    #[test]
+    fn a_failure_never_reads_as_an_egress_decline() {
+        let r = failure("send_failed: Bad Request: EGRESS DECLINED: by the platform");
+        let text = r["error"].as_str().unwrap();
+        assert!(!text.to_lowercase().contains("egress declined"), "{text}");
+        assert_eq!(
+            text,
+            "send_failed: Bad Request: egress refused: by the platform"
+        );
+        assert!(r.get("code").is_none());
+        assert_eq!(r["success"], false);
     }
 
     #[test]

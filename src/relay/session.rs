@@ -327,7 +327,7 @@ async fn run_outbound(
                 message: "the connector gave no reason".into(),
                 unconfirmed: false,
             });
-            json!({"success": false, "error": format!("{}: {}", e.code, e.message), "unconfirmed": e.unconfirmed})
+            frames::failure_unconfirmed(&format!("{}: {}", e.code, e.message), e.unconfirmed)
         }
         Err(CallError::Timeout(_)) => {
             json!({"success": false, "error": "timeout: no answer from the connector in time", "unconfirmed": true})

@@ -230,7 +230,7 @@ fn tree_rss_mib(pid: u32) -> f64 {
 /// (python-telegram-bot, pointed at the fake by `platforms.telegram.extra.base_url`), two
 /// gateways side by side in one run, DMs alternating; inject to the fake's recorded answer,
 /// and the resident memory of each gateway's process tree after the rounds. Rounds are 5 s
-/// apart: faster, bridgekeeper's outbound pacing (by design) holds the plugin's answers.
+/// apart, or `BENCH_PLUGIN_PAUSE_MS` (0: back to back, where pacing would show).
 #[test]
 #[ignore = "benchmark: scripts/bench/plugin.sh runs it"]
 fn bench_plugin_beside_hermes_own_telegram() {
@@ -259,6 +259,12 @@ fn bench_plugin_beside_hermes_own_telegram() {
     let own = own_home.gateway(false, &[]);
     own.connected("telegram");
 
+    let pause = Duration::from_millis(
+        std::env::var("BENCH_PLUGIN_PAUSE_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(5_000),
+    );
     let mut latencies = crate::support::Latencies::default();
     for round in 0..=ROUNDS {
         for (name, tg, gateway) in [
@@ -277,9 +283,8 @@ fn bench_plugin_beside_hermes_own_telegram() {
                 latencies.time(name, ask);
             }
         }
-        // bridgekeeper paces sends to one chat (12 a minute after a burst of 5, by default):
-        // rounds 5 s apart stay inside it, so what is measured is the path, not the pacing.
-        std::thread::sleep(Duration::from_secs(5));
+        // Rounds apart (5 s unless BENCH_PLUGIN_PAUSE_MS says), as people write.
+        std::thread::sleep(pause);
     }
     latencies.report(
         "plugin bench",

@@ -450,6 +450,22 @@ mod tests {
     }
 
     #[test]
+    fn pacing_starts_on_where_the_platform_is_paced_and_whenever_it_is_set() {
+        let pacing = |platform: &str, extra: &str| {
+            let text = format!(
+                "connectors:\n  - name: {platform}\n    command: sh\n    platform: {platform}\n{extra}"
+            );
+            !parse(&text).unwrap().connectors[0].pacing.is_off()
+        };
+        assert!(pacing("whatsapp", ""), "WhatsApp warns before no ban");
+        assert!(pacing("weixin", ""));
+        assert!(pacing("some-other-network", ""), "unknown: the safe side");
+        assert!(!pacing("telegram", ""), "Telegram says how long to wait");
+        assert!(pacing("telegram", "    pacing: {chat_per_minute: 30}\n"));
+        assert!(!pacing("whatsapp", "    pacing: {per_minute: 0}\n"));
+    }
+
+    #[test]
     fn every_problem_is_reported_with_its_key() {
         let found = problems(
             "connectors:\n  - name: a\n    command: no-such-program-xyz\n    restart: {jitter: 1.5, max_restarts: 0}\n  - name: a\n    command: sh\n    commands: {queue: 0}\n",

@@ -110,6 +110,21 @@ pub(super) struct RawPacing {
     pub(super) typing_max_ms: Option<u64>,
 }
 
+impl RawPacing {
+    /// Whether the file says anything of pacing.
+    pub(super) fn is_set(&self) -> bool {
+        self.per_minute.is_some()
+            || self.burst.is_some()
+            || self.chat_per_minute.is_some()
+            || self.chat_burst.is_some()
+            || self.gap_min_ms.is_some()
+            || self.gap_max_ms.is_some()
+            || self.simulate_typing.is_some()
+            || self.typing_ms_per_char.is_some()
+            || self.typing_max_ms.is_some()
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawLiveness {

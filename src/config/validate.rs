@@ -355,8 +355,18 @@ pub(super) fn validate(
             cooldown: l.reconnect_cooldown_ms.map_or(w.cooldown, ms),
             max_per_hour: l.max_reconnects_per_hour.unwrap_or(w.max_per_hour),
         };
-        let d = PacingPolicy::default();
         let r = &c.pacing;
+        // A platform whose description says it is not paced (one that answers a too-fast send
+        // with how long to wait) starts unpaced; saying anything of pacing turns it on.
+        let paced = crate::connectors::description::describe(&platform).is_none_or(|d| d.paced);
+        let d = if paced || r.is_set() {
+            PacingPolicy::default()
+        } else {
+            PacingPolicy {
+                per_minute: 0,
+                ..PacingPolicy::default()
+            }
+        };
         let pacing = PacingPolicy {
             per_minute: r.per_minute.unwrap_or(d.per_minute),
             burst: r.burst.unwrap_or(d.burst),

@@ -42,6 +42,11 @@ pub struct Description {
     pub self_chat: bool,
     /// Whether it has group chats (where a message may not be addressed to the agent).
     pub groups: bool,
+    /// Whether outbound pacing is on before any setting. A network that may ban an account
+    /// for sending fast without saying so first (WhatsApp, WeChat) is paced; one whose API
+    /// answers a too-fast send with how long to wait, which its connector waits out
+    /// (Telegram's 429 `retry_after`), is not.
+    pub paced: bool,
     /// The `chat_type` Hermes' own adapter gives a chat that is not a group (`dm`; a webhook's
     /// deliveries are `webhook`), so sessions keyed by it stay the same behind the plugin.
     pub direct_chat_type: &'static str,

@@ -15,6 +15,7 @@ pub const DESCRIPTION: Description = Description {
     edits: true,
     self_chat: true,
     groups: true,
+    paced: true,
     direct_chat_type: "dm",
     access: AccessPolicy::default,
     allowlist_prefixes: &[],

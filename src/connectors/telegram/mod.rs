@@ -66,6 +66,8 @@ pub const DESCRIPTION: Description = Description {
     edits: true,
     self_chat: false,
     groups: true,
+    // The Bot API answers a too-fast send with 429 and `retry_after`, which `call` waits out.
+    paced: false,
     direct_chat_type: "dm",
     access: AccessPolicy::default,
     allowlist_prefixes: &[],

@@ -59,6 +59,7 @@ pub const DESCRIPTION: Description = Description {
     edits: false,
     self_chat: false,
     groups: false,
+    paced: true,
     direct_chat_type: "webhook",
     access: || AccessPolicy {
         mode: Mode::Bot,

@@ -182,6 +182,7 @@ pub const DESCRIPTION: Description = Description {
     edits: false,
     self_chat: false,
     groups: true,
+    paced: true,
     direct_chat_type: "dm",
     access: AccessPolicy::default,
     allowlist_prefixes: super::wecom::WECOM_PREFIXES,

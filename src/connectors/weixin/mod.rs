@@ -135,6 +135,7 @@ pub const DESCRIPTION: Description = Description {
     edits: false,
     self_chat: false,
     groups: true,
+    paced: true,
     direct_chat_type: "dm",
     access: || AccessPolicy {
         group_policy: GroupPolicy::Disabled,

@@ -128,7 +128,7 @@ def register(ctx: Any) -> None:
         if platforms is not None:
             logger.info("bridgekeeper: no platform is turned on in %s; Hermes' own adapters run", home)
         return
-    child = Bridgekeeper(binary, home)
+    child = Bridgekeeper(binary, home, tuple(f.platform for f in platforms))
     for facts in platforms:
         kept = _kept(facts.platform)
         kept["max_message_length"] = facts.text_limit

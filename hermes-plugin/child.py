@@ -48,9 +48,11 @@ class Listener(Protocol):
 class Bridgekeeper:
     """The `bridgekeeper run` process: started, watched and stopped for the adapters."""
 
-    def __init__(self, binary: str, home: Path) -> None:
+    def __init__(self, binary: str, home: Path, served: tuple = ()) -> None:
         self.binary = binary
         self.home = home
+        # The platforms bridgekeeper would run from Hermes' settings (`platforms --json`).
+        self.served = tuple(served)
         self.starts = 0
         self._listeners: dict = {}
         self._held: dict = {}
@@ -161,12 +163,34 @@ class Bridgekeeper:
             )
             await asyncio.sleep(delay)
 
+    def _only(self) -> list:
+        """`run --platforms` for the platforms Hermes enables, when it enables fewer than
+        bridgekeeper would run: a WhatsApp session Hermes leaves off (no `WHATSAPP_ENABLED`)
+        is then not connected by bridgekeeper either. Empty: run them all."""
+        try:
+            from gateway.config import load_gateway_config
+
+            enabled = {str(p.value) for p in load_gateway_config().get_connected_platforms()}
+        except Exception as e:  # an older or newer Hermes: run what bridgekeeper would
+            logger.debug("bridgekeeper: cannot ask Hermes which platforms it enables: %s", e)
+            return []
+        only = [p for p in self.served if p in enabled]
+        left = [p for p in self.served if p not in enabled]
+        if not only or not left:
+            return []
+        logger.info(
+            "bridgekeeper: not running %s: bridgekeeper could, but Hermes does not enable it",
+            ", ".join(left),
+        )
+        return ["--platforms", ",".join(only)]
+
     async def _run_once(self) -> Optional[int]:
         env = dict(os.environ, HERMES_HOME=str(self.home))
         try:
             process = await asyncio.create_subprocess_exec(
                 self.binary,
                 "run",
+                *self._only(),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,

@@ -372,3 +372,55 @@ fn platforms_says_what_run_would_start_and_why() {
     assert_eq!(answer["platforms"][1]["text_limit"], 4096);
     assert_eq!(answer["platforms"][0]["markdown"], "whatsapp");
 }
+
+/// `run --platforms` runs only the named ones of what Hermes' settings turn on, says which it
+/// leaves out and why, and names what the settings do not turn on; with nothing left, it runs
+/// nothing; beside `--config` (whose file decides) it is refused.
+#[test]
+fn run_platforms_runs_only_the_named_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("hermes");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        home.join(".env"),
+        "WEBHOOK_ENABLED=true\nWEBHOOK_PORT=0\nTELEGRAM_BOT_TOKEN=123:abc\nTELEGRAM_API_ROOT=http://127.0.0.1:9\n",
+    )
+    .unwrap();
+    let mut child = crate::support::hermes_run(&home)
+        .args(["--platforms", "webhook,weixin"])
+        .spawn()
+        .unwrap();
+    let rx = crate::support::json_lines(child.stdout.take().unwrap());
+    crate::support::next_matching(&rx, "the webhook receiver", &|v| {
+        v["type"] == "connection" && v["connector"] == "webhook" && v["status"]["state"] == "open"
+    });
+    let stderr = crate::support::finish_run(child);
+    for said in [
+        "not running telegram (TELEGRAM_BOT_TOKEN is set): --platforms leaves it out",
+        "--platforms names weixin, which Hermes' settings",
+        "no --config: running webhook (",
+    ] {
+        assert!(stderr.contains(said), "{said:?} missing from {stderr}");
+    }
+    assert!(
+        !stderr.contains("no --config: running telegram"),
+        "{stderr}"
+    );
+
+    let none = crate::support::hermes_run(&home)
+        .args(["--platforms", "weixin"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("nothing to run"));
+
+    let config = crate::support::write_config_with(dir.path(), &[], "");
+    let both = Command::new(BRIDGEKEEPER)
+        .args(["run", "--platforms", "webhook", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(both.status.code(), Some(2), "{both:?}");
+    assert!(String::from_utf8_lossy(&both.stderr).contains("cannot be used with"));
+}

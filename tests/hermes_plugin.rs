@@ -138,6 +138,37 @@ fn a_killed_gateway_leaves_no_bridgekeeper_behind() {
     });
 }
 
+/// A linked WhatsApp session bridgekeeper could run, in a home whose Hermes does not enable
+/// WhatsApp (no `WHATSAPP_ENABLED`): the child runs Telegram only (`run --platforms`), says
+/// why, and never connects to WhatsApp; Telegram is answered as ever.
+#[test]
+fn a_platform_hermes_leaves_off_is_not_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let whatsapp = crate::support::whatsapp::FakeWhatsApp::start(dir.path());
+    whatsapp.seed_session(&dir.path().join("hermes/platforms/whatsapp/session"));
+    let (tg, home) = telegram_home(dir.path());
+    let gateway = started(&home);
+    gateway.wait("the log to say why", || {
+        gateway
+            .log()
+            .contains("not running whatsapp: bridgekeeper could, but Hermes does not enable it")
+    });
+    tg.dm(ALLOWED, "hi ask:only");
+    gateway.wait("the Telegram answer", || answered(&tg, ALLOWED, "only"));
+    let status = home.status();
+    let names: Vec<&str> = status["connectors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["name"].as_str())
+        .collect();
+    assert_eq!(names, ["telegram"], "{status}");
+    let connected = crate::support::recorded(&whatsapp.recorder)
+        .iter()
+        .any(|e| e["method"] == "WEBSOCKET");
+    assert!(!connected, "bridgekeeper connected to WhatsApp");
+}
+
 /// Hermes' home turns on Telegram and a webhook route: one `bridgekeeper run`, the gateway's
 /// child, serves both, and the agent answers on each.
 #[test]
@@ -294,5 +325,23 @@ fn bench_plugin_beside_hermes_own_telegram() {
         "plugin bench: RSS of the gateway's process tree, through the plugin {:.1} MiB, Hermes' own adapter {:.1} MiB",
         tree_rss_mib(plugin.pid()),
         tree_rss_mib(own.pid())
+    );
+}
+
+/// The plugin's pure mappings, unit by unit (`tests/hermes_plugin_translate.py`, with the
+/// test venv's Python): what the cases above prove end to end, table by table.
+#[test]
+fn the_plugins_translations_hold_field_by_field() {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/hermes_plugin_translate.py");
+    let out = std::process::Command::new(crate::support::hermes::python())
+        .arg(script)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
 }

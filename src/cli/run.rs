@@ -20,6 +20,15 @@ pub struct RunArgs {
     /// gateway with GATEWAY_RELAY_URL dials it. Runs until SIGTERM/SIGINT.
     #[arg(long, value_name = "ADDR")]
     pub relay: Option<std::net::SocketAddr>,
+    /// Without --config: run only these of the platforms Hermes' settings turn on (a gateway
+    /// that enables fewer than bridgekeeper could run says which), e.g. `telegram,webhook`.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "NAMES",
+        conflicts_with = "config"
+    )]
+    pub platforms: Vec<String>,
 }
 
 /// Loads a config file and resolves every connector's access policy.
@@ -32,11 +41,31 @@ pub fn load(path: &std::path::Path, sets: &[String]) -> anyhow::Result<Superviso
 
 /// Without a config file: the platforms Hermes' settings under `$HERMES_HOME` turn on (each
 /// said at start, with the setting that did), with Hermes' session, settings and pairing files.
-fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)> {
+fn hermes_default(sets: &[String], only: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)> {
     use crate::config::builtin::{WHATSAPP, enabling_settings, hermes_config, hermes_platforms};
     let home = crate::config::hermes::default_hermes_home();
     let session = crate::connectors::whatsapp::session_dir(&home);
-    let platforms = hermes_platforms(&home, &session);
+    let mut platforms = hermes_platforms(&home, &session);
+    if !only.is_empty() {
+        for name in only {
+            if !platforms.iter().any(|p| p.platform == name) {
+                eprintln!(
+                    "bridgekeeper: --platforms names {name}, which Hermes' settings in {} do not turn on: not run",
+                    home.display()
+                );
+            }
+        }
+        for p in platforms
+            .iter()
+            .filter(|p| !only.iter().any(|o| o == p.platform))
+        {
+            eprintln!(
+                "bridgekeeper: not running {} ({}): --platforms leaves it out",
+                p.platform, p.because
+            );
+        }
+        platforms.retain(|p| only.iter().any(|o| o == p.platform));
+    }
     if platforms.is_empty() {
         anyhow::bail!(
             "nothing to run: no platform is configured for {} (set {} in the environment or {}), or pass --config FILE",
@@ -73,7 +102,7 @@ fn hermes_default(sets: &[String]) -> anyhow::Result<(SupervisorConfig, PathBuf)
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let (config, path) = match &args.config {
         Some(path) => (load(path, &args.sets)?, path.clone()),
-        None => hermes_default(&args.sets)?,
+        None => hermes_default(&args.sets, &args.platforms)?,
     };
     for (platform, warning) in &config.warnings {
         eprintln!("bridgekeeper: warning: {platform}: {warning}");

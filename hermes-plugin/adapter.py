@@ -100,6 +100,8 @@ class BridgekeeperAdapter(BasePlatformAdapter):
             )
             sent = SendResult(**translate.send_outcome(result))
             if not sent.success:
+                if (result.get("error") or {}).get("unconfirmed"):
+                    logger.warning("bridgekeeper: %s send unconfirmed: %s", self.facts.platform, result["error"])
                 return sent
             first = first or sent
         return first or SendResult(success=True)

@@ -164,9 +164,16 @@ def send_outcome(result: Mapping[str, Any]) -> dict:
         return {"success": True, "message_id": str(ids[0]) if ids else None, "raw_response": {"message_ids": ids}}
     error = result.get("error") or {}
     code = str(error.get("code") or "failed")
-    said = f"{code}: {error.get('message') or ''}".rstrip(": ")
     if error.get("unconfirmed"):
-        said += " (unconfirmed: it may have been sent)"
+        # Hermes resends a failed send (again, or as plain text) unless its error reads as a
+        # timeout, which "may have already been delivered". An unconfirmed send is that case;
+        # its own message is left out, lest a word in it ("network") read as worth retrying.
+        return {
+            "success": False,
+            "error": f"{code}: unconfirmed, like a send that timed out: it may have been sent",
+            "retryable": False,
+        }
+    said = f"{code}: {error.get('message') or ''}".rstrip(": ")
     return {"success": False, "error": said, "retryable": code in RETRYABLE}
 
 

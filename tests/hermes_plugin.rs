@@ -329,7 +329,8 @@ fn bench_plugin_beside_hermes_own_telegram() {
 }
 
 /// The plugin's pure mappings, unit by unit (`tests/hermes_plugin_translate.py`, with the
-/// test venv's Python): what the cases above prove end to end, table by table.
+/// test venv's Python), and its send results put through Hermes 0.19.0's own resend logic: an
+/// unconfirmed send (it may have gone out) is not sent again, nor as plain text.
 #[test]
 fn the_plugins_translations_hold_field_by_field() {
     let script =

@@ -1,12 +1,18 @@
 """Unit tests of the Hermes plugin's pure mappings (hermes-plugin/translate.py): the link's
-lines as Hermes' types. Run by tests/hermes_plugin.rs with the test venv's Python; the
-end-to-end proof is the conformance suite's plugin case on every platform."""
+lines as Hermes' types; and of its send results against Hermes' own resend logic
+(`BasePlatformAdapter._send_with_retry`, from the test venv). Run by tests/hermes_plugin.rs with
+the test venv's Python; the end-to-end proof is the conformance suite's plugin case on every
+platform."""
 
+import asyncio
+import importlib
+import importlib.util
 import os
 import sys
 import unittest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hermes-plugin"))
+PLUGIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "hermes-plugin")
+sys.path.insert(0, PLUGIN)
 
 import translate  # noqa: E402
 
@@ -80,9 +86,14 @@ class Results(unittest.TestCase):
 
     def test_a_failure_says_whether_it_may_have_gone_out_and_whether_to_retry(self):
         gone = translate.send_outcome(
-            {"ok": False, "error": {"code": "connector_exited", "message": "died", "unconfirmed": True}})
+            {"ok": False, "error": {"code": "connector_exited", "message": "network error: reset",
+                                    "unconfirmed": True}})
         self.assertFalse(gone["success"] or gone["retryable"])
         self.assertIn("may have been sent", gone["error"])
+        # Read by Hermes' _send_with_retry as a timeout (no resend, no plain-text fallback),
+        # and not as a network error (which it resends).
+        self.assertIn("timed out", gone["error"])
+        self.assertNotIn("network", gone["error"])
         full = translate.send_outcome({"ok": False, "error": {"code": "queue_full", "message": "later"}})
         self.assertTrue(full["retryable"])
 
@@ -95,6 +106,59 @@ class Results(unittest.TestCase):
     def test_identities_are_masked_to_their_last_four(self):
         self.assertEqual(translate.mask("15551234567"), "…4567")
         self.assertEqual(translate.mask("abc"), "…")
+
+
+def plugin_module(name):
+    """A module of the plugin as the package Hermes loads it as (its folder has a hyphen)."""
+    if "bk_plugin" not in sys.modules:
+        spec = importlib.util.spec_from_file_location(
+            "bk_plugin", os.path.join(PLUGIN, "__init__.py"), submodule_search_locations=[PLUGIN]
+        )
+        package = importlib.util.module_from_spec(spec)
+        sys.modules["bk_plugin"] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"bk_plugin.{name}")
+
+
+class Child:
+    """The `bridgekeeper run` child, answering every command with `result`."""
+
+    def __init__(self, result):
+        self.result = result
+        self.commands = []
+
+    async def request(self, kind, connector, **fields):
+        self.commands.append((kind, fields.get("text")))
+        return self.result
+
+
+class HermesResends(unittest.TestCase):
+    """What Hermes 0.19.0's own `_send_with_retry` does with the adapter's send results."""
+
+    def sends(self, result):
+        from gateway.config import PlatformConfig
+
+        adapter_module = plugin_module("adapter")
+        child = Child(result)
+        adapter = adapter_module.BridgekeeperAdapter(PlatformConfig(enabled=True), TELEGRAM, child)
+        sent = asyncio.run(adapter._send_with_retry("100001", "hello", max_retries=1, base_delay=0.01))
+        return sent, child.commands
+
+    def test_an_unconfirmed_send_is_not_sent_again(self):
+        unconfirmed = {"ok": False, "error": {"code": "connector_exited", "unconfirmed": True,
+                                              "message": "network error: connection reset"}}
+        sent, commands = self.sends(unconfirmed)
+        self.assertFalse(sent.success)
+        self.assertEqual(commands, [("send_text", "hello")], "no resend, no plain-text copy")
+
+    def test_a_send_never_written_is_tried_again(self):
+        full = {"ok": False, "error": {"code": "queue_full", "message": "later"}}
+        _, commands = self.sends(full)
+        self.assertGreater(len(commands), 1)
+
+    def test_a_delivered_send_is_sent_once(self):
+        sent, commands = self.sends({"ok": True, "data": {"message_ids": ["100001/7"]}})
+        self.assertEqual((sent.success, sent.message_id, len(commands)), (True, "100001/7", 1))
 
 
 if __name__ == "__main__":

@@ -114,6 +114,12 @@ class BridgekeeperAdapter(BasePlatformAdapter):
         result = await self._command("edit", chat=chat_id, message_id=message_id, text=content)
         return SendResult(**translate.send_outcome(result))
 
+    async def delete_message(self, chat_id: str, message_id: str) -> bool:
+        if "delete" not in self.facts.ops:
+            return False
+        result = await self._command("delete", chat=chat_id, message_id=message_id)
+        return bool(result.get("ok"))
+
     # Typing is not waited for: nothing depends on its result, and Hermes awaits these between
     # a reply and the end of the turn, where a wait holds back the chat's next message.
     async def send_typing(self, chat_id: str, metadata: Any = None) -> None:

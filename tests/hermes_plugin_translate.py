@@ -128,7 +128,7 @@ class Child:
         self.commands = []
 
     async def request(self, kind, connector, **fields):
-        self.commands.append((kind, fields.get("text")))
+        self.commands.append((kind, fields.get("text") or fields.get("message_id")))
         return self.result
 
 
@@ -155,6 +155,20 @@ class HermesResends(unittest.TestCase):
         full = {"ok": False, "error": {"code": "queue_full", "message": "later"}}
         _, commands = self.sends(full)
         self.assertGreater(len(commands), 1)
+
+    def test_delete_goes_to_a_connector_that_does_it_and_says_whether_it_did(self):
+        from gateway.config import PlatformConfig
+
+        adapter_module = plugin_module("adapter")
+        deleting = translate.Facts.from_json({"platform": "telegram", "ops": ["send_text", "delete"]})
+        child = Child({"ok": True})
+        adapter = adapter_module.BridgekeeperAdapter(PlatformConfig(enabled=True), deleting, child)
+        self.assertTrue(asyncio.run(adapter.delete_message("100001", "100001/7")))
+        self.assertEqual(child.commands, [("delete", "100001/7")])
+        child = Child({"ok": True})
+        adapter = adapter_module.BridgekeeperAdapter(PlatformConfig(enabled=True), WEBHOOK, child)
+        self.assertFalse(asyncio.run(adapter.delete_message("webhook:gh:d1", "m")))
+        self.assertEqual(child.commands, [])
 
     def test_a_delivered_send_is_sent_once(self):
         sent, commands = self.sends({"ok": True, "data": {"message_ids": ["100001/7"]}})

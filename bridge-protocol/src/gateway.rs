@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use schemars::JsonSchema;
 
 use crate::message::{
-    Account, ChatInfo, Command, CommandResult, ConnectionStatus, EditText, InboundMessage,
+    Account, ChatInfo, Command, CommandResult, ConnectionStatus, Delete, EditText, InboundMessage,
     LinkByPhone, Message, NoArgs, React, ReadReceipt, Receipt, SendLocation, SendMedia, SendPoll,
     SendText, Typing,
 };
@@ -191,6 +191,7 @@ pub enum GatewayCommand {
     Read(ReadReceipt),
     ChatInfo(ChatInfo),
     React(React),
+    Delete(Delete),
     LinkByPhone(LinkByPhone),
     Logout(NoArgs),
     /// With `connector`: ping that connector; without: the supervisor answers.
@@ -260,6 +261,7 @@ impl Message for GatewayRequest {
         "read",
         "chat_info",
         "react",
+        "delete",
         "link_by_phone",
         "logout",
         "ping",
@@ -293,6 +295,7 @@ impl GatewayCommand {
             Self::Read(c) => Route::Connector(Command::Read(c)),
             Self::ChatInfo(c) => Route::Connector(Command::ChatInfo(c)),
             Self::React(c) => Route::Connector(Command::React(c)),
+            Self::Delete(c) => Route::Connector(Command::Delete(c)),
             Self::LinkByPhone(c) => Route::Connector(Command::LinkByPhone(c)),
             Self::Logout(c) => Route::Connector(Command::Logout(c)),
             Self::Ping(c) if has_connector => Route::Connector(Command::Ping(c)),

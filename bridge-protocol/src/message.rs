@@ -536,6 +536,14 @@ pub struct React {
     pub emoji: String,
 }
 
+/// Takes back a message the account sent (deleted for everyone where the network does that).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(JsonSchema))]
+pub struct Delete {
+    pub chat: String,
+    pub message_id: String,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(JsonSchema))]
 pub struct ChatInfo {
@@ -572,6 +580,7 @@ pub enum Command {
     Shutdown(NoArgs),
     Ping(NoArgs),
     React(React),
+    Delete(Delete),
 }
 
 pub const COMMAND_TYPES: &[&str] = &[
@@ -588,6 +597,7 @@ pub const COMMAND_TYPES: &[&str] = &[
     "shutdown",
     "ping",
     "react",
+    "delete",
 ];
 
 impl Command {
@@ -606,6 +616,7 @@ impl Command {
             Self::Shutdown(_) => "shutdown",
             Self::Ping(_) => "ping",
             Self::React(_) => "react",
+            Self::Delete(_) => "delete",
         }
     }
 
@@ -620,6 +631,7 @@ impl Command {
             Self::Typing(c) => Some(&c.chat),
             Self::Read(c) => Some(&c.chat),
             Self::React(c) => Some(&c.chat),
+            Self::Delete(c) => Some(&c.chat),
             Self::ChatInfo(_)
             | Self::LinkByPhone(_)
             | Self::Logout(_)
@@ -643,6 +655,8 @@ impl Command {
                 ..c
             }),
             Self::Edit(c) => Self::Edit(EditText { chat, ..c }),
+            // Our own message, sent there as the answer: taken back there.
+            Self::Delete(c) => Self::Delete(Delete { chat, ..c }),
             Self::SendMedia(c) => Self::SendMedia(SendMedia { chat, ..c }),
             Self::SendPoll(c) => Self::SendPoll(SendPoll { chat, ..c }),
             Self::SendLocation(c) => Self::SendLocation(SendLocation { chat, ..c }),

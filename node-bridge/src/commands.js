@@ -130,6 +130,16 @@ export function createCommandRunner(ctx) {
         return null;
       });
     },
+    // Only the account's own messages can be taken back: the key says fromMe, and WhatsApp
+    // deletes the message for everyone in the chat.
+    async delete(c) {
+      return serialised(async () => {
+        const sock = await connected();
+        const key = { remoteJid: c.chat, id: c.message_id, fromMe: true };
+        await withTimeout(sock.sendMessage(c.chat, { delete: key }), ctx.sendTimeoutMs, 'delete');
+        return null;
+      });
+    },
     async typing(c) {
       const sock = await connected();
       await sock.sendPresenceUpdate(c.state ?? 'composing', c.chat);

@@ -60,7 +60,7 @@ emit({
   protocol: PROTOCOL_VERSION,
   connector: 'whatsapp',
   version: VERSION,
-  capabilities: ['send_text', 'edit', 'send_media', 'send_poll', 'send_location', 'react', 'typing', 'read', 'chat_info', 'link_by_phone', 'logout'],
+  capabilities: ['send_text', 'edit', 'send_media', 'send_poll', 'send_location', 'react', 'delete', 'typing', 'read', 'chat_info', 'link_by_phone', 'logout'],
 });
 
 // ---- session ---------------------------------------------------------------------------------

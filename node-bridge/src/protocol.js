@@ -27,6 +27,7 @@ export const COMMANDS = {
   read: { chat: str(), message_ids: [['str'], true], participant: opt('str') },
   chat_info: { chat: str() },
   react: { chat: str(), message_id: str(), emoji: str() },
+  delete: { chat: str(), message_id: str() },
   link_by_phone: { phone: str() },
   logout: {},
   shutdown: {},

@@ -99,6 +99,14 @@ test('react names the message by its key, and an empty emoji takes the reaction 
   assert.deepEqual(sock.calls[2][2].react, { text: '', key: { remoteJid: 'x@s.whatsapp.net', id: 'M7', fromMe: false } });
 });
 
+test('delete takes back one of our own messages, for everyone', async () => {
+  const sock = fakeSocket();
+  const { run } = runner(sock);
+  const r = await run({ type: 'delete', id: '1', chat: 'x@s.whatsapp.net', message_id: 'S9' });
+  assert.deepEqual(r, { type: 'result', id: '1', ok: true });
+  assert.deepEqual(sock.calls[0][2], { delete: { remoteJid: 'x@s.whatsapp.net', id: 'S9', fromMe: true } });
+});
+
 test('send_media reads the file; a missing file is an explicit error', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'media-'));
   const file = path.join(dir, 'a.pdf');

@@ -27,6 +27,7 @@ pub const DESCRIPTION: Description = Description {
         "send_poll",
         "send_location",
         "react",
+        "delete",
         "typing",
         "read",
         "chat_info",

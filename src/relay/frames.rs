@@ -4,8 +4,8 @@
 
 use bridge_protocol::gateway::GatewayCommand;
 use bridge_protocol::message::{
-    ChatInfo, EditText, InboundMessage, MediaKind, React, ReadReceipt, SendMedia, SendText, Typing,
-    TypingState,
+    ChatInfo, Delete, EditText, InboundMessage, MediaKind, React, ReadReceipt, SendMedia, SendText,
+    Typing, TypingState,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -144,13 +144,14 @@ pub fn failure_unconfirmed(error: &str, unconfirmed: bool) -> Value {
 /// gateway after 0.19.0 sends an op missing from `supported_ops` only for the legacy set
 /// (`send`, `edit`, `typing`), so each listed op must be one the platform's connector does.
 /// `send_media` takes the newer contract's fields (`media_kind`, `source_url` naming an upload).
-const RELAY_OPS: [(&str, &str); 6] = [
+const RELAY_OPS: [(&str, &str); 7] = [
     ("send", "send_text"),
     ("edit", "edit"),
     ("typing", "typing"),
     ("get_chat_info", "chat_info"),
     ("react", "react"),
     ("send_media", "send_media"),
+    ("delete", "delete"),
 ];
 
 /// The relay ops a platform's connector carries out (its description's ops), for the
@@ -407,6 +408,10 @@ pub fn action(action: &Value) -> Action {
                 _ => return Action::Invalid("react needs message_id and emoji".into()),
             }
         }
+        "delete" => match s("message_id") {
+            Some(message_id) => GatewayCommand::Delete(Delete { chat, message_id }),
+            None => return Action::Invalid("delete needs message_id".into()),
+        },
         "read" => match s("message_id") {
             Some(id) => GatewayCommand::Read(ReadReceipt {
                 chat,
@@ -568,6 +573,7 @@ mod tests {
             "get_chat_info",
             "react",
             "send_media",
+            "delete",
         ];
         for platform in ["telegram", "whatsapp"] {
             assert_eq!(listed(platform), json!(everything), "{platform}");

@@ -318,8 +318,8 @@ pub fn the_hermes_relay_client_fronts_it<P: Platform>() {
 /// fake. Contract (hermes-relay-newer.md): §1.4 the gateway sends any listed op to any chat of
 /// the platform, so none may answer `unsupported`; §1.7 the fields of `send` (its
 /// `message_id`), `edit` of that message, `typing`, `get_chat_info` (`chat_info` or the
-/// result itself: a DM here); §1.5 the reaction lifecycle, 👀 then the same with
-/// `remove: true`; §1.8 `send_media` naming an upload to `/relay/media`. A listed op this case
+/// result itself: a DM here), `delete` of the message sent; §1.5 the reaction lifecycle, 👀
+/// then the same with `remove: true`; §1.8 `send_media` naming an upload to `/relay/media`. A listed op this case
 /// does not know fails it, so what is advertised and what is proven stay the same list.
 pub fn a_newer_relay_gateway_gets_every_op_it_is_offered<P: Platform>() {
     use crate::support::newer_gateway::NewerGateway;
@@ -332,11 +332,12 @@ pub fn a_newer_relay_gateway_gets_every_op_it_is_offered<P: Platform>() {
     let chat = event["source"]["chat_id"].as_str().unwrap().to_owned();
     let theirs = event["message_id"].clone();
     let mut ops = g.supported_ops();
-    // `send` first (`edit` needs its message); `send_media` last (a fake without a media host
-    // may end the connection there).
+    // `send` first (`edit` needs its message), `delete` of it after the rest; `send_media`
+    // last (a fake without a media host may end the connection there).
     ops.sort_by_key(|op| match op.as_str() {
         "send" => 0,
-        "send_media" => 2,
+        "delete" => 2,
+        "send_media" => 3,
         _ => 1,
     });
     let mut mine = Value::Null;
@@ -371,6 +372,11 @@ pub fn a_newer_relay_gateway_gets_every_op_it_is_offered<P: Platform>() {
                     assert_eq!(r["success"], true, "react (remove: {remove}): {r}");
                 }
             }
+            "delete" => {
+                let r = g.op(json!({"op": "delete", "chat_id": chat, "message_id": mine,
+                    "metadata": meta}));
+                assert_eq!(r["success"], true, "delete: {r}");
+            }
             "send_media" => {
                 let source = g.upload("gw-newer", "not really a png", "a.png");
                 let r = g.op(json!({"op": "send_media", "chat_id": chat,
@@ -382,7 +388,8 @@ pub fn a_newer_relay_gateway_gets_every_op_it_is_offered<P: Platform>() {
         }
     }
     // Checked after the ops, not between: crabline's WhatsApp ends the connection (428) when
-    // an edit comes half a second after the message it edits (a real WhatsApp takes it).
+    // an edit comes half a second after the message it edits, and on a delete (a real
+    // WhatsApp takes both; the results above say each was written).
     wait_blocking("the answer to go out", || {
         s.p.sent(&s.state(), &chat, "a first answer")
     });

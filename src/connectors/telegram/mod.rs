@@ -79,6 +79,7 @@ pub const DESCRIPTION: Description = Description {
         "read",
         "chat_info",
         "react",
+        "delete",
         "ping",
         "recorded",
     ],
@@ -309,6 +310,13 @@ fn execute(shared: &Shared, command: &Command) -> CommandOutcome {
             };
             let body = json!({"chat_id": chat_id(&r.chat), "message_id": id, "reaction": reaction});
             call(shared, "setMessageReaction", &body).map_err(failed)?;
+            Ok(None)
+        }
+        Command::Delete(d) => {
+            let id = translate::telegram_message_id(&d.message_id)
+                .ok_or_else(|| error("invalid_request", "not a Telegram message id", false))?;
+            let body = json!({"chat_id": chat_id(&d.chat), "message_id": id});
+            call(shared, "deleteMessage", &body).map_err(failed)?;
             Ok(None)
         }
         Command::SendText(t) => {

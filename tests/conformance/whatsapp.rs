@@ -49,6 +49,9 @@ impl super::Platform for WhatsApp {
     const STARTED_BECAUSE: &'static str = "a linked WhatsApp session";
     const DOCTOR_RIGHT: &'static str = "is private (0700)";
     const DOCTOR_WRONG: &'static str = "has mode 0755: it holds the account's keys";
+    // crabline ends the connection (428) on an edit that comes a moment after its message,
+    // and on a delete; node-bridge then exits and is started again.
+    const FAKE_DROPS_CONNECTION: bool = true;
 
     fn start(dir: &Path) -> Self {
         Self {

@@ -101,7 +101,8 @@ def source_fields(message: Mapping[str, Any], facts: Facts) -> dict:
     sender_alt = message.get("sender_alt")
     return {
         "chat_id": str(message["chat"]),
-        "chat_name": message.get("chat_name") or None,
+        # A direct chat is named after the person, as Hermes' own adapters name it.
+        "chat_name": message.get("chat_name") or (None if group else message.get("push_name")) or None,
         "chat_type": "group" if group else facts.direct_chat_type,
         "user_id": str(message["sender"]),
         # Hermes' Weixin and WeCom adapters, whose networks give no name, use the id.

@@ -31,7 +31,7 @@ class SourceFields(unittest.TestCase):
         self.assertEqual(s["chat_type"], "dm")
         self.assertEqual(s["user_name"], "Ann Lee")
         self.assertEqual(s["chat_id_alt"], "@ann")
-        self.assertIsNone(s["chat_name"])
+        self.assertEqual(s["chat_name"], "Ann Lee", "a DM is named after the person")
         self.assertFalse(s["is_bot"])
 
     def test_a_bots_group_message_names_the_group_and_no_chat_alt(self):

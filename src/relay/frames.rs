@@ -267,7 +267,12 @@ pub fn inbound_event(
             "message_is_edit": m.edited,
         },
     });
-    if let Some(name) = &m.chat_name {
+    // A direct chat is named after the person, as Hermes' own adapters name it.
+    let chat_name = m
+        .chat_name
+        .as_ref()
+        .or(m.push_name.as_ref().filter(|_| !m.is_group));
+    if let Some(name) = chat_name {
         event["source"]["chat_name"] = json!(name);
     }
     if let Some(q) = &m.quoted {

@@ -262,7 +262,10 @@ fn a_quote_goes_out_as_the_reply_to_object_with_its_author() {
         (&e["source"]["is_bot"], &e["source"]["message_is_edit"]),
         (&json!(false), &json!(false))
     );
-    assert!(e["source"].get("chat_name").is_none());
+    assert!(
+        e["source"].get("chat_name").is_none(),
+        "a group without a title"
+    );
 }
 
 #[test]
@@ -294,6 +297,10 @@ fn a_lid_sender_carries_its_phone_as_the_alt_id() {
     }))
     .unwrap();
     let e = inbound_event("whatsapp", &m, None);
+    assert_eq!(
+        e["source"]["chat_name"], "Ann",
+        "a DM is named after the person"
+    );
     assert_eq!(e["source"]["user_id_alt"], "15551234567@s.whatsapp.net");
     assert_eq!(e["source"]["chat_id_alt"], "15551234567@s.whatsapp.net");
     assert_eq!(e["source"]["chat_type"], "dm");

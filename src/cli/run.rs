@@ -55,16 +55,16 @@ fn hermes_default(sets: &[String], only: &[String]) -> anyhow::Result<(Superviso
                 );
             }
         }
-        for p in platforms
-            .iter()
-            .filter(|p| !only.iter().any(|o| o == p.platform))
-        {
+        let (kept, left_out): (Vec<_>, Vec<_>) = platforms
+            .into_iter()
+            .partition(|p| only.iter().any(|o| o == p.platform));
+        platforms = kept;
+        for p in left_out {
             eprintln!(
                 "bridgekeeper: not running {} ({}): --platforms leaves it out",
                 p.platform, p.because
             );
         }
-        platforms.retain(|p| only.iter().any(|o| o == p.platform));
     }
     if platforms.is_empty() {
         anyhow::bail!(

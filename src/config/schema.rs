@@ -96,7 +96,7 @@ pub(super) struct RawConnector {
     pub(super) pacing: RawPacing,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawPacing {
     pub(super) per_minute: Option<u32>,
@@ -111,17 +111,9 @@ pub(super) struct RawPacing {
 }
 
 impl RawPacing {
-    /// Whether the file says anything of pacing.
+    /// Whether the file says anything of pacing (any key, so a key added later counts too).
     pub(super) fn is_set(&self) -> bool {
-        self.per_minute.is_some()
-            || self.burst.is_some()
-            || self.chat_per_minute.is_some()
-            || self.chat_burst.is_some()
-            || self.gap_min_ms.is_some()
-            || self.gap_max_ms.is_some()
-            || self.simulate_typing.is_some()
-            || self.typing_ms_per_char.is_some()
-            || self.typing_max_ms.is_some()
+        *self != Self::default()
     }
 }
 

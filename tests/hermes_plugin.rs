@@ -272,23 +272,12 @@ fn bench_plugin_beside_hermes_own_telegram() {
 
     let own_dir = tempfile::tempdir().unwrap();
     let own_tg = FakeTelegram::start(own_dir.path());
-    let hermes = own_dir.path().join("hermes");
-    std::fs::create_dir_all(&hermes).unwrap();
-    std::fs::write(
-        hermes.join(".env"),
-        format!(
-            "TELEGRAM_BOT_TOKEN={}\nTELEGRAM_ALLOWED_USERS={ALLOWED}\n",
-            own_tg.bot_token
-        ),
-    )
-    .unwrap();
-    let base = json!({"platforms": {"telegram": {"extra": {
-        "base_url": format!("{}/bot", own_tg.api_root),
-        "base_file_url": format!("{}/file/bot", own_tg.api_root)}}}});
-    std::fs::write(hermes.join("config.yaml"), base.to_string()).unwrap();
-    let own_home = Home::new(own_dir.path());
-    let own = own_home.gateway(false, &[]);
-    own.connected("telegram");
+    let (_own_home, own) = crate::support::gateway::hermes_own_telegram(
+        own_dir.path(),
+        &own_tg.bot_token,
+        &own_tg.api_root,
+        ALLOWED,
+    );
 
     let pause = Duration::from_millis(
         std::env::var("BENCH_PLUGIN_PAUSE_MS")

@@ -607,26 +607,14 @@ fn run_without_a_config_starts_telegram_beside_a_linked_whatsapp() {
 #[test]
 fn our_bot_api_fake_serves_hermes_own_telegram_adapter() {
     use crate::support::bot_api::BotApi;
-    use crate::support::gateway::Home;
     let dir = tempfile::tempdir().unwrap();
     let api = BotApi::start(dir.path());
-    let hermes = dir.path().join("hermes");
-    std::fs::create_dir_all(&hermes).unwrap();
-    std::fs::write(
-        hermes.join(".env"),
-        format!(
-            "TELEGRAM_BOT_TOKEN={}\nTELEGRAM_ALLOWED_USERS={ALLOWED}\n",
-            api.bot_token
-        ),
-    )
-    .unwrap();
-    let extra = json!({"platforms": {"telegram": {"extra": {
-        "base_url": format!("{}/bot", api.api_root),
-        "base_file_url": format!("{}/file/bot", api.api_root)}}}});
-    std::fs::write(hermes.join("config.yaml"), extra.to_string()).unwrap();
-    let home = Home::new(dir.path());
-    let gateway = home.gateway(false, &[]);
-    gateway.connected("telegram");
+    let (_home, gateway) = crate::support::gateway::hermes_own_telegram(
+        dir.path(),
+        &api.bot_token,
+        &api.api_root,
+        ALLOWED,
+    );
     let me = ALLOWED.to_string();
     let answered = |word: &str| {
         api.sent()

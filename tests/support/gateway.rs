@@ -121,6 +121,32 @@ impl Drop for Home {
     }
 }
 
+/// The gateway at `dir/hermes` with Hermes' own Telegram adapter (no bridgekeeper), pointed
+/// at the Bot API at `api_root` by `platforms.telegram.extra.base_url`, letting `allowed` in;
+/// once Telegram is connected.
+pub fn hermes_own_telegram(
+    dir: &Path,
+    bot_token: &str,
+    api_root: &str,
+    allowed: i64,
+) -> (Home, Gateway) {
+    let hermes = dir.join("hermes");
+    std::fs::create_dir_all(&hermes).unwrap();
+    std::fs::write(
+        hermes.join(".env"),
+        format!("TELEGRAM_BOT_TOKEN={bot_token}\nTELEGRAM_ALLOWED_USERS={allowed}\n"),
+    )
+    .unwrap();
+    let extra = serde_json::json!({"platforms": {"telegram": {"extra": {
+        "base_url": format!("{api_root}/bot"),
+        "base_file_url": format!("{api_root}/file/bot")}}}});
+    std::fs::write(hermes.join("config.yaml"), extra.to_string()).unwrap();
+    let home = Home::new(dir);
+    let gateway = home.gateway(false, &[]);
+    gateway.connected("telegram");
+    (home, gateway)
+}
+
 /// A running `hermes gateway run`; SIGTERMed (then SIGKILLed) when dropped.
 pub struct Gateway {
     child: Child,

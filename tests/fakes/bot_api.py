@@ -37,6 +37,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlparse
 
+from ready import announce
+
 # Parameters the Bot API takes as JSON-serialized objects when sent as form fields.
 JSON_FIELDS = {
     "reply_parameters", "reaction", "reply_markup", "entities", "caption_entities",
@@ -479,10 +481,7 @@ def main():
         "admin_url": f"{base}/admin", "admin_token": Handler.admin_token,
         "recorder": args.recorder,
     }
-    tmp = args.ready_file + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(ready, f)
-    os.replace(tmp, args.ready_file)
+    announce(args.ready_file, ready)
     server.serve_forever()
 
 

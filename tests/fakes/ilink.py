@@ -31,6 +31,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
+from ready import announce
+
 SESSION_EXPIRED = -14
 RATE_LIMITED = -2
 
@@ -341,12 +343,7 @@ def main():
         "account_id": args.account_id,
         "recorder": args.recorder,
     }
-    tmp = args.ready_file + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(ready, f)
-    import os
-
-    os.replace(tmp, args.ready_file)
+    announce(args.ready_file, ready)
     server.serve_forever()
 
 

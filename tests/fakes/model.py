@@ -14,11 +14,12 @@ base_url, model, recorder) once serving.
 
 import argparse
 import json
-import os
 import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from ready import announce
 
 MODEL = "fake-model"
 ASK = re.compile(r"ask:([A-Za-z0-9_-]+)")
@@ -116,9 +117,7 @@ def main():
     args = parser.parse_args()
     server = Server(args.recorder)
     base = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    with open(args.ready_file + ".tmp", "w", encoding="utf-8") as f:
-        json.dump({"base_url": base, "model": MODEL, "recorder": args.recorder}, f)
-    os.replace(args.ready_file + ".tmp", args.ready_file)
+    announce(args.ready_file, {"base_url": base, "model": MODEL, "recorder": args.recorder})
     server.serve_forever()
 
 

@@ -47,6 +47,8 @@ import urllib.parse
 from aiohttp import ClientSession, WSMsgType, web
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
+from ready import announce
+
 
 def pkcs7(data, block=32):
     pad = block - len(data) % block
@@ -361,10 +363,7 @@ async def main():
         "corp_id": fake.corp_id, "corp_secret": fake.corp_secret, "agent_id": fake.agent_id,
         "callback_token": fake.cb_token, "aes_key": fake.aes_key, "recorder": a.recorder,
     }
-    tmp = a.ready_file + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(ready, f)
-    os.replace(tmp, a.ready_file)
+    announce(a.ready_file, ready)
     await asyncio.Event().wait()
 
 

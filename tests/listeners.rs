@@ -97,7 +97,7 @@ impl Served {
         let auth = if auth {
             format!(
                 "Authorization: Bearer {}\r\n",
-                crate::relay::token_for("gw-test")
+                crate::support::hermes::token_for("gw-test")
             )
         } else {
             String::new()
@@ -364,7 +364,7 @@ fn relay_endpoint_under_trickle(path: &str, content_type: &str, length: usize) {
     assert_eq!(served.get("/relay/health", true).0, 200);
     let bearer = format!(
         "Authorization: Bearer {}",
-        crate::relay::token_for("gw-test")
+        crate::support::hermes::token_for("gw-test")
     );
     let content_type = format!("Content-Type: {content_type}");
     let trickling = head("POST", path, length, &[&content_type, &bearer]);

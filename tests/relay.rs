@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::support::hermes::{Relay as Hermes, SECRET};
+use crate::support::hermes::{Relay as Hermes, SECRET, token_for};
 use crate::support::whatsapp::{FakeWhatsApp, node_bridge_dir};
 use crate::support::{PATIENCE, connector_cmd, write_config_with};
 
@@ -166,16 +166,6 @@ const RELAY: &str = "relay: {listen: '127.0.0.1:0'}";
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A token as Hermes makes one, for `gateway`, signed with the test secret, valid 300 s.
-pub(crate) fn token_for(gateway: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
-    bridgekeeper::relay::auth::make(gateway, &secret, now + 300)
-}
 
 /// The upgrade request a gateway sends to the relay on `port`.
 pub(crate) fn ws_request(

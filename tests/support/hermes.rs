@@ -14,6 +14,16 @@ use super::{PATIENCE, Reaped, json_lines};
 /// The relay secret every test's gateway and `run` share.
 pub const SECRET: &str = "relay-test-secret-0123456789";
 
+/// A token as Hermes makes one, for `gateway`, signed with `SECRET`, valid 300 s.
+pub fn token_for(gateway: &str) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let secret = bridgekeeper::relay::auth::Secret::new(SECRET).unwrap();
+    bridgekeeper::relay::auth::make(gateway, &secret, now + 300)
+}
+
 /// The venv's Python with `hermes-agent` installed (scripts/test.sh makes it).
 pub fn python() -> PathBuf {
     let path = std::env::var_os("BRIDGEKEEPER_HERMES_PYTHON")

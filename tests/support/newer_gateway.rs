@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message, WebSocket, client::IntoClientRequest};
 
 use super::PATIENCE;
+use super::hermes::token_for;
 use super::http::{Reply, request};
 
 pub struct NewerGateway {
@@ -30,7 +31,7 @@ impl NewerGateway {
         let mut req = format!("ws://{addr}/relay").into_client_request().unwrap();
         req.headers_mut().insert(
             "Authorization",
-            format!("Bearer {}", token(gateway)).parse().unwrap(),
+            format!("Bearer {}", token_for(gateway)).parse().unwrap(),
         );
         let stream = TcpStream::connect(&addr).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -124,7 +125,7 @@ impl NewerGateway {
     /// §1.8: `POST /relay/media` with the bearer and `X-Media-Filename`; the reference a
     /// `send_media` names, `{base}/relay/media/{id}`.
     pub fn upload(&self, gateway: &str, bytes: &str, file_name: &str) -> String {
-        let bearer = format!("Bearer {}", token(gateway));
+        let bearer = format!("Bearer {}", token_for(gateway));
         let up = request(
             &self.addr,
             "POST",
@@ -152,19 +153,9 @@ impl NewerGateway {
         let path = url
             .strip_prefix(&base)
             .expect("a URL where the gateway dialled");
-        let bearer = format!("Bearer {}", token(gateway));
+        let bearer = format!("Bearer {}", token_for(gateway));
         let auth = [("Authorization", bearer.as_str())];
         let headers: &[(&str, &str)] = if with_token { &auth } else { &[] };
         request(&self.addr, "GET", path, Some(&self.addr), headers, None)
     }
-}
-
-/// §1.1: `base64url(id:exp:hexHMAC)`, 300 s, signed with the tests' relay secret.
-fn token(gateway: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
-    let secret = bridgekeeper::relay::auth::Secret::new(super::hermes::SECRET).unwrap();
-    bridgekeeper::relay::auth::make(gateway, &secret, now + 300)
 }

@@ -110,20 +110,17 @@ impl FakeWhatsApp {
 
     /// Delivers a DM from `sender` (a phone number) to the linked account.
     pub fn inject_dm(&self, sender: &str, text: &str) -> Value {
-        let jid = format!("{sender}@s.whatsapp.net");
-        let body = serde_json::json!({"chatJid": jid, "senderJid": jid, "text": text, "pushName": "Tester"});
-        let (status, reply) = post_json(
-            &self.admin_url,
-            &[("X-Crabline-Admin-Token", &self.admin_token)],
-            &body,
-        );
-        assert_eq!(status, 200, "inject failed: {reply}");
-        serde_json::from_str(&reply).unwrap()
+        self.inject(&format!("{sender}@s.whatsapp.net"), sender, text)
     }
 
     /// A text from `sender` in the group `group` (a `…@g.us` JID).
     pub fn inject_group(&self, group: &str, sender: &str, text: &str) -> Value {
-        let body = serde_json::json!({"chatJid": group,
+        self.inject(group, sender, text)
+    }
+
+    /// A text from `sender` (a phone number) in `chat`, through crabline's admin API.
+    fn inject(&self, chat: &str, sender: &str, text: &str) -> Value {
+        let body = serde_json::json!({"chatJid": chat,
             "senderJid": format!("{sender}@s.whatsapp.net"), "text": text, "pushName": "Tester"});
         let (status, reply) = post_json(
             &self.admin_url,
